@@ -1,0 +1,77 @@
+"""The ``jupiter`` command line.
+
+Exit codes: 0 success; 1 a check ran and failed (audit chain broken, a fix
+failed verification); 2 bad input or usage. Errors are one sentence on
+stderr; ``--debug`` adds the traceback. Heavy modules are imported inside
+commands so that ``jupiter --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jupiter.cli import state
+
+app = typer.Typer(
+    name="jupiter",
+    help="Jupiter: from scanner findings to verified, reversible, audited fixes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _main(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="JUPITER_HOME",
+            help="Workspace folder (database, snapshots). Default: ./.jupiter",
+            show_default=False,
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            "--actor", envvar="JUPITER_ACTOR", help="Who is acting (recorded in the audit trail)."
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    state.configure(home=home, actor=actor, debug=debug)
+
+
+def _register() -> None:
+    from jupiter.cli import assets, audit_cmd, findings, remediate
+
+    app.command("init", help="Create the workspace (idempotent).")(findings.init)
+    app.command("ingest", help="Ingest scanner reports (SARIF, Bandit, Checkov, Trivy, ...).")(
+        findings.ingest
+    )
+    app.add_typer(assets.app, name="assets", help="Import and list assets.")
+    app.add_typer(findings.app, name="findings", help="List and show findings.")
+    app.add_typer(audit_cmd.app, name="audit", help="Verify and export the audit trail.")
+    remediate.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        app()  # usage errors exit 2 with Typer's own message
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the one place errors become exit codes
+        sys.exit(state.report_error(exc))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,78 @@
+"""Jupiter's exception hierarchy.
+
+Every message is one sentence that says what was wrong and what to do about
+it; the CLI prints it as is. ``exit_code`` is what a script sees: 2 for bad
+input or usage, 1 for a check that ran and failed.
+"""
+
+from __future__ import annotations
+
+
+class JupiterError(Exception):
+    """Base of every error Jupiter raises on purpose."""
+
+    exit_code: int = 2
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(JupiterError):
+    """A file, argument or value the user gave cannot be used."""
+
+
+class NotFoundError(InputError):
+    """An id or name that does not exist in the workspace."""
+
+
+class WorkspaceError(JupiterError):
+    """The workspace or its database cannot be used."""
+
+
+class StoreError(WorkspaceError):
+    """The database refused or could not be reached."""
+
+    retryable = True
+
+
+class TargetError(JupiterError):
+    """A target refused an operation or could not be reached."""
+
+    retryable = True
+
+
+class PathEscapeError(TargetError):
+    """A path would lead outside the target's root."""
+
+    retryable = False
+
+
+class ConflictError(JupiterError):
+    """The target changed since the plan was made; re-plan."""
+
+
+class ValidationFailed(JupiterError):
+    """A validator rejected a candidate before it was applied."""
+
+    exit_code = 1
+
+
+class VerificationFailed(JupiterError):
+    """The finding is still present after the fix was applied."""
+
+    exit_code = 1
+
+
+class SnapshotError(JupiterError):
+    """A snapshot is missing, incomplete or does not match its manifest."""
+
+    exit_code = 1
+
+
+class PermissionDenied(JupiterError):
+    """The actor's role does not allow the action."""

@@ -1,0 +1,148 @@
+"""Plans: what a remediator wants done, as reviewable, hashable data.
+
+A remediator never writes. It returns a :class:`Plan` — ordered changes plus
+the facts a reviewer and the policy need (what kind of change, what must be
+reloaded, what a human must do first). The engine snapshots the paths a plan
+touches, validates, applies and verifies it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from jupiter.models import Severity
+
+
+class WriteFile(BaseModel):
+    """Replace (or create) a text file. ``before_sha256`` is the precondition:
+    the hash the file had when the plan was made, or ``None`` if it did not
+    exist. The engine refuses to apply when the target no longer matches."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["write"] = "write"
+    path: str
+    content: str
+    before_sha256: str | None
+    mode: int | None = None
+
+
+class SetMode(BaseModel):
+    """Change permission bits and, optionally, ownership of a path."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["chmod"] = "chmod"
+    path: str
+    mode: int
+    uid: int | None = None
+    gid: int | None = None
+
+
+class RemoveFile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["remove"] = "remove"
+    path: str
+    before_sha256: str | None
+
+
+class RunCommand(BaseModel):
+    """A command run on the target as an argument vector, never a shell
+    string. ``undo`` is run on rollback; a command without one makes the plan
+    only partly reversible, which the plan's risk facts must say."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["command"] = "command"
+    argv: list[str] = Field(min_length=1)
+    undo: list[str] | None = None
+    timeout: float = 60.0
+    description: str = ""
+
+
+Change = Annotated[WriteFile | SetMode | RemoveFile | RunCommand, Field(discriminator="kind")]
+
+ChangeKind = Literal[
+    "config", "code", "permissions", "dependency_patch", "dependency_minor", "dependency_major"
+]
+
+
+class Risk(BaseModel):
+    """Facts about a plan that a reviewer or the policy must weigh."""
+
+    model_config = ConfigDict(frozen=True)
+
+    change_kind: ChangeKind = "config"
+    services_to_reload: list[str] = Field(default_factory=list)
+    manual_steps: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    disruption: bool = False
+
+
+class Plan(BaseModel):
+    """An ordered list of changes for one finding, with its risk facts.
+
+    ``needs_manual`` is set when the remediator will not change anything by
+    itself (it cannot be done safely without a human decision); the reason is
+    then reported instead of applied. A plan with no changes and no
+    ``needs_manual`` means the target is already fixed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    remediator: str
+    rule_id: str
+    title: str
+    severity: Severity = Severity.MEDIUM
+    changes: list[Change] = Field(default_factory=list)
+    risk: Risk = Field(default_factory=Risk)
+    diff: str = ""
+    needs_manual: str | None = None
+    related_findings: list[str] = Field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def touched_paths(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for change in self.changes:
+            if not isinstance(change, RunCommand):
+                seen.setdefault(change.path, None)
+        return list(seen)
+
+    def plan_hash(self) -> str:
+        """A stable hash over everything that would be applied."""
+        body = self.model_dump(mode="json", exclude={"diff"})
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def to_json(self) -> dict[str, object]:
+        data = self.model_dump(mode="json")
+        data["hash"] = self.plan_hash()
+        return data
+
+
+def unified_diff(path: str, before: str | None, after: str | None) -> str:
+    """A ``diff -u`` style diff of one file, ``/dev/null`` for a missing side."""
+    a = [] if before is None else before.splitlines(keepends=True)
+    b = [] if after is None else after.splitlines(keepends=True)
+    lines = difflib.unified_diff(
+        a,
+        b,
+        fromfile="/dev/null" if before is None else f"a/{path}",
+        tofile="/dev/null" if after is None else f"b/{path}",
+    )
+    out = []
+    for line in lines:
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

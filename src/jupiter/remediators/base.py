@@ -1,0 +1,90 @@
+"""The remediator contract.
+
+A remediator is a small class with declarative attributes and a fixed
+lifecycle: ``detect`` (the built-in check, also used to verify a fix) →
+``plan`` (pure: reads a :class:`TargetView`, returns a :class:`Plan`) → the
+engine applies → ``validate`` the candidate before it reaches the real
+target → ``detect`` again to verify.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from jupiter.models import Category, FindingRecord
+from jupiter.plans import Plan
+from jupiter.targets.base import TargetView
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The outcome of one validator on a candidate (before apply)."""
+
+    validator: str
+    status: Literal["passed", "failed", "skipped"]
+    detail: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"validator": self.validator, "status": self.status, "detail": self.detail}
+
+
+class Remediator(ABC):
+    """Base class of every remediation plugin.
+
+    Class attributes:
+      * ``name`` — stable kebab-case name used in CLI, YAML, docs and audit;
+      * ``summary`` — one line for ``jupiter remediators list``;
+      * ``categories`` — finding categories it can fix;
+      * ``rule_ids`` — rule ids it handles: its own detector's and those of
+        external scanners that mean the same thing (e.g. Bandit ``B608``);
+      * ``params_model`` — pydantic model of its parameters.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    categories: ClassVar[frozenset[Category]] = frozenset()
+    rule_ids: ClassVar[frozenset[str]] = frozenset()
+    params_model: ClassVar[type[BaseModel]] = NoParams
+
+    def handles(self, finding: FindingRecord) -> bool:
+        """Whether this remediator can plan a fix for ``finding``."""
+        return finding.rule_id in self.rule_ids
+
+    def parse_params(self, raw: dict[str, object] | None) -> BaseModel:
+        return self.params_model.model_validate(raw or {})
+
+    @abstractmethod
+    def detect(self, view: TargetView) -> list[FindingRecord]:
+        """Run the built-in checks over ``view``; paths are target-relative."""
+
+    @abstractmethod
+    def plan(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> Plan:
+        """Compute the changes that fix ``finding``; empty if already fixed."""
+
+    def is_fixed(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> bool:
+        """Verification: whether ``finding`` is gone from ``view``.
+
+        The default detects again and looks for the finding's issue key.
+        Override when findings ingested from other scanners locate the issue
+        differently from the built-in detector (e.g. Bandit reports the line
+        that builds a query, the detector the line that executes it).
+        """
+        key = finding.issue_key()
+        return all(r.issue_key() != key for r in self.detect(view))
+
+    def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
+        """Check the candidate state (target + plan) before it is applied.
+
+        ``candidate`` shows the target as it will be after the plan. The
+        default has no validator; config remediators run the daemon's own
+        syntax check here.
+        """
+        return []

@@ -1,0 +1,444 @@
+"""Running fixes and rollbacks: the durable walk of each finding through
+plan → validate → snapshot → apply → verify, with automatic rollback.
+
+The database row is the truth: each stage is committed *before* its side
+effect starts (intent) and *after* it ends (outcome), each with its audit
+entry. A step whose fix fails validation never touches the target; one that
+fails to apply or to verify is restored from its snapshot at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jupiter import audit
+from jupiter.errors import (
+    ConflictError,
+    InputError,
+    JupiterError,
+    NotFoundError,
+    TargetError,
+)
+from jupiter.models import FindingRecord, FindingStatus
+from jupiter.plans import Plan, RemoveFile, RunCommand, SetMode, WriteFile, sha256_bytes
+from jupiter.remediators.base import Remediator
+from jupiter.remediators.registry import Registry
+from jupiter.snapshots import BlobStore, ManifestEntry, capture, restore, verify_restored
+from jupiter.store.db import Database
+from jupiter.store.tables import FindingRow, RunRow, RunStepRow, SnapshotEntryRow, utcnow
+from jupiter.targets.base import Target, TargetView
+from jupiter.targets.overlay import OverlayView
+
+# Step states. A step only ever moves forward through these.
+PLANNED, APPLYING, VERIFIED, FAILED = "planned", "applying", "verified", "failed"
+ROLLED_BACK, NEEDS_MANUAL, ALREADY_FIXED = "rolled_back", "needs_manual", "already_fixed"
+
+
+@dataclass
+class StepResult:
+    finding_id: int | None
+    rule_id: str
+    remediator: str
+    status: str
+    detail: str = ""
+    diff: str = ""
+    validations: list[dict[str, str]] = field(default_factory=list)
+    risk: dict[str, Any] = field(default_factory=dict)
+    step_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step_id,
+            "finding": self.finding_id,
+            "rule_id": self.rule_id,
+            "remediator": self.remediator,
+            "status": self.status,
+            "detail": self.detail,
+            "validations": self.validations,
+            "risk": self.risk,
+            "diff": self.diff,
+        }
+
+
+@dataclass
+class Candidate:
+    """A finding the run will try to fix, with the plugin that handles it."""
+
+    record: FindingRecord
+    finding_id: int | None
+    remediator: Remediator
+    params: BaseModel
+
+
+def parse_params(registry: Registry, raw: list[str]) -> dict[str, dict[str, object]]:
+    """``REMEDIATOR.KEY=VALUE`` strings → per-remediator parameter dicts."""
+    out: dict[str, dict[str, object]] = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        name, dot, field_name = key.partition(".")
+        if not sep or not dot or not field_name:
+            raise InputError(
+                f"parameter {item!r} is not REMEDIATOR.KEY=VALUE "
+                "(e.g. sshd-hardening.level=baseline)"
+            )
+        registry.get(name)
+        parsed: object = value
+        if "," in value:
+            parsed = [v.strip() for v in value.split(",") if v.strip()]
+        out.setdefault(name, {})[field_name] = parsed
+    return out
+
+
+def params_for(plugin: Remediator, raw: dict[str, dict[str, object]]) -> BaseModel:
+    try:
+        return plugin.parse_params(raw.get(plugin.name))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "(parameters)"
+        raise InputError(
+            f"remediator {plugin.name}, parameter {loc}: {err['msg']}; see "
+            "`jupiter remediators list --json` for its parameters"
+        ) from None
+
+
+def plan_chain(candidates: list[Candidate], view: TargetView) -> list[tuple[Candidate, Plan]]:
+    """Plan every candidate in order, each on the state the previous plans
+    leave behind (what a real run would do), without touching the target."""
+    out: list[tuple[Candidate, Plan]] = []
+    current: TargetView = view
+    for cand in candidates:
+        plan = cand.remediator.plan(cand.record, current, cand.params)
+        out.append((cand, plan))
+        if plan.changes:
+            current = OverlayView(current, plan)
+    return out
+
+
+class RunExecutor:
+    """Executes one fix run against one target."""
+
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        target: Target,
+        actor: str,
+        on_step: Callable[[StepResult], None] | None = None,
+    ) -> None:
+        self.db, self.blobs, self.target, self.actor = db, blobs, target, actor
+        self.on_step = on_step
+
+    def start(self, asset_id: str | None, params: dict[str, Any]) -> int:
+        with self.db.transaction() as s:
+            run = RunRow(
+                kind="fix",
+                status="running",
+                asset_id=asset_id,
+                target=self.target.describe(),
+                actor=self.actor,
+                params=params,
+                summary={},
+                rollback_of=None,
+                started_at=utcnow(),
+                finished_at=None,
+            )
+            s.add(run)
+            s.flush()
+            audit.record(
+                s,
+                self.actor,
+                "run.started",
+                f"run:{run.id}",
+                {"target": run.target, "asset": asset_id, "params": params},
+            )
+            return run.id
+
+    def finish(self, run_id: int, results: list[StepResult]) -> str:
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        failed = counts.get(FAILED, 0) + counts.get(ROLLED_BACK, 0)
+        status = "failed" if failed else "succeeded"
+        with self.db.transaction() as s:
+            run = s.get(RunRow, run_id)
+            assert run is not None
+            run.status, run.summary, run.finished_at = status, counts, utcnow()
+            audit.record(s, self.actor, f"run.{status}", f"run:{run_id}", {"steps": counts})
+        return status
+
+    def execute(self, run_id: int, seq: int, cand: Candidate) -> StepResult:
+        plugin = cand.remediator
+        result = StepResult(cand.finding_id, cand.record.rule_id, plugin.name, PLANNED)
+        try:
+            plan = plugin.plan(cand.record, self.target, cand.params)
+        except JupiterError as exc:
+            result.status, result.detail = FAILED, f"could not plan: {exc}"
+            self._record_step(run_id, seq, cand, None, result)
+            return self._emit(result)
+        result.diff, result.risk = plan.diff, plan.risk.model_dump(mode="json")
+        if plan.needs_manual:
+            result.status, result.detail = NEEDS_MANUAL, plan.needs_manual
+            self._record_step(run_id, seq, cand, plan, result)
+            return self._emit(result)
+        if plan.empty:
+            result.status, result.detail = ALREADY_FIXED, "nothing to change"
+            self._record_step(
+                run_id, seq, cand, plan, result, finding_status=FindingStatus.VERIFIED
+            )
+            return self._emit(result)
+        step_id = self._record_step(run_id, seq, cand, plan, result)
+        result.step_id = step_id
+
+        validations = plugin.validate(plan, OverlayView(self.target, plan))
+        result.validations = [v.to_json() for v in validations]
+        rejected = [v for v in validations if v.status == "failed"]
+        if rejected:
+            result.status = FAILED
+            result.detail = "validation failed, nothing applied: " + "; ".join(
+                f"{v.validator}: {v.detail}" for v in rejected
+            )
+            self._update_step(step_id, result, FindingStatus.FAILED)
+            return self._emit(result)
+
+        try:
+            entries = capture(self.target, plan.touched_paths(), self.blobs)
+        except JupiterError as exc:
+            result.status, result.detail = FAILED, f"snapshot failed, nothing applied: {exc}"
+            self._update_step(step_id, result, FindingStatus.FAILED)
+            return self._emit(result)
+        result.status = APPLYING
+        self._update_step(step_id, result, FindingStatus.IN_PROGRESS, entries)
+
+        try:
+            check_preconditions(self.target, plan)
+            apply_plan(self.target, plan)
+            fixed = plugin.is_fixed(cand.record, self.target, cand.params)
+        except JupiterError as exc:
+            return self._undo(step_id, entries, result, f"apply failed: {exc}")
+        except OSError as exc:
+            return self._undo(step_id, entries, result, f"apply failed: {exc}")
+        if not fixed:
+            return self._undo(
+                step_id, entries, result, "the finding is still detected after the fix"
+            )
+        result.status, result.detail = VERIFIED, "fixed and verified by re-detection"
+        if plan.risk.services_to_reload:
+            result.detail += f"; reload needed: {', '.join(plan.risk.services_to_reload)}"
+        self._update_step(step_id, result, FindingStatus.VERIFIED)
+        return self._emit(result)
+
+    # -- helpers ---------------------------------------------------------
+    def _undo(
+        self, step_id: int, entries: list[ManifestEntry], result: StepResult, why: str
+    ) -> StepResult:
+        try:
+            restore(self.target, entries, self.blobs)
+            mismatches = verify_restored(self.target, entries)
+        except JupiterError as exc:
+            result.status = FAILED
+            result.detail = f"{why}; AUTOMATIC ROLLBACK FAILED: {exc}"
+            self._update_step(step_id, result, FindingStatus.FAILED)
+            return self._emit(result)
+        result.status = ROLLED_BACK
+        proof = "verified by hash" if not mismatches else f"MISMATCH on {', '.join(mismatches)}"
+        result.detail = f"{why}; rolled back automatically ({proof})"
+        self._update_step(step_id, result, FindingStatus.FAILED)
+        return self._emit(result)
+
+    def _emit(self, result: StepResult) -> StepResult:
+        if self.on_step is not None:
+            self.on_step(result)
+        return result
+
+    def _record_step(
+        self,
+        run_id: int,
+        seq: int,
+        cand: Candidate,
+        plan: Plan | None,
+        result: StepResult,
+        finding_status: FindingStatus | None = None,
+    ) -> int:
+        now = utcnow()
+        with self.db.transaction() as s:
+            step = RunStepRow(
+                run_id=run_id,
+                seq=seq,
+                finding_id=cand.finding_id,
+                remediator=cand.remediator.name,
+                rule_id=cand.record.rule_id,
+                status=result.status,
+                detail=result.detail,
+                plan=plan.to_json() if plan else {},
+                plan_hash=plan.plan_hash() if plan else "",
+                validations=[],
+                started_at=now,
+                finished_at=None if result.status == PLANNED else now,
+            )
+            s.add(step)
+            s.flush()
+            audit.record(
+                s,
+                self.actor,
+                f"step.{result.status}",
+                f"run:{run_id}/step:{step.id}",
+                {
+                    "finding": cand.finding_id,
+                    "rule_id": cand.record.rule_id,
+                    "remediator": cand.remediator.name,
+                    "plan_hash": step.plan_hash,
+                    "detail": result.detail,
+                },
+            )
+            if finding_status is not None:
+                _set_finding_status(s, cand.finding_id, finding_status, self.actor)
+            return step.id
+
+    def _update_step(
+        self,
+        step_id: int,
+        result: StepResult,
+        finding_status: FindingStatus,
+        entries: list[ManifestEntry] | None = None,
+    ) -> None:
+        with self.db.transaction() as s:
+            step = s.get(RunStepRow, step_id)
+            assert step is not None
+            step.status, step.detail = result.status, result.detail
+            step.validations = result.validations
+            if result.status != APPLYING:
+                step.finished_at = utcnow()
+            if entries is not None:
+                for e in entries:
+                    s.add(SnapshotEntryRow(step_id=step_id, **e.to_dict()))
+            audit.record(
+                s,
+                self.actor,
+                f"step.{result.status}",
+                f"run:{step.run_id}/step:{step_id}",
+                {
+                    "detail": result.detail,
+                    "validations": result.validations,
+                    "snapshot": [e.to_dict() for e in entries] if entries else None,
+                },
+            )
+            _set_finding_status(s, step.finding_id, finding_status, self.actor)
+
+
+def _set_finding_status(
+    s: Session, finding_id: int | None, status: FindingStatus, actor: str
+) -> None:
+    if finding_id is None:
+        return
+    row = s.get(FindingRow, finding_id)
+    if row is None or row.status == status.value:
+        return
+    old, row.status = row.status, status.value
+    audit.record(
+        s, actor, "finding.status", f"finding:{finding_id}", {"from": old, "to": status.value}
+    )
+
+
+def check_preconditions(target: TargetView, plan: Plan) -> None:
+    """Refuse a plan whose files changed since it was made."""
+    for change in plan.changes:
+        if isinstance(change, WriteFile | RemoveFile):
+            try:
+                current: str | None = sha256_bytes(target.read_bytes(change.path))
+            except FileNotFoundError:
+                current = None
+            if current != change.before_sha256:
+                raise ConflictError(
+                    f"{change.path} changed since the plan was made; nothing was applied — "
+                    "plan again"
+                )
+
+
+def apply_plan(target: Target, plan: Plan) -> None:
+    """Apply every change in order (the caller snapshotted first)."""
+    for change in plan.changes:
+        if isinstance(change, WriteFile):
+            target.write_bytes(change.path, change.content.encode(), change.mode)
+        elif isinstance(change, RemoveFile):
+            target.remove(change.path)
+        elif isinstance(change, SetMode):
+            target.set_mode(change.path, change.mode)
+            if change.uid is not None or change.gid is not None:
+                state = target.stat(change.path)
+                if state is None:
+                    raise TargetError(f"{change.path} disappeared while it was being changed")
+                target.set_owner(
+                    change.path,
+                    change.uid if change.uid is not None else state.uid,
+                    change.gid if change.gid is not None else state.gid,
+                )
+        elif isinstance(change, RunCommand):
+            res = target.run(change.argv, change.timeout)
+            if not res.ok:
+                why = "timed out" if res.timed_out else f"exited {res.returncode}"
+                raise TargetError(f"command {change.argv[0]} {why}: {res.stderr.strip()[:300]}")
+
+
+# -- rollback -------------------------------------------------------------
+@dataclass
+class RollbackOutcome:
+    run_id: int
+    rollback_run_id: int
+    restored: list[str]
+    mismatches: list[str]
+
+    @property
+    def verified(self) -> bool:
+        return not self.mismatches
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run_id,
+            "rollback_run": self.rollback_run_id,
+            "restored": self.restored,
+            "verified": self.verified,
+            "mismatches": self.mismatches,
+        }
+
+
+def rollback_entries(s: Session, run_id: int) -> tuple[RunRow, dict[str, ManifestEntry], list[int]]:
+    """The state every path had before the run first touched it."""
+    run = s.get(RunRow, run_id)
+    if run is None:
+        raise NotFoundError(f"no run {run_id}; see `jupiter runs list`")
+    if run.kind == "rollback":
+        raise InputError(
+            f"run {run_id} is itself a rollback (of run {run.rollback_of}); a rollback cannot be "
+            "rolled back — run `jupiter fix` again to re-apply the fix"
+        )
+    if run.status == "rolled_back":
+        raise InputError(f"run {run_id} was already rolled back in full; nothing to restore")
+    steps = list(
+        s.scalars(
+            select(RunStepRow)
+            .where(RunStepRow.run_id == run_id, RunStepRow.status.in_([VERIFIED, APPLYING]))
+            .order_by(RunStepRow.seq)
+        )
+    )
+    first: dict[str, ManifestEntry] = {}
+    for step in steps:
+        rows = s.scalars(select(SnapshotEntryRow).where(SnapshotEntryRow.step_id == step.id))
+        for row in rows:
+            if row.path not in first:
+                first[row.path] = ManifestEntry(
+                    path=row.path,
+                    existed=row.existed,
+                    kind=row.kind or "absent",
+                    mode=row.mode,
+                    uid=row.uid,
+                    gid=row.gid,
+                    size=row.size,
+                    sha256=row.sha256,
+                )
+    return run, first, [st.id for st in steps]

@@ -1,0 +1,104 @@
+"""Asset repository. Never commits: the caller's transaction does."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from jupiter.errors import NotFoundError
+from jupiter.models import AssetKind, AssetSpec, Environment, Severity
+from jupiter.priority import priority_score
+from jupiter.store.tables import AssetRow, FindingRow, utcnow
+
+
+def asset_to_json(row: AssetRow) -> dict[str, object]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "kind": row.kind,
+        "environment": row.environment,
+        "criticality": row.criticality,
+        "owner": row.owner,
+        "tags": list(row.tags),
+        "group": row.group_name,
+        "connection": row.connection,
+        "registered": row.registered,
+    }
+
+
+def upsert_asset(session: Session, spec: AssetSpec) -> tuple[AssetRow, bool]:
+    """Create or update an asset from its spec; returns (row, created)."""
+    now = utcnow()
+    row = session.get(AssetRow, spec.id)
+    created = row is None
+    if row is None:
+        row = AssetRow(id=spec.id, created_at=now)
+        session.add(row)
+    row.name = spec.name or spec.id
+    row.kind = spec.kind.value
+    row.environment = spec.environment.value
+    row.criticality = spec.criticality
+    row.owner = spec.owner
+    row.tags = list(spec.tags)
+    row.group_name = spec.group
+    row.connection = spec.connection
+    row.registered = True
+    row.updated_at = now
+    session.flush()
+    if not created:
+        rescore_findings(session, row)
+    return row, created
+
+
+def create_unregistered(session: Session, asset_id: str) -> AssetRow:
+    now = utcnow()
+    row = AssetRow(
+        id=asset_id,
+        name=asset_id,
+        kind=AssetKind.HOST.value,
+        environment=Environment.DEV.value,
+        criticality=3,
+        owner=None,
+        tags=[],
+        group_name=None,
+        connection=None,
+        registered=False,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def rescore_findings(session: Session, asset: AssetRow) -> None:
+    """Recompute priorities after an asset's criticality or environment changed."""
+    rows = session.execute(
+        select(FindingRow.id, FindingRow.severity, FindingRow.cvss_score).where(
+            FindingRow.asset_id == asset.id
+        )
+    ).all()
+    env = Environment(asset.environment)
+    updates = [
+        {
+            "id": r.id,
+            "priority": priority_score(Severity(r.severity), r.cvss_score, asset.criticality, env),
+        }
+        for r in rows
+    ]
+    if updates:
+        session.execute(update(FindingRow), updates)
+
+
+def get_asset(session: Session, asset_id: str) -> AssetRow:
+    row = session.get(AssetRow, asset_id)
+    if row is None:
+        raise NotFoundError(
+            f"no asset with id {asset_id!r}; see `jupiter assets list` or import it with "
+            "`jupiter assets import`"
+        )
+    return row
+
+
+def list_assets(session: Session) -> list[AssetRow]:
+    return list(session.scalars(select(AssetRow).order_by(AssetRow.id)))

@@ -1,0 +1,199 @@
+"""SQLAlchemy 2.0 typed tables. Schema changes go through Alembic migrations
+(``store/migrations``); a test checks the models and the migrations agree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: UTCDateTime}
+
+
+class AssetRow(Base):
+    __tablename__ = "assets"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    environment: Mapped[str] = mapped_column(String(16))
+    criticality: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    group_name: Mapped[str | None] = mapped_column(String(200), index=True)
+    connection: Mapped[str | None] = mapped_column(String(1000))
+    registered: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class FindingRow(Base):
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"), index=True)
+    rule_id: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16))
+    cvss_score: Mapped[float | None] = mapped_column(Float)
+    cvss_vector: Mapped[str | None] = mapped_column(String(200))
+    aliases: Mapped[list[str]] = mapped_column(JSON)
+    cwe: Mapped[list[str]] = mapped_column(JSON)
+    fixed_versions: Mapped[list[str]] = mapped_column(JSON)
+    path: Mapped[str | None] = mapped_column(Text)
+    start_line: Mapped[int | None] = mapped_column(Integer)
+    end_line: Mapped[int | None] = mapped_column(Integer)
+    package: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[str | None] = mapped_column(String(100))
+    evidence: Mapped[str | None] = mapped_column(Text)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    priority: Mapped[float] = mapped_column(Float, index=True)
+
+
+class FindingSourceRow(Base):
+    """One scanner (and rule) that reported a finding."""
+
+    __tablename__ = "finding_sources"
+    __table_args__ = (UniqueConstraint("finding_id", "scanner", "rule_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    finding_id: Mapped[int] = mapped_column(
+        ForeignKey("findings.id", ondelete="CASCADE"), index=True
+    )
+    scanner: Mapped[str] = mapped_column(String(100))
+    rule_id: Mapped[str] = mapped_column(String(200))
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+
+
+class AuditRow(Base):
+    """One link of the tamper-evident audit chain (see ``jupiter.audit``)."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    data: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The newest link, updated with every append: lets ``verify`` notice a
+    truncated tail and serialises concurrent appenders (row lock)."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # fix | rollback
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    asset_id: Mapped[str | None] = mapped_column(ForeignKey("assets.id"))
+    target: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rollback_of: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class RunStepRow(Base):
+    """One finding's walk through a run: plan → snapshot → validate → apply → verify."""
+
+    __tablename__ = "run_steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id"))
+    remediator: Mapped[str] = mapped_column(String(100))
+    rule_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    plan_hash: Mapped[str] = mapped_column(String(64))
+    validations: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class SnapshotEntryRow(Base):
+    """Manifest of what a step's paths were before it changed them."""
+
+    __tablename__ = "snapshot_entries"
+    __table_args__ = (UniqueConstraint("step_id", "path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("run_steps.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)
+    existed: Mapped[bool] = mapped_column(Boolean)
+    kind: Mapped[str | None] = mapped_column(String(16))
+    mode: Mapped[int | None] = mapped_column(Integer)
+    uid: Mapped[int | None] = mapped_column(Integer)
+    gid: Mapped[int | None] = mapped_column(Integer)
+    size: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))

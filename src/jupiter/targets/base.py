@@ -1,0 +1,109 @@
+"""The target protocol: where bytes land.
+
+Every path a target accepts is a POSIX path *relative to the target's root*
+(``etc/ssh/sshd_config``). Absolute paths, ``..`` components and symlinks that
+resolve outside the root are refused with :class:`PathEscapeError`.
+
+Remediators only ever see a :class:`TargetView` (read-only); the engine holds
+the :class:`Target`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from jupiter.errors import PathEscapeError
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What a path is right now. ``mode`` holds the permission bits only."""
+
+    path: str
+    kind: str  # "file", "dir", "symlink" or "other"
+    size: int
+    mode: int
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+@runtime_checkable
+class TargetView(Protocol):
+    """Read-only access to a target: all a remediator or detector may use."""
+
+    def describe(self) -> str:
+        """A human-readable name such as ``local:/srv/host1``."""
+        ...
+
+    def read_bytes(self, path: str) -> bytes:
+        """Content of a regular file; :class:`FileNotFoundError` if missing."""
+        ...
+
+    def stat(self, path: str) -> FileState | None:
+        """State of ``path`` without following a final symlink; ``None`` if absent."""
+        ...
+
+    def glob(self, pattern: str) -> list[str]:
+        """Relative paths matching a glob pattern (``*``, ``?``, ``[..]``; no ``**``), sorted."""
+        ...
+
+    def walk(self, under: str = "") -> list[str]:
+        """Every regular file below ``under`` (relative paths, sorted)."""
+        ...
+
+
+@runtime_checkable
+class Target(TargetView, Protocol):
+    """A view that can also change things."""
+
+    def write_bytes(self, path: str, data: bytes, mode: int | None = None) -> None:
+        """Atomically replace ``path`` (temp file + rename); keeps the old mode
+        and owner when ``mode`` is ``None`` and the file existed."""
+        ...
+
+    def set_mode(self, path: str, mode: int) -> None: ...
+
+    def set_owner(self, path: str, uid: int, gid: int) -> None: ...
+
+    def remove(self, path: str) -> None:
+        """Remove a file; no error if it is already absent."""
+        ...
+
+    def run(self, argv: list[str], timeout: float) -> CommandResult:
+        """Run an argument vector with the target root as working directory."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def normalise_relpath(path: str) -> str:
+    """Validate and normalise a target-relative path, or raise PathEscapeError."""
+    if not path or "\x00" in path:
+        raise PathEscapeError(f"path {path!r} is empty or contains a NUL byte; use a relative path")
+    if path.startswith("/") or path.startswith("\\"):
+        raise PathEscapeError(
+            f"path {path!r} is absolute; plans must use paths relative to the target root"
+        )
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise PathEscapeError(
+            f"path {path!r} contains '..'; plans must stay inside the target root"
+        )
+    if not parts:
+        raise PathEscapeError(f"path {path!r} names the target root itself, not a file inside it")
+    return posixpath.join(*parts)
