@@ -11,7 +11,8 @@ was modified, deleted or reordered.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -95,8 +96,13 @@ class VerifyResult:
 
 def verify(session: Session) -> VerifyResult:
     """Walk the chain from the first entry; stop at the first broken link."""
+    with closing(_rows(session)) as rows:
+        return _walk(session, rows)
+
+
+def _walk(session: Session, rows: Iterator[AuditRow]) -> VerifyResult:
     expected_seq, prev_hash, count = 1, GENESIS, 0
-    for row in _rows(session):
+    for row in rows:
         if row.seq != expected_seq:
             return VerifyResult(
                 False,
@@ -137,9 +143,13 @@ def verify(session: Session) -> VerifyResult:
     return VerifyResult(True, count)
 
 
-def _rows(session: Session) -> Iterator[AuditRow]:
+def _rows(session: Session) -> Generator[AuditRow, None, None]:
     stmt = select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=2000)
-    yield from session.scalars(stmt)
+    result = session.scalars(stmt)
+    try:
+        yield from result
+    finally:
+        result.close()
 
 
 def export_rows(session: Session) -> Iterator[dict[str, Any]]:

@@ -209,13 +209,28 @@ class Engine:
             row = finding_repo.get_finding(s, ref)
             return finding_repo.finding_to_json(row, finding_repo.sources_for(s, [row.id])[row.id])
 
+    # -- advisories -----------------------------------------------------
+    def import_advisories(self, path: Path) -> dict[str, Any]:
+        """Import OSV records (directory, record or per-ecosystem zip) into
+        the workspace's offline advisory database: all or nothing."""
+        from jupiter.advisories import AdvisoryDB
+
+        self.workspace.ensure()
+        report = AdvisoryDB(self.workspace.advisories).import_path(path)
+        with self.db.transaction() as s:
+            audit.record(s, self.actor, "advisories.imported", str(path), report.to_json())
+        return report.to_json()
+
     # -- remediation ----------------------------------------------------
     @property
     def registry(self) -> Registry:
         if self._registry is None:
             from jupiter.remediators.registry import load_registry
 
-            self._registry = load_registry()
+            registry = load_registry()
+            for plugin in registry:
+                plugin.bind(self.workspace)
+            self._registry = registry
         return self._registry
 
     def scan(self, target_spec: str, asset: str | None = None) -> ScanReport:
@@ -265,41 +280,29 @@ class Engine:
         ``confirm`` sees the planned steps (with diffs) and returns whether to
         apply; ``None`` applies without asking (``--yes``).
         """
-        from jupiter.runs import (
-            RunExecutor,
-            parse_params,
-            plan_chain,
-        )
+        from jupiter.runs import RunExecutor, parse_params, plan_chain, preview_step
         from jupiter.snapshots import BlobStore
 
         params = parse_params(self.registry, raw_params or [])
         target, asset_id = self._open_target(target_spec, asset)
         with closing(target):
-            scan = self._scan(target, asset_id)
+            scan = self._scan(target, asset_id, params)
             candidates = self._candidates(asset_id, params, only)
-            preview = [
-                {
-                    "finding": c.finding_id,
-                    "rule_id": c.record.rule_id,
-                    "remediator": c.remediator.name,
-                    "title": c.record.title,
-                    "status": "needs_manual"
-                    if p.needs_manual
-                    else ("planned" if p.changes else "already_fixed"),
-                    "needs_manual": p.needs_manual,
-                    "changes": len(p.changes),
-                    "risk": p.risk.model_dump(mode="json"),
-                    "diff": p.diff,
-                    "plan_hash": p.plan_hash(),
-                }
-                for c, p in plan_chain(candidates, target)
-            ]
+            preview = [preview_step(c, p) for c, p in plan_chain(candidates, target)]
             base = {"target": target.describe(), "asset": asset_id, "scan": scan.to_json()}
-            actionable = any(p["changes"] for p in preview)
+            # A plan that failed is worth a run too: its failure gets recorded.
+            actionable = any(p["changes"] or p["status"] == "failed" for p in preview)
             if dry_run or not actionable:
-                return {**base, "dry_run": dry_run, "run": None, "steps": preview}
+                status = "dry_run" if dry_run else "nothing_to_do"
+                return {**base, "dry_run": dry_run, "run": None, "status": status, "steps": preview}
             if confirm is not None and not confirm(preview):
-                return {**base, "dry_run": False, "run": None, "steps": preview, "declined": True}
+                return {
+                    **base,
+                    "dry_run": False,
+                    "run": None,
+                    "status": "declined",
+                    "steps": preview,
+                }
             executor = RunExecutor(
                 self.db, BlobStore(self.workspace.blobs), target, self.actor, on_step
             )
@@ -493,12 +496,17 @@ class Engine:
             raise
         return target, asset_id
 
-    def _scan(self, target: Target, asset_id: str) -> ScanReport:
+    def _scan(
+        self, target: Target, asset_id: str, params: dict[str, dict[str, object]] | None = None
+    ) -> ScanReport:
+        from jupiter.runs import params_for
+
         report = ScanReport(target.describe(), asset_id)
         records: list[FindingRecord] = []
-        for plugin in self.registry:
+        plugins = [(p, params_for(p, params or {})) for p in self.registry]
+        for plugin, plugin_params in plugins:
             try:
-                found = plugin.detect(target)
+                found = plugin.detect(target, plugin_params)
             except InputError as exc:
                 report.errors.append({"remediator": plugin.name, "error": str(exc)})
                 continue

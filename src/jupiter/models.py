@@ -107,6 +107,10 @@ class FindingRecord(BaseModel):
     evidence: str | None = None
     detected_at: datetime | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    identity: str | None = None
+    """A detector's stable name for the issue within its file (e.g. the
+    ``Match`` block and keyword it concerns), used instead of the line number
+    so that a finding keeps its identity when an edit elsewhere moves it."""
 
     @field_validator("cvss_score")
     @classmethod
@@ -123,10 +127,14 @@ class FindingRecord(BaseModel):
         * code findings with a known category (``code.*``): path, start line,
           category — so Bandit's B608 and Semgrep's SQL-injection rule on the
           same line are one finding;
+        * findings whose detector gives an ``identity``: path, rule id and
+          that identity (line numbers move when a file is edited);
         * everything else: path, start line and rule id (many IaC and config
           checks fire on the same line, and each is its own finding).
         """
         loc = self.location
+        if self.identity:
+            return ("id", loc.path or "", self.rule_id, self.identity)
         if self.category is Category.DEPENDENCY and loc.package:
             return (
                 "dep",

@@ -32,7 +32,7 @@ from jupiter.remediators.registry import Registry
 from jupiter.snapshots import BlobStore, ManifestEntry, capture, restore, verify_restored
 from jupiter.store.db import Database
 from jupiter.store.tables import FindingRow, RunRow, RunStepRow, SnapshotEntryRow, utcnow
-from jupiter.targets.base import Target, TargetView
+from jupiter.targets.base import Target, TargetView, normalise_relpath
 from jupiter.targets.overlay import OverlayView
 
 # Step states. A step only ever moves forward through these.
@@ -107,17 +107,65 @@ def params_for(plugin: Remediator, raw: dict[str, dict[str, object]]) -> BaseMod
         ) from None
 
 
-def plan_chain(candidates: list[Candidate], view: TargetView) -> list[tuple[Candidate, Plan]]:
+def make_plan(cand: Candidate, view: TargetView) -> Plan:
+    """Ask the plugin for a plan and refuse one that leaves the target root."""
+    plan = cand.remediator.plan(cand.record, view, cand.params)
+    for change in plan.changes:
+        if not isinstance(change, RunCommand):
+            normalise_relpath(change.path)
+    return plan
+
+
+def plan_chain(
+    candidates: list[Candidate], view: TargetView
+) -> list[tuple[Candidate, Plan | JupiterError]]:
     """Plan every candidate in order, each on the state the previous plans
-    leave behind (what a real run would do), without touching the target."""
-    out: list[tuple[Candidate, Plan]] = []
+    leave behind (what a real run would do), without touching the target.
+    A candidate that cannot be planned carries its error instead."""
+    out: list[tuple[Candidate, Plan | JupiterError]] = []
     current: TargetView = view
     for cand in candidates:
-        plan = cand.remediator.plan(cand.record, current, cand.params)
+        try:
+            plan = make_plan(cand, current)
+        except JupiterError as exc:
+            out.append((cand, exc))
+            continue
         out.append((cand, plan))
         if plan.changes:
             current = OverlayView(current, plan)
     return out
+
+
+def preview_step(cand: Candidate, plan: Plan | JupiterError) -> dict[str, Any]:
+    """What a run would do for one candidate, as shown before asking."""
+    base = {
+        "finding": cand.finding_id,
+        "rule_id": cand.record.rule_id,
+        "remediator": cand.remediator.name,
+        "title": cand.record.title,
+    }
+    if isinstance(plan, JupiterError):
+        return {
+            **base,
+            "status": FAILED,
+            "needs_manual": None,
+            "changes": 0,
+            "risk": {},
+            "diff": "",
+            "plan_hash": "",
+            "detail": f"could not plan: {plan}",
+        }
+    status = NEEDS_MANUAL if plan.needs_manual else (PLANNED if plan.changes else ALREADY_FIXED)
+    return {
+        **base,
+        "status": status,
+        "needs_manual": plan.needs_manual,
+        "changes": len(plan.changes),
+        "risk": plan.risk.model_dump(mode="json"),
+        "diff": plan.diff,
+        "plan_hash": plan.plan_hash(),
+        "detail": plan.needs_manual or "",
+    }
 
 
 class RunExecutor:
@@ -176,10 +224,10 @@ class RunExecutor:
         plugin = cand.remediator
         result = StepResult(cand.finding_id, cand.record.rule_id, plugin.name, PLANNED)
         try:
-            plan = plugin.plan(cand.record, self.target, cand.params)
+            plan = make_plan(cand, self.target)
         except JupiterError as exc:
             result.status, result.detail = FAILED, f"could not plan: {exc}"
-            self._record_step(run_id, seq, cand, None, result)
+            self._record_step(run_id, seq, cand, None, result, FindingStatus.FAILED)
             return self._emit(result)
         result.diff, result.risk = plan.diff, plan.risk.model_dump(mode="json")
         if plan.needs_manual:

@@ -49,7 +49,7 @@ def _main(
 
 
 def _register() -> None:
-    from jupiter.cli import assets, audit_cmd, findings, remediate
+    from jupiter.cli import advisories, assets, audit_cmd, findings, remediate
 
     app.command("init", help="Create the workspace (idempotent).")(findings.init)
     app.command("ingest", help="Ingest scanner reports (SARIF, Bandit, Checkov, Trivy, ...).")(
@@ -58,6 +58,9 @@ def _register() -> None:
     app.add_typer(assets.app, name="assets", help="Import and list assets.")
     app.add_typer(findings.app, name="findings", help="List and show findings.")
     app.add_typer(audit_cmd.app, name="audit", help="Verify and export the audit trail.")
+    app.add_typer(
+        advisories.app, name="advisories", help="Offline OSV advisory database for `scan`."
+    )
     remediate.register(app)
 
 

@@ -49,6 +49,11 @@ def ingest(
         from jupiter.errors import InputError
 
         raise InputError(f"unknown format {fmt!r}; use auto or one of: {', '.join(FORMATS)}")
+    for path in files:
+        if not path.is_file():
+            from jupiter.errors import InputError
+
+            raise InputError(f"report {path} does not exist or is not a file")
     eng = state.engine()
     if json:
         report = eng.ingest(files, asset=asset, fmt=fmt, strict_assets=strict_assets)

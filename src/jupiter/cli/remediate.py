@@ -145,11 +145,15 @@ def fix(
         if dry_run:
             _print_preview(result["steps"])
             out.print("[cyan]dry run: nothing was changed[/]")
-        elif result.get("declined"):
+        elif result["status"] == "declined":
             out.print("declined: nothing was changed")
         else:
             _print_preview(result["steps"])
-            out.print("nothing to change")
+            manual = sum(1 for s in result["steps"] if s["status"] == "needs_manual")
+            out.print(
+                "nothing to change automatically"
+                + (f"; {manual} finding(s) need manual action" if manual else "")
+            )
     else:
         out.print(f"run {result['run']}: {result['status']}")
         if not failed:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from jupiter.models import Category, FindingRecord
 from jupiter.plans import Plan
 from jupiter.targets.base import TargetView
+from jupiter.workspace import Workspace
 
 
 class NoParams(BaseModel):
@@ -54,6 +55,11 @@ class Remediator(ABC):
     rule_ids: ClassVar[frozenset[str]] = frozenset()
     params_model: ClassVar[type[BaseModel]] = NoParams
 
+    def bind(self, workspace: Workspace) -> None:
+        """Called once by the engine with its workspace, before any other
+        method; plugins that keep data there (advisories) find it here."""
+        return None  # an optional hook: most plugins keep no data
+
     def handles(self, finding: FindingRecord) -> bool:
         """Whether this remediator can plan a fix for ``finding``."""
         return finding.rule_id in self.rule_ids
@@ -62,8 +68,13 @@ class Remediator(ABC):
         return self.params_model.model_validate(raw or {})
 
     @abstractmethod
-    def detect(self, view: TargetView) -> list[FindingRecord]:
-        """Run the built-in checks over ``view``; paths are target-relative."""
+    def detect(self, view: TargetView, params: BaseModel | None = None) -> list[FindingRecord]:
+        """Run the built-in checks over ``view``; paths are target-relative.
+
+        ``params`` are the remediator's parameters (``None``: its defaults),
+        so that verification checks what the fix was asked to achieve (an
+        sshd fix at level ``baseline`` is verified at ``baseline``).
+        """
 
     @abstractmethod
     def plan(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> Plan:
@@ -78,7 +89,7 @@ class Remediator(ABC):
         that builds a query, the detector the line that executes it).
         """
         key = finding.issue_key()
-        return all(r.issue_key() != key for r in self.detect(view))
+        return all(r.issue_key() != key for r in self.detect(view, params))
 
     def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
         """Check the candidate state (target + plan) before it is applied.

@@ -125,7 +125,8 @@ class Database:
         try:
             yield session
         finally:
-            session.rollback()
+            # close() ends the transaction without expiring loaded objects,
+            # so rows read here stay usable (detached) by the caller.
             session.close()
 
     def dispose(self) -> None:

@@ -190,6 +190,8 @@ class FindingWriter:
                         "package": loc.package,
                         "version": loc.version,
                         "evidence": rec.evidence,
+                        "extra": rec.extra,
+                        "identity": rec.identity,
                         "first_seen": rec.detected_at or self.now,
                         "status": FindingStatus.OPEN.value,
                         **common,
@@ -324,6 +326,8 @@ def row_to_record(row: FindingRow) -> FindingRecord:
         cwe=list(row.cwe),
         fixed_versions=list(row.fixed_versions),
         evidence=row.evidence,
+        extra=dict(row.extra or {}),
+        identity=row.identity,
     )
 
 

@@ -97,6 +97,8 @@ class FindingRow(Base):
     package: Mapped[str | None] = mapped_column(String(200))
     version: Mapped[str | None] = mapped_column(String(100))
     evidence: Mapped[str | None] = mapped_column(Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON)
+    identity: Mapped[str | None] = mapped_column(Text)
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16), index=True)

@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:34:16.373617
 """
 
 from collections.abc import Sequence
@@ -78,6 +77,8 @@ def upgrade() -> None:
     sa.Column('package', sa.String(length=200), nullable=True),
     sa.Column('version', sa.String(length=100), nullable=True),
     sa.Column('evidence', sa.Text(), nullable=True),
+    sa.Column('extra', sa.JSON(), nullable=False),
+    sa.Column('identity', sa.Text(), nullable=True),
     sa.Column('first_seen', jupiter.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_seen', jupiter.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),

@@ -1,0 +1,36 @@
+# Jupiter — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean services
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install Jupiter with its dev tools (idempotent)
+
+demo: install ## run Jupiter's main job on the embedded example
+	@bash scripts/demo.sh
+
+test: install ## run the test suite (services it needs are started by scripts/services.sh)
+	@bash scripts/services.sh
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: install ## ruff + mypy (strict on src/)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+bench: install ## benchmarks; each prints one JSON object
+	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/snapshot.py
+	$(BIN)/python benchmarks/codemod.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

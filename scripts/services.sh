@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Make sure what the tests talk to is installed and answering on loopback:
+# PostgreSQL at 127.0.0.1:5432 (database `test`, trust auth), Debian's
+# openssh-server (sshd -t validator, test SSH server) and nftables (nft -c).
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+
+log() { printf 'services: %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else
+    log "need root to run: $*"; return 1; fi
+}
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" -eq 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+pg_answers() { pg_isready -q -h 127.0.0.1 -p 5432 -t 3 2>/dev/null; }
+
+# --- validators and SSH ------------------------------------------------------
+missing=()
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  apt_install "${missing[@]}"
+fi
+[ -d /run/sshd ] || as_root mkdir -p /run/sshd
+
+# --- PostgreSQL --------------------------------------------------------------
+if ! command -v pg_isready >/dev/null; then
+  log "installing postgresql"
+  apt_install postgresql postgresql-client
+fi
+if ! pg_answers; then
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    log "installing postgresql"
+    apt_install postgresql
+  fi
+  version=$(ls /etc/postgresql | sort -V | tail -n1)
+  conf=/etc/postgresql/$version/main
+  # Trust on loopback, as CI's own server is configured; the tests create
+  # and drop their own schemas inside the `test` database.
+  if ! grep -q '^host all all 127.0.0.1/32 trust' "$conf/pg_hba.conf"; then
+    as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$conf/pg_hba.conf"
+  fi
+  log "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do pg_answers && break; sleep 1; done
+  pg_answers || { log "PostgreSQL did not start on 127.0.0.1:5432"; exit 1; }
+fi
+if ! psql -h 127.0.0.1 -U postgres -d test -Atc 'select 1' >/dev/null 2>&1; then
+  psql -h 127.0.0.1 -U postgres -d postgres -Atc 'create database test' >/dev/null
+fi
+log "ready: PostgreSQL 127.0.0.1:5432/test, sshd, nft"
