@@ -1,0 +1,269 @@
+"""SQL injection codemod benchmark: detect + rewrite over a generated tree, and Bandit.
+
+Generates ``--files`` Python modules (default 2,000) in a temp dir: plain
+utility modules without SQL, data-access modules that already use
+parameters, and modules with SQL built by %, f-strings, format() and + for
+sqlite3, psycopg, Django and SQLAlchemy. Then, in one run, times
+
+* ``detect`` of ``sql-injection-python`` over the whole tree,
+* ``rewrite``: plan + apply of every finding, one at a time as the engine
+  would (each plan re-reads the file the previous apply changed),
+* ``verify``: detect again (only needs_manual sites may remain),
+* Bandit's own scan of the same tree (``bandit -r``, every test), when a
+  bandit executable is found (``--bandit PATH``, ``/tmp/venvs/bandit/bin/bandit``
+  or PATH).
+
+Prints one JSON object on stdout.
+
+    .venv/bin/python benchmarks/codemod.py --files 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+from jupiter.plans import WriteFile
+from jupiter.remediators.base import NoParams
+from jupiter.remediators.sql_injection import SqlInjectionPython
+from jupiter.targets.local import LocalTarget
+
+WORDS = ["user", "order", "item", "account", "invoice", "ticket", "event", "note", "tag", "city"]
+
+PLAIN = '''"""Helpers for {w} records (generated)."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class {W}:
+    id: int
+    name: str
+    # Free text entered by people.
+    note: str = ""
+
+    def label(self) -> str:
+        return f"{{self.id}}: {{self.name}}"
+
+
+def total_{w}(values: list[int]) -> int:
+    result = 0
+    for value in values:
+        result += value * {n}
+    return result
+
+
+def describe_{w}(item: {W}) -> str:
+    parts = [item.label(), "note=" + item.note, "x%d" % {n}]
+    return ", ".join(parts)
+'''
+
+SAFE = '''"""Parameterised data access for {w}s (generated)."""
+
+import sqlite3
+
+
+def get_{w}(conn: sqlite3.Connection, key):
+    return conn.execute("SELECT * FROM {w}s WHERE id = ?", (key,)).fetchall()
+
+
+def find_{w}(conn, name):
+    cur = conn.cursor()
+    cur.execute("SELECT id FROM {w}s WHERE name = ? LIMIT ?", (name, {n}))
+    return cur.fetchall()
+'''
+
+SQLITE_SQLI = '''"""{w} repository with SQL built from strings (generated)."""
+
+import sqlite3
+
+TABLE = "{w}s"
+
+
+def by_name(conn: sqlite3.Connection, name):
+    cur = conn.cursor()
+    cur.execute("SELECT * FROM {w}s WHERE name = '%s'" % name)  # lookup
+    return cur.fetchall()
+
+
+def search(conn, term, limit):
+    return conn.execute(
+        f"SELECT id FROM {{TABLE}} WHERE name LIKE '%{{term}}%' LIMIT {{limit}}"
+    ).fetchall()
+
+
+def by_pair(conn, a, b):
+    query = "SELECT id FROM {w}s WHERE a = '{{}}' AND b = {{x}}".format(a, x=b)
+    return conn.execute(query).fetchall()
+
+
+def by_id(conn, uid):
+    return conn.execute("SELECT * FROM {w}s WHERE id = " + str(uid)).fetchall()
+
+
+def ordered(conn, column):
+    return conn.execute(f"SELECT * FROM {w}s ORDER BY {{column}}").fetchall()
+'''
+
+PSYCOPG_SQLI = '''"""{w} access over psycopg (generated)."""
+
+import psycopg
+
+
+def by_email(conn: psycopg.Connection, email):
+    with conn.cursor() as cur:
+        cur.execute("SELECT id FROM {w}s WHERE email = '%s' AND name NOT LIKE 'x%%'" % email)
+        return cur.fetchall()
+'''
+
+DJANGO_SQLI = '''"""Django queries for {w}s (generated)."""
+
+from django.db import connection
+
+
+def by_name(model, name):
+    return list(model.objects.raw(f"SELECT * FROM {w}s WHERE name = '{{name}}'"))
+
+
+def by_city(model, city):
+    return model.objects.extra(where=["city = '%s'" % city])
+
+
+def count(name):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM {w}s WHERE name = '{{}}'".format(name))
+        return cursor.fetchone()
+'''
+
+SA_SQLI = '''"""SQLAlchemy text() queries for {w}s (generated)."""
+
+from sqlalchemy import text
+
+
+def by_name(conn, name):
+    return conn.execute(text("SELECT * FROM {w}s WHERE name = '" + name + "'")).fetchall()
+'''
+
+KINDS = [(PLAIN, 55), (SAFE, 20), (SQLITE_SQLI, 12), (PSYCOPG_SQLI, 5), (DJANGO_SQLI, 5),
+         (SA_SQLI, 3)]
+
+
+def build_tree(root: Path, files: int, seed: int) -> int:
+    """Write ``files`` modules under ``root``; returns how many hold SQLi."""
+    rng = random.Random(seed)
+    templates = [t for t, weight in KINDS for _ in range(weight)]
+    with_sqli = 0
+    for i in range(files):
+        template = rng.choice(templates)
+        word = rng.choice(WORDS)
+        text = template.format(w=word, W=word.capitalize(), n=rng.randint(1, 99))
+        path = root / f"pkg{i % 20:02d}" / f"mod_{i:05d}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        with_sqli += template not in (PLAIN, SAFE)
+    return with_sqli
+
+
+def find_bandit(explicit: str | None) -> str | None:
+    for candidate in (explicit, "/tmp/venvs/bandit/bin/bandit", shutil.which("bandit")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def run_bandit(bandit: str, root: Path) -> dict[str, object]:
+    out = root.parent / "bandit.json"
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [bandit, "-r", str(root), "-f", "json", "-o", str(out), "-q"],
+        capture_output=True, text=True, timeout=1800, check=False,
+    )
+    seconds = time.perf_counter() - start
+    results = json.loads(out.read_text())["results"] if out.exists() else []
+    return {
+        "path": bandit,
+        "returncode": proc.returncode,
+        "seconds": round(seconds, 3),
+        "files_per_second": None,
+        "b608_results": sum(1 for r in results if r["test_id"] == "B608"),
+        "all_results": len(results),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--bandit", default=None, help="path of a bandit executable")
+    parser.add_argument("--seed", type=int, default=1234)
+    args = parser.parse_args()
+
+    remediator = SqlInjectionPython()
+    with tempfile.TemporaryDirectory(prefix="jupiter-codemod-") as tmp:
+        root = Path(tmp) / "tree"
+        root.mkdir()
+        with_sqli = build_tree(root, args.files, args.seed)
+        target = LocalTarget(root)
+
+        bandit = find_bandit(args.bandit)
+        bandit_result: dict[str, object] | None = None
+        if bandit is not None:  # before the rewrite: the same tree we detect on
+            bandit_result = run_bandit(bandit, root)
+            bandit_result["files_per_second"] = round(
+                args.files / float(bandit_result["seconds"]), 1)  # type: ignore[arg-type]
+
+        start = time.perf_counter()
+        findings = remediator.detect(target)
+        detect_s = time.perf_counter() - start
+
+        start = time.perf_counter()
+        applied = manual = 0
+        for finding in findings:
+            plan = remediator.plan(finding, target, NoParams())
+            if plan.needs_manual:
+                manual += 1
+                continue
+            for change in plan.changes:
+                assert isinstance(change, WriteFile)
+                target.write_bytes(change.path, change.content.encode())
+            applied += 1
+        rewrite_s = time.perf_counter() - start
+
+        start = time.perf_counter()
+        remaining = remediator.detect(target)
+        verify_s = time.perf_counter() - start
+
+    result = {
+        "benchmark": "codemod-sql-injection-python",
+        "files": args.files,
+        "files_with_sqli": with_sqli,
+        "findings": len(findings),
+        "plans_applied": applied,
+        "needs_manual": manual,
+        "remaining_after_fix": len(remaining),
+        "detect_seconds": round(detect_s, 3),
+        "detect_files_per_second": round(args.files / detect_s, 1),
+        "rewrite_seconds": round(rewrite_s, 3),
+        "rewrite_findings_per_second": round(applied / rewrite_s, 1) if rewrite_s else None,
+        "detect_plus_rewrite_files_per_second": round(args.files / (detect_s + rewrite_s), 1),
+        "verify_seconds": round(verify_s, 3),
+        "bandit": bandit_result,
+        "python": platform.python_version(),
+        "libcst": version("libcst"),
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(result))
+    return 0 if len(remaining) == manual else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
