@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from jupiter import audit
 from jupiter.errors import InputError, JupiterError, NotFoundError
 from jupiter.models import AssetSpec, FindingRecord, FindingStatus
+from jupiter.plans import Plan
 from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
 from jupiter.store.db import Database
@@ -288,7 +289,8 @@ class Engine:
         with closing(target):
             scan = self._scan(target, asset_id, params)
             candidates = self._candidates(asset_id, params, only)
-            preview = [preview_step(c, p) for c, p in plan_chain(candidates, target)]
+            chain = plan_chain(candidates, target)
+            preview = [preview_step(c, p) for c, p in chain]
             base = {"target": target.describe(), "asset": asset_id, "scan": scan.to_json()}
             # A plan that failed is worth a run too: its failure gets recorded.
             actionable = any(p["changes"] or p["status"] == "failed" for p in preview)
@@ -307,7 +309,10 @@ class Engine:
                 self.db, BlobStore(self.workspace.blobs), target, self.actor, on_step
             )
             run_id = executor.start(asset_id, params)
-            results = [executor.execute(run_id, i, c) for i, c in enumerate(candidates, 1)]
+            results = [
+                executor.execute(run_id, i, c, p if isinstance(p, Plan) else None)
+                for i, (c, p) in enumerate(chain, 1)
+            ]
             status = executor.finish(run_id, results)
         return {
             **base,
@@ -459,6 +464,7 @@ class Engine:
                         "plan_hash": st.plan_hash,
                         "validations": st.validations,
                         "diff": st.plan.get("diff", ""),
+                        "output": st.output,
                     }
                     for st in steps
                 ],

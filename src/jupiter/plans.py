@@ -64,6 +64,11 @@ class RunCommand(BaseModel):
     undo: list[str] | None = None
     timeout: float = 60.0
     description: str = ""
+    paths: list[str] = Field(default_factory=list)
+    """Paths the command may change: the engine snapshots them first."""
+    watch: bool = False
+    """Snapshot the whole target and refuse (restoring it) if the command
+    changed anything outside ``paths``: for code Jupiter did not write."""
 
 
 Change = Annotated[WriteFile | SetMode | RemoveFile | RunCommand, Field(discriminator="kind")]
@@ -113,9 +118,16 @@ class Plan(BaseModel):
     def touched_paths(self) -> list[str]:
         seen: dict[str, None] = {}
         for change in self.changes:
-            if not isinstance(change, RunCommand):
+            if isinstance(change, RunCommand):
+                for path in change.paths:
+                    seen.setdefault(path, None)
+            else:
                 seen.setdefault(change.path, None)
         return list(seen)
+
+    @property
+    def watches_tree(self) -> bool:
+        return any(isinstance(c, RunCommand) and c.watch for c in self.changes)
 
     def plan_hash(self) -> str:
         """A stable hash over everything that would be applied."""

@@ -27,12 +27,21 @@ from jupiter.errors import (
 )
 from jupiter.models import FindingRecord, FindingStatus
 from jupiter.plans import Plan, RemoveFile, RunCommand, SetMode, WriteFile, sha256_bytes
+from jupiter.redact import redact
 from jupiter.remediators.base import Remediator
 from jupiter.remediators.registry import Registry
-from jupiter.snapshots import BlobStore, ManifestEntry, capture, restore, verify_restored
+from jupiter.snapshots import (
+    BlobStore,
+    ManifestEntry,
+    capture,
+    capture_tree,
+    restore,
+    verify_restored,
+)
 from jupiter.store.db import Database
 from jupiter.store.tables import FindingRow, RunRow, RunStepRow, SnapshotEntryRow, utcnow
-from jupiter.targets.base import Target, TargetView, normalise_relpath
+from jupiter.targets.base import CommandResult, Target, TargetView, normalise_relpath
+from jupiter.targets.local import LocalTarget
 from jupiter.targets.overlay import OverlayView
 
 # Step states. A step only ever moves forward through these.
@@ -51,6 +60,7 @@ class StepResult:
     validations: list[dict[str, str]] = field(default_factory=list)
     risk: dict[str, Any] = field(default_factory=dict)
     step_id: int | None = None
+    output: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +73,7 @@ class StepResult:
             "validations": self.validations,
             "risk": self.risk,
             "diff": self.diff,
+            "output": self.output,
         }
 
 
@@ -220,11 +231,19 @@ class RunExecutor:
             audit.record(s, self.actor, f"run.{status}", f"run:{run_id}", {"steps": counts})
         return status
 
-    def execute(self, run_id: int, seq: int, cand: Candidate) -> StepResult:
+    def execute(
+        self, run_id: int, seq: int, cand: Candidate, reviewed: Plan | None = None
+    ) -> StepResult:
+        """Walk one finding through the stages. ``reviewed`` is the plan shown
+        to the user (dry run, confirmation): it is applied as is while the
+        target still matches it, so what was reviewed is what lands."""
         plugin = cand.remediator
         result = StepResult(cand.finding_id, cand.record.rule_id, plugin.name, PLANNED)
         try:
-            plan = make_plan(cand, self.target)
+            plan = (
+                reviewed if reviewed is not None and _still_applies(self.target, reviewed) else None
+            )
+            plan = plan or make_plan(cand, self.target)
         except JupiterError as exc:
             result.status, result.detail = FAILED, f"could not plan: {exc}"
             self._record_step(run_id, seq, cand, None, result, FindingStatus.FAILED)
@@ -255,7 +274,7 @@ class RunExecutor:
             return self._emit(result)
 
         try:
-            entries = capture(self.target, plan.touched_paths(), self.blobs)
+            entries = self._snapshot(plan)
         except JupiterError as exc:
             result.status, result.detail = FAILED, f"snapshot failed, nothing applied: {exc}"
             self._update_step(step_id, result, FindingStatus.FAILED)
@@ -265,8 +284,13 @@ class RunExecutor:
 
         try:
             check_preconditions(self.target, plan)
-            apply_plan(self.target, plan)
+            outputs = apply_plan(self.target, plan)
+            result.output = _outputs_text(outputs)
+            if plan.watches_tree:
+                entries = self._check_undeclared(plan, entries)
             fixed = plugin.is_fixed(cand.record, self.target, cand.params)
+        except _Undeclared as exc:
+            return self._undo(step_id, exc.entries, result, str(exc))
         except JupiterError as exc:
             return self._undo(step_id, entries, result, f"apply failed: {exc}")
         except OSError as exc:
@@ -282,6 +306,37 @@ class RunExecutor:
         return self._emit(result)
 
     # -- helpers ---------------------------------------------------------
+    def _snapshot(self, plan: Plan) -> list[ManifestEntry]:
+        """Exactly the paths the plan touches; the whole tree for a command
+        whose effects are not known in advance (``watch``)."""
+        declared = capture(self.target, plan.touched_paths(), self.blobs)
+        if not plan.watches_tree:
+            return declared
+        if isinstance(self.target, LocalTarget):
+            tree = capture_tree(self.target, self.blobs)
+        else:
+            tree = capture(self.target, self.target.walk(), self.blobs)
+        known = {e.path for e in declared}
+        return declared + [e for e in tree if e.path not in known]
+
+    def _check_undeclared(self, plan: Plan, entries: list[ManifestEntry]) -> list[ManifestEntry]:
+        """Refuse a command that changed what it did not declare. Returns the
+        entries extended with files it created, so that a restore removes them."""
+        declared = set(plan.touched_paths())
+        before = {e.path for e in entries}
+        created = [p for p in self.target.walk() if p not in before]
+        changed = verify_restored(self.target, entries) + created
+        undeclared = sorted(p for p in changed if p not in declared)
+        full = entries + [ManifestEntry.absent(p) for p in created]
+        if undeclared:
+            shown = ", ".join(undeclared[:5]) + (" ..." if len(undeclared) > 5 else "")
+            raise _Undeclared(
+                f"the command changed paths it did not declare ({shown}); declare them in "
+                "its manifest or fix the script",
+                full,
+            )
+        return full
+
     def _undo(
         self, step_id: int, entries: list[ManifestEntry], result: StepResult, why: str
     ) -> StepResult:
@@ -323,9 +378,12 @@ class RunExecutor:
                 rule_id=cand.record.rule_id,
                 status=result.status,
                 detail=result.detail,
-                plan=plan.to_json() if plan else {},
+                # Stored for review, redacted: a plan may carry a private key
+                # it generated (PostgreSQL TLS); the live plan is applied.
+                plan=redact(plan.to_json()) if plan else {},
                 plan_hash=plan.plan_hash() if plan else "",
                 validations=[],
+                output="",
                 started_at=now,
                 finished_at=None if result.status == PLANNED else now,
             )
@@ -360,6 +418,7 @@ class RunExecutor:
             assert step is not None
             step.status, step.detail = result.status, result.detail
             step.validations = result.validations
+            step.output = result.output
             if result.status != APPLYING:
                 step.finished_at = utcnow()
             if entries is not None:
@@ -393,6 +452,33 @@ def _set_finding_status(
     )
 
 
+class _Undeclared(TargetError):
+    retryable = False
+
+    def __init__(self, message: str, entries: list[ManifestEntry]) -> None:
+        super().__init__(message)
+        self.entries = entries
+
+
+def _outputs_text(outputs: list[CommandResult]) -> str:
+    """Command output for the run record: redacted and bounded."""
+    parts = []
+    for res in outputs:
+        status = f"exit {res.returncode}" + (", timed out" if res.timed_out else "")
+        parts.append(
+            f"$ {' '.join(res.argv)}\n[{status}]\n{res.stdout[-4000:]}{res.stderr[-4000:]}"
+        )
+    return str(redact("\n".join(parts)))
+
+
+def _still_applies(target: TargetView, plan: Plan) -> bool:
+    try:
+        check_preconditions(target, plan)
+    except ConflictError:
+        return False
+    return True
+
+
 def check_preconditions(target: TargetView, plan: Plan) -> None:
     """Refuse a plan whose files changed since it was made."""
     for change in plan.changes:
@@ -408,8 +494,10 @@ def check_preconditions(target: TargetView, plan: Plan) -> None:
                 )
 
 
-def apply_plan(target: Target, plan: Plan) -> None:
-    """Apply every change in order (the caller snapshotted first)."""
+def apply_plan(target: Target, plan: Plan) -> list[CommandResult]:
+    """Apply every change in order (the caller snapshotted first); returns
+    the results of the commands it ran."""
+    outputs: list[CommandResult] = []
     for change in plan.changes:
         if isinstance(change, WriteFile):
             target.write_bytes(change.path, change.content.encode(), change.mode)
@@ -428,9 +516,12 @@ def apply_plan(target: Target, plan: Plan) -> None:
                 )
         elif isinstance(change, RunCommand):
             res = target.run(change.argv, change.timeout)
+            outputs.append(res)
             if not res.ok:
                 why = "timed out" if res.timed_out else f"exited {res.returncode}"
-                raise TargetError(f"command {change.argv[0]} {why}: {res.stderr.strip()[:300]}")
+                detail = redact(res.stderr.strip()[:300])
+                raise TargetError(f"command {change.argv[0]} {why}: {detail}")
+    return outputs
 
 
 # -- rollback -------------------------------------------------------------

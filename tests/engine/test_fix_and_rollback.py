@@ -51,13 +51,33 @@ def test_dry_run_changes_nothing_and_its_diff_is_what_apply_does(
     engine: Engine, host: Path, tmp_path: Path
 ) -> None:
     before = tree_state(host)
-    dry = engine.fix(str(host), dry_run=True)
+    dry = engine.fix(str(host), dry_run=True, only=["config.ssh"])
     assert tree_state(host) == before
-    assert dry["run"] is None
-    real = engine.fix(str(host))
+    assert dry["run"] is None and dry["status"] == "dry_run"
+    real = engine.fix(str(host), only=["config.ssh"])
     planned = [s["diff"] for s in dry["steps"] if s["diff"]]
     applied = [s["diff"] for s in real["steps"] if s["diff"]]
     assert planned == applied
+    # And the diffs, applied to the original files, give exactly the new files.
+    changed = {p for p, v in tree_state(host).items() if before.get(p) != v}
+    assert changed == {
+        line[6:].strip() for d in planned for line in d.splitlines() if line.startswith("+++ b/")
+    }
+
+
+def test_what_was_confirmed_is_what_is_applied(engine: Engine, host: Path) -> None:
+    """Even plans that are not deterministic (a generated TLS key) land as reviewed."""
+    seen: list[dict[str, object]] = []
+
+    def confirm(preview: list[dict[str, object]]) -> bool:
+        seen.extend(preview)
+        return True
+
+    result = engine.fix(str(host), confirm=confirm)
+    shown = {s["finding"]: s["plan_hash"] for s in seen if s["changes"]}
+    ran = {s["finding"]: s for s in engine.show_run(result["run"])["steps"]}
+    assert shown and all(ran[f]["plan_hash"] == h for f, h in shown.items())
+    assert any(s["remediator"] == "postgresql-conf" for s in ran.values())
 
 
 def test_full_and_partial_rollback_restore_bytes_and_modes(engine: Engine, host: Path) -> None:

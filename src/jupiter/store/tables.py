@@ -179,6 +179,7 @@ class RunStepRow(Base):
     plan: Mapped[dict[str, Any]] = mapped_column(JSON)
     plan_hash: Mapped[str] = mapped_column(String(64))
     validations: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    output: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
 

@@ -138,6 +138,7 @@ def upgrade() -> None:
     sa.Column('plan', sa.JSON(), nullable=False),
     sa.Column('plan_hash', sa.String(length=64), nullable=False),
     sa.Column('validations', sa.JSON(), nullable=False),
+    sa.Column('output', sa.Text(), nullable=False),
     sa.Column('started_at', jupiter.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('finished_at', jupiter.store.tables.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['finding_id'], ['findings.id'], name=op.f('fk_run_steps_finding_id_findings')),
