@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
@@ -31,6 +32,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def redact_url(url: str) -> str:
@@ -53,7 +58,7 @@ class Database:
                 "postgresql+psycopg://USER@HOST:PORT/DB"
             ) from None
         self.dialect = parsed.get_backend_name()
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
         if self.dialect == "postgresql":
             kwargs["connect_args"] = {"connect_timeout": 5}
             kwargs["pool_pre_ping"] = True

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+import orjson
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from jupiter.errors import InputError, NotFoundError
@@ -23,6 +25,45 @@ from jupiter.store.assets import create_unregistered
 from jupiter.store.tables import AssetRow, FindingRow, FindingSourceRow
 
 BATCH = 2000
+_FINDINGS = cast(Table, FindingRow.__table__)  # Core statements for bulk speed
+_SOURCES = cast(Table, FindingSourceRow.__table__)
+_NEW_FINDING_COLUMNS = (
+    "fingerprint",
+    "asset_id",
+    "rule_id",
+    "category",
+    "title",
+    "severity",
+    "cvss_score",
+    "cvss_vector",
+    "aliases",
+    "cwe",
+    "fixed_versions",
+    "path",
+    "start_line",
+    "end_line",
+    "package",
+    "version",
+    "evidence",
+    "extra",
+    "identity",
+    "first_seen",
+    "last_seen",
+    "status",
+    "priority",
+)
+_SOURCE_COLUMNS = ("finding_id", "scanner", "rule_id", "first_seen", "last_seen")
+
+
+@lru_cache(maxsize=8)
+def _insert_sql(table: str, columns: tuple[str, ...], mark: str) -> str:
+    # Table and column names are the module's own constants, never input.
+    placeholders = ", ".join([mark] * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 @dataclass
@@ -82,6 +123,9 @@ class FindingWriter:
         self.stats = IngestStats()
         self._buffer: dict[str, _Merged] = {}
         self._assets: dict[str, tuple[int, Environment]] = {}
+        self._times: dict[datetime, Any] = {}
+        dialect = session.get_bind().dialect
+        self._time_processor = _FINDINGS.c.last_seen.type.bind_processor(dialect)
 
     def add(self, record: FindingRecord) -> None:
         self.stats.results += 1
@@ -129,6 +173,22 @@ class FindingWriter:
         self._assets[asset_id] = known
         return known
 
+    def _time(self, value: datetime) -> Any:
+        """A timestamp as the driver wants it (SQLite: the DateTime type's
+        string form), converted once per distinct value."""
+        cached = self._times.get(value)
+        if cached is None:
+            cached = self._time_processor(value) if self._time_processor else value
+            self._times[value] = cached
+        return cached
+
+    def _executemany(
+        self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        dialect = self.session.get_bind().dialect
+        sql = _insert_sql(table.name, columns, "?" if dialect.paramstyle == "qmark" else "%s")
+        self.session.connection().exec_driver_sql(sql, rows)
+
     def flush(self) -> None:
         if not self._buffer:
             return
@@ -148,8 +208,9 @@ class FindingWriter:
                 ).where(FindingRow.fingerprint.in_(list(batch)))
             )
         }
-        new_rows: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
+        new_rows: list[tuple[Any, ...]] = []
+        touched: list[int] = []  # seen again, nothing but last_seen moves
+        changed: list[dict[str, Any]] = []  # seen again with new facts merged in
         for fp, m in batch.items():
             rec = m.record
             old = existing.get(fp)
@@ -172,43 +233,82 @@ class FindingWriter:
                 "aliases": sorted(aliases),
                 "cwe": sorted(cwe),
                 "fixed_versions": sorted(fixed),
-                "priority": priority_score(severity, cvss, crit, env),
-                "last_seen": self.now,
             }
-            if old is None:
-                loc = rec.location
-                new_rows.append(
-                    {
-                        "fingerprint": fp,
-                        "asset_id": m.asset_id,
-                        "rule_id": rec.rule_id,
-                        "category": rec.category.value,
-                        "title": rec.title,
-                        "path": loc.path,
-                        "start_line": loc.start_line,
-                        "end_line": loc.end_line,
-                        "package": loc.package,
-                        "version": loc.version,
-                        "evidence": rec.evidence,
-                        "extra": rec.extra,
-                        "identity": rec.identity,
-                        "first_seen": rec.detected_at or self.now,
-                        "status": FindingStatus.OPEN.value,
-                        **common,
-                    }
+            if old is not None:
+                unchanged = (
+                    common["severity"] == old.severity
+                    and cvss == old.cvss_score
+                    and vector == old.cvss_vector
+                    and common["aliases"] == sorted(old.aliases)
+                    and common["cwe"] == sorted(old.cwe)
+                    and common["fixed_versions"] == sorted(old.fixed_versions)
                 )
-            else:
-                updates.append({"id": old.id, **common})
+                if unchanged:
+                    touched.append(old.id)
+                else:
+                    changed.append(
+                        {
+                            "_id": old.id,
+                            **common,
+                            "priority": priority_score(severity, cvss, crit, env),
+                        }
+                    )
+                continue
+            loc = rec.location
+            new_rows.append(
+                (
+                    fp,
+                    m.asset_id,
+                    rec.rule_id,
+                    rec.category.value,
+                    rec.title,
+                    severity.value,
+                    cvss,
+                    vector,
+                    _json(common["aliases"]),
+                    _json(common["cwe"]),
+                    _json(common["fixed_versions"]),
+                    loc.path,
+                    loc.start_line,
+                    loc.end_line,
+                    loc.package,
+                    loc.version,
+                    rec.evidence,
+                    _json(rec.extra),
+                    rec.identity,
+                    self._time(rec.detected_at or self.now),
+                    self._time(self.now),
+                    FindingStatus.OPEN.value,
+                    priority_score(severity, cvss, crit, env),
+                )
+            )
         ids = {fp: row.id for fp, row in existing.items()}
         if new_rows:
-            result = self.session.execute(
-                insert(FindingRow).returning(FindingRow.id, FindingRow.fingerprint), new_rows
+            # Straight to the driver's executemany with values converted once
+            # (the ORM bulk path spends ~4x as long per row), then one indexed
+            # lookup for the new ids.
+            self._executemany(_FINDINGS, _NEW_FINDING_COLUMNS, new_rows)
+            fresh = self.session.execute(
+                select(FindingRow.fingerprint, FindingRow.id).where(
+                    FindingRow.fingerprint.in_([r[0] for r in new_rows])
+                )
             )
-            ids.update({r.fingerprint: r.id for r in result})
-        if updates:
-            self.session.execute(update(FindingRow), updates)
+            ids.update({fp: fid for fp, fid in fresh})
+        if touched:
+            self.session.execute(
+                update(_FINDINGS).where(_FINDINGS.c.id.in_(touched)).values(last_seen=self.now)
+            )
+        if changed:
+            stmt = (
+                update(_FINDINGS)
+                .where(_FINDINGS.c.id == bindparam("_id"))
+                .values(
+                    {k: bindparam(k) for k in changed[0] if k != "_id"} | {"last_seen": self.now}
+                )
+            )
+            self.session.execute(stmt, changed)
         self.stats.new += len(new_rows)
-        self.stats.seen_again += len(updates)
+        self.stats.seen_again += len(touched) + len(changed)
         self._write_sources(batch, ids, set(existing))
 
     def _write_sources(self, batch: dict[str, _Merged], ids: dict[str, int], had: set[str]) -> None:
@@ -224,29 +324,25 @@ class FindingWriter:
                 ).where(FindingSourceRow.finding_id.in_(old_ids))
             ):
                 known[(r.finding_id, r.scanner, r.rule_id)] = r.id
-        inserts: list[dict[str, Any]] = []
-        touches: list[dict[str, Any]] = []
+        inserts: list[tuple[Any, ...]] = []
+        touches: list[int] = []
         for fp, m in batch.items():
             fid = ids[fp]
             for scanner, rule in sorted(m.sources):
                 sid = known.get((fid, scanner, rule))
                 if sid is None:
-                    inserts.append(
-                        {
-                            "finding_id": fid,
-                            "scanner": scanner,
-                            "rule_id": rule,
-                            "first_seen": self.now,
-                            "last_seen": self.now,
-                        }
-                    )
+                    now = self._time(self.now)
+                    inserts.append((fid, scanner, rule, now, now))
                 else:
-                    touches.append({"id": sid, "last_seen": self.now})
+                    touches.append(sid)
         if inserts:
-            self.session.execute(insert(FindingSourceRow), inserts)
-            self.stats.new_sources += sum(1 for i in inserts if i["finding_id"] in old_ids)
+            self._executemany(_SOURCES, _SOURCE_COLUMNS, inserts)
+            old = set(old_ids)
+            self.stats.new_sources += sum(1 for i in inserts if i[0] in old)
         if touches:
-            self.session.execute(update(FindingSourceRow), touches)
+            self.session.execute(
+                update(_SOURCES).where(_SOURCES.c.id.in_(touches)).values(last_seen=self.now)
+            )
 
 
 def _merge_record(merged: _Merged, record: FindingRecord) -> None:

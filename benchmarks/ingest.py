@@ -1,0 +1,130 @@
+"""Ingest benchmark: a generated N-result SARIF file, end to end.
+
+Measures, each in a fresh subprocess (so peak memory is that step's alone):
+  * ``json.load`` of the file — the floor any ingest must pay;
+  * parse only (``parse_report``);
+  * ``jupiter ingest`` end to end through the engine into a fresh SQLite
+    workspace (parse, dedup, bulk insert, audit) — first ingest and a
+    re-ingest of the same file (every finding already known).
+
+Prints one JSON object. Targets (issue #2): 100k findings end to end under
+10 s, and within 4x of ``json.load`` alone.
+
+    python benchmarks/ingest.py [--results 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from ingest_data import write_sarif  # noqa: E402
+
+STEPS = {
+    "json_load": """
+import json, sys
+with open(sys.argv[1], "rb") as fh:
+    json.load(fh)
+""",
+    "parse_only": """
+import sys
+from pathlib import Path
+from jupiter.ingest import parse_report
+n = sum(1 for _ in parse_report(Path(sys.argv[1]), "sarif"))
+print(n, file=sys.stderr)
+""",
+    "ingest": """
+import sys
+from pathlib import Path
+from jupiter.engine import Engine
+from jupiter.workspace import Workspace
+home = Path(sys.argv[2])
+eng = Engine(Workspace(home, f"sqlite:///{home / 'jupiter.db'}"), actor="bench")
+eng.db  # migrate outside the timed part
+import time
+t = time.perf_counter()
+report = eng.ingest([Path(sys.argv[1])], asset="bench-asset")
+print(time.perf_counter() - t, report.stats.new, report.stats.seen_again, file=sys.stderr)
+""",
+}
+
+_RUNNER = """
+import resource, sys, time
+code = sys.argv.pop(1)
+t = time.perf_counter()
+exec(compile(code, "<step>", "exec"))
+elapsed = time.perf_counter() - t
+peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(f"RESULT {elapsed} {peak_kib}")
+"""
+
+
+def run_step(name: str, *args: str) -> dict[str, float | str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUNNER, STEPS[name], *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    _, elapsed, peak = line.split()
+    out: dict[str, float | str] = {
+        "seconds": round(float(elapsed), 3),
+        "peak_rss_mib": round(int(peak) / 1024, 1),
+    }
+    if name == "ingest":
+        inner, new, seen = proc.stderr.split()[-3:]
+        out["ingest_seconds"] = round(float(inner), 3)
+        out["new"], out["seen_again"] = float(new), float(seen)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="jupiter-bench-") as tmp:
+        report = Path(tmp) / "report.sarif"
+        t = time.perf_counter()
+        write_sarif(report, args.results)
+        generate = time.perf_counter() - t
+        size_mib = report.stat().st_size / 2**20
+        home = Path(tmp) / "ws"
+        load = run_step("json_load", str(report))
+        parse = run_step("parse_only", str(report))
+        first = run_step("ingest", str(report), str(home))
+        again = run_step("ingest", str(report), str(home))
+    n = args.results
+    result = {
+        "benchmark": "ingest",
+        "results": n,
+        "file_mib": round(size_mib, 1),
+        "generate_seconds": round(generate, 3),
+        "json_load": load,
+        "parse_only": parse,
+        "ingest_first": first,
+        "ingest_again": again,
+        "findings_per_second": round(n / float(first["ingest_seconds"])),
+        "ratio_ingest_to_json_load": round(
+            float(first["ingest_seconds"]) / float(load["seconds"]), 2
+        ),
+        "ratio_parse_to_json_load": round(float(parse["seconds"]) / float(load["seconds"]), 2),
+        "targets": {"ingest_seconds_max": 10.0, "ratio_to_json_load_max": 4.0},
+    }
+    result["meets_targets"] = (
+        float(first["ingest_seconds"]) <= 10.0 and result["ratio_ingest_to_json_load"] <= 4.0
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
