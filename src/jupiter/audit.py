@@ -166,7 +166,8 @@ def export_rows(session: Session) -> Iterator[dict[str, Any]]:
         }
 
 
-_CEF_SEVERITY = {"failed": 8, "rolled_back": 6, "rollback": 6, "refused": 7, "verify": 3}
+# CEF severity (0-10) by the last word of the action: what a SOC should see first.
+_CEF_SEVERITY = {"failed": 8, "mismatch": 8, "refused": 7, "rolled_back": 6}
 
 
 def _cef_header(value: str) -> str:
@@ -180,7 +181,7 @@ def _cef_ext(value: str) -> str:
 def to_cef(entry: dict[str, Any], version: str) -> str:
     """One ArcSight CEF line for a SIEM."""
     action = entry["action"]
-    severity = max((v for k, v in _CEF_SEVERITY.items() if k in action), default=3)
+    severity = _CEF_SEVERITY.get(action.rsplit(".", 1)[-1], 3)
     ts = datetime.fromisoformat(entry["ts"])
     ext = {
         "rt": str(int(ts.timestamp() * 1000)),

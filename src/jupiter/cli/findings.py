@@ -68,13 +68,15 @@ def ingest(
         TimeRemainingColumn,
     )
 
+    err = state.console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
-        console=state.console(stderr=True),
+        console=err,
         transient=True,
+        disable=not err.is_terminal,
     ) as bar:
         tasks: dict[Path, TaskID] = {}
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from jupiter.errors import InputError
 from jupiter.ingest import bandit, checkov, osv, pip_audit, sarif, seed, trivy
+from jupiter.ingest.common import collector_friendly
 from jupiter.models import FindingRecord
 
 __all__ = ["FORMATS", "detect_format", "parse_report"]
@@ -53,6 +54,8 @@ _SIGNATURES: list[tuple[str, list[re.Pattern[bytes]]]] = [
     ("pip-audit", [_key("dependencies"), _key("vulns")]),
     ("pip-audit", [_key("dependencies"), _key("skip_reason")]),
     ("pip-audit", [_key("dependencies"), _key("fixes")]),
+    # pip-audit before 2.0 wrote the dependency list alone.
+    ("pip-audit", [re.compile(rb'^\s*\[\s*\{\s*"name"\s*:'), _key("vulns")]),
     ("seed", [_key("vulnerability_id")]),
 ]
 
@@ -104,4 +107,4 @@ def parse_report(
         raise InputError(
             f"unknown report format {fmt!r}; use auto or one of: {', '.join(FORMATS)}."
         )
-    return parser(path, on_progress)
+    return collector_friendly(parser(path, on_progress))

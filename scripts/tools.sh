@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# External tools the tests drive as real subprocesses, each in its own venv
+# under .tools/ (they pin versions that would fight the project's own):
+#   bandit   - verifies SQL-injection fixes (B608 gone)
+#   checkov  - verifies Kubernetes / Dockerfile fixes
+#   ansible  - syntax- and check-mode runs of exported playbooks
+# Idempotent: a tool already installed at the pinned version is left alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+TOOLS=.tools
+
+install() { # name, probe-binary, pip requirement...
+  local name=$1 probe=$2; shift 2
+  local venv=$TOOLS/$name stamp=$TOOLS/$name/.jupiter-installed want="$*"
+  if [ -x "$venv/bin/$probe" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  printf 'tools: installing %s into %s\n' "$want" "$venv" >&2
+  rm -rf "$venv"
+  "$PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+  echo "$want" > "$stamp"
+}
+
+install bandit bandit 'bandit[sarif]==1.9.4'
+install checkov checkov 'checkov==3.3.30'
+install ansible ansible-playbook 'ansible-core>=2.17,<2.20'
