@@ -18,8 +18,8 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from jupiter import audit
-from jupiter.errors import InputError, JupiterError, NotFoundError
-from jupiter.models import AssetSpec, FindingRecord, FindingStatus
+from jupiter.errors import Declined, InputError, JupiterError, NotFoundError
+from jupiter.models import AssetSpec, Category, FindingRecord, FindingStatus, Severity
 from jupiter.plans import Plan
 from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
@@ -200,6 +200,15 @@ class Engine:
 
     # -- findings --------------------------------------------------------
     def list_findings(self, **filters: Any) -> list[dict[str, Any]]:
+        for key, enum in (
+            ("status", FindingStatus),
+            ("severity", Severity),
+            ("category", Category),
+        ):
+            value = filters.get(key)
+            if value is not None and value not in {e.value for e in enum}:
+                known = ", ".join(e.value for e in enum)
+                raise InputError(f"unknown {key} {value!r}; use one of: {known}")
         with self.db.reading() as s:
             rows = finding_repo.list_findings(s, **filters)
             sources = finding_repo.sources_for(s, [r.id for r in rows])
@@ -358,7 +367,7 @@ class Engine:
                 )
             raise
         if confirm is not None and not confirm(wanted):
-            raise InputError("rollback declined; nothing was changed")
+            raise Declined("rollback declined; nothing was changed")
         target = open_target(run.target)
         with closing(target):
             with self.db.transaction() as s:

@@ -74,5 +74,11 @@ class SnapshotError(JupiterError):
     exit_code = 1
 
 
+class Declined(JupiterError):
+    """The user answered no when asked to confirm; nothing was changed."""
+
+    exit_code = 1
+
+
 class PermissionDenied(JupiterError):
     """The actor's role does not allow the action."""

@@ -42,10 +42,16 @@ _STATUS_STYLE = {
 def register(app: typer.Typer) -> None:
     app.command("scan", help="Run the built-in checks over a target and store the findings.")(scan)
     app.command("plan", help="Show the plan and diff for one finding; changes nothing.")(plan)
-    app.command("fix", help="Scan, plan, snapshot, validate, apply and verify fixes.")(fix)
-    app.command("rollback", help="Restore what a fix run changed, and prove it by hashes.")(
-        rollback
-    )
+    app.command(
+        "fix",
+        help="Scan, plan, snapshot, validate, apply and verify fixes. Exit 1 if any fix "
+        "failed (failed fixes are rolled back automatically).",
+    )(fix)
+    app.command(
+        "rollback",
+        help="Restore what a fix run changed (all, or --path), and prove it by hashes. "
+        "Exit 1 if a restored path does not match its snapshot.",
+    )(rollback)
     app.add_typer(runs_app, name="runs")
     app.add_typer(remediators_app, name="remediators")
 
@@ -141,12 +147,15 @@ def fix(
     failed = [s for s in result["steps"] if s["status"] in ("failed", "rolled_back")]
     if json:
         state.emit_json(result)
+        if result["status"] == "declined":
+            raise typer.Exit(1)
     elif result["run"] is None:
         if dry_run:
             _print_preview(result["steps"])
             out.print("[cyan]dry run: nothing was changed[/]")
         elif result["status"] == "declined":
             out.print("declined: nothing was changed")
+            raise typer.Exit(1)
         else:
             _print_preview(result["steps"])
             manual = sum(1 for s in result["steps"] if s["status"] == "needs_manual")
