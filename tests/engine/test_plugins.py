@@ -51,9 +51,9 @@ class MotdBanner(Remediator):
             before = None
         old = before.decode() if before is not None else ""
         new = self.BANNER + old
+        sha = sha256_bytes(before) if before is not None else None
         return Plan(remediator=self.name, rule_id="ACME-MOTD", title="add the legal banner",
-                    changes=[WriteFile(path="etc/motd", content=new,
-                                       before_sha256=sha256_bytes(before) if before is not None else None)],
+                    changes=[WriteFile(path="etc/motd", content=new, before_sha256=sha)],
                     diff=unified_diff("etc/motd", old if before is not None else None, new))
 '''
 
