@@ -45,7 +45,11 @@ class Registry:
             ) from None
 
     def for_finding(self, finding: FindingRecord) -> Remediator | None:
-        for name in sorted(self.plugins):
+        """The plugin that fixes ``finding``: a team's registered custom
+        script first (registering one for a rule is a deliberate override),
+        then the others in name order."""
+        names = sorted(self.plugins, key=lambda n: (self.sources[n] != "custom", n))
+        for name in names:
             plugin = self.plugins[name]
             if plugin.handles(finding):
                 return plugin
