@@ -18,8 +18,9 @@ install: $(STAMP) ## create .venv and install Jupiter with its dev tools (idempo
 demo: install ## run Jupiter's main job on the embedded example
 	@bash scripts/demo.sh
 
-test: install ## run the test suite (services it needs are started by scripts/services.sh)
+test: install ## run the test suite (services and scanners it needs are set up first)
 	@bash scripts/services.sh
+	@bash scripts/tools.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install ## ruff + mypy (strict on src/)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure what the tests talk to is installed and answering on loopback:
 # PostgreSQL at 127.0.0.1:5432 (database `test`, trust auth), Debian's
-# openssh-server (sshd -t validator, test SSH server) and nftables (nft -c).
+# openssh-server (sshd -t validator, test SSH server), nftables (nft -c),
+# shellcheck (exported bash scripts) and git (git delivery).
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 
@@ -28,6 +29,8 @@ missing=()
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v git >/dev/null || missing+=(git)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt_install "${missing[@]}"

@@ -19,7 +19,9 @@ install() { # name, probe-binary, pip requirement...
   printf 'tools: installing %s into %s\n' "$want" "$venv" >&2
   rm -rf "$venv"
   "$PYTHON" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+  # (this machine's pip config names local mirrors that may be absent: drop that noise)
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
+    | { grep -v "^WARNING: Location 'file:" || true; } >&2
   echo "$want" > "$stamp"
 }
 

@@ -30,6 +30,7 @@ from jupiter.targets.factory import normalise_connection, open_target
 from jupiter.workspace import Workspace
 
 if TYPE_CHECKING:
+    from jupiter.git_delivery import BranchStart, GitDelivery
     from jupiter.remediators.registry import Registry
     from jupiter.runs import Candidate
 
@@ -67,6 +68,18 @@ class ScanReport:
             "reopened": self.reopened,
             "errors": self.errors,
         }
+
+
+def _start_git(target: Target, branch: str) -> tuple[GitDelivery, BranchStart]:
+    from jupiter.git_delivery import GitDelivery
+    from jupiter.targets.local import LocalTarget
+
+    if not isinstance(target, LocalTarget):
+        raise InputError(
+            f"--git-branch needs a local git work tree as target; {target.describe()} is not one"
+        )
+    git = GitDelivery(target.root)
+    return git, git.start(branch)
 
 
 def _default_asset_id(connection: str) -> str:
@@ -231,15 +244,123 @@ class Engine:
             audit.record(s, self.actor, "advisories.imported", str(path), report.to_json())
         return report.to_json()
 
+    # -- exported scripts -----------------------------------------------
+    def export_script(self, ref: str, fmt: str) -> str:
+        """A standalone fix script for a finding (``FINDING``, planned now on
+        its asset) or for what a run applied (``run:ID`` or ``RUN`` digits
+        prefixed with ``run:``), in ``bash``, ``python`` or ``ansible``."""
+        from jupiter.export import PlanForExport, export_script
+
+        if ref.startswith("run:"):
+            items = self._run_plans_for_export(ref.removeprefix("run:"))
+        else:
+            planned = self.plan(ref)
+            plan = Plan.model_validate({k: v for k, v in planned["plan"].items() if k != "hash"})
+            if plan.needs_manual or not plan.changes:
+                why = plan.needs_manual or "it is already fixed"
+                raise InputError(f"finding {ref} has nothing to export: {why}")
+            with self.db.reading() as s:
+                row = finding_repo.get_finding(s, ref)
+                conn = asset_repo.get_asset(s, row.asset_id).connection or ""
+            items = [
+                PlanForExport(
+                    plan=plan,
+                    finding_id=str(row.id),
+                    rule_id=row.rule_id,
+                    title=row.title,
+                    target=conn,
+                )
+            ]
+        script = export_script(items, fmt)  # type: ignore[arg-type]
+        with self.db.transaction() as s:
+            audit.record(
+                s,
+                self.actor,
+                "script.exported",
+                ref,
+                {"format": fmt, "plans": [i.plan.plan_hash() for i in items]},
+            )
+        return script
+
+    def _run_plans_for_export(self, run_ref: str) -> list[Any]:
+        from sqlalchemy import select
+
+        from jupiter.export import PlanForExport
+        from jupiter.redact import MASK
+        from jupiter.store.tables import RunStepRow
+
+        if not run_ref.isdigit():
+            raise InputError(f"run {run_ref!r} is not a run id; see `jupiter runs list`")
+        with self.db.reading() as s:
+            run = s.get(RunRow, int(run_ref))
+            if run is None:
+                raise NotFoundError(f"no run {run_ref}; see `jupiter runs list`")
+            steps = list(
+                s.scalars(
+                    select(RunStepRow)
+                    .where(RunStepRow.run_id == run.id, RunStepRow.status == "verified")
+                    .order_by(RunStepRow.seq)
+                )
+            )
+        if not steps:
+            raise InputError(f"run {run_ref} applied nothing that could be exported")
+        items = []
+        for st in steps:
+            if MASK in orjson.dumps(st.plan).decode():
+                raise InputError(
+                    f"run {run_ref} step {st.seq} ({st.rule_id}) wrote a secret that Jupiter does "
+                    "not store; export that finding instead (`jupiter script FINDING`)"
+                )
+            plan = Plan.model_validate({k: v for k, v in st.plan.items() if k != "hash"})
+            items.append(
+                PlanForExport(
+                    plan=plan,
+                    finding_id=str(st.finding_id or ""),
+                    rule_id=st.rule_id,
+                    title=plan.title,
+                    target=run.target,
+                )
+            )
+        return items
+
+    # -- custom scripts -------------------------------------------------
+    def register_script(self, manifest: Path) -> dict[str, Any]:
+        from jupiter.custom import register_script
+
+        self.workspace.ensure()
+        info = register_script(self.workspace, manifest)
+        with self.db.transaction() as s:
+            audit.record(s, self.actor, "script.registered", f"script:{info['name']}", info)
+        self._registry = None
+        return info
+
+    def list_scripts(self) -> list[dict[str, Any]]:
+        from jupiter.custom import list_scripts
+
+        return list_scripts(self.workspace)
+
+    def remove_script(self, name: str) -> None:
+        from jupiter.custom import remove_script
+
+        remove_script(self.workspace, name)
+        with self.db.transaction() as s:
+            audit.record(s, self.actor, "script.removed", f"script:{name}", {})
+        self._registry = None
+
     # -- remediation ----------------------------------------------------
     @property
     def registry(self) -> Registry:
         if self._registry is None:
+            from jupiter.custom import load_custom_remediators
             from jupiter.remediators.registry import load_registry
 
             registry = load_registry()
             for plugin in registry:
                 plugin.bind(self.workspace)
+            # A team's registered script is a deliberate choice for its rules:
+            # the registry consults custom scripts before the other plugins.
+            for custom in load_custom_remediators(self.workspace, errors=registry.errors):
+                registry.add(custom, source="custom")
             self._registry = registry
         return self._registry
 
@@ -284,11 +405,14 @@ class Engine:
         confirm: Callable[[list[dict[str, Any]]], bool] | None = None,
         raw_params: list[str] | None = None,
         on_step: Callable[[Any], None] | None = None,
+        git_branch: str | None = None,
     ) -> dict[str, Any]:
         """Scan, plan, snapshot, validate, apply and verify every fixable finding.
 
         ``confirm`` sees the planned steps (with diffs) and returns whether to
-        apply; ``None`` applies without asking (``--yes``).
+        apply; ``None`` applies without asking (``--yes``). With
+        ``git_branch`` the target must be a clean git work tree: the fixes
+        are delivered on that new branch, one commit per verified finding.
         """
         from jupiter.runs import RunExecutor, parse_params, plan_chain, preview_step
         from jupiter.snapshots import BlobStore
@@ -314,10 +438,18 @@ class Engine:
                     "status": "declined",
                     "steps": preview,
                 }
+            git, run_params = None, dict(params)
+            if git_branch is not None:
+                git, started = _start_git(target, git_branch)
+                run_params["git"] = {
+                    "branch": started.branch,
+                    "base": started.base,
+                    "previous_branch": started.previous_branch,
+                }
             executor = RunExecutor(
-                self.db, BlobStore(self.workspace.blobs), target, self.actor, on_step
+                self.db, BlobStore(self.workspace.blobs), target, self.actor, on_step, git
             )
-            run_id = executor.start(asset_id, params)
+            run_id = executor.start(asset_id, run_params)
             results = [
                 executor.execute(run_id, i, c, p if isinstance(p, Plan) else None)
                 for i, (c, p) in enumerate(chain, 1)
@@ -329,6 +461,7 @@ class Engine:
             "run": run_id,
             "status": status,
             "steps": [r.to_json() for r in results],
+            "git": run_params.get("git"),
         }
 
     def rollback(
@@ -344,8 +477,15 @@ class Engine:
 
         with self.db.reading() as s:
             run, entries, step_ids = rollback_entries(s, run_id)
+            commits = _run_commits(s, step_ids)
         if not entries:
             raise InputError(f"run {run_id} changed nothing that can be rolled back")
+        git_info = run.params.get("git")
+        if git_info and paths:
+            raise InputError(
+                f"run {run_id} delivered its fixes as commits on {git_info['branch']}; "
+                "roll it back whole (without --path), which reverts those commits"
+            )
         wanted = sorted(entries)
         if paths:
             asked = [normalise_relpath(p) for p in paths]
@@ -394,7 +534,10 @@ class Engine:
                     {"rollback_run": rb_id, "paths": wanted},
                 )
             try:
-                restore(target, chosen, blobs)
+                if git_info:
+                    _revert_git(target, git_info["branch"], commits, run_id)
+                else:
+                    restore(target, chosen, blobs)
                 mismatches = verify_restored(target, chosen)
             except JupiterError as exc:
                 with self.db.transaction() as s:
@@ -615,6 +758,24 @@ def _bind_progress(progress: Callable[[Path, int, int], None], path: Path, size:
         progress(path, done, size)
 
     return on_progress
+
+
+def _run_commits(s: Session, step_ids: list[int]) -> list[str]:
+    from jupiter.store.tables import RunStepRow
+
+    rows = [s.get(RunStepRow, sid) for sid in step_ids]
+    return [r.commit for r in sorted(filter(None, rows), key=lambda r: r.seq) if r.commit]
+
+
+def _revert_git(target: Target, branch: str, commits: list[str], run_id: int) -> None:
+    """Undo a git-delivered run by reverting its commits on its branch."""
+    from jupiter.git_delivery import GitDelivery
+    from jupiter.targets.local import LocalTarget
+
+    assert isinstance(target, LocalTarget)
+    git = GitDelivery(target.root)
+    git.resume(branch, checkout=True)
+    git.revert(commits, f"Revert Jupiter run {run_id}")
 
 
 def _file_sha256(path: Path) -> str:

@@ -25,6 +25,7 @@ from jupiter.errors import (
     NotFoundError,
     TargetError,
 )
+from jupiter.git_delivery import GitDelivery, commit_message
 from jupiter.models import FindingRecord, FindingStatus
 from jupiter.plans import Plan, RemoveFile, RunCommand, SetMode, WriteFile, sha256_bytes
 from jupiter.redact import redact
@@ -61,6 +62,7 @@ class StepResult:
     risk: dict[str, Any] = field(default_factory=dict)
     step_id: int | None = None
     output: str = ""
+    commit: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +76,7 @@ class StepResult:
             "risk": self.risk,
             "diff": self.diff,
             "output": self.output,
+            "commit": self.commit,
         }
 
 
@@ -189,9 +192,11 @@ class RunExecutor:
         target: Target,
         actor: str,
         on_step: Callable[[StepResult], None] | None = None,
+        git: GitDelivery | None = None,
     ) -> None:
         self.db, self.blobs, self.target, self.actor = db, blobs, target, actor
         self.on_step = on_step
+        self.git = git
 
     def start(self, asset_id: str | None, params: dict[str, Any]) -> int:
         with self.db.transaction() as s:
@@ -291,6 +296,9 @@ class RunExecutor:
             fixed = plugin.is_fixed(cand.record, self.target, cand.params)
         except _Undeclared as exc:
             return self._undo(step_id, exc.entries, result, str(exc))
+        except CommandFailed as exc:
+            result.output = _outputs_text(exc.outputs)
+            return self._undo(step_id, entries, result, f"apply failed: {exc}")
         except JupiterError as exc:
             return self._undo(step_id, entries, result, f"apply failed: {exc}")
         except OSError as exc:
@@ -300,10 +308,35 @@ class RunExecutor:
                 step_id, entries, result, "the finding is still detected after the fix"
             )
         result.status, result.detail = VERIFIED, "fixed and verified by re-detection"
+        if self.git is not None:
+            try:
+                result.commit = self._commit(cand, plan, entries)
+            except JupiterError as exc:
+                return self._undo(step_id, entries, result, f"could not commit the fix: {exc}")
+            result.detail += f"; committed {result.commit[:12]}"
         if plan.risk.services_to_reload:
             result.detail += f"; reload needed: {', '.join(plan.risk.services_to_reload)}"
         self._update_step(step_id, result, FindingStatus.VERIFIED)
         return self._emit(result)
+
+    def _commit(self, cand: Candidate, plan: Plan, entries: list[ManifestEntry]) -> str:
+        """One commit per verified finding on the delivery branch."""
+        assert self.git is not None
+        rec = cand.record
+        paths = plan.touched_paths()
+        if plan.watches_tree:
+            paths = sorted(set(paths) | set(self.git.dirty_paths()))
+        message = commit_message(
+            cand.finding_id,
+            rec.rule_id,
+            rec.title,
+            rec.aliases,
+            cand.remediator.name,
+            "verified: the finding is no longer detected",
+            plan.plan_hash(),
+            path=rec.location.path,
+        )
+        return self.git.commit(paths, message)
 
     # -- helpers ---------------------------------------------------------
     def _snapshot(self, plan: Plan) -> list[ManifestEntry]:
@@ -419,6 +452,7 @@ class RunExecutor:
             step.status, step.detail = result.status, result.detail
             step.validations = result.validations
             step.output = result.output
+            step.commit = result.commit
             if result.status != APPLYING:
                 step.finished_at = utcnow()
             if entries is not None:
@@ -450,6 +484,16 @@ def _set_finding_status(
     audit.record(
         s, actor, "finding.status", f"finding:{finding_id}", {"from": old, "to": status.value}
     )
+
+
+class CommandFailed(TargetError):
+    """A plan's command failed; carries every command result so far."""
+
+    retryable = False
+
+    def __init__(self, message: str, outputs: list[CommandResult]) -> None:
+        super().__init__(message)
+        self.outputs = outputs
 
 
 class _Undeclared(TargetError):
@@ -519,8 +563,9 @@ def apply_plan(target: Target, plan: Plan) -> list[CommandResult]:
             outputs.append(res)
             if not res.ok:
                 why = "timed out" if res.timed_out else f"exited {res.returncode}"
-                detail = redact(res.stderr.strip()[:300])
-                raise TargetError(f"command {change.argv[0]} {why}: {detail}")
+                last = (res.stderr.strip().splitlines() or [""])[-1][:300]
+                what = change.description or change.argv[0]
+                raise CommandFailed(f"{what} {why}: {redact(last)}", outputs)
     return outputs
 
 

@@ -49,7 +49,15 @@ def _main(
 
 
 def _register() -> None:
-    from jupiter.cli import advisories, assets, audit_cmd, findings, remediate
+    from jupiter.cli import (
+        advisories,
+        assets,
+        audit_cmd,
+        findings,
+        generate_cmd,
+        remediate,
+        scripts,
+    )
 
     app.command("init", help="Create the workspace (idempotent).")(findings.init)
     app.command("ingest", help="Ingest scanner reports (SARIF, Bandit, Checkov, Trivy, ...).")(
@@ -61,7 +69,14 @@ def _register() -> None:
     app.add_typer(
         advisories.app, name="advisories", help="Offline OSV advisory database for `scan`."
     )
+    app.add_typer(scripts.app, name="scripts", help="Register your own remediation scripts.")
     remediate.register(app)
+    app.command("generate", help="Render a secure ssh, firewall or postgresql configuration.")(
+        generate_cmd.generate
+    )
+    app.command("script", help="Export a fix as a bash, python or ansible script.")(
+        generate_cmd.script
+    )
 
 
 _register()

@@ -111,9 +111,16 @@ def fix(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
     param: ParamOpt = None,
+    git_branch: Annotated[
+        str | None,
+        typer.Option(
+            "--git-branch",
+            help="Deliver the fixes on this new branch of the target's git work tree, "
+            "one commit per finding.",
+        ),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Exit 1 if any fix failed (failed fixes are rolled back automatically)."""
     out = state.console()
 
     def confirm(preview: list[dict[str, Any]]) -> bool:
@@ -143,6 +150,7 @@ def fix(
         confirm=None if yes else confirm,
         raw_params=param or [],
         on_step=on_step,
+        git_branch=git_branch,
     )
     failed = [s for s in result["steps"] if s["status"] in ("failed", "rolled_back")]
     if json:
@@ -165,6 +173,12 @@ def fix(
             )
     else:
         out.print(f"run {result['run']}: {result['status']}")
+        if result.get("git"):
+            commits = sum(1 for s in result["steps"] if s.get("commit"))
+            out.print(
+                f"delivered on branch {result['git']['branch']}: {commits} commit(s) on top of "
+                f"{result['git']['base'][:12]}"
+            )
         if not failed:
             out.print(f"undo with: jupiter rollback {result['run']}")
     if failed:

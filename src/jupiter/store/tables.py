@@ -180,6 +180,7 @@ class RunStepRow(Base):
     plan_hash: Mapped[str] = mapped_column(String(64))
     validations: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     output: Mapped[str] = mapped_column(Text, default="")
+    commit: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
 
