@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.conftest import need_service
 
 from jupiter.detect.nftables import parse_ruleset
 from jupiter.detect.nfteval import Decision, Packet, evaluate
@@ -20,9 +21,15 @@ from jupiter.targets.local import LocalTarget
 from jupiter.targets.overlay import OverlayView
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "firewall"
-needs_nft = pytest.mark.skipif(
-    shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin") is None, reason="nft is not installed"
-)
+@pytest.fixture
+def _nft_installed() -> None:
+    need_service(
+        shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin") is not None,
+        "nft is not installed; run scripts/services.sh",
+    )
+
+
+needs_nft = pytest.mark.usefixtures("_nft_installed")
 
 
 def host(tmp_path: Path, ruleset: str | None = None) -> LocalTarget:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.conftest import need_service
 
 from jupiter.plans import Plan, SetMode, WriteFile, sha256_bytes
 from jupiter.remediators import postgres_validate
@@ -38,10 +39,14 @@ MAIN = "etc/postgresql/15/main/postgresql.conf"
 HBA = "etc/postgresql/15/main/pg_hba.conf"
 BINARY = find_postgres()
 ACCOUNT = server_account()
-pytestmark = pytest.mark.skipif(
-    BINARY is None or isinstance(ACCOUNT, str),
-    reason=f"no PostgreSQL server to run here ({ACCOUNT if isinstance(ACCOUNT, str) else ''})",
-)
+
+
+@pytest.fixture(autouse=True)
+def _need_postgres_binary() -> None:
+    """Skips without a server binary to run, or fails under JUPITER_REQUIRE_SERVICES=1."""
+    why = ACCOUNT if isinstance(ACCOUNT, str) else "no postgres binary found"
+    need_service(BINARY is not None and not isinstance(ACCOUNT, str),
+                 f"no PostgreSQL server to run here ({why})")
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +239,49 @@ def test_remediated_messy_cluster_serves_tls_and_scram_only(sandbox: Cluster,
         assert "connection authorized: user=app_user" in log and "SSL enabled" in log
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_jupiter_fix_then_the_server_accepts_tls_scram_and_rollback_restores(
+    sandbox: Cluster, host_dir: Path, tmp_path: Path
+) -> None:
+    """The issue's acceptance path through the engine: fix, serve, roll back."""
+    from jupiter.engine import Engine
+    from jupiter.workspace import Workspace
+
+    root = host_dir / "host"
+    copy_fixture(root)
+    conf_path = root / MAIN
+    conf_path.write_text(conf_path.read_text().replace("'/etc/postgresql/",
+                                                       f"'{root}/etc/postgresql/"))
+    give_to(root / "etc/postgresql", sandbox.who)
+    before = {p: (p.read_bytes(), p.stat().st_mode) for p in root.rglob("*") if p.is_file()}
+    engine = Engine(Workspace(tmp_path / "ws", f"sqlite:///{tmp_path / 'ws/j.db'}"), "dba")
+    try:
+        result = engine.fix(str(root), only=["config.database"], raw_params=[
+            f"postgresql-conf.server_root={root}", f"pg-hba.server_root={root}"])
+        statuses = {s["status"] for s in result["steps"]}
+        assert statuses <= {"verified", "already_fixed", "needs_manual"}, result["steps"]
+        assert [s["rule_id"] for s in result["steps"] if s["status"] == "needs_manual"] == [
+            "PG-LISTEN-ALL"]
+        port = _free_port()
+        work = sandbox.workdir()
+        try:
+            with running_server(sandbox, conf_path, {"listen_addresses": "127.0.0.1"}, work,
+                                port=port) as server:
+                _psql(sandbox.who, server.socket_dir, port,
+                      "CREATE ROLE engine_user LOGIN PASSWORD 'Corr3ct-horse'")
+                dsn = dict(host="127.0.0.1", port=port, user="engine_user", dbname="postgres",
+                           connect_timeout=10)
+                with psycopg.connect(**dsn, password="Corr3ct-horse", sslmode="require") as c:
+                    row = c.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                    assert row.fetchone() == (True,)
+                with pytest.raises(psycopg.OperationalError, match="rejects connection"):
+                    psycopg.connect(**dsn, password="Corr3ct-horse", sslmode="disable")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        rb = engine.rollback(result["run"])
+        assert rb["verified"] and rb["full"]
+        after = {p: (p.read_bytes(), p.stat().st_mode) for p in root.rglob("*") if p.is_file()}
+        assert after == before, "rollback restores the originals byte for byte"
+    finally:
+        engine.close()

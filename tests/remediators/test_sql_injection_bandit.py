@@ -5,14 +5,13 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from tests.tools import tool
 
 
 def _load_harness() -> ModuleType:
@@ -29,18 +28,14 @@ def _load_harness() -> ModuleType:
 harness = _load_harness()
 
 
-def _bandit() -> str | None:
-    for candidate in ("/tmp/venvs/bandit/bin/bandit", "/tmp/venvs/bandit-sqli/bin/bandit",
-                      shutil.which("bandit")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+BANDIT: str | None = None
 
 
-BANDIT = _bandit()
-pytestmark = pytest.mark.skipif(
-    BANDIT is None, reason="bandit is not installed at /tmp/venvs/bandit/bin/bandit or on PATH"
-)
+@pytest.fixture(autouse=True)
+def _bandit() -> None:
+    """Bandit from scripts/tools.sh (skips without it; fails under JUPITER_REQUIRE_SERVICES=1)."""
+    global BANDIT
+    BANDIT = str(tool("bandit", "bandit"))
 
 
 def _b608_functions(root: Path, names: list[str]) -> dict[str, set[str]]:

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.conftest import need_service
 
 from jupiter.plans import Plan, WriteFile, sha256_bytes
 from jupiter.remediators import sshd_check
@@ -19,7 +20,14 @@ MAIN = "etc/ssh/sshd_config"
 DROPIN = "etc/ssh/sshd_config.d/50-cloud-init.conf"
 PLUGIN = SshdHardening()
 
-needs_sshd = pytest.mark.skipif(sshd_check.find_sshd() is None, reason="sshd is not installed")
+@pytest.fixture
+def _sshd_installed() -> None:
+    need_service(
+        sshd_check.find_sshd() is not None, "sshd is not installed; run scripts/services.sh"
+    )
+
+
+needs_sshd = pytest.mark.usefixtures("_sshd_installed")
 
 
 def host(tmp_path: Path, name: str = "messy") -> LocalTarget:

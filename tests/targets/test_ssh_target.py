@@ -17,6 +17,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+from tests.conftest import need_service
 
 from jupiter.errors import InputError, PathEscapeError, TargetError
 from jupiter.targets.base import Target
@@ -38,7 +39,7 @@ def server(
 ) -> Iterator[SSHTestServer]:
     """Every test runs against asyncssh's server and against the system's OpenSSH sshd."""
     if request.param == "openssh" and not openssh_available():
-        pytest.skip("OpenSSH sshd is not installed or the tests do not run as root")
+        need_service(False, "OpenSSH sshd is not installed or the tests do not run as root")
     with running_server(tmp_path_factory.mktemp(request.param), request.param) as srv:
         yield srv
 
