@@ -81,7 +81,8 @@ class Target(TargetView, Protocol):
     def set_owner(self, path: str, uid: int, gid: int) -> None: ...
 
     def remove(self, path: str) -> None:
-        """Remove a file; no error if it is already absent."""
+        """Remove a file, a symlink (never its target) or an empty directory;
+        no error if it is already absent."""
         ...
 
     def run(self, argv: list[str], timeout: float) -> CommandResult:
