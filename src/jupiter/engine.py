@@ -664,10 +664,11 @@ class Engine:
         plugins = [(p, params_for(p, params or {})) for p in self.registry]
         for plugin, plugin_params in plugins:
             try:
-                found = plugin.detect(target, plugin_params)
+                found, problems = plugin.survey(target, plugin_params)
             except InputError as exc:
                 report.errors.append({"remediator": plugin.name, "error": str(exc)})
                 continue
+            report.errors.extend({"remediator": plugin.name, "error": p} for p in problems)
             records.extend(r.model_copy(update={"asset": asset_id}) for r in found)
         now = utcnow()
         with self.db.transaction() as s:

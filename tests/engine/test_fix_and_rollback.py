@@ -218,3 +218,20 @@ def test_stored_finding_keeps_its_fingerprint(engine: Engine, host: Path) -> Non
     with engine.db.reading() as s:
         for row in repo.list_findings(s):
             assert repo.row_to_record(row).fingerprint(row.asset_id) == row.fingerprint
+
+
+def test_a_file_that_does_not_parse_is_reported_and_the_run_goes_on(
+    engine: Engine, tmp_path: Path
+) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "tests/fixtures/sqli", root / "app")
+    broken = root / "app/broken.py"
+    broken.write_text('import sqlite3\ndef f(cur, x):\n    cur.execute("SELECT %s" % x\n')
+    (root / "k8s").mkdir()
+    (root / "k8s/bad.yaml").write_text("kind: Pod\nkind: Pod\n")
+    result = engine.fix(str(root), only=["code.sql_injection"])
+    errors = {e["error"] for e in result["scan"]["errors"]}
+    assert any("broken.py" in e and "line" in e for e in errors), errors
+    assert any("bad.yaml" in e and "line" in e for e in errors), errors
+    assert any(s["status"] == "verified" for s in result["steps"])
+    assert broken.read_text().endswith('% x\n'), "the broken file is left untouched"

@@ -76,6 +76,14 @@ class Remediator(ABC):
         sshd fix at level ``baseline`` is verified at ``baseline``).
         """
 
+    def survey(
+        self, view: TargetView, params: BaseModel | None = None
+    ) -> tuple[list[FindingRecord], list[str]]:
+        """``detect`` plus the files it had to skip, each as one sentence
+        naming file and line (a manifest that does not parse, say). The
+        engine reports them and goes on with everything else."""
+        return self.detect(view, params), []
+
     @abstractmethod
     def plan(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> Plan:
         """Compute the changes that fix ``finding``; empty if already fixed."""

@@ -102,6 +102,12 @@ class PythonDependencies(Remediator):
         """Vulnerable pins; unreadable files are in :meth:`scan`'s ``errors``."""
         return self.scan(view).findings
 
+    def survey(
+        self, view: TargetView, params: BaseModel | None = None
+    ) -> tuple[list[FindingRecord], list[str]]:
+        result = self.scan(view)
+        return result.findings, [str(e) for e in result.errors]
+
     def is_fixed(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> bool:
         """No pin of the package is still vulnerable to the finding's advisory.
 

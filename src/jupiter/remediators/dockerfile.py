@@ -97,6 +97,12 @@ class DockerfileHardening(Remediator):
     def detect(self, view: TargetView, params: BaseModel | None = None) -> list[FindingRecord]:
         return checks.check(view)
 
+    def survey(
+        self, view: TargetView, params: BaseModel | None = None
+    ) -> tuple[list[FindingRecord], list[str]]:
+        result = checks.scan(view)
+        return result.findings, [str(e) for e in result.errors]
+
     def plan(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> Plan:
         p = _params(params)
         rule = checks.rule_for(finding.rule_id)

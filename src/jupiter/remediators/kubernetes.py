@@ -57,6 +57,12 @@ class KubernetesPodSecurity(Remediator):
         """Built-in findings of every parseable manifest (params do not change them)."""
         return k8s.check(view)
 
+    def survey(
+        self, view: TargetView, params: BaseModel | None = None
+    ) -> tuple[list[FindingRecord], list[str]]:
+        result = k8s.scan(view)
+        return result.findings, [str(e) for e in result.errors]
+
     def plan(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> Plan:
         p = _params(params)
         rule = _rule(finding)

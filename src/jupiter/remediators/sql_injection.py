@@ -71,14 +71,31 @@ class SqlInjectionPython(Remediator):
         return finding.rule_id in self.rule_ids or _is_external_sqli(finding.rule_id)
 
     def detect(self, view: TargetView, params: BaseModel | None = None) -> list[FindingRecord]:
+        """Every finding; a module that does not parse raises InputError."""
+        return self._detect(view, tolerant=False)[0]
+
+    def survey(
+        self, view: TargetView, params: BaseModel | None = None
+    ) -> tuple[list[FindingRecord], list[str]]:
+        """Every finding in the modules that parse; the others are reported."""
+        return self._detect(view, tolerant=True)
+
+    def _detect(self, view: TargetView, tolerant: bool) -> tuple[list[FindingRecord], list[str]]:
         findings: list[FindingRecord] = []
+        problems: list[str] = []
         for path in view.walk():
             if not path.endswith(".py") or _SKIP_DIRS.intersection(path.split("/")[:-1]):
                 continue
             data = view.read_bytes(path)
-            if might_hold_sinks(data):
+            if not might_hold_sinks(data):
+                continue
+            try:
                 findings.extend(detect_source(path, _decode(path, data)))
-        return findings
+            except InputError as exc:
+                if not tolerant:
+                    raise
+                problems.append(str(exc))
+        return findings, problems
 
     def plan(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> Plan:
         base = {
