@@ -154,8 +154,14 @@ def by_name(conn, name):
     return conn.execute(text("SELECT * FROM {w}s WHERE name = '" + name + "'")).fetchall()
 '''
 
-KINDS = [(PLAIN, 55), (SAFE, 20), (SQLITE_SQLI, 12), (PSYCOPG_SQLI, 5), (DJANGO_SQLI, 5),
-         (SA_SQLI, 3)]
+KINDS = [
+    (PLAIN, 55),
+    (SAFE, 20),
+    (SQLITE_SQLI, 12),
+    (PSYCOPG_SQLI, 5),
+    (DJANGO_SQLI, 5),
+    (SA_SQLI, 3),
+]
 
 
 def build_tree(root: Path, files: int, seed: int) -> int:
@@ -186,7 +192,10 @@ def run_bandit(bandit: str, root: Path) -> dict[str, object]:
     start = time.perf_counter()
     proc = subprocess.run(
         [bandit, "-r", str(root), "-f", "json", "-o", str(out), "-q"],
-        capture_output=True, text=True, timeout=1800, check=False,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
     )
     seconds = time.perf_counter() - start
     results = json.loads(out.read_text())["results"] if out.exists() else []
@@ -219,7 +228,8 @@ def main() -> int:
         if bandit is not None:  # before the rewrite: the same tree we detect on
             bandit_result = run_bandit(bandit, root)
             bandit_result["files_per_second"] = round(
-                args.files / float(bandit_result["seconds"]), 1)  # type: ignore[arg-type]
+                args.files / float(bandit_result["seconds"]), 1
+            )  # type: ignore[arg-type]
 
         start = time.perf_counter()
         findings = remediator.detect(target)

@@ -126,10 +126,14 @@ def start_server(workdir: Path) -> SSHTestServer:
     with open(workdir / "server.log", "wb") as log:
         process = subprocess.Popen(
             [
-                sys.executable, __file__,
-                "--host-key", str(host_key),
-                "--authorized-keys", str(authorized),
-                "--connections-log", str(connections_log),
+                sys.executable,
+                __file__,
+                "--host-key",
+                str(host_key),
+                "--authorized-keys",
+                str(authorized),
+                "--connections-log",
+                str(connections_log),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -289,7 +293,9 @@ class _Commands:
             process.exit(1)
             return
         proc = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", command,
+            "/bin/sh",
+            "-c",
+            command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

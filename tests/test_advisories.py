@@ -17,16 +17,26 @@ from jupiter.models import Severity
 OSV = Path(__file__).parent / "fixtures" / "osv"
 
 
-def record(record_id: str, *ranges: list[dict[str, str]], package: str = "demo",
-           versions: list[str] | None = None, **fields: Any) -> dict[str, Any]:
+def record(
+    record_id: str,
+    *ranges: list[dict[str, str]],
+    package: str = "demo",
+    versions: list[str] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
     affected: dict[str, Any] = {
         "package": {"ecosystem": "PyPI", "name": package},
         "ranges": [{"type": "ECOSYSTEM", "events": events} for events in ranges],
     }
     if versions is not None:
         affected["versions"] = versions
-    return {"schema_version": "1.6.0", "id": record_id, "modified": "2024-01-01T00:00:00Z",
-            "affected": [affected], **fields}
+    return {
+        "schema_version": "1.6.0",
+        "id": record_id,
+        "modified": "2024-01-01T00:00:00Z",
+        "affected": [affected],
+        **fields,
+    }
 
 
 def write(directory: Path, *records: dict[str, Any]) -> Path:
@@ -52,7 +62,10 @@ def test_import_directory_of_fixture_records(tmp_path: Path) -> None:
     assert ids(db, "PyYaml", "5.4") == []
     django = db.query("PyPI", "Django", "3.2.0")
     assert sorted(a.canonical_id for a in django) == [
-        "CVE-2021-28658", "CVE-2021-33203", "CVE-2021-35042"]
+        "CVE-2021-28658",
+        "CVE-2021-33203",
+        "CVE-2021-35042",
+    ]
 
 
 def test_import_single_record_and_reimport_replaces_it(tmp_path: Path) -> None:
@@ -83,7 +96,10 @@ def test_import_osv_zip(tmp_path: Path) -> None:
     report = db.import_path(archive)
     assert report.records == 20
     assert ids(db, "urllib3", "1.26.5") == [
-        "GHSA-34jh-p97f-mpxf", "GHSA-g4mx-q9vg-27p4", "GHSA-v845-jxx5-vc9f"]
+        "GHSA-34jh-p97f-mpxf",
+        "GHSA-g4mx-q9vg-27p4",
+        "GHSA-v845-jxx5-vc9f",
+    ]
 
 
 def test_withdrawn_record_is_never_returned(tmp_path: Path) -> None:
@@ -98,8 +114,11 @@ def test_bad_range_in_zip_names_member_and_field_and_imports_nothing(tmp_path: P
     db.import_path(OSV / "GHSA-m2qf-hxjv-5gpq.json")
     before = sorted(p.name for p in (tmp_path / "adv").iterdir())
     good = record("PYSEC-2024-1", [{"introduced": "0"}, {"fixed": "1.0"}])
-    bad = record("PYSEC-2024-2", [{"introduced": "0"}, {"fixed": "1.0"}],
-                 [{"introduced": "2.0"}, {"fixed": "1.5"}])
+    bad = record(
+        "PYSEC-2024-2",
+        [{"introduced": "0"}, {"fixed": "1.0"}],
+        [{"introduced": "2.0"}, {"fixed": "1.5"}],
+    )
     archive = tmp_path / "all.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("PYSEC-2024-1.json", json.dumps(good))
@@ -119,18 +138,25 @@ def test_bad_range_in_zip_names_member_and_field_and_imports_nothing(tmp_path: P
 @pytest.mark.parametrize(
     ("events", "field", "words"),
     [
-        ([{"introduced": "0"}, {"fixed": "not a version!"}], "events[1].fixed",
-         "not a valid PEP 440"),
+        (
+            [{"introduced": "0"}, {"fixed": "not a version!"}],
+            "events[1].fixed",
+            "not a valid PEP 440",
+        ),
         ([{"fixed": "1.0"}], "ranges[0].events", "no introduced"),
         ([{"introduced": "1.0"}, {"fixed": "1.0"}], "events[1].fixed", "same version"),
-        ([{"introduced": "0"}, {"fixed": "1.0"}, {"last_affected": "2.0"}], "ranges[0].events",
-         "mixes fixed and last_affected"),
+        (
+            [{"introduced": "0"}, {"fixed": "1.0"}, {"last_affected": "2.0"}],
+            "ranges[0].events",
+            "mixes fixed and last_affected",
+        ),
         ([{"introduced": "0", "fixed": "1.0"}], "events[0]", "exactly one"),
         ([], "ranges[0].events", "missing or empty"),
     ],
 )
-def test_invalid_ranges_are_rejected(tmp_path: Path, events: list[dict[str, str]], field: str,
-                                     words: str) -> None:
+def test_invalid_ranges_are_rejected(
+    tmp_path: Path, events: list[dict[str, str]], field: str, words: str
+) -> None:
     source = write(tmp_path / "src", record("PYSEC-2024-9", events))
     db = AdvisoryDB(tmp_path / "adv")
     with pytest.raises(InputError) as info:
@@ -164,27 +190,55 @@ def test_missing_id_or_affected_and_bad_json_are_input_errors(tmp_path: Path) ->
 
 def test_range_semantics(tmp_path: Path) -> None:
     db = AdvisoryDB(tmp_path / "adv")
-    db.import_path(write(
-        tmp_path / "src",
-        # two introduced/fixed pairs in one range, events deliberately unsorted
-        record("OSV-MULTI", [{"fixed": "1.4.2"}, {"introduced": "2.0"}, {"introduced": "0"},
-                             {"fixed": "2.1.1"}]),
-        # two ranges, the second with last_affected (inclusive)
-        record("OSV-LAST", [{"introduced": "3.0"}, {"fixed": "3.0.5"}],
-               [{"introduced": "4.0"}, {"last_affected": "4.2"}]),
-        # only an explicit versions list, including a legacy non-PEP 440 string
-        record("OSV-VERSIONS", versions=["0.9", "1.0.0", "0.1dev-r1234"]),
-        # introduced only: every later version affected
-        record("OSV-OPEN", [{"introduced": "5.0rc1"}]),
-    ))
+    db.import_path(
+        write(
+            tmp_path / "src",
+            # two introduced/fixed pairs in one range, events deliberately unsorted
+            record(
+                "OSV-MULTI",
+                [
+                    {"fixed": "1.4.2"},
+                    {"introduced": "2.0"},
+                    {"introduced": "0"},
+                    {"fixed": "2.1.1"},
+                ],
+            ),
+            # two ranges, the second with last_affected (inclusive)
+            record(
+                "OSV-LAST",
+                [{"introduced": "3.0"}, {"fixed": "3.0.5"}],
+                [{"introduced": "4.0"}, {"last_affected": "4.2"}],
+            ),
+            # only an explicit versions list, including a legacy non-PEP 440 string
+            record("OSV-VERSIONS", versions=["0.9", "1.0.0", "0.1dev-r1234"]),
+            # introduced only: every later version affected
+            record("OSV-OPEN", [{"introduced": "5.0rc1"}]),
+        )
+    )
     cases = {
-        "0.1": ["OSV-MULTI"], "1.4.1": ["OSV-MULTI"], "1.4.2": [], "1.9": [],
-        "2.0": ["OSV-MULTI"], "2.1.0": ["OSV-MULTI"], "2.1.1": [], "2.1.1.post1": [],
-        "3.0": ["OSV-LAST"], "3.0.4": ["OSV-LAST"], "3.0.5": [], "3.9": [],
-        "4.0": ["OSV-LAST"], "4.2": ["OSV-LAST"], "4.2.0": ["OSV-LAST"], "4.2.1": [],
-        "1.0": ["OSV-MULTI", "OSV-VERSIONS"], "0.9": ["OSV-MULTI", "OSV-VERSIONS"],
+        "0.1": ["OSV-MULTI"],
+        "1.4.1": ["OSV-MULTI"],
+        "1.4.2": [],
+        "1.9": [],
+        "2.0": ["OSV-MULTI"],
+        "2.1.0": ["OSV-MULTI"],
+        "2.1.1": [],
+        "2.1.1.post1": [],
+        "3.0": ["OSV-LAST"],
+        "3.0.4": ["OSV-LAST"],
+        "3.0.5": [],
+        "3.9": [],
+        "4.0": ["OSV-LAST"],
+        "4.2": ["OSV-LAST"],
+        "4.2.0": ["OSV-LAST"],
+        "4.2.1": [],
+        "1.0": ["OSV-MULTI", "OSV-VERSIONS"],
+        "0.9": ["OSV-MULTI", "OSV-VERSIONS"],
         "0.1dev-r1234": ["OSV-VERSIONS"],
-        "4.99": [], "5.0b1": [], "5.0rc1": ["OSV-OPEN"], "5.0": ["OSV-OPEN"],
+        "4.99": [],
+        "5.0b1": [],
+        "5.0rc1": ["OSV-OPEN"],
+        "5.0": ["OSV-OPEN"],
         "17.3": ["OSV-OPEN"],
     }
     got = {version: ids(db, "demo", version) for version in cases}
@@ -214,8 +268,11 @@ def test_severity_from_github_label_or_cvss(tmp_path: Path) -> None:
 
 
 def test_unreadable_cvss_vector_does_not_block_import(tmp_path: Path) -> None:
-    rec = record("PYSEC-2024-7", [{"introduced": "0"}, {"fixed": "2.0"}],
-                 severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:Q"}])
+    rec = record(
+        "PYSEC-2024-7",
+        [{"introduced": "0"}, {"fixed": "2.0"}],
+        severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:Q"}],
+    )
     db = AdvisoryDB(tmp_path / "adv")
     db.import_path(write(tmp_path / "src", rec))
     (advisory,) = db.query("PyPI", "demo", "1.0")
@@ -223,8 +280,9 @@ def test_unreadable_cvss_vector_does_not_block_import(tmp_path: Path) -> None:
     assert advisory.cvss_vector is None
 
 
-def test_empty_database_status_and_default_dir(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_empty_database_status_and_default_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = AdvisoryDB(tmp_path / "missing")
     assert db.is_empty()
     assert db.query("PyPI", "django", "3.2.0") == []
@@ -238,8 +296,11 @@ def test_empty_database_status_and_default_dir(tmp_path: Path,
 
 def test_old_generations_are_pruned(tmp_path: Path) -> None:
     db = AdvisoryDB(tmp_path / "adv")
-    for name in ("GHSA-m2qf-hxjv-5gpq.json", "GHSA-h5c8-rqwp-cp95.json",
-                 "GHSA-xg9f-g7g7-2323.json"):
+    for name in (
+        "GHSA-m2qf-hxjv-5gpq.json",
+        "GHSA-h5c8-rqwp-cp95.json",
+        "GHSA-xg9f-g7g7-2323.json",
+    ):
         db.import_path(OSV / name)
     gens = sorted(p.name for p in (tmp_path / "adv").iterdir() if p.name.startswith("gen-"))
     assert gens == ["gen-000002", "gen-000003"]

@@ -31,8 +31,7 @@ def materialise(tmp_path: Path, generated: GeneratedConfig) -> tuple[LocalTarget
     for path, content in generated.files.items():
         target.write_bytes(path, content.encode(), generated.modes.get(path))
         changes.append(WriteFile(path=path, content=content, before_sha256=None))
-    plan = Plan(remediator="generate", rule_id=generated.kind, title="generated",
-                changes=changes)
+    plan = Plan(remediator="generate", rule_id=generated.kind, title="generated", changes=changes)
     return target, plan
 
 
@@ -46,8 +45,15 @@ def passed(result_status: str, detail: str, tool: str) -> None:
 
 @pytest.mark.parametrize("level", list(sshd_checks.LEVELS))
 def test_ssh_every_level_passes_the_sshd_checks_and_sshd_t(tmp_path: Path, level: str) -> None:
-    generated = generate("ssh", {"level": level, "port": 2222, "allow_groups": "ssh-users",
-                                 "listen_address": ["127.0.0.1", "::1"]})
+    generated = generate(
+        "ssh",
+        {
+            "level": level,
+            "port": 2222,
+            "allow_groups": "ssh-users",
+            "listen_address": ["127.0.0.1", "::1"],
+        },
+    )
     target, plan = materialise(tmp_path, generated)
     remediator = SshdHardening()
     assert remediator.detect(target, SshdParams(level=level)) == []
@@ -90,13 +96,16 @@ def test_ssh_validator_catches_a_broken_rendering(tmp_path: Path) -> None:
     assert result.status == "failed" and "hmac-nonsense" in result.detail
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"colour": "red"}, "generate ssh: unknown parameter 'colour'; known: level, port,"),
-    ({"level": "paranoid"}, "generate ssh: parameter 'level'"),
-    ({"port": 0}, "generate ssh: parameter 'port'"),
-    ({"allow_users": ["alice", "bob\nPermitRootLogin yes"]}, "not a user or group pattern"),
-    ({"listen_address": "example.org"}, "'example.org' is not an IPv4 or IPv6 address"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"colour": "red"}, "generate ssh: unknown parameter 'colour'; known: level, port,"),
+        ({"level": "paranoid"}, "generate ssh: parameter 'level'"),
+        ({"port": 0}, "generate ssh: parameter 'port'"),
+        ({"allow_users": ["alice", "bob\nPermitRootLogin yes"]}, "not a user or group pattern"),
+        ({"listen_address": "example.org"}, "'example.org' is not an IPv4 or IPv6 address"),
+    ],
+)
 def test_ssh_bad_parameters(params: dict[str, object], message: str) -> None:
     with pytest.raises(InputError, match=r"^generate ssh: ") as info:
         generate("ssh", params)
@@ -109,12 +118,14 @@ def test_ssh_bad_parameters(params: dict[str, object], message: str) -> None:
 
 @pytest.mark.parametrize("asset_type", ["web_server", "database", "bastion", "generic"])
 def test_firewall_every_asset_type_is_clean_and_nft_accepts_it(
-        tmp_path: Path, asset_type: str) -> None:
+    tmp_path: Path, asset_type: str
+) -> None:
     params = {"asset_type": asset_type, "allow": "8443", "admin_cidr": "10.1.0.0/16"}
     generated = generate("firewall", params)
     target, plan = materialise(tmp_path, generated)
-    declared = parse_firewall_params({"asset_type": asset_type, "allow_ports": [8443],
-                                      "admin_cidr": "10.1.0.0/16"})
+    declared = parse_firewall_params(
+        {"asset_type": asset_type, "allow_ports": [8443], "admin_cidr": "10.1.0.0/16"}
+    )
     remediator = NftablesFirewall()
     assert remediator.detect(target, declared) == []
     assert target.stat("etc/nftables.conf").mode == 0o755  # type: ignore[union-attr]
@@ -126,8 +137,11 @@ def test_firewall_every_asset_type_is_clean_and_nft_accepts_it(
 
 
 def test_firewall_rejects_ports_that_are_not_ports() -> None:
-    with pytest.raises(InputError, match=r"^generate firewall: parameter 'allow': 'http' is not "
-                                         r"a port number"):
+    with pytest.raises(
+        InputError,
+        match=r"^generate firewall: parameter 'allow': 'http' is not "
+        r"a port number",
+    ):
         generate("firewall", {"allow": "80,http"})
     with pytest.raises(InputError, match="70000"):
         generate("firewall", {"allow": [443, 70000]})
@@ -140,10 +154,17 @@ def test_firewall_rejects_ports_that_are_not_ports() -> None:
 
 @pytest.mark.parametrize("environment", ["production", "staging", "development"])
 def test_postgresql_every_environment_passes_the_pg_checks_and_starts(
-        tmp_path: Path, environment: str) -> None:
-    generated = generate("postgresql", {
-        "environment": environment, "allowed_cidrs": "10.20.0.0/16, fd00::/8",
-        "listen_addresses": "localhost,10.20.0.5", "max_connections": 150})
+    tmp_path: Path, environment: str
+) -> None:
+    generated = generate(
+        "postgresql",
+        {
+            "environment": environment,
+            "allowed_cidrs": "10.20.0.0/16, fd00::/8",
+            "listen_addresses": "localhost,10.20.0.5",
+            "max_connections": 150,
+        },
+    )
     target, plan = materialise(tmp_path, generated)
     assert PostgresqlConf().detect(target) == []
     assert PgHba().detect(target) == []
@@ -152,14 +173,15 @@ def test_postgresql_every_environment_passes_the_pg_checks_and_starts(
     assert "max_connections = 150\n" in conf
     hba = generated.files["etc/postgresql/15/main/pg_hba.conf"]
     tcp = [line.split() for line in hba.splitlines() if line.startswith("host")]
-    assert all((f[0] == "hostssl" and f[-1] == "scram-sha-256") or f[-1] == "reject"
-               for f in tcp)
+    assert all((f[0] == "hostssl" and f[-1] == "scram-sha-256") or f[-1] == "reject" for f in tcp)
     assert any(f[3] == "fd00::/8" for f in tcp)
     assert any("Provision the TLS certificate" in n for n in generated.notes)
 
     binary, account = find_postgres(), server_account()
-    need_service(binary is not None and not isinstance(account, str),
-                 f"no PostgreSQL server to start here ({account})")
+    need_service(
+        binary is not None and not isinstance(account, str),
+        f"no PostgreSQL server to start here ({account})",
+    )
     # The note says to provision the certificate: do so, then start the server.
     cert, key = self_signed("db.example.test")
     target.write_bytes("etc/ssl/certs/postgresql-server.crt", cert.encode(), 0o644)
@@ -176,15 +198,18 @@ def test_postgresql_without_the_certificate_does_not_start(tmp_path: Path) -> No
     assert result.status == "failed" and "certificate" in result.detail
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"listen_addresses": "*"}, "listens on every interface"),
-    ({"allowed_cidrs": "0.0.0.0/0"}, "admits the whole internet"),
-    ({"allowed_cidrs": "10.0.0.1/8"}, "not a network"),
-    ({"statement_timeout": "1 hour"}, "not a PostgreSQL duration"),
-    ({"ssl_key_file": "relative.key"}, "not an absolute path"),
-    ({"environment": "prod"}, "parameter 'environment'"),
-    ({"ssl": "off"}, "unknown parameter 'ssl'; known: environment, version,"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"listen_addresses": "*"}, "listens on every interface"),
+        ({"allowed_cidrs": "0.0.0.0/0"}, "admits the whole internet"),
+        ({"allowed_cidrs": "10.0.0.1/8"}, "not a network"),
+        ({"statement_timeout": "1 hour"}, "not a PostgreSQL duration"),
+        ({"ssl_key_file": "relative.key"}, "not an absolute path"),
+        ({"environment": "prod"}, "parameter 'environment'"),
+        ({"ssl": "off"}, "unknown parameter 'ssl'; known: environment, version,"),
+    ],
+)
 def test_postgresql_bad_parameters(params: dict[str, object], message: str) -> None:
     with pytest.raises(InputError, match=r"^generate postgresql: ") as info:
         generate("postgresql", params)

@@ -295,8 +295,9 @@ class AdvisoryDB:
             source=str(source),
             records=len(incoming),
             withdrawn=sum(1 for r in incoming.values() if r.get("withdrawn")),
-            packages=len({(e["ecosystem"], e["name"]) for r in incoming.values()
-                          for e in r["packages"]}),
+            packages=len(
+                {(e["ecosystem"], e["name"]) for r in incoming.values() for e in r["packages"]}
+            ),
             ecosystems=counts,
             generation=gen,
         )
@@ -332,9 +333,7 @@ def _advisory_from_compact(entry: dict[str, Any]) -> Advisory:
     ranges = tuple(
         tuple(sorted(((k, v) for k, v in events), key=_event_key)) for events in entry["ranges"]
     )
-    fixed = sorted(
-        {v for events in ranges for k, v in events if k == "fixed"}, key=_version_key
-    )
+    fixed = sorted({v for events in ranges for k, v in events if k == "fixed"}, key=_version_key)
     return Advisory(
         id=entry["id"],
         ecosystem=entry["ecosystem"],
@@ -374,8 +373,10 @@ def _read_sources(path: Path) -> Iterator[tuple[str, Any]]:
                     continue
                 origin = f"{path} (member {info.filename})"
                 if info.file_size > _MAX_MEMBER_BYTES:
-                    raise InputError(f"{origin} is {info.file_size} bytes, too big for an OSV "
-                                     "record; check that the zip is an OSV export")
+                    raise InputError(
+                        f"{origin} is {info.file_size} bytes, too big for an OSV "
+                        "record; check that the zip is an OSV export"
+                    )
                 yield origin, _parse_json(archive.read(info), origin)
     elif path.is_file():
         yield str(path), _parse_json(path.read_bytes(), str(path))

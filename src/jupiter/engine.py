@@ -421,10 +421,16 @@ class Engine:
         target, asset_id = self._open_target(target_spec, asset)
         with closing(target):
             scan = self._scan(target, asset_id, params)
-            candidates = self._candidates(asset_id, params, only)
+            unhandled: list[dict[str, Any]] = []
+            candidates = self._candidates(asset_id, params, only, unhandled)
             chain = plan_chain(candidates, target)
             preview = [preview_step(c, p) for c, p in chain]
-            base = {"target": target.describe(), "asset": asset_id, "scan": scan.to_json()}
+            base = {
+                "target": target.describe(),
+                "asset": asset_id,
+                "scan": scan.to_json(),
+                "unhandled": unhandled,
+            }
             # A plan that failed is worth a run too: its failure gets recorded.
             actionable = any(p["changes"] or p["status"] == "failed" for p in preview)
             if dry_run or not actionable:
@@ -688,7 +694,11 @@ class Engine:
         return report
 
     def _candidates(
-        self, asset_id: str, params: dict[str, dict[str, object]], only: list[str] | None
+        self,
+        asset_id: str,
+        params: dict[str, dict[str, object]],
+        only: list[str] | None,
+        unhandled: list[dict[str, Any]],
     ) -> list[Candidate]:
         from jupiter.runs import Candidate, params_for
 
@@ -697,6 +707,8 @@ class Engine:
         with self.db.reading() as s:
             rows = finding_repo.list_findings(s, asset=asset_id)
         parsed: dict[str, BaseModel] = {}
+        with self.db.reading() as s:
+            sources = finding_repo.sources_for(s, [r.id for r in rows if r.status in fixable])
         for row in rows:
             if row.status not in fixable:
                 continue
@@ -705,6 +717,24 @@ class Engine:
                 continue
             plugin = self.registry.for_finding(record)
             if plugin is None:
+                # The same issue may be known under another scanner's rule id
+                # (Bandit's B610 and Jupiter's PY-SQLI-002 on one line).
+                for src in sources.get(row.id, []):
+                    alt = record.model_copy(update={"rule_id": src.rule_id})
+                    plugin = self.registry.for_finding(alt)
+                    if plugin is not None:
+                        record = alt
+                        break
+            if plugin is None:
+                unhandled.append(
+                    {
+                        "finding": row.id,
+                        "rule_id": row.rule_id,
+                        "title": row.title,
+                        "reason": "no remediator handles this rule; fix it by hand, or "
+                        "register a script for it (`jupiter scripts add`)",
+                    }
+                )
                 continue
             if plugin.name not in parsed:
                 parsed[plugin.name] = params_for(plugin, params)

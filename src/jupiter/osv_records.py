@@ -185,8 +185,11 @@ def _range(rng: Any, where: str, pypi: bool) -> list[list[str]] | None:
         elif ev_kind == "limit":
             open_at = None
         elif open_at is None:
-            raise _Bad(path, f"is {value!r}, which is not after any introduced version "
-                       "(a fix before the introduction)")
+            raise _Bad(
+                path,
+                f"is {value!r}, which is not after any introduced version "
+                "(a fix before the introduction)",
+            )
         elif ev_kind == "fixed" and version == open_at:
             raise _Bad(path, f"is {value!r}, the same version as introduced {open_raw!r}")
         else:

@@ -33,8 +33,9 @@ def make_script(tmp_path: Path, workspace: Workspace) -> MakeScript:
     """Register a script (body + manifest fields) and return its remediator."""
 
     def make(body: str, **fields: Any) -> CustomScriptRemediator:
-        manifest = write_manifest(tmp_path / "src" / fields.get("name", "test-script"),
-                                  body, **fields)
+        manifest = write_manifest(
+            tmp_path / "src" / fields.get("name", "test-script"), body, **fields
+        )
         info = register_script(workspace, manifest)
         return make_remediator(get_script(workspace, str(info["name"])), workspace)
 

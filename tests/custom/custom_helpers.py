@@ -20,8 +20,9 @@ MakeScript = Callable[..., CustomScriptRemediator]
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "custom"
 
 
-def finding(rule_id: str = "TEST-001", path: str | None = "app/config.ini", **loc: Any
-            ) -> FindingRecord:
+def finding(
+    rule_id: str = "TEST-001", path: str | None = "app/config.ini", **loc: Any
+) -> FindingRecord:
     return FindingRecord(
         scanner="test",
         rule_id=rule_id,
@@ -51,8 +52,9 @@ def write_manifest(folder: Path, body: str, **fields: Any) -> Path:
     return path
 
 
-def run_plan(remediator: CustomScriptRemediator, target: LocalTarget,
-             record: FindingRecord | None = None) -> CommandResult:
+def run_plan(
+    remediator: CustomScriptRemediator, target: LocalTarget, record: FindingRecord | None = None
+) -> CommandResult:
     """Plan ``record`` and apply the plan's one RunCommand the way the engine does."""
     plan = remediator.plan(record or finding(), target, remediator.parse_params(None))
     assert plan.needs_manual is None, plan.needs_manual

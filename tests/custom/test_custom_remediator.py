@@ -51,8 +51,18 @@ def test_plan_apply_verify_with_a_command(workspace: Workspace, target: LocalTar
     command = _only_command(plan)
     script = workspace.home / "scripts" / "disable-debug" / "disable_debug.sh"
     assert command.argv[:4] == [sys.executable, "-I", "-m", "jupiter.custom.sandbox"]
-    assert command.argv[4:14] == ["--cpu", "10", "--memory", "256", "--fsize", "8",
-                                  "--nofile", "64", "--nproc", "32"]
+    assert command.argv[4:14] == [
+        "--cpu",
+        "10",
+        "--memory",
+        "256",
+        "--fsize",
+        "8",
+        "--nofile",
+        "64",
+        "--nproc",
+        "32",
+    ]
     assert command.argv[-3:] == ["--", str(script), "app/config.ini"]
     assert command.paths == ["app/config.ini"] == plan.touched_paths()
     assert command.watch and plan.watches_tree
@@ -70,8 +80,9 @@ def test_plan_apply_verify_with_a_command(workspace: Workspace, target: LocalTar
     assert config.read_text() == "[main]\n# keep this comment\ndebug = false\nport = 8080\n"
     assert rem.is_fixed(record, target, params)
     # Only on the real target: a read-only candidate view cannot run the check.
-    assert not rem.is_fixed(record, OverlayView(target, Plan(remediator="x", rule_id="y",
-                                                             title="t")), params)
+    assert not rem.is_fixed(
+        record, OverlayView(target, Plan(remediator="x", rule_id="y", title="t")), params
+    )
     # Applying the same plan again changes nothing.
     assert target.run(command.argv, command.timeout).ok
     assert rem.is_fixed(record, target, params)
@@ -82,8 +93,11 @@ def test_a_script_that_does_not_fix_fails_verification(
     make_script: MakeScript, target: LocalTarget
 ) -> None:
     (target.root / "state.txt").write_text("bad\n")
-    rem = make_script("#!/bin/sh\necho pretending to fix\n", paths=["state.txt"],
-                      verify={"command": ["grep", "-q", "good", "state.txt"]})
+    rem = make_script(
+        "#!/bin/sh\necho pretending to fix\n",
+        paths=["state.txt"],
+        verify={"command": ["grep", "-q", "good", "state.txt"]},
+    )
     record = finding(path="state.txt")
     result = run_plan(rem, target, record)
     assert result.ok and result.stdout == "pretending to fix\n"
@@ -100,8 +114,9 @@ def test_verify_command_runs_in_the_sandbox(
     assert result is not None
     assert sorted(line.split("=")[0] for line in result.stdout.splitlines()) == ["LANG", "PATH"]
 
-    rem = make_script("#!/bin/sh\n", name="failing", verify={"command": ["false"]},
-                      limits={"open_files": 40})
+    rem = make_script(
+        "#!/bin/sh\n", name="failing", verify={"command": ["false"]}, limits={"open_files": 40}
+    )
     assert not rem.is_fixed(finding(), target, rem.parse_params(None))
     result = rem.last_verification
     assert result is not None and result.returncode == 1
@@ -134,8 +149,9 @@ def test_verify_with_a_builtin_detector(workspace: Workspace, target: LocalTarge
 def test_a_detector_that_cannot_see_the_finding_never_verifies_it(
     make_script: MakeScript, target: LocalTarget
 ) -> None:
-    rem = make_script("#!/bin/sh\n", rule_ids=["CKV_K8S_1"],
-                      verify={"detector": "file-permissions"})
+    rem = make_script(
+        "#!/bin/sh\n", rule_ids=["CKV_K8S_1"], verify={"detector": "file-permissions"}
+    )
     record = finding("CKV_K8S_1")
     plan = rem.plan(record, target, rem.parse_params(None))
     assert plan.empty and plan.needs_manual
@@ -213,10 +229,19 @@ def test_plan_on_the_candidate_of_a_local_target(
     # The engine plans a chain of fixes on the state earlier plans leave.
     (target.root / "a.txt").write_text("old\n")
     rem = make_script("#!/bin/sh\n", paths=["*.txt"])
-    candidate = OverlayView(target, Plan(remediator="x", rule_id="y", title="t", changes=[
-        WriteFile(path="b.txt", content="x", before_sha256=None)]))
+    candidate = OverlayView(
+        target,
+        Plan(
+            remediator="x",
+            rule_id="y",
+            title="t",
+            changes=[WriteFile(path="b.txt", content="x", before_sha256=None)],
+        ),
+    )
     assert _only_command(rem.plan(finding(), candidate, rem.parse_params(None))).paths == [
-        "a.txt", "b.txt"]
+        "a.txt",
+        "b.txt",
+    ]
     remote = OverlayView(_RemoteView(), Plan(remediator="x", rule_id="y", title="t"))
     with pytest.raises(InputError, match="only run on local targets, not candidate of ssh:"):
         rem.plan(finding(), remote, rem.parse_params(None))

@@ -26,8 +26,10 @@ def test_environment_is_scrubbed_and_cwd_is_target_root(
 ) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-do-not-leak")
     monkeypatch.setenv("HOME", "/root-of-the-operator")
-    rem = make_script("#!/bin/sh\nenv > env.txt\npwd -P > cwd.txt\necho to-stdout\n"
-                      "echo to-stderr >&2\nexit 3\n", paths=["env.txt", "cwd.txt"])
+    rem = make_script(
+        "#!/bin/sh\nenv > env.txt\npwd -P > cwd.txt\necho to-stdout\necho to-stderr >&2\nexit 3\n",
+        paths=["env.txt", "cwd.txt"],
+    )
     result = run_plan(rem, target)
     assert result.returncode == 3
     assert result.stdout == "to-stdout\n"
@@ -44,20 +46,34 @@ def test_environment_is_scrubbed_and_cwd_is_target_root(
 def test_sandbox_scrubs_even_when_called_with_a_dirty_environment(tmp_path: Path) -> None:
     # Not through Target.run (which scrubs too): the wrapper must not rely on it.
     env = dict(os.environ, AWS_SECRET_ACCESS_KEY="fake-secret", HOME="/somewhere")
-    proc = subprocess.run([*SANDBOX, *LIMITS, "--", "env"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run(
+        [*SANDBOX, *LIMITS, "--", "env"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(line.split("=")[0] for line in proc.stdout.splitlines()) == ["LANG", "PATH"]
 
 
 def test_hostile_finding_values_stay_literal(make_script: MakeScript, target: LocalTarget) -> None:
     (target.root / "sentinel").write_text("still here\n")
-    rem = make_script("#!/bin/sh\nprintf '[%s]\\n' \"$@\" > args.txt\n",
-                      paths=["args.txt"],
-                      args=["--path={finding.path}", "{finding.rule_id}", "{finding.package}",
-                            "x {finding.version} y"])
-    record = finding("$(id)", path="a b; rm -rf sentinel", package="`touch pwned`",
-                     version="'; rm -rf / #")
+    rem = make_script(
+        "#!/bin/sh\nprintf '[%s]\\n' \"$@\" > args.txt\n",
+        paths=["args.txt"],
+        args=[
+            "--path={finding.path}",
+            "{finding.rule_id}",
+            "{finding.package}",
+            "x {finding.version} y",
+        ],
+    )
+    record = finding(
+        "$(id)", path="a b; rm -rf sentinel", package="`touch pwned`", version="'; rm -rf / #"
+    )
     result = run_plan(rem, target, record)
     assert result.ok, result.stderr
     assert (target.root / "args.txt").read_text() == (
@@ -91,8 +107,11 @@ def test_cpu_limit_kills_a_busy_script(make_script: MakeScript, target: LocalTar
 
 
 def test_file_size_limit_stops_a_big_write(make_script: MakeScript, target: LocalTarget) -> None:
-    rem = make_script("#!/bin/bash\nexec head -c 3000000 /dev/zero > big.bin\n",
-                      paths=["big.bin"], limits={"file_size_mb": 1})
+    rem = make_script(
+        "#!/bin/bash\nexec head -c 3000000 /dev/zero > big.bin\n",
+        paths=["big.bin"],
+        limits={"file_size_mb": 1},
+    )
     result = run_plan(rem, target)
     assert result.returncode == 128 + signal.SIGXFSZ
     assert "file size limit of 1 MB exceeded" in result.stderr
@@ -102,15 +121,20 @@ def test_file_size_limit_stops_a_big_write(make_script: MakeScript, target: Loca
 def test_file_size_limit_fails_a_script_under_set_e(
     make_script: MakeScript, target: LocalTarget
 ) -> None:
-    rem = make_script("#!/bin/bash\nset -e\nhead -c 3000000 /dev/zero > big.bin\necho done\n",
-                      paths=["big.bin"], limits={"file_size_mb": 1})
+    rem = make_script(
+        "#!/bin/bash\nset -e\nhead -c 3000000 /dev/zero > big.bin\necho done\n",
+        paths=["big.bin"],
+        limits={"file_size_mb": 1},
+    )
     result = run_plan(rem, target)
     assert result.returncode != 0
     assert "done" not in result.stdout
 
 
-PY_ALLOC = "#!/usr/bin/python3\nimport sys\nblock = bytearray(int(sys.argv[1]) * 1024 * 1024)\n" \
+PY_ALLOC = (
+    "#!/usr/bin/python3\nimport sys\nblock = bytearray(int(sys.argv[1]) * 1024 * 1024)\n"
     "print('allocated', len(block) // (1024 * 1024))\n"
+)
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs /usr/bin/python3")
@@ -129,8 +153,10 @@ def test_memory_limit_refuses_a_large_allocation(
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs /usr/bin/python3")
 def test_open_files_limit(make_script: MakeScript, target: LocalTarget) -> None:
-    rem = make_script("#!/usr/bin/python3\nfiles = [open('/dev/null') for _ in range(100)]\n",
-                      limits={"open_files": 32})
+    rem = make_script(
+        "#!/usr/bin/python3\nfiles = [open('/dev/null') for _ in range(100)]\n",
+        limits={"open_files": 32},
+    )
     result = run_plan(rem, target)
     assert result.returncode == 1
     assert "Too many open files" in result.stderr
@@ -172,10 +198,25 @@ def test_process_limit_stops_a_fork_loop() -> None:
         script = folder / "fork.py"
         script.write_text(PY_FORK)
         script.chmod(0o755)
-        argv = [*prefix, *SANDBOX, "--cpu", "10", "--memory", "512", "--fsize", "1",
-                "--nofile", "64", "--nproc", "6", "--", str(script)]
-        proc = subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=60,
-                              check=False)
+        argv = [
+            *prefix,
+            *SANDBOX,
+            "--cpu",
+            "10",
+            "--memory",
+            "512",
+            "--fsize",
+            "1",
+            "--nofile",
+            "64",
+            "--nproc",
+            "6",
+            "--",
+            str(script),
+        ]
+        proc = subprocess.run(
+            argv, cwd=folder, capture_output=True, text=True, timeout=60, check=False
+        )
     finally:
         shutil.rmtree(folder)
     assert proc.returncode == 0, proc.stderr
@@ -186,8 +227,11 @@ def test_process_limit_stops_a_fork_loop() -> None:
 def test_timeout_kills_the_script_and_its_children(
     make_script: MakeScript, target: LocalTarget
 ) -> None:
-    rem = make_script("#!/bin/bash\nsleep 300 &\necho $! > child.pid\nsleep 300\n",
-                      paths=["child.pid"], timeout=1.0)
+    rem = make_script(
+        "#!/bin/bash\nsleep 300 &\necho $! > child.pid\nsleep 300\n",
+        paths=["child.pid"],
+        timeout=1.0,
+    )
     started = time.monotonic()
     result = run_plan(rem, target)
     assert result.timed_out and not result.ok
@@ -209,8 +253,14 @@ def _alive(pid: int) -> bool:
 
 def test_exit_codes_of_missing_and_refused_programs(tmp_path: Path) -> None:
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*SANDBOX, *LIMITS, *argv], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=30, check=False)
+        return subprocess.run(
+            [*SANDBOX, *LIMITS, *argv],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
 
     missing = run("--", "/nonexistent/program")
     assert missing.returncode == 127 and "not found" in missing.stderr
@@ -224,6 +274,7 @@ def test_exit_codes_of_missing_and_refused_programs(tmp_path: Path) -> None:
     assert echoed.returncode == 0 and echoed.stdout == "[--][-h][--cpu][1]"
     wrong = run("--check-sha256", str(plain), "0" * 64, "--", "true")
     assert wrong.returncode == 125 and "modified after registration" in wrong.stderr
-    no_limits = subprocess.run([*SANDBOX, "--", "true"], capture_output=True, text=True,
-                               timeout=30, check=False)
+    no_limits = subprocess.run(
+        [*SANDBOX, "--", "true"], capture_output=True, text=True, timeout=30, check=False
+    )
     assert no_limits.returncode == 2 and "required" in no_limits.stderr

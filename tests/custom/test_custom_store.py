@@ -66,8 +66,9 @@ def test_relative_workspace_still_gives_an_absolute_script_path(
     monkeypatch.chdir(tmp_path)
     workspace = Workspace(Path("rel-home"), "sqlite://")
     info = register_script(workspace, FIXTURES / "disable_debug" / "manifest.yaml")
-    assert info["script"] == str(tmp_path / "rel-home" / "scripts" / "disable-debug"
-                                 / "disable_debug.sh")
+    assert info["script"] == str(
+        tmp_path / "rel-home" / "scripts" / "disable-debug" / "disable_debug.sh"
+    )
     (rem,) = load_custom_remediators(workspace)
     root = tmp_path / "target"
     (root / "app").mkdir(parents=True)
@@ -100,8 +101,10 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"args": ["{finding.secret}"]}, r"field 'args\[0\]': \{finding.secret\} is not a known"),
     ({"verify": {"command": []}}, "field 'verify.command'"),
     ({"verify": {"command": ["true"], "shell": "x"}}, "field 'verify.shell': Extra inputs"),
-    ({"verify": {"command": ["true"], "detector": "pg-hba"}},
-     "field 'verify': give exactly one of 'command'"),
+    (
+        {"verify": {"command": ["true"], "detector": "pg-hba"}},
+        "field 'verify': give exactly one of 'command'",
+    ),
     ({"verify": "true"}, "field 'verify': give exactly one of 'command'"),
     ({"limits": {"cpu_seconds": 0}}, "field 'limits.cpu_seconds'"),
     ({"description": None}, "field 'description': Field required"),

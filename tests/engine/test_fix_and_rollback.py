@@ -234,4 +234,4 @@ def test_a_file_that_does_not_parse_is_reported_and_the_run_goes_on(
     assert any("broken.py" in e and "line" in e for e in errors), errors
     assert any("bad.yaml" in e and "line" in e for e in errors), errors
     assert any(s["status"] == "verified" for s in result["steps"])
-    assert broken.read_text().endswith('% x\n'), "the broken file is left untouched"
+    assert broken.read_text().endswith("% x\n"), "the broken file is left untouched"

@@ -39,8 +39,10 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
             if stat.S_ISDIR(info.st_mode):
                 out[rel] = ("dir", stat.S_IMODE(info.st_mode))
             else:
-                out[rel] = (hashlib.sha256(path.read_bytes()).hexdigest(),
-                            stat.S_IMODE(info.st_mode))
+                out[rel] = (
+                    hashlib.sha256(path.read_bytes()).hexdigest(),
+                    stat.S_IMODE(info.st_mode),
+                )
     return out
 
 
@@ -59,8 +61,13 @@ def apply_by_hand(target: LocalTarget, plan: Plan) -> None:
 
 
 def item(plan: Plan, target: LocalTarget, finding_id: str = "F-1") -> PlanForExport:
-    return PlanForExport(plan=plan, finding_id=finding_id, rule_id=plan.rule_id,
-                         title=plan.title, target=target.describe())
+    return PlanForExport(
+        plan=plan,
+        finding_id=finding_id,
+        rule_id=plan.rule_id,
+        title=plan.title,
+        target=target.describe(),
+    )
 
 
 def sshd_and_permission_plans(tmp_path: Path, *, sshd_limit: int | None = None) -> Exported:
@@ -97,26 +104,56 @@ def copy_tree(source: Path, dest: Path) -> Path:
     return dest
 
 
-def run(argv: list[str | Path], env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True,
-                          timeout=TIMEOUT, check=False, env=env)
+def run(
+    argv: list[str | Path], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+        env=env,
+    )
 
 
 def command_plans(target: LocalTarget, remove: str | None = None) -> list[PlanForExport]:
     """A new file (mode 0600 in a new directory), a command whose arguments
     need quoting (with its undo) and, optionally, the removal of ``remove``."""
-    awkward = "it's a \"test\" $HOME `id` ; rm -rf /"
-    new = Plan(remediator="test", rule_id="T-NEW", title="new file", changes=[
-        WriteFile(path="etc/app/secret.conf", content="token=abc\n", before_sha256=None,
-                  mode=0o600)],
-        risk=Risk(services_to_reload=["app"]))
-    command = Plan(remediator="test", rule_id="T-CMD", title="command", changes=[
-        RunCommand(argv=["sh", "-c", 'printf "%s" "$1" > out.txt', "sh", awkward],
-                   undo=["rm", "-f", "out.txt"], paths=["out.txt"], timeout=20)])
+    awkward = 'it\'s a "test" $HOME `id` ; rm -rf /'
+    new = Plan(
+        remediator="test",
+        rule_id="T-NEW",
+        title="new file",
+        changes=[
+            WriteFile(
+                path="etc/app/secret.conf", content="token=abc\n", before_sha256=None, mode=0o600
+            )
+        ],
+        risk=Risk(services_to_reload=["app"]),
+    )
+    command = Plan(
+        remediator="test",
+        rule_id="T-CMD",
+        title="command",
+        changes=[
+            RunCommand(
+                argv=["sh", "-c", 'printf "%s" "$1" > out.txt', "sh", awkward],
+                undo=["rm", "-f", "out.txt"],
+                paths=["out.txt"],
+                timeout=20,
+            )
+        ],
+    )
     items = [item(new, target, "F-new"), item(command, target, "F-cmd")]
     if remove is not None:
-        gone = Plan(remediator="test", rule_id="T-RM", title="remove", changes=[
-            RemoveFile(path=remove, before_sha256=sha256_bytes(target.read_bytes(remove)))])
+        gone = Plan(
+            remediator="test",
+            rule_id="T-RM",
+            title="remove",
+            changes=[
+                RemoveFile(path=remove, before_sha256=sha256_bytes(target.read_bytes(remove)))
+            ],
+        )
         items.append(item(gone, target, "F-rm"))
     return items

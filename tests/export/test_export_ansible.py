@@ -37,18 +37,34 @@ def playbook_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def play(binary: Path, playbook: Path, root: Path, tmp_path: Path, *extra: str
-         ) -> tuple[int, str, dict[str, int]]:
+def play(
+    binary: Path, playbook: Path, root: Path, tmp_path: Path, *extra: str
+) -> tuple[int, str, dict[str, int]]:
     """Run the playbook on localhost with ``jupiter_root=root``; returns the
     exit code, the output and localhost's recap counters."""
     python = binary.parent / "python"  # ansible's own interpreter: has its modules' deps
-    result = run([binary, "-c", "local", "-i", "localhost,", str(playbook),
-                  "-e", f"jupiter_root={root}", "-e", f"jupiter_backup_dir={tmp_path / 'backup'}",
-                  "-e", f"ansible_python_interpreter={python}", *extra],
-                 env=playbook_env(tmp_path))
+    result = run(
+        [
+            binary,
+            "-c",
+            "local",
+            "-i",
+            "localhost,",
+            str(playbook),
+            "-e",
+            f"jupiter_root={root}",
+            "-e",
+            f"jupiter_backup_dir={tmp_path / 'backup'}",
+            "-e",
+            f"ansible_python_interpreter={python}",
+            *extra,
+        ],
+        env=playbook_env(tmp_path),
+    )
     recap = re.search(r"localhost\s*:\s*(.*)", result.stdout)
-    counters = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", recap.group(1))
-                    ) if recap else {}
+    counters = (
+        dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", recap.group(1))) if recap else {}
+    )
     return result.returncode, result.stdout + result.stderr, counters
 
 
@@ -59,19 +75,20 @@ def test_playbook_shape_and_syntax(tmp_path: Path) -> None:
     [playbook] = YAML(typ="rt").load(text)  # round-trip: keeps Ansible's !unsafe tags
     assert [str(p.tag) for p in playbook["vars"]["jupiter_paths"]] == ["!unsafe"] * 4
     assert playbook["hosts"] == "all" and playbook["vars"]["jupiter_root"] == "/"
-    modules = [next(k for k in task if k.startswith("ansible.builtin.")) for task in
-               playbook["tasks"]]
+    modules = [
+        next(k for k in task if k.startswith("ansible.builtin.")) for task in playbook["tasks"]
+    ]
     assert modules[0] == "ansible.builtin.stat" and "ansible.builtin.assert" in modules
     assert [h["name"] for h in playbook["handlers"]] == ["reload sshd", "reload app"]
     [run_task] = [t for t in playbook["tasks"] if "run sh" in t["name"]]
     assert run_task["ansible.builtin.command"]["argv"][-1].value == (
-        "it's a \"test\" $HOME `id` ; rm -rf /")
+        'it\'s a "test" $HOME `id` ; rm -rf /'
+    )
     assert any("Undo: run rm" in t["name"] and "undo" in t["tags"] for t in playbook["tasks"])
     binary = tool("ansible", "ansible-playbook")
     path = tmp_path / "fix.yml"
     path.write_text(text)
-    result = run([binary, "--syntax-check", "-i", "localhost,", path],
-                 env=playbook_env(tmp_path))
+    result = run([binary, "--syntax-check", "-i", "localhost,", path], env=playbook_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

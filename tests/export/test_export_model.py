@@ -18,13 +18,18 @@ A, B, C = "a\n", "b\n", "c\n"
 
 
 def plan(*changes: object, rule: str = "T-1", manual: str | None = None) -> Plan:
-    return Plan(remediator="test", rule_id=rule, title="t", changes=list(changes),
-                needs_manual=manual)
+    return Plan(
+        remediator="test", rule_id=rule, title="t", changes=list(changes), needs_manual=manual
+    )
 
 
 def wrap(*plans: Plan) -> list[PlanForExport]:
-    return [PlanForExport(plan=p, finding_id=f"F-{n}", rule_id=p.rule_id, title=p.title,
-                          target="local:/srv") for n, p in enumerate(plans)]
+    return [
+        PlanForExport(
+            plan=p, finding_id=f"F-{n}", rule_id=p.rule_id, title=p.title, target="local:/srv"
+        )
+        for n, p in enumerate(plans)
+    ]
 
 
 def sha(text: str) -> str:
@@ -32,12 +37,14 @@ def sha(text: str) -> str:
 
 
 def test_a_file_written_by_several_plans_is_written_once_with_its_final_content() -> None:
-    model = build_script_model(wrap(
-        plan(WriteFile(path="etc/x.conf", content=B, before_sha256=sha(A))),
-        plan(SetMode(path="etc/x.conf", mode=0o600)),
-        plan(WriteFile(path="etc/x.conf", content=C, before_sha256=sha(B))),
-        plan(RemoveFile(path="etc/old.conf", before_sha256=sha(A))),
-    ))
+    model = build_script_model(
+        wrap(
+            plan(WriteFile(path="etc/x.conf", content=B, before_sha256=sha(A))),
+            plan(SetMode(path="etc/x.conf", mode=0o600)),
+            plan(WriteFile(path="etc/x.conf", content=C, before_sha256=sha(B))),
+            plan(RemoveFile(path="etc/old.conf", before_sha256=sha(A))),
+        )
+    )
     [x, old] = model.paths
     assert (x.before, x.after, x.after_mode) == (f"sha256:{sha(A)}", f"sha256:{sha(C)}", 0o600)
     assert (old.before, old.after) == (f"sha256:{sha(A)}", "absent")
@@ -46,10 +53,12 @@ def test_a_file_written_by_several_plans_is_written_once_with_its_final_content(
 
 
 def test_a_mode_only_path_learns_its_content_from_a_later_write() -> None:
-    model = build_script_model(wrap(
-        plan(SetMode(path="srv/app", mode=0o640)),
-        plan(WriteFile(path="srv/app", content=B, before_sha256=sha(A))),
-    ))
+    model = build_script_model(
+        wrap(
+            plan(SetMode(path="srv/app", mode=0o640)),
+            plan(WriteFile(path="srv/app", content=B, before_sha256=sha(A))),
+        )
+    )
     assert model.paths[0].before == f"sha256:{sha(A)}"
     only_mode = build_script_model(wrap(plan(SetMode(path="srv/app", mode=0o640))))
     assert (only_mode.paths[0].before, only_mode.paths[0].after) == ("exists", "exists")
@@ -61,24 +70,36 @@ def test_plans_that_do_not_chain_are_refused(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLE_HOST, tmp_path / "host")
     target = LocalTarget(tmp_path / "host")
     params = SshdParams(level="strict")
-    findings = [f for f in SshdHardening().detect(target, params)
-                if f.location.path == "etc/ssh/sshd_config"][:2]
+    findings = [
+        f
+        for f in SshdHardening().detect(target, params)
+        if f.location.path == "etc/ssh/sshd_config"
+    ][:2]
     plans = [SshdHardening().plan(f, target, params) for f in findings]
-    with pytest.raises(InputError, match=r"^plan 2 \(SSHD-[A-Z0-9-]+, finding F-1\): expects "
-                                         r"etc/ssh/sshd_config as sha256:[0-9a-f]{64}, but the "
-                                         r"plans before it leave it as sha256:"):
+    with pytest.raises(
+        InputError,
+        match=r"^plan 2 \(SSHD-[A-Z0-9-]+, finding F-1\): expects "
+        r"etc/ssh/sshd_config as sha256:[0-9a-f]{64}, but the "
+        r"plans before it leave it as sha256:",
+    ):
         export_script([item(p, target, f"F-{n}") for n, p in enumerate(plans)], "bash")
     with pytest.raises(InputError, match="which an earlier plan removes"):
-        build_script_model(wrap(plan(RemoveFile(path="a", before_sha256=None)),
-                                plan(SetMode(path="a", mode=0o600))))
+        build_script_model(
+            wrap(
+                plan(RemoveFile(path="a", before_sha256=None)), plan(SetMode(path="a", mode=0o600))
+            )
+        )
 
 
-@pytest.mark.parametrize(("path", "message"), [
-    ("../etc/passwd", "contains '..'"),
-    ("/etc/passwd", "is absolute"),
-    ("etc/{{ lookup('pipe', 'id') }}", "has characters an exported script will not carry"),
-    ("etc/x\ny", "has characters"),
-])
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("../etc/passwd", "contains '..'"),
+        ("/etc/passwd", "is absolute"),
+        ("etc/{{ lookup('pipe', 'id') }}", "has characters an exported script will not carry"),
+        ("etc/x\ny", "has characters"),
+    ],
+)
 def test_paths_a_script_cannot_carry_are_refused(path: str, message: str) -> None:
     with pytest.raises(InputError, match=r"^plan 1 \(T-1, finding F-0\): ") as info:
         build_script_model(wrap(plan(WriteFile(path=path, content=A, before_sha256=None))))

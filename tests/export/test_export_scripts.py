@@ -53,8 +53,12 @@ def test_check_apply_rerun_undo(tmp_path: Path, fmt: str) -> None:
     assert applied.returncode == 0, applied.stderr
     # Byte for byte and mode for mode what Jupiter's own apply produced.
     assert snapshot(target) == snapshot(exported.fixed) != before
-    planned = {c.path: c.content for i in exported.items for c in i.plan.changes
-               if isinstance(c, WriteFile)}  # the last content planned for each file
+    planned = {
+        c.path: c.content
+        for i in exported.items
+        for c in i.plan.changes
+        if isinstance(c, WriteFile)
+    }  # the last content planned for each file
     assert len(planned) == 3
     for path, content in planned.items():
         assert sha256_bytes((target / path).read_bytes()) == sha256_bytes(content.encode())
@@ -117,7 +121,7 @@ def test_new_files_and_quoted_commands_and_their_undo(tmp_path: Path, fmt: str) 
     backup = tmp_path / "backup"
     applied = run([*script, target, "--backup-dir", backup])
     assert applied.returncode == 0, applied.stderr
-    assert (target / "out.txt").read_text() == "it's a \"test\" $HOME `id` ; rm -rf /"
+    assert (target / "out.txt").read_text() == 'it\'s a "test" $HOME `id` ; rm -rf /'
     secret = target / "etc/app/secret.conf"
     assert secret.read_text() == "token=abc\n" and secret.stat().st_mode & 0o777 == 0o600
     assert not (target / "__init__.py").exists()
@@ -135,8 +139,12 @@ def test_new_files_and_quoted_commands_and_their_undo(tmp_path: Path, fmt: str) 
 def test_a_failing_step_rolls_everything_back(tmp_path: Path, fmt: str) -> None:
     exported = sshd_and_permission_plans(tmp_path, sshd_limit=2)
     target = copy_tree(exported.original, tmp_path / "target")
-    failing = Plan(remediator="test", rule_id="T-FAIL", title="fails",
-                   changes=[RunCommand(argv=["false"], timeout=10)])
+    failing = Plan(
+        remediator="test",
+        rule_id="T-FAIL",
+        title="fails",
+        changes=[RunCommand(argv=["false"], timeout=10)],
+    )
     script = write_script(tmp_path, [*exported.items, item(failing, LocalTarget(target))], fmt)
     before = snapshot(target)
     result = run([*script, target, "--backup-dir", tmp_path / "backup"])
@@ -173,10 +181,18 @@ def test_bash_script_is_shellcheck_clean(tmp_path: Path) -> None:
 def test_python_script_is_python39_stdlib_only(tmp_path: Path) -> None:
     exported = sshd_and_permission_plans(tmp_path, sshd_limit=1)
     source = export_script(
-        [*exported.items, *command_plans(LocalTarget(exported.original))], "python")
+        [*exported.items, *command_plans(LocalTarget(exported.original))], "python"
+    )
     tree = ast.parse(source, feature_version=(3, 9))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
-                if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module}
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert imported <= set(sys.stdlib_module_names), imported

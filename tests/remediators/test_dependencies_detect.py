@@ -31,12 +31,12 @@ def project(tmp_path: Path, name: str) -> LocalTarget:
 
 
 def keyed(findings: list) -> set[tuple[str, str, str, str]]:  # type: ignore[type-arg]
-    return {(f.location.path, f.location.package, f.location.version, f.rule_id)
-            for f in findings}
+    return {(f.location.path, f.location.package, f.location.version, f.rule_id) for f in findings}
 
 
 def test_requirements_with_comments_extras_markers_and_includes(
-        tmp_path: Path, advisories: Path) -> None:
+    tmp_path: Path, advisories: Path
+) -> None:
     view = project(tmp_path, "webapp")
     scan = PythonDependencies(advisories).scan(view)
     assert scan.errors == []
@@ -123,12 +123,17 @@ def test_lines_pip_would_reject_name_file_and_line(line: str, words: str) -> Non
 
 def test_logical_lines_join_continuations_but_not_after_comments() -> None:
     text = "a==1 \\\n  --hash=sha256:00\n# note \\\nb==2.\\\n0\nc==3 \\\n# end\n"
-    assert logical_lines(text) == [(1, 2, "a==1   --hash=sha256:00"), (3, 3, "# note \\"),
-                                   (4, 5, "b==2.0"), (6, 7, "c==3  # end")]
+    assert logical_lines(text) == [
+        (1, 2, "a==1   --hash=sha256:00"),
+        (3, 3, "# note \\"),
+        (4, 5, "b==2.0"),
+        (6, 7, "c==3  # end"),
+    ]
 
 
 def test_invalid_line_is_reported_and_other_files_still_scanned(
-        tmp_path: Path, advisories: Path) -> None:
+    tmp_path: Path, advisories: Path
+) -> None:
     view = project(tmp_path, "broken")
     scan = PythonDependencies(advisories).scan(view)
     assert [str(e).split(":")[:2] for e in scan.errors] == [["requirements.txt", "3"]]
@@ -138,7 +143,8 @@ def test_invalid_line_is_reported_and_other_files_still_scanned(
 
 
 def test_missing_include_is_an_error_naming_the_including_file(
-        tmp_path: Path, advisories: Path) -> None:
+    tmp_path: Path, advisories: Path
+) -> None:
     (tmp_path / "requirements.txt").write_text("-r missing.txt\nflask==2.2.2\n")
     scan = PythonDependencies(advisories).scan(LocalTarget(tmp_path))
     assert len(scan.errors) == 1
@@ -149,8 +155,10 @@ def test_missing_include_is_an_error_naming_the_including_file(
 def test_pyproject_pep621_poetry_and_locks(tmp_path: Path, advisories: Path) -> None:
     uv = PythonDependencies(advisories).scan(project(tmp_path, "uv"))
     assert uv.errors == []
-    assert {(f.location.path, f.location.package, f.location.start_line, f.extra["manifest"])
-            for f in uv.findings} == {
+    assert {
+        (f.location.path, f.location.package, f.location.start_line, f.extra["manifest"])
+        for f in uv.findings
+    } == {
         ("pyproject.toml", "urllib3", 6, "pyproject"),
         ("pyproject.toml", "flask", 11, "pyproject"),
         ("uv.lock", "urllib3", 20, "uv.lock"),
@@ -188,12 +196,21 @@ def test_without_advisories_detect_is_empty_with_a_message(tmp_path: Path) -> No
     assert remediator.detect(view) == []
     scan = remediator.scan(view)
     assert sorted(d.name for d in scan.dependencies) == [
-        "django", "flask", "jinja2", "pytest", "pyyaml", "requests", "urllib3", "werkzeug"]
+        "django",
+        "flask",
+        "jinja2",
+        "pytest",
+        "pyyaml",
+        "requests",
+        "urllib3",
+        "werkzeug",
+    ]
     assert any("no advisories in" in note for note in scan.notes)
 
 
-def test_advisories_dir_defaults_to_jupiter_home(tmp_path: Path, advisories: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_advisories_dir_defaults_to_jupiter_home(
+    tmp_path: Path, advisories: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"
     shutil.copytree(advisories, home / "advisories")
     monkeypatch.setenv("JUPITER_HOME", str(home))

@@ -39,20 +39,24 @@ def apply(target: LocalTarget, plan: Plan) -> None:
         target.write_bytes(change.path, change.content.encode())
 
 
-def finding_for(remediator: PythonDependencies, view: LocalTarget, package: str,
-                rule_id: str | None = None) -> FindingRecord:
-    return next(f for f in remediator.detect(view) if f.location.package == package
-                and (rule_id is None or f.rule_id == rule_id))
+def finding_for(
+    remediator: PythonDependencies, view: LocalTarget, package: str, rule_id: str | None = None
+) -> FindingRecord:
+    return next(
+        f
+        for f in remediator.detect(view)
+        if f.location.package == package and (rule_id is None or f.rule_id == rule_id)
+    )
 
 
 def advisory(ident: str, *ranges: tuple[tuple[str, str], ...]) -> Advisory:
     fixed = tuple(v for r in ranges for k, v in r if k == "fixed")
-    return Advisory(id=ident, ecosystem="PyPI", package="demo", ranges=ranges,
-                    fixed_versions=fixed)
+    return Advisory(id=ident, ecosystem="PyPI", package="demo", ranges=ranges, fixed_versions=fixed)
 
 
 def test_django_32_takes_the_lowest_fix_of_its_line_and_three_step(
-        tmp_path: Path, advisories: Path) -> None:
+    tmp_path: Path, advisories: Path
+) -> None:
     view = project(tmp_path, "webapp")
     remediator = PythonDependencies(advisories)
     original = (view.root / "requirements.txt").read_text()
@@ -89,15 +93,19 @@ def test_django_32_takes_the_lowest_fix_of_its_line_and_three_step(
     ("package", "line", "kind"),
     [
         ("jinja2", 'jinja2==3.1.5 ; python_version < "3.12"\n', "dependency_patch"),
-        ("urllib3", "urllib3==1.26.19    # transitive, pinned for reproducibility\n",
-         "dependency_patch"),
+        (
+            "urllib3",
+            "urllib3==1.26.19    # transitive, pinned for reproducibility\n",
+            "dependency_patch",
+        ),
         ("requests", "requests == 2.32.0\n", "dependency_minor"),
         ("pyyaml", "PyYAML==5.4\n", "dependency_minor"),
         ("werkzeug", "Werkzeug==3.0.3\n", "dependency_major"),
     ],
 )
-def test_bump_target_and_classification(tmp_path: Path, advisories: Path, package: str,
-                                        line: str, kind: str) -> None:
+def test_bump_target_and_classification(
+    tmp_path: Path, advisories: Path, package: str, line: str, kind: str
+) -> None:
     view = project(tmp_path, "webapp")
     remediator = PythonDependencies(advisories)
     plan = remediator.plan(finding_for(remediator, view, package), view, PARAMS)
@@ -109,7 +117,8 @@ def test_bump_target_and_classification(tmp_path: Path, advisories: Path, packag
 
 
 def test_fixing_every_package_leaves_detect_clean_and_comments_intact(
-        tmp_path: Path, advisories: Path) -> None:
+    tmp_path: Path, advisories: Path
+) -> None:
     view = project(tmp_path, "webapp")
     remediator = PythonDependencies(advisories)
     for _ in range(10):
@@ -135,7 +144,8 @@ def test_fixing_every_package_leaves_detect_clean_and_comments_intact(
         "gunicorn>=20.1\n"
     )
     assert (view.root / "common/base.txt").read_text() == (
-        "# shared with the worker image\nPyYAML==5.4\nWerkzeug==3.0.3\n")
+        "# shared with the worker image\nPyYAML==5.4\nWerkzeug==3.0.3\n"
+    )
 
 
 def test_plan_is_pure_and_stable(tmp_path: Path, advisories: Path) -> None:
@@ -149,12 +159,19 @@ def test_plan_is_pure_and_stable(tmp_path: Path, advisories: Path) -> None:
 
 
 def test_choose_fix_version_rules() -> None:
-    one = advisory("A1", (("introduced", "0"), ("fixed", "3.2.1")),
-                   (("introduced", "4.0"), ("fixed", "5.0.1")))
-    two = advisory("A2", (("introduced", "3.2"), ("fixed", "3.2.4")),
-                   (("introduced", "5.0"), ("fixed", "5.0.2")))
-    three = advisory("A3", (("introduced", "3.0"), ("fixed", "3.2.5")),
-                     (("introduced", "5.0"), ("fixed", "5.0.3")))
+    one = advisory(
+        "A1", (("introduced", "0"), ("fixed", "3.2.1")), (("introduced", "4.0"), ("fixed", "5.0.1"))
+    )
+    two = advisory(
+        "A2",
+        (("introduced", "3.2"), ("fixed", "3.2.4")),
+        (("introduced", "5.0"), ("fixed", "5.0.2")),
+    )
+    three = advisory(
+        "A3",
+        (("introduced", "3.0"), ("fixed", "3.2.5")),
+        (("introduced", "5.0"), ("fixed", "5.0.3")),
+    )
     assert choose_fix_version("3.2.0", [one, two, three]) == "3.2.5"
     assert choose_fix_version("3.2.0", [one]) == "3.2.1"
     # no fix on the 4.0 line of A1 except in 5.x: the lowest fix above
@@ -163,8 +180,11 @@ def test_choose_fix_version_rules() -> None:
     later = advisory("A4", (("introduced", "3.2.5"), ("fixed", "3.2.7")))
     assert choose_fix_version("3.2.0", [one, two, three, later]) == "3.2.7"
     # pre-releases only for pre-release users
-    rc = advisory("A5", (("introduced", "0"), ("fixed", "2.0rc1")), (("introduced", "2.0rc2"),
-                                                                     ("fixed", "2.0.1")))
+    rc = advisory(
+        "A5",
+        (("introduced", "0"), ("fixed", "2.0rc1")),
+        (("introduced", "2.0rc2"), ("fixed", "2.0.1")),
+    )
     assert choose_fix_version("1.0", [rc]) == "2.0.1"
     assert choose_fix_version("2.0b1", [rc]) == "2.0rc1"
     # last_affected with no later fix: nothing known to upgrade to
@@ -178,9 +198,14 @@ def test_choose_fix_version_rules() -> None:
 
 @pytest.mark.parametrize(
     ("old", "new", "kind"),
-    [("3.2.0", "3.2.5", "dependency_patch"), ("3.2", "3.2.5", "dependency_patch"),
-     ("2.25.1", "2.32.0", "dependency_minor"), ("5.3.1", "5.4", "dependency_minor"),
-     ("2.2.2", "3.0.3", "dependency_major"), ("1!1.0", "1!1.0.1", "dependency_patch")],
+    [
+        ("3.2.0", "3.2.5", "dependency_patch"),
+        ("3.2", "3.2.5", "dependency_patch"),
+        ("2.25.1", "2.32.0", "dependency_minor"),
+        ("5.3.1", "5.4", "dependency_minor"),
+        ("2.2.2", "3.0.3", "dependency_major"),
+        ("1!1.0", "1!1.0.1", "dependency_patch"),
+    ],
 )
 def test_bump_kind(old: str, new: str, kind: str) -> None:
     assert bump_kind(old, new) == kind
@@ -244,18 +269,21 @@ def test_pyproject_pins_are_edited_when_no_lock(tmp_path: Path, advisories: Path
     plan = remediator.plan(finding_for(remediator, poetry, "jinja2"), poetry, PARAMS)
     (change,) = plan.changes
     assert isinstance(change, WriteFile)
-    assert ("# exact pin: Poetry reads a bare version as ==\njinja2 = \"3.1.5\"\n"
-            in change.content)
+    assert '# exact pin: Poetry reads a bare version as ==\njinja2 = "3.1.5"\n' in change.content
     apply(poetry, plan)
     assert remediator.detect(poetry) == []
 
 
 def test_scanner_finding_with_own_fixed_versions(tmp_path: Path, advisories: Path) -> None:
     pip_audit = FindingRecord(
-        scanner="pip-audit", rule_id="PYSEC-2023-74", category=Category.DEPENDENCY,
-        title="requests 2.25.1 PYSEC-2023-74", severity=Severity.MEDIUM,
+        scanner="pip-audit",
+        rule_id="PYSEC-2023-74",
+        category=Category.DEPENDENCY,
+        title="requests 2.25.1 PYSEC-2023-74",
+        severity=Severity.MEDIUM,
         aliases=["CVE-2023-32681", "GHSA-j8r2-6x86-q33q"],
-        location=Location(package="Requests", version="2.25.1"), fixed_versions=["2.31.0"],
+        location=Location(package="Requests", version="2.25.1"),
+        fixed_versions=["2.31.0"],
     )
     view = project(tmp_path, "webapp")
     # no advisory database: the scanner's own fix list decides
@@ -278,9 +306,14 @@ def test_scanner_finding_for_another_version_of_the_pin(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("requests==2.26.0  # keep\n")
     view = LocalTarget(tmp_path)
     finding = FindingRecord(
-        scanner="pip-audit", rule_id="GHSA-j8r2-6x86-q33q", category=Category.DEPENDENCY,
-        title="requests", severity=Severity.MEDIUM, fixed_versions=["2.31.0"],
-        location=Location(package="requests", version="2.25.1"))
+        scanner="pip-audit",
+        rule_id="GHSA-j8r2-6x86-q33q",
+        category=Category.DEPENDENCY,
+        title="requests",
+        severity=Severity.MEDIUM,
+        fixed_versions=["2.31.0"],
+        location=Location(package="requests", version="2.25.1"),
+    )
     remediator = PythonDependencies(tmp_path / "no-db")
     plan = remediator.plan(finding, view, PARAMS)
     assert plan.changes[0].content == "requests==2.31.0  # keep\n"  # type: ignore[union-attr]
@@ -294,10 +327,15 @@ def test_scanner_finding_for_another_version_of_the_pin(tmp_path: Path) -> None:
 def test_unpinned_package_and_foreign_findings(tmp_path: Path, advisories: Path) -> None:
     view = project(tmp_path, "webapp")
     remediator = PythonDependencies(advisories)
-    numpy = FindingRecord(scanner="trivy", rule_id="CVE-2021-41496", category=Category.DEPENDENCY,
-                          title="numpy", severity=Severity.MEDIUM,
-                          location=Location(package="numpy", version="1.21.0"),
-                          fixed_versions=["1.22.0"])
+    numpy = FindingRecord(
+        scanner="trivy",
+        rule_id="CVE-2021-41496",
+        category=Category.DEPENDENCY,
+        title="numpy",
+        severity=Severity.MEDIUM,
+        location=Location(package="numpy", version="1.21.0"),
+        fixed_versions=["1.22.0"],
+    )
     plan = remediator.plan(numpy, view, PARAMS)
     assert plan.needs_manual and "numpy is not pinned" in plan.needs_manual
     assert not remediator.is_fixed(numpy, view, PARAMS)
@@ -311,10 +349,15 @@ def test_registry_accepts_the_plugin_and_routes_dependency_findings() -> None:
     registry = Registry()
     plugin = PythonDependencies()
     registry.add(plugin)
-    finding = FindingRecord(scanner="osv-scanner", rule_id="GHSA-xxxx", severity=Severity.LOW,
-                            category=Category.DEPENDENCY, title="t",
-                            location=Location(package="django", version="3.2.0"),
-                            extra={"ecosystem": "PyPI"})
+    finding = FindingRecord(
+        scanner="osv-scanner",
+        rule_id="GHSA-xxxx",
+        severity=Severity.LOW,
+        category=Category.DEPENDENCY,
+        title="t",
+        location=Location(package="django", version="3.2.0"),
+        extra={"ecosystem": "PyPI"},
+    )
     assert registry.for_finding(finding) is plugin
     assert registry.get("python-dependencies") is plugin
 
@@ -322,8 +365,12 @@ def test_registry_accepts_the_plugin_and_routes_dependency_findings() -> None:
 def test_validate_rejects_a_broken_candidate(tmp_path: Path, advisories: Path) -> None:
     view = project(tmp_path, "webapp")
     remediator = PythonDependencies(advisories)
-    bad = Plan(remediator="python-dependencies", rule_id="X", title="x", changes=[
-        WriteFile(path="requirements.txt", content="django=3.2.5\n", before_sha256=None)])
+    bad = Plan(
+        remediator="python-dependencies",
+        rule_id="X",
+        title="x",
+        changes=[WriteFile(path="requirements.txt", content="django=3.2.5\n", before_sha256=None)],
+    )
     (result,) = remediator.validate(bad, OverlayView(view, bad))
     assert result.status == "failed"
     assert "requirements.txt:1" in result.detail

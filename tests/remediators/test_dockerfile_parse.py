@@ -21,7 +21,12 @@ PLUGIN = DockerfileHardening()
 def test_continuations_heredocs_and_directives() -> None:
     df = parse("Dockerfile", (FIXTURES / "rhel" / "Dockerfile").read_text())
     assert [(i.keyword, i.start_line, i.end_line) for i in df.instructions] == [
-        ("FROM", 2, 2), ("RUN", 3, 6), ("COPY", 7, 9), ("ADD", 10, 10), ("CMD", 11, 11)]
+        ("FROM", 2, 2),
+        ("RUN", 3, 6),
+        ("COPY", 7, 9),
+        ("ADD", 10, 10),
+        ("CMD", 11, 11),
+    ]
     assert df.instructions[1].heredocs == ("EOF",)
     assert df.instructions[3].spelled == "add"
     debian = parse("Dockerfile", (FIXTURES / "debian" / "Dockerfile").read_text())
@@ -33,21 +38,35 @@ def test_continuations_heredocs_and_directives() -> None:
 
 
 def test_escape_directive_backtick() -> None:
-    df = parse("Dockerfile", "# escape=`\nFROM mcr.microsoft.com/windows/servercore:ltsc2022\n"
-                             "RUN dir `\n    c:\\\\\nUSER ContainerUser\n")
+    df = parse(
+        "Dockerfile",
+        "# escape=`\nFROM mcr.microsoft.com/windows/servercore:ltsc2022\n"
+        "RUN dir `\n    c:\\\\\nUSER ContainerUser\n",
+    )
     assert [(i.keyword, i.end_line) for i in df.instructions] == [
-        ("FROM", 2), ("RUN", 4), ("USER", 5)]
+        ("FROM", 2),
+        ("RUN", 4),
+        ("USER", 5),
+    ]
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("FROM alpine:3.20\nRUNN apk add curl\n", r"^Dockerfile line 2: unknown instruction 'RUNN'"),
-    ("FROM alpine:3.20\nRUN echo a \\\n  b\nnonsense here\n",
-     r"^Dockerfile line 4: unknown instruction 'nonsense'"),
-    ("RUN echo hi\nFROM alpine:3.20\n", r"^Dockerfile line 1: RUN comes before the first FROM"),
-    ("FROM alpine:3.20\nRUN <<EOF\necho hi\n", r"^Dockerfile line 2: heredoc <<EOF is never"),
-    ("# just a comment\n", r"^Dockerfile has no FROM instruction"),
-    ("FROM --platform=linux/amd64\n", r"^Dockerfile line 1: FROM names no image"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "FROM alpine:3.20\nRUNN apk add curl\n",
+            r"^Dockerfile line 2: unknown instruction 'RUNN'",
+        ),
+        (
+            "FROM alpine:3.20\nRUN echo a \\\n  b\nnonsense here\n",
+            r"^Dockerfile line 4: unknown instruction 'nonsense'",
+        ),
+        ("RUN echo hi\nFROM alpine:3.20\n", r"^Dockerfile line 1: RUN comes before the first FROM"),
+        ("FROM alpine:3.20\nRUN <<EOF\necho hi\n", r"^Dockerfile line 2: heredoc <<EOF is never"),
+        ("# just a comment\n", r"^Dockerfile has no FROM instruction"),
+        ("FROM --platform=linux/amd64\n", r"^Dockerfile line 1: FROM names no image"),
+    ],
+)
 def test_parse_errors_name_file_and_line(text: str, message: str) -> None:
     with pytest.raises(InputError, match=message):
         parse("Dockerfile", text)
@@ -71,37 +90,58 @@ def test_detect_per_family(tmp_path: Path) -> None:
 
 def test_final_stage_inherits_user_from_the_stage_it_builds_on(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text(
-        "FROM node:20 AS base\nUSER node\nHEALTHCHECK NONE\n\nFROM base AS prod\nCMD [\"node\"]\n")
+        'FROM node:20 AS base\nUSER node\nHEALTHCHECK NONE\n\nFROM base AS prod\nCMD ["node"]\n'
+    )
     (tmp_path / "Containerfile").write_text(
-        "FROM node:20 AS build\nUSER node\nFROM node:20-alpine\nHEALTHCHECK NONE\n")
+        "FROM node:20 AS build\nUSER node\nFROM node:20-alpine\nHEALTHCHECK NONE\n"
+    )
     findings = PLUGIN.detect(LocalTarget(tmp_path))
     assert {(f.location.path, f.rule_id) for f in findings} == {
-        ("Containerfile", "DOCKER-ROOT-USER")}
+        ("Containerfile", "DOCKER-ROOT-USER")
+    }
 
 
 def test_broken_dockerfile_is_skipped_by_detect_and_reported() -> None:
-    result = checks.scan(_View({"a/Dockerfile": b"FROM x:1\nFORM y\n",
-                                "b/Dockerfile": b"FROM alpine:3.20\nUSER 1000\n"}))
+    result = checks.scan(
+        _View(
+            {
+                "a/Dockerfile": b"FROM x:1\nFORM y\n",
+                "b/Dockerfile": b"FROM alpine:3.20\nUSER 1000\n",
+            }
+        )
+    )
     assert [str(e).split(":")[0] for e in result.errors] == ["a/Dockerfile line 2"]
     assert {f.location.path for f in result.findings} == {"b/Dockerfile"}
 
 
-@pytest.mark.parametrize(("image", "family"), [
-    ("alpine:3.20", "alpine"), ("python:3.12-alpine3.20", "alpine"), ("busybox:1.36", "alpine"),
-    ("python:3.12-slim", "debian"), ("debian:bookworm", "debian"), ("ubuntu:24.04", "debian"),
-    ("docker.io/library/node:20", "debian"), ("registry.access.redhat.com/ubi9/ubi:9.4", "rhel"),
-    ("registry.access.redhat.com/ubi9/ubi-minimal:9.4", "unknown"),
-    ("gcr.io/distroless/static-debian12:nonroot", "distroless"),
-    ("cgr.dev/chainguard/static", "distroless"), ("scratch", "unknown"),
-    ("ghcr.io/acme/base:1", "unknown"),
-])
+@pytest.mark.parametrize(
+    ("image", "family"),
+    [
+        ("alpine:3.20", "alpine"),
+        ("python:3.12-alpine3.20", "alpine"),
+        ("busybox:1.36", "alpine"),
+        ("python:3.12-slim", "debian"),
+        ("debian:bookworm", "debian"),
+        ("ubuntu:24.04", "debian"),
+        ("docker.io/library/node:20", "debian"),
+        ("registry.access.redhat.com/ubi9/ubi:9.4", "rhel"),
+        ("registry.access.redhat.com/ubi9/ubi-minimal:9.4", "unknown"),
+        ("gcr.io/distroless/static-debian12:nonroot", "distroless"),
+        ("cgr.dev/chainguard/static", "distroless"),
+        ("scratch", "unknown"),
+        ("ghcr.io/acme/base:1", "unknown"),
+    ],
+)
 def test_base_family(image: str, family: str) -> None:
     assert base_family(image) == family
 
 
 def test_split_image() -> None:
-    assert split_image("localhost:5000/a/b:1.2@sha256:ff") == ("localhost:5000/a/b", "1.2",
-                                                               "sha256:ff")
+    assert split_image("localhost:5000/a/b:1.2@sha256:ff") == (
+        "localhost:5000/a/b",
+        "1.2",
+        "sha256:ff",
+    )
     assert split_image("localhost:5000/a/b") == ("localhost:5000/a/b", "", "")
 
 

@@ -68,9 +68,7 @@ def test_explicit_policy_accept_and_final_drop(tmp_path: Path) -> None:
         "table ip filter {\n chain in {\n"
         "  type filter hook input priority 0; policy accept;\n  iif lo accept\n }\n}\n"
     )
-    assert [f.rule_id for f in check_firewall(host(tmp_path, accept))] == [
-        "FW-INPUT-POLICY-ACCEPT"
-    ]
+    assert [f.rule_id for f in check_firewall(host(tmp_path, accept))] == ["FW-INPUT-POLICY-ACCEPT"]
     # An unconditional drop as last rule makes the chain drop by default.
     final_drop = accept.replace("iif lo accept", "iif lo accept\n  counter drop")
     (tmp_path / "host" / "etc" / "nftables.conf").write_text(final_drop)

@@ -21,6 +21,8 @@ from jupiter.targets.local import LocalTarget
 from jupiter.targets.overlay import OverlayView
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "firewall"
+
+
 @pytest.fixture
 def _nft_installed() -> None:
     need_service(
@@ -54,7 +56,9 @@ def first(findings: list[FindingRecord], rule_id: str) -> FindingRecord:
 
 
 WEB: dict[str, object] = {
-    "asset_type": "web_server", "admin_cidr": "10.0.0.0/8", "allow_udp_ports": "53"
+    "asset_type": "web_server",
+    "admin_cidr": "10.0.0.0/8",
+    "allow_udp_ports": "53",
 }
 
 
@@ -145,7 +149,7 @@ def test_replacing_a_hand_written_ruleset(tmp_path: Path) -> None:
     assert isinstance(change, WriteFile)
     assert change.before_sha256 == sha256_bytes(original.encode())
     assert change.mode is None  # keep the file's own mode
-    assert "-\t\tudp dport 161 log prefix \"snmp: \" accept\n" in plan.diff
+    assert '-\t\tudp dport 161 log prefix "snmp: " accept\n' in plan.diff
     # 11 rules in chain input + 2 in chain services
     assert "the 13 rules of the current etc/nftables.conf are not" in plan.risk.warnings[0]
     assert any("stay open to any source" in w for w in plan.risk.warnings)
@@ -175,7 +179,9 @@ def test_validator_rejects_a_broken_candidate(tmp_path: Path) -> None:
     target = host(tmp_path)
     broken = "table inet filter {\n chain input {\n  tcp dport { 22, 80 accept\n }\n}\n"
     plan = Plan(
-        remediator="nftables-firewall", rule_id="FW-NO-RULESET", title="t",
+        remediator="nftables-firewall",
+        rule_id="FW-NO-RULESET",
+        title="t",
         changes=[WriteFile(path="etc/nftables.conf", content=broken, before_sha256=None)],
     )
     [result] = NftablesFirewall().validate(plan, OverlayView(target, plan))
@@ -189,9 +195,10 @@ def test_validator_is_skipped_without_nft(tmp_path: Path, monkeypatch: pytest.Mo
     result = fw.check_with_nft(b"flush ruleset\n")
     assert (result.status, result.detail) == ("skipped", "nft is not installed on this machine")
     target = host(tmp_path)
-    assert NftablesFirewall().validate(Plan(remediator="x", rule_id="y", title="z"), target)[
-        0
-    ].detail == "etc/nftables.conf is absent"
+    assert (
+        NftablesFirewall().validate(Plan(remediator="x", rule_id="y", title="z"), target)[0].detail
+        == "etc/nftables.conf is absent"
+    )
 
 
 @pytest.mark.parametrize(

@@ -25,16 +25,38 @@ from jupiter.targets.local import LocalTarget
 from jupiter.targets.overlay import OverlayView
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-FIXED_K8S = {"CKV_K8S_16", "CKV_K8S_20", "CKV_K8S_23", "CKV_K8S_28", "CKV_K8S_31",
-             "CKV_K8S_37", "CKV_K8S_38", "CKV_K8S_39", "CKV_K8S_40"}
+FIXED_K8S = {
+    "CKV_K8S_16",
+    "CKV_K8S_20",
+    "CKV_K8S_23",
+    "CKV_K8S_28",
+    "CKV_K8S_31",
+    "CKV_K8S_37",
+    "CKV_K8S_38",
+    "CKV_K8S_39",
+    "CKV_K8S_40",
+}
 FIXED_DOCKER = {"CKV_DOCKER_3", "CKV_DOCKER_8"}
 
 
 def run_checkov(binary: Path, root: Path) -> list[FindingRecord]:
     proc = subprocess.run(
-        [str(binary), "--skip-download", "--quiet", "-o", "json", "-d", str(root.resolve()),
-         "--framework", "kubernetes", "dockerfile"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(binary),
+            "--skip-download",
+            "--quiet",
+            "-o",
+            "json",
+            "-d",
+            str(root.resolve()),
+            "--framework",
+            "kubernetes",
+            "dockerfile",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     report = root.parent / f"{root.name}.checkov.json"
@@ -50,8 +72,9 @@ def test_checkov_before_and_after(tmp_path: Path) -> None:
     binary = tool("checkov", "checkov")
     before_dir = tmp_path / "before"
     shutil.copytree(FIXTURES / "k8s", before_dir / "k8s")
-    shutil.copytree(FIXTURES / "docker", before_dir / "docker",
-                    ignore=shutil.ignore_patterns("rhel"))
+    shutil.copytree(
+        FIXTURES / "docker", before_dir / "docker", ignore=shutil.ignore_patterns("rhel")
+    )
     before = run_checkov(binary, before_dir)
     failing = {f.rule_id for f in before}
     assert FIXED_K8S | FIXED_DOCKER | {"CKV_DOCKER_4"} <= failing  # the test can fail
@@ -60,7 +83,9 @@ def test_checkov_before_and_after(tmp_path: Path) -> None:
     shutil.copytree(before_dir, after_dir, ignore=shutil.ignore_patterns("*.json"))
     repo = LocalTarget(after_dir)
     plugins: list[tuple[Remediator, object]] = [
-        (KubernetesPodSecurity(), K8sParams()), (DockerfileHardening(), DockerfileParams())]
+        (KubernetesPodSecurity(), K8sParams()),
+        (DockerfileHardening(), DockerfileParams()),
+    ]
     planned: list[tuple[Remediator, object, FindingRecord, bool]] = []
     for finding in before:
         for plugin, params in plugins:

@@ -33,14 +33,28 @@ def test_detects_per_container_with_stable_identity(tmp_path: Path) -> None:
     findings = PLUGIN.detect(target(tmp_path))
     assert all(f.category is Category.IAC_KUBERNETES for f in findings)
     shipper = by_rule(findings, "Deployment/shop-web/log-shipper")
-    assert {"K8S-PRIVILEGED", "K8S-PRIV-ESCALATION", "K8S-CAP-SYS-ADMIN", "K8S-CAP-NET-RAW",
-            "K8S-RUN-AS-NON-ROOT", "K8S-LOW-UID", "K8S-CAPS-DROP-ALL", "K8S-SECCOMP",
-            "K8S-IMAGE-LATEST", "K8S-IMAGE-DIGEST", "K8S-PROBES", "K8S-RESOURCES"} <= shipper
+    assert {
+        "K8S-PRIVILEGED",
+        "K8S-PRIV-ESCALATION",
+        "K8S-CAP-SYS-ADMIN",
+        "K8S-CAP-NET-RAW",
+        "K8S-RUN-AS-NON-ROOT",
+        "K8S-LOW-UID",
+        "K8S-CAPS-DROP-ALL",
+        "K8S-SECCOMP",
+        "K8S-IMAGE-LATEST",
+        "K8S-IMAGE-DIGEST",
+        "K8S-PROBES",
+        "K8S-RESOURCES",
+    } <= shipper
     web = by_rule(findings, "Deployment/shop-web/web")
     assert "K8S-PRIVILEGED" not in web and "K8S-IMAGE-LATEST" not in web
     assert {"K8S-RUN-AS-NON-ROOT", "K8S-LOW-UID", "K8S-PRIV-ESCALATION"} <= web
-    root = next(f for f in findings if f.rule_id == "K8S-RUN-AS-NON-ROOT"
-                and f.identity == "Deployment/shop-web/web")
+    root = next(
+        f
+        for f in findings
+        if f.rule_id == "K8S-RUN-AS-NON-ROOT" and f.identity == "Deployment/shop-web/web"
+    )
     assert root.evidence == "runAsUser: 0" and root.severity is Severity.HIGH
     assert root.location.path == "app.yaml" and root.location.start_line == 32  # "- name: web"
     assert root.extra["resource"] == "Deployment.shop.shop-web"
@@ -69,22 +83,28 @@ def test_effective_settings_pod_level_and_overrides(tmp_path: Path) -> None:
         "    runAsNonRoot: true\n    runAsUser: 20000\n    seccompProfile:\n"
         "      type: RuntimeDefault\n  containers:\n  - name: ok\n    image: a:1@sha256:00\n"
         "  - name: override\n    image: b:latest\n    securityContext:\n      runAsUser: 0\n"
-        "      seccompProfile:\n        type: Unconfined\n")
+        "      seccompProfile:\n        type: Unconfined\n"
+    )
     findings = PLUGIN.detect(LocalTarget(tmp_path))
     ok = by_rule(findings, "Pod/p/ok")
     assert not {"K8S-RUN-AS-NON-ROOT", "K8S-LOW-UID", "K8S-SECCOMP", "K8S-IMAGE-DIGEST"} & ok
-    assert {"K8S-RUN-AS-NON-ROOT", "K8S-LOW-UID", "K8S-SECCOMP",
-            "K8S-IMAGE-LATEST"} <= by_rule(findings, "Pod/p/override")
+    assert {"K8S-RUN-AS-NON-ROOT", "K8S-LOW-UID", "K8S-SECCOMP", "K8S-IMAGE-LATEST"} <= by_rule(
+        findings, "Pod/p/override"
+    )
     assert by_rule(findings, "Pod/p") == {"K8S-DEFAULT-NAMESPACE"}
 
 
-@pytest.mark.parametrize(("text", "line", "words"), [
-    ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  name: b\n", 5, "'name' appears twice"),
-    ("apiVersion: v1\nkind: Pod\nspec:\n\tcontainers: []\n", 4, "tab"),
-    ("a: 1\n---\napiVersion: v1\nkind: [Pod\n", 5, "fix the YAML syntax"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  name: b\n", 5, "'name' appears twice"),
+        ("apiVersion: v1\nkind: Pod\nspec:\n\tcontainers: []\n", 4, "tab"),
+        ("a: 1\n---\napiVersion: v1\nkind: [Pod\n", 5, "fix the YAML syntax"),
+    ],
+)
 def test_broken_yaml_is_an_input_error_with_file_and_line(
-        tmp_path: Path, text: str, line: int, words: str) -> None:
+    tmp_path: Path, text: str, line: int, words: str
+) -> None:
     repo = target(tmp_path)
     (repo.root / "broken.yaml").write_text(text)
     with pytest.raises(InputError, match=rf"^broken\.yaml line {line}: .*{words}"):
@@ -102,14 +122,20 @@ def test_non_kubernetes_yaml_and_skipped_dirs_are_ignored(tmp_path: Path) -> Non
     assert PLUGIN.detect(LocalTarget(tmp_path)) == []
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("app.yaml", k8s_yaml.Indent(mapping=2, sequence=4, offset=2)),
-    ("jobs.yaml", k8s_yaml.Indent(mapping=4, sequence=2, offset=0)),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("app.yaml", k8s_yaml.Indent(mapping=2, sequence=4, offset=2)),
+        ("jobs.yaml", k8s_yaml.Indent(mapping=4, sequence=2, offset=0)),
+    ],
+)
 def test_indent_is_detected_per_file(name: str, expected: k8s_yaml.Indent) -> None:
     docs = k8s_yaml.load(name, (FIXTURES / name).read_text())
-    assert [d.indent for d in docs if d.data is not None and d.data.get("kind") in
-            ("Deployment", "CronJob")] == [expected]
+    assert [
+        d.indent
+        for d in docs
+        if d.data is not None and d.data.get("kind") in ("Deployment", "CronJob")
+    ] == [expected]
 
 
 def test_unchanged_round_trip_is_byte_exact() -> None:
@@ -133,14 +159,23 @@ def test_checkov_ids_exist_in_installed_checkov() -> None:
         name = re.search(r'name = "([^"]+)"', text)
         if found and name:
             names[found.group(1)] = name.group(1).lower()
-    subjects = {"K8S-PRIVILEGED": "privileged", "K8S-PRIV-ESCALATION": "privilegeescalation",
-                "K8S-CAP-SYS-ADMIN": "sys_admin", "K8S-RUN-AS-NON-ROOT": "root",
-                "K8S-LOW-UID": "uid", "K8S-CAPS-DROP-ALL": "capabilities",
-                "K8S-CAP-NET-RAW": "net_raw", "K8S-SECCOMP": "seccomp",
-                "K8S-SA-TOKEN-AUTOMOUNT": "service account tokens",
-                "K8S-READ-ONLY-ROOT-FS": "read-only", "K8S-IMAGE-LATEST": "tag",
-                "K8S-IMAGE-DIGEST": "digest", "K8S-DEFAULT-NAMESPACE": "namespace",
-                "K8S-PROBES": "probe", "K8S-RESOURCES": ("cpu", "memory")}
+    subjects = {
+        "K8S-PRIVILEGED": "privileged",
+        "K8S-PRIV-ESCALATION": "privilegeescalation",
+        "K8S-CAP-SYS-ADMIN": "sys_admin",
+        "K8S-RUN-AS-NON-ROOT": "root",
+        "K8S-LOW-UID": "uid",
+        "K8S-CAPS-DROP-ALL": "capabilities",
+        "K8S-CAP-NET-RAW": "net_raw",
+        "K8S-SECCOMP": "seccomp",
+        "K8S-SA-TOKEN-AUTOMOUNT": "service account tokens",
+        "K8S-READ-ONLY-ROOT-FS": "read-only",
+        "K8S-IMAGE-LATEST": "tag",
+        "K8S-IMAGE-DIGEST": "digest",
+        "K8S-DEFAULT-NAMESPACE": "namespace",
+        "K8S-PROBES": "probe",
+        "K8S-RESOURCES": ("cpu", "memory"),
+    }
     for rule in k8s.RULES:
         for ck in rule.checkov:
             assert ck in names, ck

@@ -77,7 +77,9 @@ def test_world_writable_file(root: Path) -> None:
     assert found["srv/app/run.sh"].severity is Severity.MEDIUM
     f = found["srv/app/run.sh"]
     assert (f.rule_id, f.category, f.evidence) == (
-        "PERM-WORLD-WRITABLE", Category.PERMISSIONS, "mode 0777 is world-writable"
+        "PERM-WORLD-WRITABLE",
+        Category.PERMISSIONS,
+        "mode 0777 is world-writable",
     )
     plan = fix_and_verify(target, rem, f)
     assert plan.changes == [SetMode(path="srv/app/run.sh", mode=0o775)]
@@ -233,7 +235,8 @@ def test_bad_params_and_findings_without_path(root: Path) -> None:
         rem.parse_params({"secret_groups": "ssl-cert"})
     with pytest.raises(InputError, match="file-permissions parameter check_owners"):
         rem.parse_params({"check_owners": True})
-    no_path = FindingRecord(scanner="x", rule_id="PERM-WORLD-WRITABLE", title="t",
-                            severity=Severity.LOW)
+    no_path = FindingRecord(
+        scanner="x", rule_id="PERM-WORLD-WRITABLE", title="t", severity=Severity.LOW
+    )
     with pytest.raises(InputError, match="has no file path"):
         rem.plan(no_path, LocalTarget(root), rem.parse_params({}))

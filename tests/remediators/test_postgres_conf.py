@@ -92,8 +92,10 @@ def test_fixture_findings_point_at_the_effective_lines(tmp_path: Path) -> None:
     assert by_key[("PG-HBA-WEAK-AUTH", 31)].severity is Severity.MEDIUM
     assert by_key[("PG-SSL-OFF", 822)].evidence == "ssl     off\t\t\t# was: on"
     # The hidden conf.d/.ssl-on.conf is not read: include_dir skips dot files.
-    assert "etc/postgresql/15/main/conf.d/.ssl-on.conf" not in checks.load_cluster(
-        host(tmp_path / "again"), MAIN).config.files
+    assert (
+        "etc/postgresql/15/main/conf.d/.ssl-on.conf"
+        not in checks.load_cluster(host(tmp_path / "again"), MAIN).config.files
+    )
 
 
 def test_conf_line_syntax() -> None:
@@ -122,22 +124,41 @@ def test_conf_line_errors_name_file_and_line() -> None:
         parse_conf_line("f.conf", 5, "ssl = 'unterminated")
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("on", True), ("ON", True), ("t", True), ("tru", True), ("yes", True), ("y", True),
-    ("1", True), ("off", False), ("of", False), ("f", False), ("No", False), ("0", False),
-    ("o", None), ("2", None), ("yess", None), ("", None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("on", True),
+        ("ON", True),
+        ("t", True),
+        ("tru", True),
+        ("yes", True),
+        ("y", True),
+        ("1", True),
+        ("off", False),
+        ("of", False),
+        ("f", False),
+        ("No", False),
+        ("0", False),
+        ("o", None),
+        ("2", None),
+        ("yess", None),
+        ("", None),
+    ],
+)
 def test_booleans_follow_postgresql(value: str, expected: bool | None) -> None:
     assert checks.parse_bool(value) is expected
 
 
 def test_includes_last_value_wins_and_errors(tmp_path: Path) -> None:
-    target = small_host(tmp_path, (
-        "ssl = on\n"
-        "include 'extra/a.conf'\n"
-        "include_if_exists '/etc/postgresql/15/main/absent.conf'\n"
-        "include_dir '/etc/postgresql/15/main/d'\n"
-    ))
+    target = small_host(
+        tmp_path,
+        (
+            "ssl = on\n"
+            "include 'extra/a.conf'\n"
+            "include_if_exists '/etc/postgresql/15/main/absent.conf'\n"
+            "include_dir '/etc/postgresql/15/main/d'\n"
+        ),
+    )
     root = tmp_path / "small/etc/postgresql/15/main"
     (root / "extra").mkdir()
     (root / "extra/a.conf").write_text("ssl = off\nwork_mem = 1MB\n")
@@ -148,9 +169,12 @@ def test_includes_last_value_wins_and_errors(tmp_path: Path) -> None:
     config = parse_conf(target, MAIN)
     assert config.value("work_mem") == "3MB"
     assert config.get("ssl") is not None and config.get("ssl").line == 2  # type: ignore[union-attr]
-    assert list(config.files) == [MAIN, "etc/postgresql/15/main/extra/a.conf",
-                                  "etc/postgresql/15/main/d/10-a.conf",
-                                  "etc/postgresql/15/main/d/20-b.conf"]
+    assert list(config.files) == [
+        MAIN,
+        "etc/postgresql/15/main/extra/a.conf",
+        "etc/postgresql/15/main/d/10-a.conf",
+        "etc/postgresql/15/main/d/20-b.conf",
+    ]
     (root / "d/10-a.conf").write_text("include '../postgresql.conf'\n")
     with pytest.raises(InputError, match="loops back"):
         parse_conf(target, MAIN)
@@ -197,8 +221,12 @@ def test_hba_parser_fields_masks_options_and_pg16_includes() -> None:
     )
     hba = parse_hba("hba", text)
     first, named, v6 = hba.records
-    assert [f.text for f in first.fields][1:5] == ['"my db",other', 'app, "report user"',
-                                                  "192.168.1.0", "255.255.255.0"]
+    assert [f.text for f in first.fields][1:5] == [
+        '"my db",other',
+        'app, "report user"',
+        "192.168.1.0",
+        "255.255.255.0",
+    ]
     assert first.method == "ldap" and str(first.network) == "192.168.1.0/24"
     assert first.options == ("ldapserver=ldap.example.com", 'ldapprefix="cn="')
     assert hba.includes == [2]
@@ -206,15 +234,18 @@ def test_hba_parser_fields_masks_options_and_pg16_includes() -> None:
     assert str(v6.network) == "fe80::/10"
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ("host all", "the user field is missing"),
-    ("host all all", "the address field is missing"),
-    ("host all all 10.0.0.0/8", "the authentication method is missing"),
-    ("host all all 10.0.0.1 md5", "needs a /prefix or a netmask"),
-    ("local all all trusted", "unknown authentication method 'trusted'"),
-    ("hots all all all md5", "unknown connection type 'hots'"),
-    ("host all all 10.0.0.0/8 ldap ldapserver", "not of the form name=value"),
-])
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("host all", "the user field is missing"),
+        ("host all all", "the address field is missing"),
+        ("host all all 10.0.0.0/8", "the authentication method is missing"),
+        ("host all all 10.0.0.1 md5", "needs a /prefix or a netmask"),
+        ("local all all trusted", "unknown authentication method 'trusted'"),
+        ("hots all all all md5", "unknown connection type 'hots'"),
+        ("host all all 10.0.0.0/8 ldap ldapserver", "not of the form name=value"),
+    ],
+)
 def test_hba_errors_name_file_and_line(line: str, message: str) -> None:
     with pytest.raises(InputError, match=rf"^pg_hba\.conf line 2: .*{message}"):
         parse_hba("pg_hba.conf", f"local all all peer\n{line}\n")
@@ -224,9 +255,11 @@ def test_replace_fields_keeps_columns() -> None:
     line = "host    all    all    0.0.0.0/0    md5    # vpn"
     fields = parse_hba("f", line).records[0].fields
     assert replace_fields(line, fields, {0: "hostssl", 4: "scram-sha-256"}) == (
-        "hostssl all    all    0.0.0.0/0    scram-sha-256 # vpn")
+        "hostssl all    all    0.0.0.0/0    scram-sha-256 # vpn"
+    )
     assert replace_fields(line, fields, {4: "peer"}) == (
-        "host    all    all    0.0.0.0/0    peer   # vpn")
+        "host    all    all    0.0.0.0/0    peer   # vpn"
+    )
 
 
 # ------------------------------------------------------------------ plans
@@ -254,9 +287,14 @@ def test_fix_all_keeps_layout_then_detect_clean_and_replan_empty(tmp_path: Path)
     before = {p: target.read_bytes(p).decode() for p in (MAIN, HBA, LEGACY)}
     original = detect_all(target)
     plans = fix_everything(target)
-    assert {p.rule_id for p in plans} >= {"PG-SSL-OFF", "PG-PASSWORD-ENCRYPTION",
-                                          "PG-LOG-CONNECTIONS", "PG-LOG-DISCONNECTIONS",
-                                          "PG-HBA-TRUST", "PG-HBA-WEAK-AUTH"}
+    assert {p.rule_id for p in plans} >= {
+        "PG-SSL-OFF",
+        "PG-PASSWORD-ENCRYPTION",
+        "PG-LOG-CONNECTIONS",
+        "PG-LOG-DISCONNECTIONS",
+        "PG-HBA-TRUST",
+        "PG-HBA-WEAK-AUTH",
+    }
     assert [f.rule_id for f in detect_all(target)] == ["PG-LISTEN-ALL"]
     for finding in original:
         remediator = PgHba() if finding.rule_id.startswith("PG-HBA") else PostgresqlConf()
@@ -280,11 +318,10 @@ def test_fix_all_keeps_layout_then_detect_clean_and_replan_empty(tmp_path: Path)
         19: "local   all             all                                     peer",
         23: "host    all             all             ::1/128                 scram-sha-256",
         30: 'hostssl appdb           app,"report user"       10.20.0.0/16    scram-sha-256',
-        31: "hostssl appdb           app             192.168.10.0 255.255.255.0      "
-            "scram-sha-256",
+        31: "hostssl appdb           app             192.168.10.0 255.255.255.0      scram-sha-256",
         33: "hostssl all             all             0.0.0.0/0               scram-sha-256",
         34: "hostssl all             +dba            ::/0                    scram-sha-256 "
-            "# TODO remove after the audit",
+        "# TODO remove after the audit",
     }
     key = tmp_path / "host/etc/postgresql/15/main/jupiter-server.key"
     cert = x509.load_pem_x509_certificate(key.with_suffix(".crt").read_bytes())
@@ -321,7 +358,8 @@ def test_ssl_plan_generates_cert_and_names_it_under_server_root(tmp_path: Path) 
     assert "PRIVATE KEY" in writes[key_path].content
     assert "PRIVATE KEY" not in plan.diff  # the key never shows up in the reviewable diff
     assert "ssl_key_file = '/srv/chroot/etc/postgresql/15/main/jupiter-server.key'" in (
-        writes[MAIN].content)
+        writes[MAIN].content
+    )
     # certificate and key are written before the configuration that names them
     assert list(writes)[-1] == MAIN
     assert any("self-signed" in w for w in plan.risk.warnings)
@@ -348,15 +386,16 @@ def test_unset_setting_is_appended_without_template(tmp_path: Path) -> None:
     plan = PostgresqlConf().plan(finding, target, PARAMS)
     apply(target, plan)
     assert target.read_bytes(MAIN).decode() == (
-        "# tuned\nwork_mem = 4MB\n"
-        "log_connections = on\t\t\t# set by jupiter (PG-LOG-CONNECTIONS)\n")
+        "# tuned\nwork_mem = 4MB\nlog_connections = on\t\t\t# set by jupiter (PG-LOG-CONNECTIONS)\n"
+    )
     assert PostgresqlConf().plan(finding, target, PARAMS).empty
 
 
 def test_password_encryption_declares_the_reset_step(tmp_path: Path) -> None:
     target = host(tmp_path)
-    finding = next(f for f in PostgresqlConf().detect(target)
-                   if f.rule_id == "PG-PASSWORD-ENCRYPTION")
+    finding = next(
+        f for f in PostgresqlConf().detect(target) if f.rule_id == "PG-PASSWORD-ENCRYPTION"
+    )
     plan = PostgresqlConf().plan(finding, target, PARAMS)
     assert [c.path for c in plan.changes] == [LEGACY]
     assert any("ALTER ROLE" in step and "md5" in step for step in plan.risk.manual_steps)
@@ -373,18 +412,25 @@ def test_listen_all_needs_a_human(tmp_path: Path) -> None:
 
 def test_hba_plan_fixes_the_whole_line_and_warns_when_ssl_is_off(tmp_path: Path) -> None:
     target = host(tmp_path)
-    no_ssl = next(f for f in PgHba().detect(target)
-                  if f.rule_id == "PG-HBA-NO-SSL" and f.location.start_line == 34)
+    no_ssl = next(
+        f
+        for f in PgHba().detect(target)
+        if f.rule_id == "PG-HBA-NO-SSL" and f.location.start_line == 34
+    )
     plan = PgHba().plan(no_ssl, target, PARAMS)
     assert plan.related_findings == [f"PG-HBA-TRUST@{HBA}:34"]
     assert "+hostssl all             +dba            ::/0                    scram-sha-256" in (
-        plan.diff)
+        plan.diff
+    )
     assert any("ssl is off" in w for w in plan.risk.warnings) and plan.risk.disruption
     assert any("need a password" in s for s in plan.risk.manual_steps)
     apply(target, plan)
     # the other finding of the same record is gone too
-    trust = next(f for f in detect_all(host(tmp_path / "fresh"))
-                 if f.rule_id == "PG-HBA-TRUST" and f.location.start_line == 34)
+    trust = next(
+        f
+        for f in detect_all(host(tmp_path / "fresh"))
+        if f.rule_id == "PG-HBA-TRUST" and f.location.start_line == 34
+    )
     assert PgHba().plan(trust, target, PARAMS).empty
 
 
@@ -412,12 +458,22 @@ def test_half_written_hba_line_is_an_input_error_and_nothing_is_planned(tmp_path
 
 def test_plan_refuses_foreign_rules_and_vanished_clusters(tmp_path: Path) -> None:
     target = host(tmp_path)
-    foreign = FindingRecord(scanner="x", rule_id="SSHD-001", title="t", severity=Severity.LOW,
-                            location=Location(path=MAIN, start_line=1))
+    foreign = FindingRecord(
+        scanner="x",
+        rule_id="SSHD-001",
+        title="t",
+        severity=Severity.LOW,
+        location=Location(path=MAIN, start_line=1),
+    )
     with pytest.raises(InputError, match="postgresql-conf cannot plan rule 'SSHD-001'"):
         PostgresqlConf().plan(foreign, target, PARAMS)
-    gone = FindingRecord(scanner="x", rule_id="PG-SSL-OFF", title="t", severity=Severity.LOW,
-                         location=Location(path="etc/postgresql/9.6/main/postgresql.conf"))
+    gone = FindingRecord(
+        scanner="x",
+        rule_id="PG-SSL-OFF",
+        title="t",
+        severity=Severity.LOW,
+        location=Location(path="etc/postgresql/9.6/main/postgresql.conf"),
+    )
     with pytest.raises(ConflictError, match="run detect again"):
         PostgresqlConf().plan(gone, target, PARAMS)
 

@@ -45,8 +45,10 @@ ACCOUNT = server_account()
 def _need_postgres_binary() -> None:
     """Skips without a server binary to run, or fails under JUPITER_REQUIRE_SERVICES=1."""
     why = ACCOUNT if isinstance(ACCOUNT, str) else "no postgres binary found"
-    need_service(BINARY is not None and not isinstance(ACCOUNT, str),
-                 f"no PostgreSQL server to run here ({why})")
+    need_service(
+        BINARY is not None and not isinstance(ACCOUNT, str),
+        f"no PostgreSQL server to run here ({why})",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +86,12 @@ def apply(target: LocalTarget, plan: Plan) -> None:
                 target.set_owner(change.path, change.uid, change.gid)
 
 
-def first(remediator: PostgresqlConf | PgHba, target: LocalTarget, rule: str,
-          params: PostgresParams | None = None) -> Plan:
+def first(
+    remediator: PostgresqlConf | PgHba,
+    target: LocalTarget,
+    rule: str,
+    params: PostgresParams | None = None,
+) -> Plan:
     finding = next(f for f in remediator.detect(target, params) if f.rule_id == rule)
     return remediator.plan(finding, target, params or PostgresParams())
 
@@ -106,9 +112,12 @@ def test_validator_passes_the_fix_plans(tmp_path: Path) -> None:
 
 def _plan_writing(target: LocalTarget, path: str, content: str, mode: int | None = None) -> Plan:
     before = sha256_bytes(target.read_bytes(path)) if target.stat(path) else None
-    return Plan(remediator="postgresql-conf", rule_id="PG-SSL-OFF", title="t",
-                changes=[WriteFile(path=path, content=content, before_sha256=before,
-                                   mode=mode)])
+    return Plan(
+        remediator="postgresql-conf",
+        rule_id="PG-SSL-OFF",
+        title="t",
+        changes=[WriteFile(path=path, content=content, before_sha256=before, mode=mode)],
+    )
 
 
 def test_validator_fails_what_the_server_refuses(tmp_path: Path) -> None:
@@ -126,10 +135,17 @@ def test_validator_fails_what_the_server_refuses(tmp_path: Path) -> None:
     assert "could not load server certificate file" in result.detail
 
     ssl = first(PostgresqlConf(), target, "PG-SSL-OFF")
-    loose = ssl.model_copy(update={"changes": [
-        c.model_copy(update={"mode": 0o644}) if isinstance(c, WriteFile) and
-        c.path.endswith(".key") else c
-        for c in ssl.changes if not isinstance(c, SetMode)]})
+    loose = ssl.model_copy(
+        update={
+            "changes": [
+                c.model_copy(update={"mode": 0o644})
+                if isinstance(c, WriteFile) and c.path.endswith(".key")
+                else c
+                for c in ssl.changes
+                if not isinstance(c, SetMode)
+            ]
+        }
+    )
     [result] = PostgresqlConf().validate(loose, OverlayView(target, loose))
     assert result.status == "failed" and "group or world access" in result.detail
 
@@ -138,16 +154,24 @@ def test_validator_neutralises_host_specific_values_only(tmp_path: Path) -> None
     target = copy_fixture(tmp_path / "host")
     conf = tmp_path / "host" / MAIN
     absolute = "include_dir '/etc/postgresql/15/main/conf.d'"
-    conf.write_text(conf.read_text()
-                    .replace("include_dir = 'conf.d'", absolute)
-                    .replace("'pg_stat_statements'", "'not_installed_here'")
-                    .replace("lc_messages = 'C.UTF-8'", "lc_messages = 'xx_YY.UTF-8'"))
+    conf.write_text(
+        conf.read_text()
+        .replace("include_dir = 'conf.d'", absolute)
+        .replace("'pg_stat_statements'", "'not_installed_here'")
+        .replace("lc_messages = 'C.UTF-8'", "lc_messages = 'xx_YY.UTF-8'")
+    )
     plan = first(PostgresqlConf(), target, "PG-LOG-CONNECTIONS")  # edits conf.d/50-legacy-app
     [result] = PostgresqlConf().validate(plan, OverlayView(target, plan))
     assert result.status == "passed", result.detail
-    bad = plan.model_copy(update={"changes": [c.model_copy(update={
-        "content": c.content + "work_mem = 'lots'\n"}) for c in plan.changes
-        if isinstance(c, WriteFile)]})
+    bad = plan.model_copy(
+        update={
+            "changes": [
+                c.model_copy(update={"content": c.content + "work_mem = 'lots'\n"})
+                for c in plan.changes
+                if isinstance(c, WriteFile)
+            ]
+        }
+    )
     [result] = PostgresqlConf().validate(bad, OverlayView(target, bad))
     assert result.status == "failed" and '"work_mem": "lots"' in result.detail
 
@@ -158,8 +182,12 @@ def test_validator_skips_without_postgres(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(postgres_validate, "find_postgres", lambda: None)
     [result] = PostgresqlConf().validate(plan, OverlayView(target, plan))
     assert result.status == "skipped" and "not installed" in result.detail
-    assert PostgresqlConf().validate(Plan(remediator="x", rule_id="y", title="z"),
-                                     OverlayView(target, plan)) == []
+    assert (
+        PostgresqlConf().validate(
+            Plan(remediator="x", rule_id="y", title="z"), OverlayView(target, plan)
+        )
+        == []
+    )
 
 
 # ------------------------------------------------------------------ real server
@@ -177,23 +205,46 @@ def _psql(who: RunAs, sock: Path, port: int, sql: str) -> str:
         {"user": who.uid, "group": who.gid, "extra_groups": []} if os.geteuid() == 0 else {}
     )
     result = subprocess.run(  # type: ignore[call-overload]
-        ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(sock), "-p", str(port),
-         "-U", who.name, "-d", "postgres", "-c", sql],
-        capture_output=True, text=True, timeout=30, check=False, cwd="/",
-        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"}, **extra,
+        [
+            "psql",
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            str(sock),
+            "-p",
+            str(port),
+            "-U",
+            who.name,
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+        **extra,
     )
     assert result.returncode == 0, result.stderr
     return str(result.stdout).strip()
 
 
-def test_remediated_messy_cluster_serves_tls_and_scram_only(sandbox: Cluster,
-                                                            host_dir: Path) -> None:
+def test_remediated_messy_cluster_serves_tls_and_scram_only(
+    sandbox: Cluster, host_dir: Path
+) -> None:
     root = host_dir / "host"
     target = copy_fixture(root)
     # This host's root is ``root``: its configuration names its own files there.
     conf_path = root / MAIN
-    conf_path.write_text(conf_path.read_text().replace("'/etc/postgresql/",
-                                                       f"'{root}/etc/postgresql/"))
+    conf_path.write_text(
+        conf_path.read_text().replace("'/etc/postgresql/", f"'{root}/etc/postgresql/")
+    )
     give_to(root / "etc/postgresql", sandbox.who)  # as Debian: postgres owns the config
     params = PostgresParams(server_root=str(root))
 
@@ -215,21 +266,32 @@ def test_remediated_messy_cluster_serves_tls_and_scram_only(sandbox: Cluster,
     port = _free_port()
     work = sandbox.workdir()
     try:
-        with running_server(sandbox, conf_path, {"listen_addresses": "127.0.0.1"}, work,
-                            port=port) as server:
-            _psql(sandbox.who, server.socket_dir, port,
-                  "CREATE ROLE app_user LOGIN PASSWORD 'Corr3ct-horse'")
-            stored = _psql(sandbox.who, server.socket_dir, port,
-                           "SELECT rolpassword FROM pg_authid WHERE rolname = 'app_user'")
+        with running_server(
+            sandbox, conf_path, {"listen_addresses": "127.0.0.1"}, work, port=port
+        ) as server:
+            _psql(
+                sandbox.who,
+                server.socket_dir,
+                port,
+                "CREATE ROLE app_user LOGIN PASSWORD 'Corr3ct-horse'",
+            )
+            stored = _psql(
+                sandbox.who,
+                server.socket_dir,
+                port,
+                "SELECT rolpassword FROM pg_authid WHERE rolname = 'app_user'",
+            )
             assert stored.startswith("SCRAM-SHA-256$")
 
-            dsn = dict(host="127.0.0.1", port=port, user="app_user", dbname="postgres",
-                       connect_timeout=10)
+            dsn = dict(
+                host="127.0.0.1", port=port, user="app_user", dbname="postgres", connect_timeout=10
+            )
             with psycopg.connect(**dsn, password="Corr3ct-horse", sslmode="require") as conn:
                 row = conn.execute(
                     "SELECT ssl, current_setting('password_encryption'), "
                     "current_setting('log_disconnections') "
-                    "FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+                    "FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+                ).fetchone()
                 assert row == (True, "scram-sha-256", "on")
             with pytest.raises(psycopg.OperationalError, match="rejects connection"):
                 psycopg.connect(**dsn, password="Corr3ct-horse", sslmode="disable")
@@ -251,27 +313,42 @@ def test_jupiter_fix_then_the_server_accepts_tls_scram_and_rollback_restores(
     root = host_dir / "host"
     copy_fixture(root)
     conf_path = root / MAIN
-    conf_path.write_text(conf_path.read_text().replace("'/etc/postgresql/",
-                                                       f"'{root}/etc/postgresql/"))
+    conf_path.write_text(
+        conf_path.read_text().replace("'/etc/postgresql/", f"'{root}/etc/postgresql/")
+    )
     give_to(root / "etc/postgresql", sandbox.who)
     before = {p: (p.read_bytes(), p.stat().st_mode) for p in root.rglob("*") if p.is_file()}
     engine = Engine(Workspace(tmp_path / "ws", f"sqlite:///{tmp_path / 'ws/j.db'}"), "dba")
     try:
-        result = engine.fix(str(root), only=["config.database"], raw_params=[
-            f"postgresql-conf.server_root={root}", f"pg-hba.server_root={root}"])
+        result = engine.fix(
+            str(root),
+            only=["config.database"],
+            raw_params=[f"postgresql-conf.server_root={root}", f"pg-hba.server_root={root}"],
+        )
         statuses = {s["status"] for s in result["steps"]}
         assert statuses <= {"verified", "already_fixed", "needs_manual"}, result["steps"]
         assert [s["rule_id"] for s in result["steps"] if s["status"] == "needs_manual"] == [
-            "PG-LISTEN-ALL"]
+            "PG-LISTEN-ALL"
+        ]
         port = _free_port()
         work = sandbox.workdir()
         try:
-            with running_server(sandbox, conf_path, {"listen_addresses": "127.0.0.1"}, work,
-                                port=port) as server:
-                _psql(sandbox.who, server.socket_dir, port,
-                      "CREATE ROLE engine_user LOGIN PASSWORD 'Corr3ct-horse'")
-                dsn = dict(host="127.0.0.1", port=port, user="engine_user", dbname="postgres",
-                           connect_timeout=10)
+            with running_server(
+                sandbox, conf_path, {"listen_addresses": "127.0.0.1"}, work, port=port
+            ) as server:
+                _psql(
+                    sandbox.who,
+                    server.socket_dir,
+                    port,
+                    "CREATE ROLE engine_user LOGIN PASSWORD 'Corr3ct-horse'",
+                )
+                dsn = dict(
+                    host="127.0.0.1",
+                    port=port,
+                    user="engine_user",
+                    dbname="postgres",
+                    connect_timeout=10,
+                )
                 with psycopg.connect(**dsn, password="Corr3ct-horse", sslmode="require") as c:
                     row = c.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
                     assert row.fetchone() == (True,)

@@ -42,17 +42,27 @@ def _b608_functions(root: Path, names: list[str]) -> dict[str, set[str]]:
     """Per file, the functions holding a B608 report (one Bandit run for all)."""
     assert BANDIT is not None
     paths = [str(root / n) for n in names]
-    proc = subprocess.run([BANDIT, "-f", "json", "-q", "-t", "B608", *paths],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [BANDIT, "-f", "json", "-q", "-t", "B608", *paths],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode in (0, 1), proc.stderr  # 1 means "issues found"
     results = json.loads(proc.stdout)["results"]
     found: dict[str, set[str]] = {}
     for name in names:
-        lines = {r["line_number"] for r in results
-                 if r["test_id"] == "B608" and Path(r["filename"]).name == name}
+        lines = {
+            r["line_number"]
+            for r in results
+            if r["test_id"] == "B608" and Path(r["filename"]).name == name
+        }
         tree = ast.parse((root / name).read_text())
         found[name] = {
-            n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+            n.name
+            for n in ast.walk(tree)
+            if isinstance(n, ast.FunctionDef)
             and any(n.lineno <= line <= (n.end_lineno or n.lineno) for line in lines)
         }
     return found

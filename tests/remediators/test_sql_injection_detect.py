@@ -56,7 +56,11 @@ def test_detect_sqlite_fixture() -> None:
     assert len(findings) == 14
     for f in findings:
         assert (f.rule_id, f.category, f.severity, f.cwe) == (
-            RULE_EXECUTE, Category.CODE_SQL_INJECTION, Severity.HIGH, ["CWE-89"])
+            RULE_EXECUTE,
+            Category.CODE_SQL_INJECTION,
+            Severity.HIGH,
+            ["CWE-89"],
+        )
         assert f.location.start_line is not None
         assert "execute" in lines[f.location.start_line - 1]
         assert f.evidence == lines[f.location.start_line - 1].strip()
@@ -81,13 +85,23 @@ def test_detect_django_and_sqlalchemy_rules() -> None:
 
 def test_handles_own_bandit_and_semgrep_ids() -> None:
     def finding(rule: str, path: str = "a.py") -> FindingRecord:
-        return FindingRecord(scanner="x", rule_id=rule, title="t", severity=Severity.HIGH,
-                             location=Location(path=path, start_line=3))
+        return FindingRecord(
+            scanner="x",
+            rule_id=rule,
+            title="t",
+            severity=Severity.HIGH,
+            location=Location(path=path, start_line=3),
+        )
 
-    for rule in (RULE_EXECUTE, RULE_DJANGO, RULE_TEXT, "B608",
-                 "python.lang.security.audit.formatted-sql-query.formatted-sql-query",
-                 "python.django.security.injection.sql.sql-injection-using-db-cursor-execute",
-                 "python.sqlalchemy.security.sqlalchemy-sqli"):
+    for rule in (
+        RULE_EXECUTE,
+        RULE_DJANGO,
+        RULE_TEXT,
+        "B608",
+        "python.lang.security.audit.formatted-sql-query.formatted-sql-query",
+        "python.django.security.injection.sql.sql-injection-using-db-cursor-execute",
+        "python.sqlalchemy.security.sqlalchemy-sqli",
+    ):
         assert REM.handles(finding(rule)), rule
     for rule in ("B602", "python.lang.security.audit.eval-detected", "sql-config"):
         assert not REM.handles(finding(rule)), rule
@@ -97,11 +111,19 @@ def test_handles_own_bandit_and_semgrep_ids() -> None:
 def test_bandit_style_finding_on_construction_line(tmp_path: Path) -> None:
     target = harness.copy_fixture(tmp_path, "sqlite_app.py")
     source = target.read_bytes("sqlite_app.py").decode()
-    assign_line = source.splitlines().index(
-        "    query = \"SELECT id, name FROM users WHERE name = '%s' ORDER BY id\" % name") + 1
-    b608 = FindingRecord(scanner="bandit", rule_id="B608", title="SQL injection",
-                         severity=Severity.MEDIUM,
-                         location=Location(path="sqlite_app.py", start_line=assign_line))
+    assign_line = (
+        source.splitlines().index(
+            "    query = \"SELECT id, name FROM users WHERE name = '%s' ORDER BY id\" % name"
+        )
+        + 1
+    )
+    b608 = FindingRecord(
+        scanner="bandit",
+        rule_id="B608",
+        title="SQL injection",
+        severity=Severity.MEDIUM,
+        location=Location(path="sqlite_app.py", start_line=assign_line),
+    )
     assert not REM.is_fixed(b608, target, NoParams())
     plan = REM.plan(b608, target, NoParams())
     assert plan.needs_manual is None and len(plan.changes) == 1
@@ -130,15 +152,24 @@ def test_plan_shape_validate_and_idempotence(tmp_path: Path) -> None:
     assert first.risk.change_kind == "code" and first.rule_id == RULE_EXECUTE
     results = REM.validate(first, OverlayView(target, first))
     assert [(r.validator, r.status) for r in results] == [("python-compile", "passed")]
-    broken = first.model_copy(update={"changes": [change.model_copy(
-        update={"content": change.content.replace("def by_name(", "def by_name((")})]})
+    broken = first.model_copy(
+        update={
+            "changes": [
+                change.model_copy(
+                    update={"content": change.content.replace("def by_name(", "def by_name((")}
+                )
+            ]
+        }
+    )
     assert REM.validate(broken, OverlayView(target, broken))[0].status == "failed"
 
 
 def test_only_changed_nodes_differ(tmp_path_factory: pytest.TempPathFactory) -> None:
     original = (FIXTURES / "sqlite_app.py").read_text()
-    spans = [(min(s.construction_lines[0], s.line), s.end_line)
-             for s in scan_source("sqlite_app.py", original).sites]
+    spans = [
+        (min(s.construction_lines[0], s.line), s.end_line)
+        for s in scan_source("sqlite_app.py", original).sites
+    ]
     run = harness.fixed_fixture(tmp_path_factory.mktemp, "sqlite_app.py")
     assert run.original == original
     old, new = original.splitlines(), run.fixed.splitlines()
@@ -153,34 +184,56 @@ def test_only_changed_nodes_differ(tmp_path_factory: pytest.TempPathFactory) -> 
 
 SQLITE = "import sqlite3\n"
 MANUAL_CASES = [
-    ("import psycopg, sqlite3\ndef f(cur, x):\n"
-     "    cur.execute(\"SELECT 1 WHERE a = '%s'\" % x)\n", "ambiguous"),
-    ("def f(cur, x):\n    cur.execute(f\"SELECT 1 WHERE a = '{x}'\")\n",
-     "placeholder style is unknown"),
-    (SQLITE + "def f(cur, x, y):\n"
-     "    cur.execute(\"SELECT 1 WHERE a = '%s' AND b = ?\" % x, (y,))\n",
-     "already passes a parameters"),
-    (SQLITE + "def f(cur, x):\n    q = \"SELECT 1 WHERE a = '%s'\" % x\n    print(q)\n"
-     "    cur.execute(q)\n", "used elsewhere"),
-    (SQLITE + "def f(cur, x):\n    q = \"SELECT 1 WHERE a = '%s'\" % x\n    x = 'other'\n"
-     "    cur.execute(q)\n", "reassigned"),
-    (SQLITE + "def f(cur, x):\n    q = 'SELECT 1'\n    if x:\n"
-     "        q = \"SELECT 1 WHERE a = '%s'\" % x\n    cur.execute(q)\n",
-     "assigned more than once"),
-    (SQLITE + "def f(cur, x):\n    cur.execute('SELECT 1 WHERE a = \"%s\"' % x)\n",
-     "double quotes"),
-    (SQLITE + "def f(cur, x):\n    cur.execute(f\"SELECT 1 WHERE a = '{x!r}'\")\n",
-     "conversion"),
-    (SQLITE + "def f(cur, x):\n    cur.execute(\"SELECT 1 WHERE a = '%5s'\" % x)\n",
-     "rendered"),
-    (SQLITE + "def f(cur, t):\n    cur.execute(\"SELECT * FROM \" + t + \" WHERE a = 1\")\n",
-     "allow-list"),
-    (SQLITE + "def f(cur, c):\n    cur.execute(f\"SELECT 1 FROM u WHERE {c} = 1\")\n",
-     "allow-list"),
-    (SQLITE + "def f(cur, rows, t):\n"
-     "    cur.executemany(\"INSERT INTO t VALUES ('%s', ?)\" % t, rows)\n", "executemany"),
-    ("from django.db import models\ndef f(M, x, y):\n"
-     "    return M.objects.extra(where=[\"a = '%s'\" % x], params=[y])\n", "params="),
+    (
+        "import psycopg, sqlite3\ndef f(cur, x):\n"
+        "    cur.execute(\"SELECT 1 WHERE a = '%s'\" % x)\n",
+        "ambiguous",
+    ),
+    (
+        "def f(cur, x):\n    cur.execute(f\"SELECT 1 WHERE a = '{x}'\")\n",
+        "placeholder style is unknown",
+    ),
+    (
+        SQLITE + "def f(cur, x, y):\n"
+        "    cur.execute(\"SELECT 1 WHERE a = '%s' AND b = ?\" % x, (y,))\n",
+        "already passes a parameters",
+    ),
+    (
+        SQLITE + "def f(cur, x):\n    q = \"SELECT 1 WHERE a = '%s'\" % x\n    print(q)\n"
+        "    cur.execute(q)\n",
+        "used elsewhere",
+    ),
+    (
+        SQLITE + "def f(cur, x):\n    q = \"SELECT 1 WHERE a = '%s'\" % x\n    x = 'other'\n"
+        "    cur.execute(q)\n",
+        "reassigned",
+    ),
+    (
+        SQLITE + "def f(cur, x):\n    q = 'SELECT 1'\n    if x:\n"
+        "        q = \"SELECT 1 WHERE a = '%s'\" % x\n    cur.execute(q)\n",
+        "assigned more than once",
+    ),
+    (
+        SQLITE + "def f(cur, x):\n    cur.execute('SELECT 1 WHERE a = \"%s\"' % x)\n",
+        "double quotes",
+    ),
+    (SQLITE + "def f(cur, x):\n    cur.execute(f\"SELECT 1 WHERE a = '{x!r}'\")\n", "conversion"),
+    (SQLITE + "def f(cur, x):\n    cur.execute(\"SELECT 1 WHERE a = '%5s'\" % x)\n", "rendered"),
+    (
+        SQLITE + 'def f(cur, t):\n    cur.execute("SELECT * FROM " + t + " WHERE a = 1")\n',
+        "allow-list",
+    ),
+    (SQLITE + 'def f(cur, c):\n    cur.execute(f"SELECT 1 FROM u WHERE {c} = 1")\n', "allow-list"),
+    (
+        SQLITE + "def f(cur, rows, t):\n"
+        "    cur.executemany(\"INSERT INTO t VALUES ('%s', ?)\" % t, rows)\n",
+        "executemany",
+    ),
+    (
+        "from django.db import models\ndef f(M, x, y):\n"
+        "    return M.objects.extra(where=[\"a = '%s'\" % x], params=[y])\n",
+        "params=",
+    ),
 ]
 
 
@@ -203,7 +256,9 @@ def test_module_level_script_and_aliased_text(tmp_path: Path) -> None:
     )
     target, findings = _plan_only(tmp_path, source)
     assert [(f.rule_id, f.location.start_line) for f in findings] == [
-        (RULE_EXECUTE, 6), (RULE_TEXT, 7)]
+        (RULE_EXECUTE, 6),
+        (RULE_TEXT, 7),
+    ]
     run = harness.fix_all(target, "app/db.py")
     assert "conn.execute(\"SELECT 1 WHERE 'a' = ?\", (user,))  # script" in run.fixed
     assert "sa.text(\"SELECT :x WHERE 'a' = :user\").bindparams(user=user)" in run.fixed
@@ -218,7 +273,7 @@ def test_bind_names_do_not_clash(tmp_path: Path) -> None:
     )
     target, _ = _plan_only(tmp_path, source)
     run = harness.fix_all(target, "app/db.py")
-    assert "a = :name AND b = :name_2\").bindparams(name=user.name, name_2=x.name)" in run.fixed
+    assert 'a = :name AND b = :name_2").bindparams(name=user.name, name_2=x.name)' in run.fixed
 
 
 def test_unparsable_file_is_an_input_error(tmp_path: Path) -> None:
@@ -226,8 +281,13 @@ def test_unparsable_file_is_an_input_error(tmp_path: Path) -> None:
     target = _target(tmp_path, {"pkg/broken.py": broken})
     with pytest.raises(InputError, match=r"pkg/broken\.py line 3"):
         REM.detect(target)
-    finding = FindingRecord(scanner="bandit", rule_id="B608", title="t", severity=Severity.HIGH,
-                            location=Location(path="pkg/broken.py", start_line=4))
+    finding = FindingRecord(
+        scanner="bandit",
+        rule_id="B608",
+        title="t",
+        severity=Severity.HIGH,
+        location=Location(path="pkg/broken.py", start_line=4),
+    )
     with pytest.raises(InputError, match=r"pkg/broken\.py line 3"):
         REM.plan(finding, target, NoParams())
 
@@ -236,8 +296,13 @@ def test_missing_file_and_fixed_site(tmp_path: Path) -> None:
     safe = "import sqlite3\ndef f(c, x):\n    c.execute('SELECT ?', (x,))\n"
     target = _target(tmp_path, {"a.py": safe})
     assert REM.detect(target) == []
-    own = FindingRecord(scanner="jupiter-sqli", rule_id=RULE_EXECUTE, title="t",
-                        severity=Severity.HIGH, location=Location(path="a.py", start_line=3))
+    own = FindingRecord(
+        scanner="jupiter-sqli",
+        rule_id=RULE_EXECUTE,
+        title="t",
+        severity=Severity.HIGH,
+        location=Location(path="a.py", start_line=3),
+    )
     assert REM.plan(own, target, NoParams()).empty
     assert REM.plan(own, target, NoParams()).needs_manual is None
     gone = own.model_copy(update={"location": Location(path="b.py", start_line=3)})

@@ -57,9 +57,11 @@ def schema() -> Iterator[str]:
     name = f"sqli_{uuid.uuid4().hex[:12]}"
     with admin:
         admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
-        admin.execute(sql.SQL(
-            "CREATE TABLE {}.users (id integer PRIMARY KEY, name text, email text)"
-        ).format(sql.Identifier(name)))
+        admin.execute(
+            sql.SQL("CREATE TABLE {}.users (id integer PRIMARY KEY, name text, email text)").format(
+                sql.Identifier(name)
+            )
+        )
         with admin.cursor() as cur:
             cur.executemany(
                 sql.SQL("INSERT INTO {}.users VALUES (%s, %s, %s)").format(sql.Identifier(name)),
@@ -99,11 +101,17 @@ def _django(schema: str) -> Any:
 
     if not settings.configured:
         settings.configure(
-            DATABASES={"default": {
-                "ENGINE": "django.db.backends.postgresql", "NAME": "test", "USER": "postgres",
-                "HOST": "127.0.0.1", "PORT": "5432",
-            }},
-            INSTALLED_APPS=[], USE_TZ=True,
+            DATABASES={
+                "default": {
+                    "ENGINE": "django.db.backends.postgresql",
+                    "NAME": "test",
+                    "USER": "postgres",
+                    "HOST": "127.0.0.1",
+                    "PORT": "5432",
+                }
+            },
+            INSTALLED_APPS=[],
+            USE_TZ=True,
         )
         django.setup()
     from django.apps import apps
@@ -123,8 +131,10 @@ def test_django_cursor_raw_and_extra_fixed(tmp_path: Path, schema: str) -> None:
     run = harness.fix_all(target, "django_app.py")
     assert len(run.applied) == 4 and not run.manual
     assert 'extra(where=["email = %s"], params=[email])' in run.fixed
-    assert '.raw("SELECT id, name FROM users WHERE name LIKE %s ORDER BY id", [f"%{term}%"])' \
+    assert (
+        '.raw("SELECT id, name FROM users WHERE name LIKE %s ORDER BY id", [f"%{term}%"])'
         in run.fixed
+    )
     try:
         original = harness.import_file(harness.HERE / "django_app.py")
         _django(schema)

@@ -62,27 +62,34 @@ CASES: list[tuple[str, tuple[Any, ...], list[Any], tuple[Any, ...], list[Any]]] 
     # function, ordinary args, rows, payload args, rows the payload must yield as data
     ("by_name_percent", ("alice",), [(1, "alice")], (INJECT,), []),
     ("by_name_fstring", ("bob",), [(2, "bob")], (INJECT,), []),
-    ("by_name_and_email_format", ("alice", "alice@example.com"), [(1,)],
-     ("x' OR 1=1 --", "y"), []),
-    ("search_like_percent", ("li",), [("alice",)],
-     ("zz%' OR '1'='1' OR name LIKE '",), []),
+    ("by_name_and_email_format", ("alice", "alice@example.com"), [(1,)], ("x' OR 1=1 --", "y"), []),
+    ("search_like_percent", ("li",), [("alice",)], ("zz%' OR '1'='1' OR name LIKE '",), []),
     ("search_like_format", ("bob",), [("bob",)], ("x' OR '1'='1' --",), []),
     ("by_id_concat", (2,), [(2, "bob")], ("0 OR 1=1",), []),
-    ("newer_than", (2, "carol", 10), [(2,), (4,)],
-     (2, "x' UNION SELECT 99 --", 10), [(2,), (3,), (4,)]),
+    (
+        "newer_than",
+        (2, "carol", 10),
+        [(2,), (4,)],
+        (2, "x' UNION SELECT 99 --", 10),
+        [(2,), (3,), (4,)],
+    ),
     ("by_name_concat", ("carol",), [(3,)], (INJECT,), []),
     ("by_name_local_variable", ("alice",), [(1, "alice")], (INJECT,), []),
     ("by_name_mapping", ("bob", "nobody"), [(2,)], (INJECT, "y"), []),
 ]
 
 
-@pytest.mark.parametrize(("func", "args", "rows", "payload", "payload_rows"), CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("func", "args", "rows", "payload", "payload_rows"), CASES, ids=[c[0] for c in CASES]
+)
 def test_fixed_function_same_rows_and_no_injection(
     sqlite_modules: tuple[Any, ModuleType, ModuleType],
     db: sqlite3.Connection,
-    func: str, args: tuple[Any, ...], rows: list[Any],
-    payload: tuple[Any, ...], payload_rows: list[Any],
+    func: str,
+    args: tuple[Any, ...],
+    rows: list[Any],
+    payload: tuple[Any, ...],
+    payload_rows: list[Any],
 ) -> None:
     _, original, fixed = sqlite_modules
     old: Callable[..., list[Any]] = getattr(original, func)
@@ -111,7 +118,8 @@ def test_insert_with_number_and_payload(
     fixed.insert_user(db, "5", "dave", "d@example.com")  # %d accepted "5" → int 5
     fixed.insert_user(db, 6, payload, "m@example.com")
     assert db.execute("SELECT id, name FROM users WHERE id >= 5 ORDER BY id").fetchall() == [
-        (5, "dave"), (6, payload)
+        (5, "dave"),
+        (6, payload),
     ]
     with pytest.raises(TypeError):
         original.insert_user(db, "5", "dave", "d@example.com")  # %d needs a number
@@ -128,9 +136,11 @@ def test_unfixable_sites_left_alone_with_reasons(
     assert any("allow-list" in r and "{column}" in r for r in reasons)
     assert any("IN (...)" in r for r in reasons)
     assert any("executemany" in r for r in reasons)
-    for text in ('f"SELECT name FROM users ORDER BY {column}"',
-                 '"SELECT name FROM users WHERE id IN (%s)" % ",".join(ids)',
-                 '"INSERT INTO %s (id, name, email) VALUES (?, ?, ?)" % table'):
+    for text in (
+        'f"SELECT name FROM users ORDER BY {column}"',
+        '"SELECT name FROM users WHERE id IN (%s)" % ",".join(ids)',
+        '"INSERT INTO %s (id, name, email) VALUES (?, ?, ?)" % table',
+    ):
         assert text in run.fixed
     # Untouched functions behave exactly as before.
     assert fixed.ordered_by(db, "name") == original.ordered_by(db, "name")
@@ -151,8 +161,10 @@ def test_sqlalchemy_text_rewritten_and_executed(tmp_path: Path) -> None:
             conn.execute(
                 sa.text("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT)")
             )
-            conn.execute(sa.text("INSERT INTO users VALUES (:i, :n, :e)"),
-                         [{"i": i, "n": n, "e": e} for i, n, e in ROWS])
+            conn.execute(
+                sa.text("INSERT INTO users VALUES (:i, :n, :e)"),
+                [{"i": i, "n": n, "e": e} for i, n, e in ROWS],
+            )
         with engine.connect() as conn:
             for mod in (original, fixed):
                 assert mod.by_name(conn, "alice") == [(1, "alice")]

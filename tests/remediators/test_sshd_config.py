@@ -28,7 +28,7 @@ def test_tokenize_forms_quotes_and_trailing_comment() -> None:
     keyword, _, args, span = tokenize("MaxAuthTries=10\n")  # type: ignore[misc]
     assert (keyword, args) == ("MaxAuthTries", ["10"])
     assert "MaxAuthTries=10"[span[0] : span[1]] == "10"
-    line = 'permitrootlogin  yes   # TODO later'
+    line = "permitrootlogin  yes   # TODO later"
     keyword, _, args, span = tokenize(line)  # type: ignore[misc]
     assert (keyword, args) == ("permitrootlogin", ["yes"])
     assert line[span[1] :] == "   # TODO later"
@@ -46,10 +46,15 @@ def test_split_lines_keeps_endings_and_ignores_other_separators() -> None:
 
 
 def test_first_value_wins_case_insensitive_and_aliases(tmp_path: Path) -> None:
-    view = make_host(tmp_path, {"etc/ssh/sshd_config": (
-        "PERMITROOTLOGIN yes\npermitrootlogin no\n"
-        "ChallengeResponseAuthentication no\nKbdInteractiveAuthentication yes\n"
-    )})
+    view = make_host(
+        tmp_path,
+        {
+            "etc/ssh/sshd_config": (
+                "PERMITROOTLOGIN yes\npermitrootlogin no\n"
+                "ChallengeResponseAuthentication no\nKbdInteractiveAuthentication yes\n"
+            )
+        },
+    )
     config = parse(view)
     assert config is not None
     root = config.effective("PermitRootLogin")
@@ -59,20 +64,23 @@ def test_first_value_wins_case_insensitive_and_aliases(tmp_path: Path) -> None:
 
 
 def test_include_order_globs_relative_paths_and_match_scope(tmp_path: Path) -> None:
-    view = make_host(tmp_path, {
-        "etc/ssh/sshd_config": (
-            "Include /etc/ssh/sshd_config.d/*.conf\n"
-            "Include extra/tail.conf missing.conf\n"
-            "X11Forwarding no\n"
-            "Match User a\n  Include inmatch.conf\n"
-        ),
-        "etc/ssh/sshd_config.d/20-b.conf": "PasswordAuthentication no\n",
-        "etc/ssh/sshd_config.d/10-a.conf": "Match User x\n  PasswordAuthentication yes\n",
-        "etc/ssh/sshd_config.d/.hidden.conf": "PermitRootLogin yes\n",
-        "etc/ssh/sshd_config.d/README": "PermitRootLogin yes\n",
-        "etc/ssh/extra/tail.conf": "MaxAuthTries 3\n",
-        "etc/ssh/inmatch.conf": "AllowTcpForwarding yes\n",
-    })
+    view = make_host(
+        tmp_path,
+        {
+            "etc/ssh/sshd_config": (
+                "Include /etc/ssh/sshd_config.d/*.conf\n"
+                "Include extra/tail.conf missing.conf\n"
+                "X11Forwarding no\n"
+                "Match User a\n  Include inmatch.conf\n"
+            ),
+            "etc/ssh/sshd_config.d/20-b.conf": "PasswordAuthentication no\n",
+            "etc/ssh/sshd_config.d/10-a.conf": "Match User x\n  PasswordAuthentication yes\n",
+            "etc/ssh/sshd_config.d/.hidden.conf": "PermitRootLogin yes\n",
+            "etc/ssh/sshd_config.d/README": "PermitRootLogin yes\n",
+            "etc/ssh/extra/tail.conf": "MaxAuthTries 3\n",
+            "etc/ssh/inmatch.conf": "AllowTcpForwarding yes\n",
+        },
+    )
     config = parse(view)
     assert config is not None
     order = [(d.path.rsplit("/", 1)[-1], d.keyword) for d in config.directives]

@@ -50,8 +50,9 @@ def keyset(findings: list) -> set[tuple[str, str | None, int | None]]:  # type: 
     return {(f.rule_id, f.location.path, f.location.start_line) for f in findings}
 
 
-@pytest.mark.parametrize(("level", "expected"),
-                         [("baseline", BASELINE), ("strict", STRICT), ("maximum", MAXIMUM)])
+@pytest.mark.parametrize(
+    ("level", "expected"), [("baseline", BASELINE), ("strict", STRICT), ("maximum", MAXIMUM)]
+)
 def test_messy_config_findings_per_level(tmp_path: Path, level: str, expected: set) -> None:  # type: ignore[type-arg]
     view = host(tmp_path, "messy")
     findings = check(view, level)  # type: ignore[arg-type]
@@ -136,8 +137,9 @@ def test_no_sshd_config_means_no_findings(tmp_path: Path) -> None:
 )
 def test_value_judgement(tmp_path: Path, line: str, rule: str, bad: bool) -> None:
     (tmp_path / "etc/ssh").mkdir(parents=True)
-    (tmp_path / MAIN).write_text(f"{line}\nClientAliveCountMax 0\n" if "Alive" in line
-                                 else f"{line}\n")
+    (tmp_path / MAIN).write_text(
+        f"{line}\nClientAliveCountMax 0\n" if "Alive" in line else f"{line}\n"
+    )
     rules = {f.rule_id for f in check(LocalTarget(tmp_path), "baseline")}
     if "Alive" in line:
         assert "SSHD-CLIENT-ALIVE" in rules  # CountMax 0 disables the timeout

@@ -96,8 +96,10 @@ def test_strict_result_in_detail(tmp_path: Path) -> None:
     # the unset setting lands after the last global line, above the Match comment
     sub = main.index("Subsystem\tsftp\t/usr/lib/openssh/sftp-server")
     assert main[sub + 1] == "ClientAliveInterval 300"
-    assert main[sub + 2 : sub + 4] == ["", "# The backup robot still logs in with a password "
-                                           "(ticket OPS-1422)"]
+    assert main[sub + 2 : sub + 4] == [
+        "",
+        "# The backup robot still logs in with a password (ticket OPS-1422)",
+    ]
     cloud = (target.root / "etc/ssh/sshd_config.d/50-cloud-init.conf").read_text()
     assert cloud == "PasswordAuthentication no\n"
     legacy = (target.root / "etc/ssh/sshd_config.d/60-legacy-clients.conf").read_text()
@@ -129,8 +131,11 @@ def test_each_plan_touches_only_its_own_setting(tmp_path: Path) -> None:
         keywords = {s.keyword.lower() for s in RULES_BY_ID[finding.rule_id].settings}
         if finding.rule_id == "SSHD-KBD-INTERACTIVE":
             keywords.add("challengeresponseauthentication")
-        changed = [ln[1:] for ln in plan.diff.splitlines()
-                   if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+        changed = [
+            ln[1:]
+            for ln in plan.diff.splitlines()
+            if ln[:1] in "+-" and not ln.startswith(("+++", "---"))
+        ]
         assert changed
         for line in changed:
             assert re.split(r"[\s=]", line.strip(), maxsplit=1)[0].lower() in keywords, line
@@ -205,8 +210,11 @@ def test_match_override_plan_is_manual_and_empty_once_resolved(tmp_path: Path) -
     assert plan.needs_manual is not None
     assert "Match User backup" in plan.needs_manual
     assert "SSHD-PASSWORD-AUTH" in plan.needs_manual
-    text = (target.root / MAIN).read_text().replace(
-        "\tPasswordAuthentication yes\n\tForceCommand", "\tForceCommand")
+    text = (
+        (target.root / MAIN)
+        .read_text()
+        .replace("\tPasswordAuthentication yes\n\tForceCommand", "\tForceCommand")
+    )
     target.write_bytes(MAIN, text.encode())
     plan = PLUGIN.plan(finding, target, SshdParams())
     assert plan.changes == [] and plan.needs_manual is None
@@ -222,17 +230,23 @@ def test_finding_for_a_file_that_no_longer_exists(tmp_path: Path) -> None:
     target.remove(MAIN)
     with pytest.raises(ConflictError, match=r"^etc/ssh/sshd_config no longer exists on local:"):
         PLUGIN.plan(kex, target, SshdParams())
-    alive = FindingRecord(scanner="jupiter-sshd", rule_id="SSHD-CLIENT-ALIVE",
-                          category=Category.CONFIG_SSH, title="t", severity=Severity.LOW,
-                          location=Location(path=MAIN))
+    alive = FindingRecord(
+        scanner="jupiter-sshd",
+        rule_id="SSHD-CLIENT-ALIVE",
+        category=Category.CONFIG_SSH,
+        title="t",
+        severity=Severity.LOW,
+        location=Location(path=MAIN),
+    )
     with pytest.raises(ConflictError, match="sshd_config named by finding SSHD-CLIENT-ALIVE"):
         PLUGIN.plan(alive, target, SshdParams())
 
 
 def test_foreign_rule_is_refused(tmp_path: Path) -> None:
     target = host(tmp_path, "messy")
-    finding = FindingRecord(scanner="x", rule_id="B608", title="t", severity=Severity.LOW,
-                            location=Location(path=MAIN))
+    finding = FindingRecord(
+        scanner="x", rule_id="B608", title="t", severity=Severity.LOW, location=Location(path=MAIN)
+    )
     assert not PLUGIN.handles(finding)
     with pytest.raises(InputError, match="cannot plan rule 'B608'"):
         PLUGIN.plan(finding, target, SshdParams())
@@ -243,9 +257,16 @@ def test_password_auth_is_not_turned_off_while_pubkey_is_off(tmp_path: Path) -> 
     (tmp_path / MAIN).write_text("PubkeyAuthentication no\nPasswordAuthentication yes\n")
     target = LocalTarget(tmp_path)
     plans = {f.rule_id: PLUGIN.plan(f, target, SshdParams()) for f in PLUGIN.detect(target)}
-    assert set(plans) == {"SSHD-PUBKEY-AUTH", "SSHD-PASSWORD-AUTH", "SSHD-KBD-INTERACTIVE",
-                          "SSHD-ROOT-LOGIN", "SSHD-MAX-AUTH-TRIES", "SSHD-LOGIN-GRACE-TIME",
-                          "SSHD-CLIENT-ALIVE", "SSHD-WEAK-MACS"}
+    assert set(plans) == {
+        "SSHD-PUBKEY-AUTH",
+        "SSHD-PASSWORD-AUTH",
+        "SSHD-KBD-INTERACTIVE",
+        "SSHD-ROOT-LOGIN",
+        "SSHD-MAX-AUTH-TRIES",
+        "SSHD-LOGIN-GRACE-TIME",
+        "SSHD-CLIENT-ALIVE",
+        "SSHD-WEAK-MACS",
+    }
     for rule in ("SSHD-PASSWORD-AUTH", "SSHD-KBD-INTERACTIVE"):
         assert plans[rule].changes == []
         assert "lock every user out" in (plans[rule].needs_manual or "")
@@ -274,9 +295,12 @@ def test_example_host_for_the_demo(tmp_path: Path) -> None:
     found = {(f.rule_id, f.location.path, f.location.start_line) for f in PLUGIN.detect(target)}
     crypto = "etc/ssh/sshd_config.d/90-legacy-crypto.conf"
     assert found == {
-        ("SSHD-ROOT-LOGIN", MAIN, 30), ("SSHD-MAX-AUTH-TRIES", MAIN, 32),
-        ("SSHD-X11-FORWARDING", MAIN, 52), ("SSHD-LOGIN-GRACE-TIME", MAIN, None),
-        ("SSHD-CLIENT-ALIVE", MAIN, 56), ("SSHD-WEAK-CIPHERS", crypto, 2),
+        ("SSHD-ROOT-LOGIN", MAIN, 30),
+        ("SSHD-MAX-AUTH-TRIES", MAIN, 32),
+        ("SSHD-X11-FORWARDING", MAIN, 52),
+        ("SSHD-LOGIN-GRACE-TIME", MAIN, None),
+        ("SSHD-CLIENT-ALIVE", MAIN, 56),
+        ("SSHD-WEAK-CIPHERS", crypto, 2),
         ("SSHD-WEAK-MACS", crypto, 3),
         ("SSHD-PASSWORD-AUTH", "etc/ssh/sshd_config.d/50-cloud-init.conf", 1),
         ("SSHD-MATCH-OVERRIDE", MAIN, 67),
@@ -286,13 +310,20 @@ def test_example_host_for_the_demo(tmp_path: Path) -> None:
     text = (target.root / MAIN).read_text()
     assert "ClientAliveInterval 300\nClientAliveCountMax 3\n" in text
     assert (target.root / crypto).read_text().splitlines()[1:] == [
-        "Ciphers aes256-ctr", "MACs=hmac-sha2-256"]
+        "Ciphers aes256-ctr",
+        "MACs=hmac-sha2-256",
+    ]
 
 
 def test_match_override_from_elsewhere_without_details_is_manual(tmp_path: Path) -> None:
     target = host(tmp_path, "messy")
-    finding = FindingRecord(scanner="lynis", rule_id="SSHD-MATCH-OVERRIDE", title="t",
-                            severity=Severity.MEDIUM, location=Location(path=MAIN))
+    finding = FindingRecord(
+        scanner="lynis",
+        rule_id="SSHD-MATCH-OVERRIDE",
+        title="t",
+        severity=Severity.MEDIUM,
+        location=Location(path=MAIN),
+    )
     plan = PLUGIN.plan(finding, target, SshdParams())
     assert plan.changes == [] and "review the Match blocks" in (plan.needs_manual or "")
 
@@ -305,5 +336,7 @@ def test_maximum_keeps_only_the_strongest_algorithms(tmp_path: Path) -> None:
     assert "MACs hmac-sha2-512-etm@openssh.com" in main  # nothing left: the level's list
     assert "AllowAgentForwarding no" in main and "AllowTcpForwarding no" in main
     legacy = (target.root / "etc/ssh/sshd_config.d/60-legacy-clients.conf").read_text()
-    assert legacy.splitlines()[1] == ("KexAlgorithms sntrup761x25519-sha512@openssh.com,"
-                                      "curve25519-sha256,curve25519-sha256@libssh.org")
+    assert legacy.splitlines()[1] == (
+        "KexAlgorithms sntrup761x25519-sha512@openssh.com,"
+        "curve25519-sha256,curve25519-sha256@libssh.org"
+    )

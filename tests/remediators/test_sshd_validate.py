@@ -20,6 +20,7 @@ MAIN = "etc/ssh/sshd_config"
 DROPIN = "etc/ssh/sshd_config.d/50-cloud-init.conf"
 PLUGIN = SshdHardening()
 
+
 @pytest.fixture
 def _sshd_installed() -> None:
     need_service(
@@ -37,9 +38,14 @@ def host(tmp_path: Path, name: str = "messy") -> LocalTarget:
 
 def edit_plan(target: LocalTarget, path: str, new_text: str) -> Plan:
     return Plan(
-        remediator="sshd-hardening", rule_id="TEST", title="hand-made candidate",
-        changes=[WriteFile(path=path, content=new_text,
-                           before_sha256=sha256_bytes(target.read_bytes(path)))],
+        remediator="sshd-hardening",
+        rule_id="TEST",
+        title="hand-made candidate",
+        changes=[
+            WriteFile(
+                path=path, content=new_text, before_sha256=sha256_bytes(target.read_bytes(path))
+            )
+        ],
     )
 
 
@@ -123,8 +129,9 @@ def test_commands_are_bounded_by_a_timeout(monkeypatch: pytest.MonkeyPatch) -> N
 @needs_sshd
 def test_post_quantum_kex_is_accepted_only_where_sshd_supports_it(tmp_path: Path) -> None:
     ssh = shutil.which("ssh") or "/usr/bin/ssh"
-    offered = subprocess.run([ssh, "-Q", "kex"], capture_output=True, text=True, timeout=10,
-                             check=True).stdout.split()
+    offered = subprocess.run(
+        [ssh, "-Q", "kex"], capture_output=True, text=True, timeout=10, check=True
+    ).stdout.split()
     target = host(tmp_path)
     plan = edit_plan(target, DROPIN, "KexAlgorithms mlkem768x25519-sha256,curve25519-sha256\n")
     result, detail = status(target, plan)

@@ -177,8 +177,9 @@ def test_unhappy_file_operations(target: SSHTarget, layout: tuple[Path, Path]) -
 
 
 def test_missing_root_is_reported(server: SSHTestServer, tmp_path: Path) -> None:
-    with make_target(server, tmp_path / "absent") as tgt, pytest.raises(
-        TargetError, match=r"does not exist .* or is not a directory"
+    with (
+        make_target(server, tmp_path / "absent") as tgt,
+        pytest.raises(TargetError, match=r"does not exist .* or is not a directory"),
     ):
         tgt.stat("x")
 
@@ -210,9 +211,7 @@ def test_lexical_escapes_are_refused(
     assert tree(layout[0].parent) == before
 
 
-def test_symlinks_leading_outside_are_refused(
-    target: SSHTarget, layout: tuple[Path, Path]
-) -> None:
+def test_symlinks_leading_outside_are_refused(target: SSHTarget, layout: tuple[Path, Path]) -> None:
     root, outside = layout
     (root / "linkdir").symlink_to(outside)
     (root / "linkfile").symlink_to(outside / "secret")
@@ -335,7 +334,10 @@ def test_run_returns_output_and_exit_codes(target: SSHTarget, layout: tuple[Path
     assert ok.argv == ("cat", "etc/hosts")
     failed = target.run(["sh", "-c", "pwd; echo err >&2; exit 3"], timeout=10)
     assert (failed.returncode, failed.stdout, failed.stderr, failed.ok) == (
-        3, os.path.realpath(layout[0]) + "\n", "err\n", False,
+        3,
+        os.path.realpath(layout[0]) + "\n",
+        "err\n",
+        False,
     )
     env = target.run(["env"], timeout=10)
     assert sorted(line.split("=")[0] for line in env.stdout.splitlines()) == ["LANG", "PATH"]
@@ -504,17 +506,20 @@ def test_closed_port_fails_fast(client_files: tuple[Path, Path], tmp_path: Path)
     assert time.monotonic() - started < 2
 
 
-def test_silent_host_times_out_on_connect(
-    client_files: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_silent_host_times_out_on_connect(client_files: tuple[Path, Path], tmp_path: Path) -> None:
     key, known = client_files
     with socket.socket() as listener:  # accepts TCP (backlog) but never speaks SSH
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         port = listener.getsockname()[1]
         tgt = SSHTarget(
-            "127.0.0.1", port, "nobody", str(tmp_path),
-            client_keys=[key], known_hosts=known, connect_timeout=0.3,
+            "127.0.0.1",
+            port,
+            "nobody",
+            str(tmp_path),
+            client_keys=[key],
+            known_hosts=known,
+            connect_timeout=0.3,
         )
         started = time.monotonic()
         with tgt, pytest.raises(TargetError, match=r"did not answer within 0\.3 s"):
@@ -522,9 +527,7 @@ def test_silent_host_times_out_on_connect(
         assert time.monotonic() - started < 2
 
 
-def test_operation_timeout_then_reconnect(
-    server: SSHTestServer, layout: tuple[Path, Path]
-) -> None:
+def test_operation_timeout_then_reconnect(server: SSHTestServer, layout: tuple[Path, Path]) -> None:
     if server.kind != "asyncssh":
         pytest.skip("freezing the server needs the single-process asyncssh server")
     hosts = layout[0] / "etc/hosts"

@@ -153,6 +153,12 @@ def fix(
         git_branch=git_branch,
     )
     failed = [s for s in result["steps"] if s["status"] in ("failed", "rolled_back")]
+    if not json and result.get("unhandled"):
+        out.print(
+            f"[yellow]{len(result['unhandled'])} open finding(s) no remediator handles[/] "
+            "(fix by hand, or `jupiter scripts add`): "
+            + ", ".join(f"#{u['finding']} {u['rule_id']}" for u in result["unhandled"])
+        )
     if json:
         state.emit_json(result)
         if result["status"] == "declined":

@@ -132,9 +132,7 @@ class ScriptManifest(BaseModel):
     verify: CommandVerify | DetectorVerify
     timeout: float = Field(default=60.0, gt=0, le=MAX_TIMEOUT)
     limits: Limits = Field(default_factory=Limits)
-    interpreter: list[NonEmptyArgument] | None = Field(
-        default=None, min_length=1
-    )
+    interpreter: list[NonEmptyArgument] | None = Field(default=None, min_length=1)
     args: list[Argument] = Field(default_factory=list)
     change_kind: Literal["config", "code", "permissions"] = "config"
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
@@ -159,9 +157,7 @@ class ScriptManifest(BaseModel):
     @classmethod
     def _script_name(cls, value: str) -> str:
         if "/" in value or "\\" in value or value in (".", "..") or value.startswith("."):
-            raise ValueError(
-                f"{value!r} must be a plain file name in the manifest's own folder"
-            )
+            raise ValueError(f"{value!r} must be a plain file name in the manifest's own folder")
         return value
 
     @field_validator("rule_ids")

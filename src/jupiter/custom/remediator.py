@@ -96,23 +96,30 @@ def substitute(template: str, finding: FindingRecord) -> str:
     """Replace ``{finding.<field>}`` in one argument; the result stays one argument."""
     out = PLACEHOLDER.sub(lambda m: _finding_value(finding, m.group(1)), template)
     if out.startswith("-") and PLACEHOLDER.match(template):
-        raise _Unusable(
-            f"the finding value {out!r} starts with '-' and would be read as an option"
-        )
+        raise _Unusable(f"the finding value {out!r} starts with '-' and would be read as an option")
     return out
 
 
-def sandbox_argv(manifest: ScriptManifest, program: list[str],
-                 sha_checks: list[tuple[str, str]], label: str) -> list[str]:
+def sandbox_argv(
+    manifest: ScriptManifest, program: list[str], sha_checks: list[tuple[str, str]], label: str
+) -> list[str]:
     """The argument vector running ``program`` inside the sandbox wrapper."""
     lim = manifest.limits
     argv = [
-        sys.executable, "-I", "-m", SANDBOX_MODULE,
-        "--cpu", str(lim.cpu_seconds),
-        "--memory", str(lim.memory_mb),
-        "--fsize", str(lim.file_size_mb),
-        "--nofile", str(lim.open_files),
-        "--nproc", str(lim.processes),
+        sys.executable,
+        "-I",
+        "-m",
+        SANDBOX_MODULE,
+        "--cpu",
+        str(lim.cpu_seconds),
+        "--memory",
+        str(lim.memory_mb),
+        "--fsize",
+        str(lim.file_size_mb),
+        "--nofile",
+        str(lim.open_files),
+        "--nproc",
+        str(lim.processes),
     ]
     for path, digest in sha_checks:
         argv += ["--check-sha256", path, digest]
@@ -156,8 +163,9 @@ class CustomScriptRemediator(Remediator):
         plugin.bind(self._workspace)
         return plugin
 
-    def _detector_fixed(self, verify: DetectorVerify, finding: FindingRecord,
-                        view: TargetView) -> bool:
+    def _detector_fixed(
+        self, verify: DetectorVerify, finding: FindingRecord, view: TargetView
+    ) -> bool:
         plugin = self._detector(verify.detector)
         if not plugin.handles(finding):
             return False  # it would never report this finding: proof of nothing
@@ -200,11 +208,16 @@ class CustomScriptRemediator(Remediator):
         )
         if isinstance(m.verify, DetectorVerify):
             if not self._detector(m.verify.detector).handles(finding):
-                return base.model_copy(update={"needs_manual": (
-                    f"custom script {m.name!r}: its verify detector {m.verify.detector!r} does "
-                    f"not handle rule {finding.rule_id!r}, so it could not verify the fix; "
-                    "verify with a command instead"
-                )})
+                return base.model_copy(
+                    update={
+                        "needs_manual": (
+                            f"custom script {m.name!r}: its verify detector "
+                            f"{m.verify.detector!r} does "
+                            f"not handle rule {finding.rule_id!r}, so it could not verify the fix; "
+                            "verify with a command instead"
+                        )
+                    }
+                )
             if self._detector_fixed(m.verify, finding, view):
                 return base
         try:
@@ -213,10 +226,12 @@ class CustomScriptRemediator(Remediator):
         except _Unusable as exc:
             return base.model_copy(update={"needs_manual": f"custom script {m.name!r}: {exc}"})
         if not paths:
-            return base.model_copy(update={
-                "needs_manual": f"custom script {m.name!r}: its declared paths "
-                f"{', '.join(m.paths)} match nothing in {view.describe()}"
-            })
+            return base.model_copy(
+                update={
+                    "needs_manual": f"custom script {m.name!r}: its declared paths "
+                    f"{', '.join(m.paths)} match nothing in {view.describe()}"
+                }
+            )
         script = str(self._script.script_path)
         program = [*(m.interpreter or []), script, *args]
         command = RunCommand(
@@ -261,12 +276,14 @@ class CustomScriptRemediator(Remediator):
         return result.ok
 
     def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
-        return [ValidationResult(
-            validator=self.name,
-            status="skipped",
-            detail="a custom script's effect is known only after it runs; the engine watches "
-            "the target tree instead",
-        )]
+        return [
+            ValidationResult(
+                validator=self.name,
+                status="skipped",
+                detail="a custom script's effect is known only after it runs; the engine watches "
+                "the target tree instead",
+            )
+        ]
 
 
 def make_remediator(script: RegisteredScript, workspace: Workspace) -> CustomScriptRemediator:
@@ -289,8 +306,9 @@ def make_remediator(script: RegisteredScript, workspace: Workspace) -> CustomScr
     return cls(script, workspace)
 
 
-def load_custom_remediators(workspace: Workspace, errors: dict[str, str] | None = None
-                            ) -> list[Remediator]:
+def load_custom_remediators(
+    workspace: Workspace, errors: dict[str, str] | None = None
+) -> list[Remediator]:
     """One remediator per script registered in ``workspace``.
 
     Give ``errors`` (e.g. the engine registry's ``errors``) to isolate a

@@ -54,8 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fsize", type=int, required=True, help="largest file written, MB")
     p.add_argument("--nofile", type=int, required=True, help="open file descriptors")
     p.add_argument("--nproc", type=int, required=True, help="processes of the user")
-    p.add_argument("--check-sha256", nargs=2, metavar=("PATH", "HEX"), action="append",
-                   default=[], help="refuse to run unless PATH has this sha256")
+    p.add_argument(
+        "--check-sha256",
+        nargs=2,
+        metavar=("PATH", "HEX"),
+        action="append",
+        default=[],
+        help="refuse to run unless PATH has this sha256",
+    )
     p.add_argument("--label", default=None, help="name used in messages (default: PROGRAM)")
     p.add_argument("argv", nargs="+", help="program and its arguments (after --)")
     return p
@@ -133,13 +139,18 @@ def main(args: list[str] | None = None) -> int:
         try:
             actual = _sha256(path)
         except OSError as exc:
-            print(f"jupiter sandbox: refused: cannot read {path} ({exc.strerror}); "
-                  "register the script again", file=sys.stderr)
+            print(
+                f"jupiter sandbox: refused: cannot read {path} ({exc.strerror}); "
+                "register the script again",
+                file=sys.stderr,
+            )
             return EXIT_MODIFIED
         if actual != expected.lower():
-            print(f"jupiter sandbox: refused: {path} was modified after registration "
-                  f"(sha256 {actual}, registered {expected}); review it and register it again",
-                  file=sys.stderr)
+            print(
+                f"jupiter sandbox: refused: {path} was modified after registration "
+                f"(sha256 {actual}, registered {expected}); review it and register it again",
+                file=sys.stderr,
+            )
             return EXIT_MODIFIED
     with contextlib.suppress(PermissionError):
         # Fails when we already lead a process group (Target.run starts us in
@@ -165,16 +176,18 @@ def main(args: list[str] | None = None) -> int:
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        print(f"jupiter sandbox: {label} was killed by {_signal_note(sig, ns)}",
-              file=sys.stderr)
+        print(f"jupiter sandbox: {label} was killed by {_signal_note(sig, ns)}", file=sys.stderr)
         return 128 + sig
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         # A limit that makes a call fail (memory, open files, processes) shows
         # only as the program's own error: say which limits were in force.
-        print(f"jupiter sandbox: {label} exited with status {code} (limits: CPU {ns.cpu} s, "
-              f"memory {ns.memory} MB, file size {ns.fsize} MB, {ns.nofile} open files, "
-              f"{ns.nproc} processes)", file=sys.stderr)
+        print(
+            f"jupiter sandbox: {label} exited with status {code} (limits: CPU {ns.cpu} s, "
+            f"memory {ns.memory} MB, file size {ns.fsize} MB, {ns.nofile} open files, "
+            f"{ns.nproc} processes)",
+            file=sys.stderr,
+        )
     return code
 
 

@@ -35,17 +35,43 @@ from jupiter.targets.base import TargetView, normalise_relpath
 
 LOCK_KINDS = frozenset({"poetry.lock", "uv.lock"})
 _SKIP_DIRS = frozenset(
-    {".git", ".hg", ".venv", "venv", "node_modules", "site-packages", ".tox", ".nox",
-     "__pycache__", ".jupiter", ".mypy_cache", ".pytest_cache"}
+    {
+        ".git",
+        ".hg",
+        ".venv",
+        "venv",
+        "node_modules",
+        "site-packages",
+        ".tox",
+        ".nox",
+        "__pycache__",
+        ".jupiter",
+        ".mypy_cache",
+        ".pytest_cache",
+    }
 )
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _URLISH = re.compile(r"^([a-z][a-z0-9+.-]*://|[a-z]+\+[a-z]+:|\.{1,2}/|/|~)", re.IGNORECASE)
 _ARCHIVE = re.compile(r"\.(whl|zip|tar\.gz|tar\.bz2|tgz)$", re.IGNORECASE)
 # options pip accepts on their own line in a requirements file (value-taking ones first)
 _FILE_OPTIONS_WITH_VALUE = frozenset(
-    {"-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host",
-     "--no-binary", "--only-binary", "--use-feature", "-c", "--constraint", "-e", "--editable",
-     "-r", "--requirement"}
+    {
+        "-i",
+        "--index-url",
+        "--extra-index-url",
+        "-f",
+        "--find-links",
+        "--trusted-host",
+        "--no-binary",
+        "--only-binary",
+        "--use-feature",
+        "-c",
+        "--constraint",
+        "-e",
+        "--editable",
+        "-r",
+        "--requirement",
+    }
 )
 _FILE_FLAGS = frozenset({"--no-index", "--pre", "--prefer-binary", "--require-hashes"})
 _REQ_OPTIONS = frozenset({"--hash", "--global-option", "--config-settings", "-C"})
@@ -133,9 +159,12 @@ def read_manifest(view: TargetView, path: str, scan: ManifestScan, seen: set[str
             scan.dependencies.extend(pins)
             for included in includes:
                 if view.stat(included) is None:
-                    scan.errors.append(InputError(
-                        f"{path} includes {included}, which does not exist in the target; "
-                        "fix the -r line"))
+                    scan.errors.append(
+                        InputError(
+                            f"{path} includes {included}, which does not exist in the target; "
+                            "fix the -r line"
+                        )
+                    )
                 else:
                     read_manifest(view, included, scan, seen)
     except InputError as exc:
@@ -177,7 +206,7 @@ def parse_requirements(text: str, path: str) -> tuple[list[PinnedDependency], li
             if token.startswith("-"):
                 break
             args.append(token)
-        options = tokens[len(args):]
+        options = tokens[len(args) :]
         if not args:
             included = _file_option(options, where)
             if included is not None:
@@ -187,12 +216,21 @@ def parse_requirements(text: str, path: str) -> tuple[list[PinnedDependency], li
         pin = _pin(" ".join(args), where)
         if pin is not None:
             req, operator, version = pin
-            pins.append(PinnedDependency(
-                name=canonicalize_name(req.name), display_name=req.name, version=version,
-                path=path, line=first, end_line=last, kind="requirements", operator=operator,
-                hashed=hashed, marker=str(req.marker) if req.marker else None,
-                text=" ".join(line.split()),
-            ))
+            pins.append(
+                PinnedDependency(
+                    name=canonicalize_name(req.name),
+                    display_name=req.name,
+                    version=version,
+                    path=path,
+                    line=first,
+                    end_line=last,
+                    kind="requirements",
+                    operator=operator,
+                    hashed=hashed,
+                    marker=str(req.marker) if req.marker else None,
+                    text=" ".join(line.split()),
+                )
+            )
     return pins, includes
 
 
@@ -205,8 +243,10 @@ def _file_option(options: list[str], where: str) -> str | None:
     if name in _FILE_FLAGS:
         return None
     if name not in _FILE_OPTIONS_WITH_VALUE:
-        raise InputError(f"{where}: option {name} is not allowed in a requirements file "
-                         "(pip would refuse it); remove or correct it")
+        raise InputError(
+            f"{where}: option {name} is not allowed in a requirements file "
+            "(pip would refuse it); remove or correct it"
+        )
     if not eq:
         if len(options) < 2:
             raise InputError(f"{where}: option {name} needs a value; add it or remove the line")
@@ -218,14 +258,18 @@ def _file_option(options: list[str], where: str) -> str | None:
 
 def _resolve_include(path: str, included: str, where: str) -> str:
     if _URLISH.match(included) and "://" in included:
-        raise InputError(f"{where}: includes the URL {included}; Jupiter only follows "
-                         "includes inside the target, vendor the file")
+        raise InputError(
+            f"{where}: includes the URL {included}; Jupiter only follows "
+            "includes inside the target, vendor the file"
+        )
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(path), included))
     try:
         return normalise_relpath(joined)
     except JupiterError:
-        raise InputError(f"{where}: the include {included} leads outside the target; "
-                         "keep included files inside it") from None
+        raise InputError(
+            f"{where}: the include {included} leads outside the target; "
+            "keep included files inside it"
+        ) from None
 
 
 def _requirement_options(options: list[str], where: str) -> bool:
@@ -237,12 +281,15 @@ def _requirement_options(options: list[str], where: str) -> bool:
             skip_value = False
             continue
         if not token.startswith("-"):
-            raise InputError(f"{where}: unexpected {token!r} after the options; "
-                             "put one requirement per line")
+            raise InputError(
+                f"{where}: unexpected {token!r} after the options; put one requirement per line"
+            )
         name, eq, value = token.partition("=")
         if name not in _REQ_OPTIONS:
-            raise InputError(f"{where}: option {name} is not allowed after a requirement "
-                             "(pip would refuse it); remove or correct it")
+            raise InputError(
+                f"{where}: option {name} is not allowed after a requirement "
+                "(pip would refuse it); remove or correct it"
+            )
         if name == "--hash":
             hashed = True
             if eq and not re.fullmatch(r"(sha256|sha384|sha512):[0-9a-fA-F]+", value):
@@ -259,8 +306,10 @@ def _pin(spec: str, where: str) -> tuple[Requirement, str, str] | None:
         req = Requirement(spec)
     except InvalidRequirement as exc:
         reason = str(exc).splitlines()[0]
-        raise InputError(f"{where}: {spec!r} is not a valid requirement ({reason}); "
-                         "correct it, pip would refuse the file") from None
+        raise InputError(
+            f"{where}: {spec!r} is not a valid requirement ({reason}); "
+            "correct it, pip would refuse the file"
+        ) from None
     if req.url:
         return None
     specs = list(req.specifier)
@@ -290,19 +339,30 @@ def parse_pyproject(text: str, path: str) -> list[PinnedDependency]:
             pin = _pin(spec, f"{path}:{number or '?'} ({field_name})")
             if pin is not None:
                 req, operator, version = pin
-                pins.append(PinnedDependency(
-                    name=canonicalize_name(req.name), display_name=req.name, version=version,
-                    path=path, line=number, end_line=number, kind="pyproject",
-                    operator=operator, marker=str(req.marker) if req.marker else None, text=spec,
-                ))
+                pins.append(
+                    PinnedDependency(
+                        name=canonicalize_name(req.name),
+                        display_name=req.name,
+                        version=version,
+                        path=path,
+                        line=number,
+                        end_line=number,
+                        kind="pyproject",
+                        operator=operator,
+                        marker=str(req.marker) if req.marker else None,
+                        text=spec,
+                    )
+                )
     pins.extend(_poetry_pins(data, lines, path))
     return pins
 
 
 def _poetry_pins(data: dict[str, Any], lines: list[str], path: str) -> list[PinnedDependency]:
     poetry = data.get("tool", {}).get("poetry", {})
-    tables = [("tool.poetry.dependencies", poetry.get("dependencies", {})),
-              ("tool.poetry.dev-dependencies", poetry.get("dev-dependencies", {}))]
+    tables = [
+        ("tool.poetry.dependencies", poetry.get("dependencies", {})),
+        ("tool.poetry.dev-dependencies", poetry.get("dev-dependencies", {})),
+    ]
     for group, body in sorted(poetry.get("group", {}).items()):
         tables.append((f"tool.poetry.group.{group}.dependencies", body.get("dependencies", {})))
     pins: list[PinnedDependency] = []
@@ -319,11 +379,19 @@ def _poetry_pins(data: dict[str, Any], lines: list[str], path: str) -> list[Pinn
             except InvalidVersion:
                 continue  # ^, ~, >=, * ...: a range, not a pin
             number = _poetry_line(lines, table, key)
-            pins.append(PinnedDependency(
-                name=canonicalize_name(key), display_name=key, version=version, path=path,
-                line=number, end_line=number, kind="poetry", operator="==",
-                text=lines[number - 1].strip() if number else f"{key} = {raw!r}",
-            ))
+            pins.append(
+                PinnedDependency(
+                    name=canonicalize_name(key),
+                    display_name=key,
+                    version=version,
+                    path=path,
+                    line=number,
+                    end_line=number,
+                    kind="poetry",
+                    operator="==",
+                    text=lines[number - 1].strip() if number else f"{key} = {raw!r}",
+                )
+            )
     return pins
 
 
@@ -352,21 +420,33 @@ def parse_lock(text: str, path: str, kind: str) -> list[PinnedDependency]:
         if not isinstance(name, str) or not isinstance(version, str):
             continue
         source = package.get("source", {})
-        if kind == "uv.lock" and isinstance(source, dict) and (
-            {"editable", "virtual", "directory", "path"} & set(source)
+        if (
+            kind == "uv.lock"
+            and isinstance(source, dict)
+            and ({"editable", "virtual", "directory", "path"} & set(source))
         ):
             continue  # the project itself or a local checkout
-        if kind == "poetry.lock" and isinstance(source, dict) and (
-            source.get("type") in ("directory", "file")
+        if (
+            kind == "poetry.lock"
+            and isinstance(source, dict)
+            and (source.get("type") in ("directory", "file"))
         ):
             continue
         pattern = re.compile(r"""^\s*name\s*=\s*["']""" + re.escape(name) + r"""["']""")
         number = _find_line(lines, used, pattern)
-        pins.append(PinnedDependency(
-            name=canonicalize_name(name), display_name=name, version=version, path=path,
-            line=number, end_line=number, kind=kind, operator="==",
-            text=f"{name} {version}",
-        ))
+        pins.append(
+            PinnedDependency(
+                name=canonicalize_name(name),
+                display_name=name,
+                version=version,
+                path=path,
+                line=number,
+                end_line=number,
+                kind=kind,
+                operator="==",
+                text=f"{name} {version}",
+            )
+        )
     return pins
 
 

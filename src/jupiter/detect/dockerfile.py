@@ -38,8 +38,11 @@ NO_HEALTHCHECK = "DOCKER-NO-HEALTHCHECK"
 ADD = "DOCKER-ADD"
 IMAGE_LATEST = "DOCKER-IMAGE-LATEST"
 CHECKOV_TO_RULE = {
-    "CKV_DOCKER_3": ROOT_USER, "CKV_DOCKER_8": ROOT_USER, "CKV_DOCKER_2": NO_HEALTHCHECK,
-    "CKV_DOCKER_4": ADD, "CKV_DOCKER_7": IMAGE_LATEST,
+    "CKV_DOCKER_3": ROOT_USER,
+    "CKV_DOCKER_8": ROOT_USER,
+    "CKV_DOCKER_2": NO_HEALTHCHECK,
+    "CKV_DOCKER_4": ADD,
+    "CKV_DOCKER_7": IMAGE_LATEST,
 }
 _TITLES = {
     ROOT_USER: ("The container runs as root", Severity.HIGH),
@@ -48,10 +51,34 @@ _TITLES = {
     IMAGE_LATEST: ("The base image has no fixed tag", Severity.MEDIUM),
 }
 RULE_IDS = frozenset({*_TITLES, *CHECKOV_TO_RULE})
-_SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "venv", ".tox",
-                        "vendor", "__pycache__", ".jupiter", ".tools"})
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tbz2", ".tar.xz", ".txz",
-                    ".gz", ".bz2", ".xz")
+_SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        ".venv",
+        "venv",
+        ".tox",
+        "vendor",
+        "__pycache__",
+        ".jupiter",
+        ".tools",
+    }
+)
+ARCHIVE_SUFFIXES = (
+    ".tar",
+    ".tar.gz",
+    ".tgz",
+    ".tar.bz2",
+    ".tbz",
+    ".tbz2",
+    ".tar.xz",
+    ".txz",
+    ".gz",
+    ".bz2",
+    ".xz",
+)
 ADD_ONLY_FLAGS = ("--checksum", "--keep-git-dir", "--unpack")
 
 
@@ -71,8 +98,7 @@ def is_dockerfile(path: str) -> bool:
 
 
 def dockerfile_paths(view: TargetView) -> list[str]:
-    return [p for p in view.walk()
-            if is_dockerfile(p) and not _SKIP_DIRS & set(p.split("/")[:-1])]
+    return [p for p in view.walk() if is_dockerfile(p) and not _SKIP_DIRS & set(p.split("/")[:-1])]
 
 
 def load(view: TargetView, path: str) -> Dockerfile:
@@ -140,14 +166,20 @@ class Scan:
     errors: list[InputError]
 
 
-def _record(df: Dockerfile, rule: str, line: int, identity: str, evidence: str,
-            detail: str = "") -> FindingRecord:
+def _record(
+    df: Dockerfile, rule: str, line: int, identity: str, evidence: str, detail: str = ""
+) -> FindingRecord:
     title, severity = _TITLES[rule]
     checkov = sorted(k for k, v in CHECKOV_TO_RULE.items() if v == rule)
     return FindingRecord(
-        scanner=SCANNER, rule_id=rule, category=Category.IAC_DOCKER,
-        title=f"{title}{detail} ({df.path})", severity=severity, evidence=evidence,
-        location=Location(path=df.path, start_line=line), identity=identity,
+        scanner=SCANNER,
+        rule_id=rule,
+        category=Category.IAC_DOCKER,
+        title=f"{title}{detail} ({df.path})",
+        severity=severity,
+        evidence=evidence,
+        location=Location(path=df.path, start_line=line),
+        identity=identity,
         extra={"checkov": checkov},
     )
 
@@ -158,24 +190,46 @@ def check_file(df: Dockerfile) -> list[FindingRecord]:
     user, line = effective_user(df)
     if is_root(user):
         where = line if line is not None else final.source
-        out.append(_record(df, ROOT_USER, where.start_line, "final-stage",
-                           _text(df, where), f": USER {user or 'not set'}"))
+        out.append(
+            _record(
+                df,
+                ROOT_USER,
+                where.start_line,
+                "final-stage",
+                _text(df, where),
+                f": USER {user or 'not set'}",
+            )
+        )
     if not any(s.last("HEALTHCHECK") for s in df.base_chain(final)):
-        out.append(_record(df, NO_HEALTHCHECK, final.source.start_line, "final-stage",
-                           _text(df, final.source)))
+        out.append(
+            _record(
+                df, NO_HEALTHCHECK, final.source.start_line, "final-stage", _text(df, final.source)
+            )
+        )
     for instr in df.instructions:
         if instr.keyword == "ADD":
-            out.append(_record(df, ADD, instr.start_line, f"ADD {' '.join(instr.words())}",
-                               _text(df, instr)))
+            out.append(
+                _record(
+                    df, ADD, instr.start_line, f"ADD {' '.join(instr.words())}", _text(df, instr)
+                )
+            )
     for stage in df.stages:
         if unpinned(stage, df):
-            out.append(_record(df, IMAGE_LATEST, stage.source.start_line, f"stage {stage.index}",
-                               _text(df, stage.source), f": {stage.image}"))
+            out.append(
+                _record(
+                    df,
+                    IMAGE_LATEST,
+                    stage.source.start_line,
+                    f"stage {stage.index}",
+                    _text(df, stage.source),
+                    f": {stage.image}",
+                )
+            )
     return out
 
 
 def _text(df: Dockerfile, instr: Instruction) -> str:
-    return "".join(df.lines[instr.start_line - 1:instr.end_line]).rstrip("\n")
+    return "".join(df.lines[instr.start_line - 1 : instr.end_line]).rstrip("\n")
 
 
 def scan(view: TargetView) -> Scan:

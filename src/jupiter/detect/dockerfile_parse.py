@@ -19,11 +19,28 @@ from dataclasses import dataclass, field
 
 from jupiter.errors import InputError
 
-INSTRUCTIONS = frozenset({
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
-    "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME",
-    "WORKDIR",
-})
+INSTRUCTIONS = frozenset(
+    {
+        "ADD",
+        "ARG",
+        "CMD",
+        "COPY",
+        "ENTRYPOINT",
+        "ENV",
+        "EXPOSE",
+        "FROM",
+        "HEALTHCHECK",
+        "LABEL",
+        "MAINTAINER",
+        "ONBUILD",
+        "RUN",
+        "SHELL",
+        "STOPSIGNAL",
+        "USER",
+        "VOLUME",
+        "WORKDIR",
+    }
+)
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$")
 _HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
 
@@ -155,8 +172,12 @@ def parse(path: str, text: str) -> Dockerfile:
         spelled, _, args = logical.partition(" ")
         keyword = spelled.upper()
         if keyword not in INSTRUCTIONS:
-            raise _fail(path, start + 1, f"unknown instruction {spelled!r}; fix the "
-                        "spelling or the line continuation above it")
+            raise _fail(
+                path,
+                start + 1,
+                f"unknown instruction {spelled!r}; fix the "
+                "spelling or the line continuation above it",
+            )
         heredocs: list[str] = []
         if keyword in ("RUN", "COPY", "ADD"):
             for m in _HEREDOC.finditer(args):
@@ -169,8 +190,12 @@ def parse(path: str, text: str) -> Dockerfile:
                         break
                     i += 1
                 else:
-                    raise _fail(path, start + 1, f"heredoc <<{delimiter} is never closed; "
-                                f"end it with a line holding only {delimiter}")
+                    raise _fail(
+                        path,
+                        start + 1,
+                        f"heredoc <<{delimiter} is never closed; "
+                        f"end it with a line holding only {delimiter}",
+                    )
         instr = Instruction(keyword, spelled, args.strip(), start + 1, i + 1, tuple(heredocs))
         i += 1
         instructions.append(instr)
@@ -179,11 +204,15 @@ def parse(path: str, text: str) -> Dockerfile:
         elif stages:
             stages[-1].instructions.append(instr)
         elif keyword != "ARG":
-            raise _fail(path, instr.start_line, f"{spelled} comes before the first FROM; only "
-                        "ARG may precede FROM")
+            raise _fail(
+                path,
+                instr.start_line,
+                f"{spelled} comes before the first FROM; only ARG may precede FROM",
+            )
     if not stages:
-        raise InputError(f"{path} has no FROM instruction; a Dockerfile must start a build "
-                         "stage with FROM")
+        raise InputError(
+            f"{path} has no FROM instruction; a Dockerfile must start a build stage with FROM"
+        )
     return Dockerfile(path, text, escape, instructions, stages)
 
 
@@ -201,5 +230,5 @@ def split_image(image: str) -> tuple[str, str, str]:
     slash = name.rfind("/")
     colon = name.rfind(":")
     if colon > slash:
-        return name[:colon], name[colon + 1:], digest
+        return name[:colon], name[colon + 1 :], digest
     return name, "", digest

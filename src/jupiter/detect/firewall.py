@@ -66,8 +66,9 @@ def declared_from_text(text: str) -> DeclaredServices | None:
     return DeclaredServices(ports(found.group(1)), ports(found.group(2)))
 
 
-def _finding(rule_id: str, title: str, severity: Severity, line: int | None,
-             evidence: str, **extra: object) -> FindingRecord:
+def _finding(
+    rule_id: str, title: str, severity: Severity, line: int | None, evidence: str, **extra: object
+) -> FindingRecord:
     return FindingRecord(
         scanner=SCANNER,
         rule_id=rule_id,
@@ -101,11 +102,28 @@ def check_firewall(
     try:
         loaded = read_ruleset(view)
     except InputError as exc:
-        return [_finding("FW-NO-RULESET", "The firewall ruleset cannot be parsed",
-                         Severity.HIGH, None, str(exc))]
+        return [
+            _finding(
+                "FW-NO-RULESET",
+                "The firewall ruleset cannot be parsed",
+                Severity.HIGH,
+                None,
+                str(exc),
+            )
+        ]
     if loaded is None:
-        return [_finding("FW-NO-RULESET", "No nftables ruleset is loaded at boot",
-                         Severity.HIGH, None, f"{RULESET_PATH} does not exist")]
+        if view.stat("etc") is None:
+            # Not a host (an application repository, say): no firewall to have.
+            return []
+        return [
+            _finding(
+                "FW-NO-RULESET",
+                "No nftables ruleset is loaded at boot",
+                Severity.HIGH,
+                None,
+                f"{RULESET_PATH} does not exist",
+            )
+        ]
     text, ruleset = loaded
     if declared is None:
         declared = declared_from_text(text) or DeclaredServices()
@@ -117,19 +135,30 @@ def check_firewall(
         evidence = "no chain with 'type filter hook input'"
         if skipped:
             evidence += "; not interpreted: " + "; ".join(skipped[:5])
-        return [_finding("FW-NO-RULESET", "The nftables ruleset does not filter incoming traffic",
-                         Severity.HIGH, None, evidence)]
+        return [
+            _finding(
+                "FW-NO-RULESET",
+                "The nftables ruleset does not filter incoming traffic",
+                Severity.HIGH,
+                None,
+                evidence,
+            )
+        ]
     findings: list[FindingRecord] = []
     for table, chain in chains:
         if chain.effective_policy() == "accept":
             policy = chain.policy or "accept (no policy given)"
-            findings.append(_finding(
-                "FW-INPUT-POLICY-ACCEPT",
-                f"Input chain {table.family} {table.name} {chain.name} accepts by default",
-                Severity.HIGH, chain.line,
-                f"chain {chain.name}: type {chain.type} hook {chain.hook}; policy {policy}",
-                table=f"{table.family} {table.name}", chain=chain.name,
-            ))
+            findings.append(
+                _finding(
+                    "FW-INPUT-POLICY-ACCEPT",
+                    f"Input chain {table.family} {table.name} {chain.name} accepts by default",
+                    Severity.HIGH,
+                    chain.line,
+                    f"chain {chain.name}: type {chain.type} hook {chain.hook}; policy {policy}",
+                    table=f"{table.family} {table.name}",
+                    chain=chain.name,
+                )
+            )
     merged: dict[int, tuple[OpenRule, PortRanges, PortRanges]] = {}
     for opened in world_open_ports(ruleset):
         # One finding per rule line: vmap entries of one rule share the line,
@@ -146,11 +175,16 @@ def check_firewall(
         evidence = _source_line(text, line)
         if opened.notes:
             evidence += " (" + "; ".join(opened.notes) + ")"
-        findings.append(_finding(
-            "FW-UNDECLARED-OPEN-PORT",
-            f"Firewall opens undeclared ports to any source: {ports}",
-            Severity.MEDIUM, line, evidence,
-            chain=opened.chain,
-            tcp=[list(r) for r in tcp], udp=[list(r) for r in udp],
-        ))
+        findings.append(
+            _finding(
+                "FW-UNDECLARED-OPEN-PORT",
+                f"Firewall opens undeclared ports to any source: {ports}",
+                Severity.MEDIUM,
+                line,
+                evidence,
+                chain=opened.chain,
+                tcp=[list(r) for r in tcp],
+                udp=[list(r) for r in udp],
+            )
+        )
     return findings

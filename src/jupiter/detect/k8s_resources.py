@@ -13,8 +13,21 @@ from jupiter.detect.k8s_yaml import Document
 from jupiter.errors import InputError
 from jupiter.targets.base import TargetView
 
-_SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "venv", ".tox",
-                        "vendor", "__pycache__", ".jupiter", ".tools"})
+_SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        ".venv",
+        "venv",
+        ".tox",
+        "vendor",
+        "__pycache__",
+        ".jupiter",
+        ".tools",
+    }
+)
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
     "PodTemplate": ("template", "spec"),
@@ -117,12 +130,16 @@ def uid_of(value: Any) -> int | None:
 
 
 def manifest_paths(view: TargetView) -> list[str]:
-    return [p for p in view.walk()
-            if p.endswith((".yaml", ".yml")) and not _SKIP_DIRS & set(p.split("/")[:-1])]
+    return [
+        p
+        for p in view.walk()
+        if p.endswith((".yaml", ".yml")) and not _SKIP_DIRS & set(p.split("/")[:-1])
+    ]
 
 
-def load_resources(view: TargetView, path: str, *,
-                   fresh: Membership[int] = ()) -> tuple[list[Document], list[Resource]]:
+def load_resources(
+    view: TargetView, path: str, *, fresh: Membership[int] = ()
+) -> tuple[list[Document], list[Resource]]:
     """Parse ``path``; InputError (file and line) when it is not valid YAML.
 
     The parsed documents are shared with other callers (see
@@ -132,8 +149,9 @@ def load_resources(view: TargetView, path: str, *,
     return parse_resources(path, view.read_bytes(path), fresh)
 
 
-def parse_resources(path: str, raw: bytes, fresh: Membership[int] = ()
-                    ) -> tuple[list[Document], list[Resource]]:
+def parse_resources(
+    path: str, raw: bytes, fresh: Membership[int] = ()
+) -> tuple[list[Document], list[Resource]]:
     """:func:`load_resources` on the bytes of ``path`` read by the caller."""
     try:
         text = raw.decode("utf-8")
@@ -149,6 +167,7 @@ def parse_resources(path: str, raw: bytes, fresh: Membership[int] = ()
         meta = meta if isinstance(meta, dict) else {}
         kind, name, ns = data.get("kind"), meta.get("name"), meta.get("namespace")
         if isinstance(kind, str) and name is not None:
-            resources.append(Resource(path, doc, data, kind, str(name),
-                                      None if ns is None else str(ns)))
+            resources.append(
+                Resource(path, doc, data, kind, str(name), None if ns is None else str(ns))
+            )
     return docs, resources

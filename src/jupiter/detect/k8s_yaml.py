@@ -152,14 +152,15 @@ def load(path: str, text: str, fresh: Container[int] = ()) -> list[Document]:
         try:
             data = _yaml().load(body) if index in fresh else _shared(body)
         except DuplicateKeyError as exc:
-            raise InputError(_where(path, exc, first_line, header) + (
-                f"key {_duplicate_key(exc)}appears twice in one mapping; keep one of them"
-            )) from None
+            raise InputError(
+                _where(path, exc, first_line, header)
+                + (f"key {_duplicate_key(exc)}appears twice in one mapping; keep one of them")
+            ) from None
         except MarkedYAMLError as exc:
             problem = exc.problem or exc.context or "invalid YAML"
-            raise InputError(_where(path, exc, first_line, header) + (
-                f"{problem}; fix the YAML syntax"
-            )) from None
+            raise InputError(
+                _where(path, exc, first_line, header) + (f"{problem}; fix the YAML syntax")
+            ) from None
         except YAMLError as exc:
             raise InputError(f"{path}: cannot parse YAML ({exc}); fix the syntax") from None
         docs.append(Document(chunk, first_line, header, data, detect_indent(body), index))
@@ -236,7 +237,7 @@ def set_path(node: CommentedMap, keys: list[str], value: Any) -> bool:
         child = node.get(key)
         if not isinstance(child, CommentedMap):
             nested = value
-            for inner in reversed(keys[i + 1:]):
+            for inner in reversed(keys[i + 1 :]):
                 nested = new_map({inner: nested})
             return set_key(node, key, nested)
         node = child

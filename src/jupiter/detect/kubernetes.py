@@ -59,8 +59,18 @@ from jupiter.targets.base import TargetView
 SCANNER = "jupiter-k8s"
 HIGH_UID = 10000
 # Kinds Checkov's CKV_K8S_21 looks at: the namespaced resources apps ship.
-NAMESPACED_KINDS = frozenset({*POD_SPEC_PATHS, "Service", "Secret", "ServiceAccount", "Role",
-                              "RoleBinding", "ConfigMap", "Ingress"})
+NAMESPACED_KINDS = frozenset(
+    {
+        *POD_SPEC_PATHS,
+        "Service",
+        "Secret",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "Ingress",
+    }
+)
 BATCH_KINDS = frozenset({"Job", "CronJob"})
 
 
@@ -178,15 +188,22 @@ def _probes(_: Resource, c: Container | None) -> str | None:
     return f"no {' or '.join(missing)}" if missing else None
 
 
-RESOURCE_KEYS = (("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"),
-                 ("limits", "memory"))
+RESOURCE_KEYS = (
+    ("requests", "cpu"),
+    ("requests", "memory"),
+    ("limits", "cpu"),
+    ("limits", "memory"),
+)
 
 
 def missing_resources(c: Container) -> list[tuple[str, str]]:
     res = c.node.get("resources")
     res = res if isinstance(res, dict) else {}
-    return [(group, key) for group, key in RESOURCE_KEYS
-            if not (isinstance(res.get(group), dict) and res[group].get(key))]
+    return [
+        (group, key)
+        for group, key in RESOURCE_KEYS
+        if not (isinstance(res.get(group), dict) and res[group].get(key))
+    ]
 
 
 def _resources(_: Resource, c: Container | None) -> str | None:
@@ -203,36 +220,120 @@ def _show(value: Any) -> str:
 
 H, M, L = Severity.HIGH, Severity.MEDIUM, Severity.LOW
 RULES: tuple[Rule, ...] = (
-    Rule("K8S-PRIVILEGED", "Container runs privileged", H, ("CKV_K8S_16",), "container",
-         _privileged),
-    Rule("K8S-PRIV-ESCALATION", "Container allows privilege escalation", H, ("CKV_K8S_20",),
-         "container", _escalation),
-    Rule("K8S-CAP-SYS-ADMIN", "Container adds CAP_SYS_ADMIN", H, ("CKV_K8S_39",), "container",
-         _sys_admin),
-    Rule("K8S-RUN-AS-NON-ROOT", "Container may run as root", H, ("CKV_K8S_23",), "container",
-         _non_root, init_containers=False),
-    Rule("K8S-LOW-UID", "Container does not run as a high UID (>= 10000)", M, ("CKV_K8S_40",),
-         "container", _low_uid, init_containers=False),
-    Rule("K8S-CAPS-DROP-ALL", "Container does not drop all capabilities", M, ("CKV_K8S_37",),
-         "container", _drop_all),
-    Rule("K8S-CAP-NET-RAW", "Container keeps CAP_NET_RAW", M, ("CKV_K8S_28",), "container",
-         _net_raw),
-    Rule("K8S-SECCOMP", "Container runs without a seccomp profile", M, ("CKV_K8S_31",),
-         "container", _seccomp),
-    Rule("K8S-SA-TOKEN-AUTOMOUNT", "Pod mounts a service account token automatically", M,
-         ("CKV_K8S_38",), "pod", _sa_token),
-    Rule("K8S-READ-ONLY-ROOT-FS", "Container root filesystem is writable", L, ("CKV_K8S_22",),
-         "container", _read_only),
-    Rule("K8S-IMAGE-LATEST", "Container image has no fixed tag", M, ("CKV_K8S_14",),
-         "container", _image_latest),
-    Rule("K8S-IMAGE-DIGEST", "Container image is not pinned by digest", L, ("CKV_K8S_43",),
-         "container", _image_digest),
-    Rule("K8S-DEFAULT-NAMESPACE", "Resource is in the default namespace", L, ("CKV_K8S_21",),
-         "resource", _namespace),
-    Rule("K8S-PROBES", "Container has no liveness or readiness probe", L,
-         ("CKV_K8S_8", "CKV_K8S_9"), "container", _probes, init_containers=False, batch=False),
-    Rule("K8S-RESOURCES", "Container has no CPU/memory requests or limits", L,
-         ("CKV_K8S_10", "CKV_K8S_11", "CKV_K8S_12", "CKV_K8S_13"), "container", _resources),
+    Rule(
+        "K8S-PRIVILEGED", "Container runs privileged", H, ("CKV_K8S_16",), "container", _privileged
+    ),
+    Rule(
+        "K8S-PRIV-ESCALATION",
+        "Container allows privilege escalation",
+        H,
+        ("CKV_K8S_20",),
+        "container",
+        _escalation,
+    ),
+    Rule(
+        "K8S-CAP-SYS-ADMIN",
+        "Container adds CAP_SYS_ADMIN",
+        H,
+        ("CKV_K8S_39",),
+        "container",
+        _sys_admin,
+    ),
+    Rule(
+        "K8S-RUN-AS-NON-ROOT",
+        "Container may run as root",
+        H,
+        ("CKV_K8S_23",),
+        "container",
+        _non_root,
+        init_containers=False,
+    ),
+    Rule(
+        "K8S-LOW-UID",
+        "Container does not run as a high UID (>= 10000)",
+        M,
+        ("CKV_K8S_40",),
+        "container",
+        _low_uid,
+        init_containers=False,
+    ),
+    Rule(
+        "K8S-CAPS-DROP-ALL",
+        "Container does not drop all capabilities",
+        M,
+        ("CKV_K8S_37",),
+        "container",
+        _drop_all,
+    ),
+    Rule(
+        "K8S-CAP-NET-RAW", "Container keeps CAP_NET_RAW", M, ("CKV_K8S_28",), "container", _net_raw
+    ),
+    Rule(
+        "K8S-SECCOMP",
+        "Container runs without a seccomp profile",
+        M,
+        ("CKV_K8S_31",),
+        "container",
+        _seccomp,
+    ),
+    Rule(
+        "K8S-SA-TOKEN-AUTOMOUNT",
+        "Pod mounts a service account token automatically",
+        M,
+        ("CKV_K8S_38",),
+        "pod",
+        _sa_token,
+    ),
+    Rule(
+        "K8S-READ-ONLY-ROOT-FS",
+        "Container root filesystem is writable",
+        L,
+        ("CKV_K8S_22",),
+        "container",
+        _read_only,
+    ),
+    Rule(
+        "K8S-IMAGE-LATEST",
+        "Container image has no fixed tag",
+        M,
+        ("CKV_K8S_14",),
+        "container",
+        _image_latest,
+    ),
+    Rule(
+        "K8S-IMAGE-DIGEST",
+        "Container image is not pinned by digest",
+        L,
+        ("CKV_K8S_43",),
+        "container",
+        _image_digest,
+    ),
+    Rule(
+        "K8S-DEFAULT-NAMESPACE",
+        "Resource is in the default namespace",
+        L,
+        ("CKV_K8S_21",),
+        "resource",
+        _namespace,
+    ),
+    Rule(
+        "K8S-PROBES",
+        "Container has no liveness or readiness probe",
+        L,
+        ("CKV_K8S_8", "CKV_K8S_9"),
+        "container",
+        _probes,
+        init_containers=False,
+        batch=False,
+    ),
+    Rule(
+        "K8S-RESOURCES",
+        "Container has no CPU/memory requests or limits",
+        L,
+        ("CKV_K8S_10", "CKV_K8S_11", "CKV_K8S_12", "CKV_K8S_13"),
+        "container",
+        _resources,
+    ),
 )
 RULES_BY_ID = {r.rule_id: r for r in RULES}
 CHECKOV_TO_RULE = {ck: r for r in RULES for ck in r.checkov}
@@ -264,14 +365,21 @@ def check_resource(resource: Resource, rule: Rule) -> Iterator[FindingRecord]:
             continue
         where = f"container {c.name!r} of " if c else ""
         yield FindingRecord(
-            scanner=SCANNER, rule_id=rule.rule_id, category=Category.IAC_KUBERNETES,
+            scanner=SCANNER,
+            rule_id=rule.rule_id,
+            category=Category.IAC_KUBERNETES,
             title=f"{rule.title}: {where}{resource.kind} {resource.name}",
-            severity=rule.severity, evidence=evidence,
+            severity=rule.severity,
+            evidence=evidence,
             location=Location(path=resource.path, start_line=c.line if c else resource.line),
             identity=c.identity if c else resource.identity,
-            extra={"checkov": list(rule.checkov), "resource": resource.checkov_id,
-                   "kind": resource.kind, "name": resource.name,
-                   "container": c.name if c else None},
+            extra={
+                "checkov": list(rule.checkov),
+                "resource": resource.checkov_id,
+                "kind": resource.kind,
+                "name": resource.name,
+                "container": c.name if c else None,
+            },
         )
 
 
@@ -302,8 +410,22 @@ def check(view: TargetView) -> list[FindingRecord]:
 
 
 __all__ = [
-    "HIGH_UID", "RULES", "RULE_IDS", "SCANNER", "Container", "Resource", "Rule", "Scan",
-    "check", "check_resource", "load_resources", "manifest_paths", "missing_resources",
+    "HIGH_UID",
+    "RULES",
+    "RULE_IDS",
+    "SCANNER",
+    "Container",
+    "Resource",
+    "Rule",
+    "Scan",
+    "check",
+    "check_resource",
+    "load_resources",
+    "manifest_paths",
+    "missing_resources",
     "parse_resources",
-    "rule_for", "scan", "targets", "uid_of",
+    "rule_for",
+    "scan",
+    "targets",
+    "uid_of",
 ]

@@ -100,7 +100,7 @@ def tokenize(text: str, source: str = "ruleset") -> list[Token]:
             end = text.find('"', i + 1)
             if end < 0 or "\n" in text[i:end]:
                 raise InputError(
-                    f"{source} line {line}: a string opened with \" is not closed on the same "
+                    f'{source} line {line}: a string opened with " is not closed on the same '
                     "line; fix the quoting"
                 )
             tokens.append(Token(text[i + 1 : end], line, quoted=True))

@@ -229,8 +229,9 @@ def _protocols(matches: list[Match]) -> set[str]:
         elif m.key == "dport_udp":
             protos &= {"udp"}
         elif m.key.startswith("l4proto") and m.op == "==":
-            protos &= {"tcp" if v in ("tcp", "6") else "udp" if v in ("udp", "17") else v
-                       for v in m.values}
+            protos &= {
+                "tcp" if v in ("tcp", "6") else "udp" if v in ("udp", "17") else v for v in m.values
+            }
     return protos
 
 

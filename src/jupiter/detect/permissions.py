@@ -150,8 +150,13 @@ def assess(
         ceiling = 0o740 if state.gid in allowed else 0o700
         if a.mode & ~ceiling & 0o7777:
             severity = Severity.HIGH if a.mode & 0o006 else Severity.MEDIUM
-            a.issues.append(("PERM-SECRET-READABLE", severity,
-                             f"{reason}; mode {state.mode:04o} lets group/others read it"))
+            a.issues.append(
+                (
+                    "PERM-SECRET-READABLE",
+                    severity,
+                    f"{reason}; mode {state.mode:04o} lets group/others read it",
+                )
+            )
             a.mode &= ceiling
     for spec in SENSITIVE:
         if not fnmatch.fnmatchcase(path, spec.pattern):
@@ -160,17 +165,25 @@ def assess(
         ok_gids = {0} | ({group_gid} if group_gid is not None else set())
         if check_owner and (state.uid != 0 or state.gid not in ok_gids):
             a.uid, a.gid = 0, state.gid if state.gid in ok_gids else 0
-            a.issues.append((
-                "PERM-SENSITIVE-FILE", Severity.HIGH,
-                f"owned by {state.uid}:{state.gid}, expected root and group root"
-                + (f" or {spec.group}" if spec.group else ""),
-            ))
+            a.issues.append(
+                (
+                    "PERM-SENSITIVE-FILE",
+                    Severity.HIGH,
+                    f"owned by {state.uid}:{state.gid}, expected root and group root"
+                    + (f" or {spec.group}" if spec.group else ""),
+                )
+            )
         ceiling = spec.max_mode
         if spec.group_max_mode is not None and group_gid is not None and a.gid == group_gid:
             ceiling = spec.group_max_mode
         if a.mode & ~ceiling & 0o7777:
-            a.issues.append(("PERM-SENSITIVE-FILE", Severity.HIGH,
-                             f"mode {state.mode:04o} is looser than {ceiling:04o}"))
+            a.issues.append(
+                (
+                    "PERM-SENSITIVE-FILE",
+                    Severity.HIGH,
+                    f"mode {state.mode:04o} is looser than {ceiling:04o}",
+                )
+            )
             a.mode &= ceiling
         break
     return a
@@ -193,8 +206,12 @@ def _record(a: Assessment) -> FindingRecord:
         location=Location(path=a.path),
         evidence="; ".join(text for _, _, text in a.issues),
         cwe=["CWE-732"],
-        extra={"rules": rules, "mode": f"{a.state.mode:04o}", "uid": a.state.uid,
-               "gid": a.state.gid},
+        extra={
+            "rules": rules,
+            "mode": f"{a.state.mode:04o}",
+            "uid": a.state.uid,
+            "gid": a.state.gid,
+        },
     )
 
 

@@ -128,7 +128,7 @@ def map_server_path(server_path: str, relative_to: str, server_root: str) -> str
         if root != "/":
             if not path.startswith(root + "/"):
                 return None
-            path = path[len(root):]
+            path = path[len(root) :]
         rel = path.lstrip("/")
     else:
         rel = posixpath.normpath(posixpath.join(relative_to, server_path))
@@ -241,8 +241,9 @@ def extend_conf(view: TargetView, config: PgConfig, path: str) -> None:
     _read_into(view, config, path, [], None)
 
 
-def _read_into(view: TargetView, config: PgConfig, path: str, stack: list[str],
-               origin: Setting | None) -> None:
+def _read_into(
+    view: TargetView, config: PgConfig, path: str, stack: list[str], origin: Setting | None
+) -> None:
     where = f"{origin.path} line {origin.line}: " if origin else ""
     if len(stack) >= MAX_INCLUDE_DEPTH or path in stack:
         raise InputError(
@@ -275,7 +276,8 @@ def _include(view: TargetView, config: PgConfig, directive: Setting, stack: list
             )
         assert target is not None
         names = sorted(
-            p for p in view.glob(posixpath.join(target, "*.conf"))
+            p
+            for p in view.glob(posixpath.join(target, "*.conf"))
             if not posixpath.basename(p).startswith(".") and is_regular(view, p)
         )
         for name in names:

@@ -19,10 +19,24 @@ from jupiter.detect.pg_conf import INCLUDE_DIRECTIVES, split_lines
 from jupiter.errors import InputError
 
 CONNECTION_TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
-AUTH_METHODS = frozenset({
-    "trust", "reject", "scram-sha-256", "md5", "password", "gss", "sspi", "ident",
-    "peer", "pam", "ldap", "radius", "cert", "bsd",
-})
+AUTH_METHODS = frozenset(
+    {
+        "trust",
+        "reject",
+        "scram-sha-256",
+        "md5",
+        "password",
+        "gss",
+        "sspi",
+        "ident",
+        "peer",
+        "pam",
+        "ldap",
+        "radius",
+        "cert",
+        "bsd",
+    }
+)
 _ADDRESS_KEYWORDS = ("all", "samehost", "samenet")
 
 
@@ -67,7 +81,7 @@ class HbaRecord:
 
     @property
     def options(self) -> tuple[str, ...]:
-        return tuple(f.text for f in self.fields[self.method_index + 1:])
+        return tuple(f.text for f in self.fields[self.method_index + 1 :])
 
 
 @dataclass
@@ -179,7 +193,7 @@ def _record(path: str, lineno: int, line: str, fields: list[Field]) -> HbaRecord
     method = fields[method_index].text
     if method not in AUTH_METHODS:
         raise fail(f"unknown authentication method {method!r}")
-    for option in fields[method_index + 1:]:
+    for option in fields[method_index + 1 :]:
         if "=" not in option.text:
             raise fail(f"option {option.text!r} is not of the form name=value")
     return HbaRecord(path, lineno, line, tuple(fields), method_index, network)

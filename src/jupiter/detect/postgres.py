@@ -44,8 +44,9 @@ LISTEN_ALL = "PG-LISTEN-ALL"
 HBA_TRUST = "PG-HBA-TRUST"
 HBA_WEAK_AUTH = "PG-HBA-WEAK-AUTH"
 HBA_NO_SSL = "PG-HBA-NO-SSL"
-CONF_RULES = frozenset({SSL_OFF, PASSWORD_ENCRYPTION, LOG_CONNECTIONS, LOG_DISCONNECTIONS,
-                        LISTEN_ALL})
+CONF_RULES = frozenset(
+    {SSL_OFF, PASSWORD_ENCRYPTION, LOG_CONNECTIONS, LOG_DISCONNECTIONS, LISTEN_ALL}
+)
 HBA_RULES = frozenset({HBA_TRUST, HBA_WEAK_AUTH, HBA_NO_SSL})
 # The setting each postgresql.conf rule is about.
 RULE_SETTING = {
@@ -146,8 +147,9 @@ def _version(view: TargetView, main: str, data_dir: str | None) -> int | None:
     return None
 
 
-def _aux_file(view: TargetView, config: PgConfig, setting: str, default: str,
-              data_dir: str | None) -> str | None:
+def _aux_file(
+    view: TargetView, config: PgConfig, setting: str, default: str, data_dir: str | None
+) -> str | None:
     """Where ``hba_file``/``ident_file`` is in the target (relative paths are
     relative to the data directory, the server's working directory)."""
     value = config.value(setting)
@@ -173,8 +175,9 @@ def template_line(config: PgConfig, name: str) -> int | None:
     return None
 
 
-def _conf_finding(cluster: Cluster, rule: str, severity: Severity, title: str,
-                  evidence_unset: str) -> FindingRecord:
+def _conf_finding(
+    cluster: Cluster, rule: str, severity: Severity, title: str, evidence_unset: str
+) -> FindingRecord:
     name = RULE_SETTING[rule]
     setting = cluster.config.get(name)
     if setting is not None:
@@ -185,9 +188,15 @@ def _conf_finding(cluster: Cluster, rule: str, severity: Severity, title: str,
         location = Location(path=cluster.main, start_line=line, end_line=line)
         evidence = evidence_unset
     return FindingRecord(
-        scanner=SCANNER, rule_id=rule, category=Category.CONFIG_DATABASE, title=title,
-        severity=severity, location=location, evidence=evidence,
-        cwe=_CWE.get(rule, []), extra={"conf": cluster.main, "setting": name},
+        scanner=SCANNER,
+        rule_id=rule,
+        category=Category.CONFIG_DATABASE,
+        title=title,
+        severity=severity,
+        location=location,
+        evidence=evidence,
+        cwe=_CWE.get(rule, []),
+        extra={"conf": cluster.main, "setting": name},
     )
 
 
@@ -220,29 +229,52 @@ def check_conf(cluster: Cluster) -> list[FindingRecord]:
     """Findings about ``postgresql.conf`` settings of one cluster."""
     out: list[FindingRecord] = []
     if not bool_setting(cluster, "ssl"):
-        out.append(_conf_finding(
-            cluster, SSL_OFF, Severity.HIGH,
-            "PostgreSQL accepts connections without TLS (ssl is off)",
-            "ssl is not set (default: off)"))
+        out.append(
+            _conf_finding(
+                cluster,
+                SSL_OFF,
+                Severity.HIGH,
+                "PostgreSQL accepts connections without TLS (ssl is off)",
+                "ssl is not set (default: off)",
+            )
+        )
     encryption = cluster.config.value("password_encryption")
     too_old_default = encryption is None and cluster.version is not None and cluster.version < 14
     if too_old_default or (encryption is not None and encryption.lower() != "scram-sha-256"):
-        out.append(_conf_finding(
-            cluster, PASSWORD_ENCRYPTION, Severity.MEDIUM,
-            "New passwords are stored as MD5 hashes (password_encryption is not scram-sha-256)",
-            f"password_encryption is not set (default md5 in PostgreSQL {cluster.version})"))
-    for rule, name in ((LOG_CONNECTIONS, "log_connections"),
-                       (LOG_DISCONNECTIONS, "log_disconnections")):
+        out.append(
+            _conf_finding(
+                cluster,
+                PASSWORD_ENCRYPTION,
+                Severity.MEDIUM,
+                "New passwords are stored as MD5 hashes (password_encryption is not scram-sha-256)",
+                f"password_encryption is not set (default md5 in PostgreSQL {cluster.version})",
+            )
+        )
+    for rule, name in (
+        (LOG_CONNECTIONS, "log_connections"),
+        (LOG_DISCONNECTIONS, "log_disconnections"),
+    ):
         if not bool_setting(cluster, name):
-            out.append(_conf_finding(
-                cluster, rule, Severity.LOW,
-                f"Connection attempts are not logged ({name} is off)",
-                f"{name} is not set (default: off)"))
+            out.append(
+                _conf_finding(
+                    cluster,
+                    rule,
+                    Severity.LOW,
+                    f"Connection attempts are not logged ({name} is off)",
+                    f"{name} is not set (default: off)",
+                )
+            )
     listen = cluster.config.value("listen_addresses", "localhost") or ""
     if {part.strip() for part in listen.split(",")} & _WILDCARD_LISTEN:
-        out.append(_conf_finding(
-            cluster, LISTEN_ALL, Severity.MEDIUM,
-            "PostgreSQL listens on every network interface (listen_addresses)", ""))
+        out.append(
+            _conf_finding(
+                cluster,
+                LISTEN_ALL,
+                Severity.MEDIUM,
+                "PostgreSQL listens on every network interface (listen_addresses)",
+                "",
+            )
+        )
     return out
 
 
@@ -270,16 +302,27 @@ def hba_issues(record: HbaRecord) -> list[tuple[str, Severity, str]]:
         else:
             severity = Severity.CRITICAL if is_world(record) else Severity.HIGH
             where = "any client from " + (record.address or "")
-        issues.append((HBA_TRUST, severity,
-                       f"pg_hba.conf lets {where} in without a password (trust)"))
+        issues.append(
+            (HBA_TRUST, severity, f"pg_hba.conf lets {where} in without a password (trust)")
+        )
     if kind in TCP_TYPES and method in ("password", "md5"):
         cleartext = method == "password" and kind != "hostssl"
-        issues.append((HBA_WEAK_AUTH, Severity.HIGH if cleartext else Severity.MEDIUM,
-                       f"pg_hba.conf uses weak password authentication ({method}) over TCP"))
+        issues.append(
+            (
+                HBA_WEAK_AUTH,
+                Severity.HIGH if cleartext else Severity.MEDIUM,
+                f"pg_hba.conf uses weak password authentication ({method}) over TCP",
+            )
+        )
     if kind in ("host", "hostnossl") and method != "reject" and is_world(record):
-        issues.append((HBA_NO_SSL, Severity.HIGH,
-                       "pg_hba.conf accepts connections from anywhere without TLS "
-                       f"({kind} {record.address})"))
+        issues.append(
+            (
+                HBA_NO_SSL,
+                Severity.HIGH,
+                "pg_hba.conf accepts connections from anywhere without TLS "
+                f"({kind} {record.address})",
+            )
+        )
     return issues
 
 
@@ -293,13 +336,19 @@ def check_hba(hba: HbaFile, cluster: Cluster) -> list[FindingRecord]:
     out: list[FindingRecord] = []
     for record in hba.records:
         for rule, severity, title in hba_issues(record):
-            out.append(FindingRecord(
-                scanner=SCANNER, rule_id=rule, category=Category.CONFIG_DATABASE,
-                title=title, severity=severity,
-                location=Location(path=hba.path, start_line=record.line, end_line=record.line),
-                evidence=record.text.strip(), cwe=_CWE[rule],
-                extra={"conf": cluster.main, "record": record.text.strip()},
-            ))
+            out.append(
+                FindingRecord(
+                    scanner=SCANNER,
+                    rule_id=rule,
+                    category=Category.CONFIG_DATABASE,
+                    title=title,
+                    severity=severity,
+                    location=Location(path=hba.path, start_line=record.line, end_line=record.line),
+                    evidence=record.text.strip(),
+                    cwe=_CWE[rule],
+                    extra={"conf": cluster.main, "record": record.text.strip()},
+                )
+            )
     return out
 
 

@@ -182,9 +182,7 @@ def is_dynamic(node: cst.BaseExpression, constants: dict[str, str]) -> bool:
 
 def _paramstyle(modules: set[str]) -> tuple[Paramstyle | None, str]:
     def uses(prefixes: tuple[str, ...]) -> list[str]:
-        return sorted(
-            p for p in prefixes if any(m == p or m.startswith(p + ".") for m in modules)
-        )
+        return sorted(p for p in prefixes if any(m == p or m.startswith(p + ".") for m in modules))
 
     qmark, fmt = uses(_QMARK_MODULES), uses(_FORMAT_MODULES)
     if qmark and fmt:
@@ -256,8 +254,19 @@ def scan_source(path: str, source: str) -> ModuleScan:
         function_span = spans[id(scope.node)] if scope.node is not None else (1, len(lines) + 1)
         evidence = lines[line - 1].strip() if line <= len(lines) else ""
         dynamic = any(is_dynamic(q.expr, constants) for q in queries)
-        sites.append(Site(sink.kind, sink.call, line, end, scope.name, function_span,
-                          queries, dynamic, evidence))
+        sites.append(
+            Site(
+                sink.kind,
+                sink.call,
+                line,
+                end,
+                scope.name,
+                function_span,
+                queries,
+                dynamic,
+                evidence,
+            )
+        )
     sites.sort(key=lambda s: (s.line, s.kind))
     return ModuleScan(path, source, module, sites, constants, style, reason)
 
@@ -312,8 +321,7 @@ def finding_for(path: str, site: Site) -> FindingRecord:
         location=Location(path=path, start_line=site.line, end_line=site.end_line),
         cwe=["CWE-89"],
         evidence=site.evidence,
-        extra={"sink": site.kind, "function": site.function,
-               "construction_lines": [first, last]},
+        extra={"sink": site.kind, "function": site.function, "construction_lines": [first, last]},
     )
 
 

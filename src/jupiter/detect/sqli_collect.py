@@ -198,14 +198,17 @@ class Collector(cst.CSTVisitor):
         django = any(m == "django" or m.startswith("django.") for m in self.modules)
         for scope in self.scopes:
             scope.calls = [
-                c for c in scope.calls
-                if django or c.kind not in ("django_raw", "django_extra")
+                c
+                for c in scope.calls
+                if django
+                or c.kind not in ("django_raw", "django_extra")
                 or _is_manager_call(c.call)
             ]
         for scope, call, tick in self._text_calls:
             func = call.func
             if (isinstance(func, cst.Name) and func.value in self.text_names) or (
-                isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
+                isinstance(func, cst.Attribute)
+                and isinstance(func.value, cst.Name)
                 and func.value.value in self.sa_modules
             ):
                 scope.calls.append(SinkCall("sqlalchemy_text", call, tick, [call.args[0].value]))

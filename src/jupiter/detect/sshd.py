@@ -101,49 +101,126 @@ _KEYS_STEP = (
 _LOCKOUT = "users who log in with a password will be locked out of SSH after the reload"
 
 RULES: tuple[Rule, ...] = (
-    Rule("SSHD-ROOT-LOGIN", "sshd allows direct root login", "baseline",
-         (Setting("PermitRootLogin", "prohibit-password", "root"),), ("CWE-250",),
-         warnings=("root can no longer log in over SSH directly",),
-         manual_steps=("ensure an unprivileged administrator account with sudo can log in "
-                       "before reloading sshd",), disruption=True),
-    Rule("SSHD-EMPTY-PASSWORDS", "sshd accepts empty passwords", "baseline",
-         (Setting("PermitEmptyPasswords", "no", "flag", "no", Severity.HIGH),), ("CWE-258",)),
-    Rule("SSHD-X11-FORWARDING", "sshd allows X11 forwarding", "baseline",
-         (Setting("X11Forwarding", "no", "flag", "no", Severity.LOW),), ("CWE-668",)),
-    Rule("SSHD-MAX-AUTH-TRIES", "sshd allows too many authentication attempts", "baseline",
-         (Setting("MaxAuthTries", "6", "max_tries", severity=Severity.LOW),), ("CWE-307",)),
-    Rule("SSHD-LOGIN-GRACE-TIME", "sshd login grace time is too long", "baseline",
-         (Setting("LoginGraceTime", "120", "grace", severity=Severity.LOW, in_match=False),),
-         ("CWE-400",)),
-    Rule("SSHD-CLIENT-ALIVE", "sshd does not end dead or idle sessions", "baseline",
-         (Setting("ClientAliveInterval", "0", "alive_interval", severity=Severity.LOW),
-          Setting("ClientAliveCountMax", "3", "alive_count", severity=Severity.LOW)),
-         ("CWE-613",)),
-    Rule("SSHD-WEAK-CIPHERS", "sshd offers weak ciphers", "baseline",
-         (Setting("Ciphers", None, "ciphers", in_match=False),), ("CWE-327",),
-         warnings=("clients that only support the removed algorithms cannot connect",)),
-    Rule("SSHD-WEAK-MACS", "sshd offers weak MACs", "baseline",
-         (Setting("MACs", None, "macs", in_match=False),), ("CWE-327",),
-         warnings=("clients that only support the removed algorithms cannot connect",)),
-    Rule("SSHD-WEAK-KEX", "sshd offers weak key exchange algorithms", "baseline",
-         (Setting("KexAlgorithms", None, "kexalgorithms", in_match=False),), ("CWE-327",),
-         warnings=("clients that only support the removed algorithms cannot connect",)),
-    Rule("SSHD-PASSWORD-AUTH", "sshd allows password authentication", "strict",
-         (Setting("PasswordAuthentication", "yes", "flag", "no"),), ("CWE-307",),
-         warnings=(_LOCKOUT,), manual_steps=(_KEYS_STEP,), disruption=True),
-    Rule("SSHD-KBD-INTERACTIVE", "sshd allows keyboard-interactive authentication", "strict",
-         (Setting("KbdInteractiveAuthentication", "yes", "flag", "no"),), ("CWE-307",),
-         warnings=(_LOCKOUT,), manual_steps=(_KEYS_STEP,), disruption=True),
-    Rule("SSHD-PUBKEY-AUTH", "sshd disables public key authentication", "strict",
-         (Setting("PubkeyAuthentication", "yes", "flag", "yes", Severity.LOW),), ("CWE-308",)),
-    Rule("SSHD-AGENT-FORWARDING", "sshd allows agent forwarding", "maximum",
-         (Setting("AllowAgentForwarding", "yes", "flag", "no", Severity.LOW),), ("CWE-668",),
-         warnings=("users can no longer forward their SSH agent through this host",),
-         disruption=True),
-    Rule("SSHD-TCP-FORWARDING", "sshd allows TCP forwarding", "maximum",
-         (Setting("AllowTcpForwarding", "yes", "flag", "no", Severity.LOW),), ("CWE-668",),
-         warnings=("SSH tunnels (ssh -L/-R/-D) through this host stop working",),
-         disruption=True),
+    Rule(
+        "SSHD-ROOT-LOGIN",
+        "sshd allows direct root login",
+        "baseline",
+        (Setting("PermitRootLogin", "prohibit-password", "root"),),
+        ("CWE-250",),
+        warnings=("root can no longer log in over SSH directly",),
+        manual_steps=(
+            "ensure an unprivileged administrator account with sudo can log in "
+            "before reloading sshd",
+        ),
+        disruption=True,
+    ),
+    Rule(
+        "SSHD-EMPTY-PASSWORDS",
+        "sshd accepts empty passwords",
+        "baseline",
+        (Setting("PermitEmptyPasswords", "no", "flag", "no", Severity.HIGH),),
+        ("CWE-258",),
+    ),
+    Rule(
+        "SSHD-X11-FORWARDING",
+        "sshd allows X11 forwarding",
+        "baseline",
+        (Setting("X11Forwarding", "no", "flag", "no", Severity.LOW),),
+        ("CWE-668",),
+    ),
+    Rule(
+        "SSHD-MAX-AUTH-TRIES",
+        "sshd allows too many authentication attempts",
+        "baseline",
+        (Setting("MaxAuthTries", "6", "max_tries", severity=Severity.LOW),),
+        ("CWE-307",),
+    ),
+    Rule(
+        "SSHD-LOGIN-GRACE-TIME",
+        "sshd login grace time is too long",
+        "baseline",
+        (Setting("LoginGraceTime", "120", "grace", severity=Severity.LOW, in_match=False),),
+        ("CWE-400",),
+    ),
+    Rule(
+        "SSHD-CLIENT-ALIVE",
+        "sshd does not end dead or idle sessions",
+        "baseline",
+        (
+            Setting("ClientAliveInterval", "0", "alive_interval", severity=Severity.LOW),
+            Setting("ClientAliveCountMax", "3", "alive_count", severity=Severity.LOW),
+        ),
+        ("CWE-613",),
+    ),
+    Rule(
+        "SSHD-WEAK-CIPHERS",
+        "sshd offers weak ciphers",
+        "baseline",
+        (Setting("Ciphers", None, "ciphers", in_match=False),),
+        ("CWE-327",),
+        warnings=("clients that only support the removed algorithms cannot connect",),
+    ),
+    Rule(
+        "SSHD-WEAK-MACS",
+        "sshd offers weak MACs",
+        "baseline",
+        (Setting("MACs", None, "macs", in_match=False),),
+        ("CWE-327",),
+        warnings=("clients that only support the removed algorithms cannot connect",),
+    ),
+    Rule(
+        "SSHD-WEAK-KEX",
+        "sshd offers weak key exchange algorithms",
+        "baseline",
+        (Setting("KexAlgorithms", None, "kexalgorithms", in_match=False),),
+        ("CWE-327",),
+        warnings=("clients that only support the removed algorithms cannot connect",),
+    ),
+    Rule(
+        "SSHD-PASSWORD-AUTH",
+        "sshd allows password authentication",
+        "strict",
+        (Setting("PasswordAuthentication", "yes", "flag", "no"),),
+        ("CWE-307",),
+        warnings=(_LOCKOUT,),
+        manual_steps=(_KEYS_STEP,),
+        disruption=True,
+    ),
+    Rule(
+        "SSHD-KBD-INTERACTIVE",
+        "sshd allows keyboard-interactive authentication",
+        "strict",
+        (Setting("KbdInteractiveAuthentication", "yes", "flag", "no"),),
+        ("CWE-307",),
+        warnings=(_LOCKOUT,),
+        manual_steps=(_KEYS_STEP,),
+        disruption=True,
+    ),
+    Rule(
+        "SSHD-PUBKEY-AUTH",
+        "sshd disables public key authentication",
+        "strict",
+        (Setting("PubkeyAuthentication", "yes", "flag", "yes", Severity.LOW),),
+        ("CWE-308",),
+    ),
+    Rule(
+        "SSHD-AGENT-FORWARDING",
+        "sshd allows agent forwarding",
+        "maximum",
+        (Setting("AllowAgentForwarding", "yes", "flag", "no", Severity.LOW),),
+        ("CWE-668",),
+        warnings=("users can no longer forward their SSH agent through this host",),
+        disruption=True,
+    ),
+    Rule(
+        "SSHD-TCP-FORWARDING",
+        "sshd allows TCP forwarding",
+        "maximum",
+        (Setting("AllowTcpForwarding", "yes", "flag", "no", Severity.LOW),),
+        ("CWE-668",),
+        warnings=("SSH tunnels (ssh -L/-R/-D) through this host stop working",),
+        disruption=True,
+    ),
 )
 RULES_BY_ID = {r.rule_id: r for r in RULES}
 RULE_IDS = frozenset([*RULES_BY_ID, MATCH_OVERRIDE])
@@ -174,29 +251,35 @@ def judge(setting: Setting, args: tuple[str, ...] | None, level: Level) -> Verdi
     if kind == "flag":
         return Verdict(low == setting.want, setting.severity, setting.want)
     if kind == "root":
-        sev = {"yes": Severity.HIGH, "forced-commands-only": Severity.LOW}.get(
-            low, Severity.MEDIUM)
+        sev = {"yes": Severity.HIGH, "forced-commands-only": Severity.LOW}.get(low, Severity.MEDIUM)
         return Verdict(low == "no", sev, "no")
     if kind == "max_tries":
         n = _int(low)
-        return Verdict(n is not None and 1 <= n <= MAX_AUTH_TRIES, setting.severity,
-                       str(MAX_AUTH_TRIES))
+        return Verdict(
+            n is not None and 1 <= n <= MAX_AUTH_TRIES, setting.severity, str(MAX_AUTH_TRIES)
+        )
     if kind in ("grace", "alive_interval"):
         limit = LOGIN_GRACE_SECONDS if kind == "grace" else CLIENT_ALIVE_SECONDS
         secs = parse_seconds(low)
         return Verdict(secs is not None and 0 < secs <= limit, setting.severity, str(limit))
     if kind == "alive_count":
         n = _int(low)
-        return Verdict(n is not None and 1 <= n <= CLIENT_ALIVE_COUNT, setting.severity,
-                       str(CLIENT_ALIVE_COUNT))
+        return Verdict(
+            n is not None and 1 <= n <= CLIENT_ALIVE_COUNT,
+            setting.severity,
+            str(CLIENT_ALIVE_COUNT),
+        )
     algo_kind: algos.AlgoKind = kind  # type: ignore[assignment]
     raw = ",".join(args) if args else None
     names = algos.resolve(algo_kind, raw)
     maximum = level == "maximum"
     bad = algos.not_allowed(algo_kind, names, maximum)
     weak = [n for n in names if algos.is_weak(algo_kind, n)]
-    return Verdict(not bad, Severity.MEDIUM if weak else Severity.LOW,
-                   algos.fixed_list(algo_kind, raw, maximum))
+    return Verdict(
+        not bad,
+        Severity.MEDIUM if weak else Severity.LOW,
+        algos.fixed_list(algo_kind, raw, maximum),
+    )
 
 
 @dataclass(frozen=True)
@@ -260,8 +343,9 @@ def check(view: TargetView, level: Level = DEFAULT_LEVEL) -> list[FindingRecord]
     return findings
 
 
-def _finding(rule: Rule, failing: list[SettingState], config: SshdConfig,
-             level: Level) -> FindingRecord:
+def _finding(
+    rule: Rule, failing: list[SettingState], config: SshdConfig, level: Level
+) -> FindingRecord:
     first = failing[0]
     d = first.directive
     shown = ", ".join(_shown(s) for s in failing)
@@ -273,15 +357,23 @@ def _finding(rule: Rule, failing: list[SettingState], config: SshdConfig,
         evidence = f"{first.setting.keyword} is not set; OpenSSH's default applies"
     severity = max((s.verdict.severity for s in failing), key=lambda s: s.rank)
     return FindingRecord(
-        scanner=SCANNER, rule_id=rule.rule_id, category=Category.CONFIG_SSH,
-        title=f"{rule.title} ({shown})", severity=severity, location=location,
-        evidence=evidence, cwe=list(rule.cwe),
+        scanner=SCANNER,
+        rule_id=rule.rule_id,
+        category=Category.CONFIG_SSH,
+        title=f"{rule.title} ({shown})",
+        severity=severity,
+        location=location,
+        evidence=evidence,
+        cwe=list(rule.cwe),
         # One finding per rule and file: its identity must not move with the
         # line numbers that every edit above it shifts.
         identity="global",
-        extra={"level": level, "since": rule.since,
-               "settings": [s.setting.keyword for s in failing],
-               "unset": [s.setting.keyword for s in failing if s.directive is None]},
+        extra={
+            "level": level,
+            "since": rule.since,
+            "settings": [s.setting.keyword for s in failing],
+            "unset": [s.setting.keyword for s in failing if s.directive is None],
+        },
     )
 
 
@@ -298,14 +390,23 @@ def _override_finding(o: Override, level: Level) -> FindingRecord:
     d = o.directive
     assert d.match is not None
     return FindingRecord(
-        scanner=SCANNER, rule_id=MATCH_OVERRIDE, category=Category.CONFIG_SSH,
+        scanner=SCANNER,
+        rule_id=MATCH_OVERRIDE,
+        category=Category.CONFIG_SSH,
         title=f"Match {d.match.criteria} re-enables what {o.rule.rule_id} hardens "
-              f"({d.raw_keyword} {d.value})",
+        f"({d.raw_keyword} {d.value})",
         severity=o.verdict.severity,
         location=Location(path=d.path, start_line=d.line, end_line=d.line),
-        evidence=d.text.strip(), cwe=list(o.rule.cwe),
+        evidence=d.text.strip(),
+        cwe=list(o.rule.cwe),
         identity=f"Match {d.match.criteria}|{d.keyword}",
-        extra={"level": level, "since": o.rule.since, "overrides": o.rule.rule_id,
-               "keyword": d.keyword, "match": d.match.criteria,
-               "match_path": d.match.path, "match_line": d.match.line},
+        extra={
+            "level": level,
+            "since": o.rule.since,
+            "overrides": o.rule.rule_id,
+            "keyword": d.keyword,
+            "match": d.match.criteria,
+            "match_path": d.match.path,
+            "match_line": d.match.line,
+        },
     )

@@ -61,16 +61,36 @@ DEFAULTS: dict[AlgoKind, tuple[str, ...]] = {
 # Names sshd knows besides the defaults, so that ``-pattern`` and wildcard
 # entries resolve the way sshd resolves them.
 _EXTRA_KNOWN: dict[AlgoKind, tuple[str, ...]] = {
-    "ciphers": ("3des-cbc", "aes128-cbc", "aes192-cbc", "aes256-cbc",
-                "rijndael-cbc@lysator.liu.se", "blowfish-cbc", "cast128-cbc",
-                "arcfour", "arcfour128", "arcfour256"),
-    "macs": ("hmac-sha1-96", "hmac-md5", "hmac-md5-96", "hmac-sha1-96-etm@openssh.com",
-             "hmac-md5-etm@openssh.com", "hmac-md5-96-etm@openssh.com",
-             "hmac-ripemd160", "hmac-ripemd160@openssh.com",
-             "hmac-ripemd160-etm@openssh.com"),
-    "kexalgorithms": ("diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1",
-                      "diffie-hellman-group-exchange-sha1", "sntrup761x25519-sha512",
-                      "mlkem768x25519-sha256"),
+    "ciphers": (
+        "3des-cbc",
+        "aes128-cbc",
+        "aes192-cbc",
+        "aes256-cbc",
+        "rijndael-cbc@lysator.liu.se",
+        "blowfish-cbc",
+        "cast128-cbc",
+        "arcfour",
+        "arcfour128",
+        "arcfour256",
+    ),
+    "macs": (
+        "hmac-sha1-96",
+        "hmac-md5",
+        "hmac-md5-96",
+        "hmac-sha1-96-etm@openssh.com",
+        "hmac-md5-etm@openssh.com",
+        "hmac-md5-96-etm@openssh.com",
+        "hmac-ripemd160",
+        "hmac-ripemd160@openssh.com",
+        "hmac-ripemd160-etm@openssh.com",
+    ),
+    "kexalgorithms": (
+        "diffie-hellman-group1-sha1",
+        "diffie-hellman-group14-sha1",
+        "diffie-hellman-group-exchange-sha1",
+        "sntrup761x25519-sha512",
+        "mlkem768x25519-sha256",
+    ),
 }
 
 WEAK_PATTERNS: dict[AlgoKind, tuple[str, ...]] = {
@@ -82,13 +102,15 @@ WEAK_PATTERNS: dict[AlgoKind, tuple[str, ...]] = {
 STRONGEST: dict[AlgoKind, frozenset[str]] = {
     "ciphers": frozenset({"chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com"}),
     "macs": frozenset({"hmac-sha2-512-etm@openssh.com"}),
-    "kexalgorithms": frozenset({
-        "mlkem768x25519-sha256",
-        "sntrup761x25519-sha512",
-        "sntrup761x25519-sha512@openssh.com",
-        "curve25519-sha256",
-        "curve25519-sha256@libssh.org",
-    }),
+    "kexalgorithms": frozenset(
+        {
+            "mlkem768x25519-sha256",
+            "sntrup761x25519-sha512",
+            "sntrup761x25519-sha512@openssh.com",
+            "curve25519-sha256",
+            "curve25519-sha256@libssh.org",
+        }
+    ),
 }
 
 # Written when a list has to be set from scratch (unset, or nothing left).
@@ -97,8 +119,7 @@ STRONGEST: dict[AlgoKind, frozenset[str]] = {
 MODERN: dict[AlgoKind, str] = {
     "ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,"
     "aes256-ctr,aes192-ctr,aes128-ctr",
-    "macs": "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,"
-    "umac-128-etm@openssh.com",
+    "macs": "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com",
     "kexalgorithms": "sntrup761x25519-sha512@openssh.com,curve25519-sha256,"
     "curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,"
     "diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256",

@@ -236,9 +236,7 @@ def _parse_file(
         if key == "match":
             match = MatchBlock(path, number, " ".join(args))
             continue
-        d = Directive(
-            path, number, key, keyword, tuple(args), raw.rstrip("\r\n"), span, match
-        )
+        d = Directive(path, number, key, keyword, tuple(args), raw.rstrip("\r\n"), span, match)
         if key != "include":
             config.directives.append(d)
             continue

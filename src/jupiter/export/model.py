@@ -138,16 +138,26 @@ def build_script_model(items: list[PlanForExport]) -> ScriptModel:
             if isinstance(change, RunCommand):
                 for raw in change.paths:
                     track(_path(raw, where), "any").after = "any"
-                pending.append(("", Step(
-                    "command", argv=tuple(change.argv),
-                    undo=tuple(change.undo) if change.undo else None,
-                    timeout=change.timeout, description=change.description, plan=number,
-                    services=services)))
+                pending.append(
+                    (
+                        "",
+                        Step(
+                            "command",
+                            argv=tuple(change.argv),
+                            undo=tuple(change.undo) if change.undo else None,
+                            timeout=change.timeout,
+                            description=change.description,
+                            plan=number,
+                            services=services,
+                        ),
+                    )
+                )
                 continue
             path = _path(change.path, where)
             if isinstance(change, WriteFile):
-                expected = "absent" if change.before_sha256 is None else (
-                    f"sha256:{change.before_sha256}")
+                expected = (
+                    "absent" if change.before_sha256 is None else (f"sha256:{change.before_sha256}")
+                )
                 tracked = track(path, expected)
                 _chain(tracked, expected, where)
                 data = change.content.encode()
@@ -159,31 +169,54 @@ def build_script_model(items: list[PlanForExport]) -> ScriptModel:
                 last_write[path] = len(pending)
                 listed = writers.setdefault(path, [])
                 listed.extend(s for s in services if s not in listed)
-                pending.append((path, Step(
-                    "write", tracked.index, base64.b64encode(data).decode(),
-                    sha256_bytes(data), change.mode if change.mode is not None else (
-                        0o644 if expected == "absent" else None), plan=number)))
+                pending.append(
+                    (
+                        path,
+                        Step(
+                            "write",
+                            tracked.index,
+                            base64.b64encode(data).decode(),
+                            sha256_bytes(data),
+                            change.mode
+                            if change.mode is not None
+                            else (0o644 if expected == "absent" else None),
+                            plan=number,
+                        ),
+                    )
+                )
             elif isinstance(change, SetMode):
                 tracked = track(path, "exists")
                 if tracked.after == "absent":
-                    raise InputError(f"{where}: changes the mode of {path}, which an "
-                                     "earlier plan removes")
+                    raise InputError(
+                        f"{where}: changes the mode of {path}, which an earlier plan removes"
+                    )
                 tracked.after_mode = change.mode
                 if change.uid is not None and change.gid is not None:
                     tracked.owner = (change.uid, change.gid)
-                pending.append(("", Step("chmod", tracked.index, mode=change.mode,
-                                         uid=change.uid, gid=change.gid, plan=number,
-                                         services=services)))
+                pending.append(
+                    (
+                        "",
+                        Step(
+                            "chmod",
+                            tracked.index,
+                            mode=change.mode,
+                            uid=change.uid,
+                            gid=change.gid,
+                            plan=number,
+                            services=services,
+                        ),
+                    )
+                )
             else:
                 assert isinstance(change, RemoveFile)
-                expected = "any" if change.before_sha256 is None else (
-                    f"sha256:{change.before_sha256}")
+                expected = (
+                    "any" if change.before_sha256 is None else (f"sha256:{change.before_sha256}")
+                )
                 tracked = track(path, expected)
                 _chain(tracked, expected, where)
                 tracked.after, tracked.after_mode = "absent", None
                 last_write.pop(path, None)
-                pending.append(("", Step("remove", tracked.index, plan=number,
-                                         services=services)))
+                pending.append(("", Step("remove", tracked.index, plan=number, services=services)))
         for service in plan.risk.services_to_reload:
             if service not in model.services:
                 model.services.append(service)
@@ -193,9 +226,15 @@ def build_script_model(items: list[PlanForExport]) -> ScriptModel:
         if step.kind != "write" or last_write.get(path) == position:
             if step.kind == "write":
                 final = by_path[path]
-                step = Step("write", step.path, _final_content(pending, path, final),
-                            final.after.removeprefix("sha256:"), final.after_mode,
-                            plan=step.plan, services=tuple(writers[path]))
+                step = Step(
+                    "write",
+                    step.path,
+                    _final_content(pending, path, final),
+                    final.after.removeprefix("sha256:"),
+                    final.after_mode,
+                    plan=step.plan,
+                    services=tuple(writers[path]),
+                )
             model.steps.append(step)
     for tracked in by_path.values():
         if tracked.after == "same":  # only the mode changed: the content stays as found
@@ -217,8 +256,10 @@ def _chain(tracked: TrackedPath, expected: str, where: str) -> None:
         if tracked.before == "exists" and expected != "absent":
             tracked.before = expected  # now we know the content it must have
         elif tracked.before not in (expected, "any") and expected != "any":
-            raise InputError(f"{where}: expects {tracked.path} as {expected}, but an earlier "
-                             f"plan expects it as {tracked.before}; export plans made on one state")
+            raise InputError(
+                f"{where}: expects {tracked.path} as {expected}, but an earlier "
+                f"plan expects it as {tracked.before}; export plans made on one state"
+            )
         return
     if tracked.after == "any" or expected == "any":
         return

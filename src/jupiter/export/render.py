@@ -43,9 +43,14 @@ def _environment(playbook: bool = False) -> jinja2.Environment:
     # marks Jinja with << >> and <% %> instead.
     syntax = {"comment_start_string": "{##", "comment_end_string": "##}"}
     if playbook:
-        syntax = {"variable_start_string": "<<", "variable_end_string": ">>",
-                  "block_start_string": "<%", "block_end_string": "%>",
-                  "comment_start_string": "<#", "comment_end_string": "#>"}
+        syntax = {
+            "variable_start_string": "<<",
+            "variable_end_string": ">>",
+            "block_start_string": "<%",
+            "block_end_string": "%>",
+            "comment_start_string": "<#",
+            "comment_end_string": "#>",
+        }
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("jupiter", "templates"),
         undefined=jinja2.StrictUndefined,
@@ -55,9 +60,15 @@ def _environment(playbook: bool = False) -> jinja2.Environment:
         autoescape=False,  # noqa: S701
         **syntax,  # type: ignore[arg-type]
     )
-    env.filters.update(shq=shlex.quote, pyrepr=repr, yamlq=_yamlq, comment=_comment,
-                       short=_short, wrap64=_wrap64,
-                       split_lines=str.splitlines)
+    env.filters.update(
+        shq=shlex.quote,
+        pyrepr=repr,
+        yamlq=_yamlq,
+        comment=_comment,
+        short=_short,
+        wrap64=_wrap64,
+        split_lines=str.splitlines,
+    )
     return env
 
 
@@ -85,8 +96,14 @@ def _final_test(tracked: TrackedPath) -> str:
 def render(template: str, model: ScriptModel, fmt: str, name: str) -> str:
     """The script text for ``model`` from ``scripts/<template>``."""
     values: dict[str, object] = dict(
-        id=model.script_id, fmt=fmt, name=name, items=model.items, paths=model.paths,
-        steps=model.steps, services=model.services, manual=model.manual,
+        id=model.script_id,
+        fmt=fmt,
+        name=name,
+        items=model.items,
+        paths=model.paths,
+        steps=model.steps,
+        services=model.services,
+        manual=model.manual,
         has_commands=model.has_commands,
         writes=[s for s in model.steps if s.kind == "write"],
         commands=[s for s in model.steps if s.kind == "command"],

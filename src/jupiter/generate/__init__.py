@@ -49,15 +49,14 @@ def generate(kind: Kind, params: Mapping[str, object] | None = None) -> Generate
     return render_postgresql(p)
 
 
-
-
-def write_generated(config: GeneratedConfig, out_dir: Path, *, force: bool = False
-                    ) -> list[Path]:
+def write_generated(config: GeneratedConfig, out_dir: Path, *, force: bool = False) -> list[Path]:
     """Write ``config.files`` under ``out_dir`` (``out_dir/etc/ssh/sshd_config``)
     with their modes; returns the paths written. Refuses (InputError) to
     replace an existing file unless ``force``, before writing anything."""
-    targets = [(out_dir / rel, content, config.modes.get(rel, 0o644))
-               for rel, content in config.files.items()]
+    targets = [
+        (out_dir / rel, content, config.modes.get(rel, 0o644))
+        for rel, content in config.files.items()
+    ]
     existing = [str(path) for path, _, _ in targets if path.exists()]
     if existing and not force:
         raise InputError(

@@ -73,8 +73,9 @@ class SshParams(BaseModel):
     sftp: bool = True
     banner: str | None = None
 
-    _split_lists = field_validator(
-        "listen_address", "allow_users", "allow_groups", mode="before")(_split)
+    _split_lists = field_validator("listen_address", "allow_users", "allow_groups", mode="before")(
+        _split
+    )
 
     @field_validator("listen_address")
     @classmethod

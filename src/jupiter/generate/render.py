@@ -78,23 +78,35 @@ def sshd_values(level: sshd_checks.Level) -> tuple[dict[str, str], dict[str, str
 def render_ssh(p: SshParams) -> GeneratedConfig:
     values, notes = sshd_values(p.level)
     text = _render(
-        "ssh/sshd_config.j2", level=p.level, port=p.port, listen_address=p.listen_address,
-        allow_users=p.allow_users, allow_groups=p.allow_groups, sftp=p.sftp, banner=p.banner,
-        s=values, note=notes,
+        "ssh/sshd_config.j2",
+        level=p.level,
+        port=p.port,
+        listen_address=p.listen_address,
+        allow_users=p.allow_users,
+        allow_groups=p.allow_groups,
+        sftp=p.sftp,
+        banner=p.banner,
+        s=values,
+        note=notes,
     )
     out = [
         "sshd reads this file only: check with 'sshd -t -f /etc/ssh/sshd_config' and keep an "
         "open session while reloading, so a mistake cannot lock you out.",
     ]
     if p.level == "maximum":
-        out.append("Level maximum offers only the ed25519 host key and the strongest "
-                   "algorithms; clients older than OpenSSH 8.5 may not connect.")
+        out.append(
+            "Level maximum offers only the ed25519 host key and the strongest "
+            "algorithms; clients older than OpenSSH 8.5 may not connect."
+        )
     if p.level != "baseline":
-        out.append("Password and keyboard-interactive logins are off: deploy SSH keys for "
-                   "every user before installing this file.")
+        out.append(
+            "Password and keyboard-interactive logins are off: deploy SSH keys for "
+            "every user before installing this file."
+        )
     if not p.allow_users and not p.allow_groups:
-        out.append("Every account may log in over SSH; set allow_users or allow_groups to "
-                   "restrict it.")
+        out.append(
+            "Every account may log in over SSH; set allow_users or allow_groups to restrict it."
+        )
     if p.banner:
         out.append(f"Provision the banner file {p.banner}.")
     return GeneratedConfig("ssh", {MAIN_CONFIG: text}, {MAIN_CONFIG: 0o644}, out)
@@ -102,8 +114,13 @@ def render_ssh(p: SshParams) -> GeneratedConfig:
 
 def render_firewall(p: FirewallGenParams) -> GeneratedConfig:
     fw = FirewallParams(
-        asset_type=p.asset_type, allow_ports=p.allow, allow_udp_ports=p.allow_udp,
-        admin_ports=p.admin_ports, admin_cidr=p.admin_cidr, rate=p.rate, burst=p.burst,
+        asset_type=p.asset_type,
+        allow_ports=p.allow,
+        allow_udp_ports=p.allow_udp,
+        admin_ports=p.admin_ports,
+        admin_cidr=p.admin_cidr,
+        rate=p.rate,
+        burst=p.burst,
     )
     text = render_ruleset(fw)
     out = [
@@ -113,8 +130,10 @@ def render_firewall(p: FirewallGenParams) -> GeneratedConfig:
         "it; enable it at boot with 'systemctl enable nftables'.",
     ]
     if fw.admin_cidr is None and fw.admin_ports:
-        out.append(f"Admin ports {', '.join(map(str, fw.admin_ports))} are open to any "
-                   "source; set admin_cidr to restrict them.")
+        out.append(
+            f"Admin ports {', '.join(map(str, fw.admin_ports))} are open to any "
+            "source; set admin_cidr to restrict them."
+        )
     return GeneratedConfig("firewall", {RULESET_PATH: text}, {RULESET_PATH: RULESET_MODE}, out)
 
 
@@ -132,13 +151,18 @@ def render_postgresql(p: PostgresqlParams) -> GeneratedConfig:
     statement, idle, lock, log_statement, slow = _ENVIRONMENT[p.environment]
     conf_dir = f"etc/postgresql/{p.version}/main"
     values = {
-        "environment": p.environment, "version": p.version,
-        "listen_addresses": p.listen_addresses, "port": p.port,
-        "max_connections": p.max_connections, "ssl_cert_file": p.ssl_cert_file,
-        "ssl_key_file": p.ssl_key_file, "allowed_cidrs": p.allowed_cidrs,
+        "environment": p.environment,
+        "version": p.version,
+        "listen_addresses": p.listen_addresses,
+        "port": p.port,
+        "max_connections": p.max_connections,
+        "ssl_cert_file": p.ssl_cert_file,
+        "ssl_key_file": p.ssl_key_file,
+        "allowed_cidrs": p.allowed_cidrs,
         "statement_timeout": p.statement_timeout or statement,
         "idle_in_transaction_session_timeout": p.idle_in_transaction_session_timeout or idle,
-        "lock_timeout": lock, "log_statement": log_statement,
+        "lock_timeout": lock,
+        "log_statement": log_statement,
         "log_min_duration_statement": slow,
     }
     files = {
@@ -160,6 +184,8 @@ def render_postgresql(p: PostgresqlParams) -> GeneratedConfig:
         "Clients must connect with TLS (sslmode=require or stricter); plain TCP is rejected.",
     ]
     if not p.allowed_cidrs:
-        out.append("Only local clients can connect; set allowed_cidrs to admit application "
-                   "networks over TLS.")
+        out.append(
+            "Only local clients can connect; set allowed_cidrs to admit application "
+            "networks over TLS."
+        )
     return GeneratedConfig("postgresql", files, modes, out)

@@ -52,9 +52,7 @@ from jupiter.targets.base import TargetView
 from jupiter.workspace import Workspace
 
 # OSV says PyPI; Trivy names the lock/manifest flavour it read
-_PYTHON_ECOSYSTEMS = frozenset(
-    {"pypi", "python", "pip", "pipenv", "poetry", "python-pkg", "uv"}
-)
+_PYTHON_ECOSYSTEMS = frozenset({"pypi", "python", "pip", "pipenv", "poetry", "python-pkg", "uv"})
 
 
 class _Head(TypedDict):
@@ -121,68 +119,108 @@ class PythonDependencies(Remediator):
 
     def plan(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> Plan:
         package = canonicalize_name(finding.location.package or "")
-        base: _Head = {"remediator": self.name, "rule_id": finding.rule_id, "title": finding.title,
-                "severity": finding.severity}
+        base: _Head = {
+            "remediator": self.name,
+            "rule_id": finding.rule_id,
+            "title": finding.title,
+            "severity": finding.severity,
+        }
         if not package:
-            return Plan(**base, needs_manual="the finding names no package, so there is no "
-                        "pin to change; fix it by hand")
+            return Plan(
+                **base,
+                needs_manual="the finding names no package, so there is no "
+                "pin to change; fix it by hand",
+            )
         manifests = scan_manifests(view)
         pins = [d for d in manifests.dependencies if d.name == package]
         if not pins:
             unreadable = "; ".join(str(e) for e in manifests.errors)
-            return Plan(**base, needs_manual=(
-                f"{package} is not pinned in any readable requirements file, pyproject.toml "
-                "or lock file of the target; upgrade it where it is installed"
-                + (f" (unreadable: {unreadable})" if unreadable else "")))
+            return Plan(
+                **base,
+                needs_manual=(
+                    f"{package} is not pinned in any readable requirements file, pyproject.toml "
+                    "or lock file of the target; upgrade it where it is installed"
+                    + (f" (unreadable: {unreadable})" if unreadable else "")
+                ),
+            )
         db = self.advisory_db()
         known = db.advisories_for(ECOSYSTEM, package)
         ids = {i.upper() for i in (finding.rule_id, *finding.aliases) if i}
         own = [a for a in known if ids & {i.upper() for i in (a.id, *a.aliases)}]
-        vulnerable = [p for p in pins if _same_version(p.version, finding.location.version)
-                      or any(a.affects(p.version) for a in own)
-                      or (not own and _below_fix(p.version, finding.fixed_versions))]
+        vulnerable = [
+            p
+            for p in pins
+            if _same_version(p.version, finding.location.version)
+            or any(a.affects(p.version) for a in own)
+            or (not own and _below_fix(p.version, finding.fixed_versions))
+        ]
         if not vulnerable:
             return Plan(**base)  # already fixed: every pin is past the advisory
         targets: dict[str, str] = {}
         fixed_here: dict[str, Advisory] = {}
         for version in sorted({p.version for p in vulnerable}):
             # the scanner's fix list speaks for its version, or for any when the DB is silent
-            external = finding.fixed_versions if not own or _same_version(
-                version, finding.location.version) else []
+            external = (
+                finding.fixed_versions
+                if not own or _same_version(version, finding.location.version)
+                else []
+            )
             target = choose_fix_version(version, known, external)
             affecting = [a for a in known if a.affects(version)]
             fixed_here.update({a.canonical_id: a for a in affecting})
             if target is None:
                 names = ", ".join(a.canonical_id for a in affecting) or finding.rule_id
-                return Plan(**base, needs_manual=(
-                    f"no known release of {package} above {version} fixes {names} without "
-                    "another known advisory; replace the package or record a waiver"))
+                return Plan(
+                    **base,
+                    needs_manual=(
+                        f"no known release of {package} above {version} fixes {names} without "
+                        "another known advisory; replace the package or record a waiver"
+                    ),
+                )
             targets[version] = target
         own_id = canonical_advisory_id([finding.rule_id, *finding.aliases])
         related = sorted(set(fixed_here) - {own_id})
-        severity = max([finding.severity, *(a.severity for a in fixed_here.values()
-                                             if a.severity)], key=lambda s: s.rank)
+        severity = max(
+            [finding.severity, *(a.severity for a in fixed_here.values() if a.severity)],
+            key=lambda s: s.rank,
+        )
         kind = widest([bump_kind(v, t) for v, t in targets.items()])
         moves = ", ".join(f"{v} -> {t}" for v, t in targets.items())
         count = len(fixed_here) or 1
         title = f"Upgrade {package} {moves} (fixes {count} advisor{'y' if count == 1 else 'ies'})"
         base["title"], base["severity"] = title, severity
-        manual = [_manual_step(p, targets[p.version]) for p in vulnerable
-                  if p.hashed or p.locked or not p.line]
+        manual = [
+            _manual_step(p, targets[p.version])
+            for p in vulnerable
+            if p.hashed or p.locked or not p.line
+        ]
         if manual:
             # the editable pins are part of the same manual fix, and come before the lock step
-            edits = [f"{p.path}:{p.line}: change {p.display_name} {p.version} to "
-                     f"{targets[p.version]}" for p in vulnerable
-                     if not (p.hashed or p.locked or not p.line)]
-            return Plan(**base, related_findings=related, risk=Risk(
-                change_kind=kind, manual_steps=edits + manual), needs_manual=(
-                f"{package} {moves} needs steps Jupiter does not run itself "
-                "(hash or lock regeneration); see the manual steps"))
+            edits = [
+                f"{p.path}:{p.line}: change {p.display_name} {p.version} to {targets[p.version]}"
+                for p in vulnerable
+                if not (p.hashed or p.locked or not p.line)
+            ]
+            return Plan(
+                **base,
+                related_findings=related,
+                risk=Risk(change_kind=kind, manual_steps=edits + manual),
+                needs_manual=(
+                    f"{package} {moves} needs steps Jupiter does not run itself "
+                    "(hash or lock regeneration); see the manual steps"
+                ),
+            )
         return self._write_plan(base, vulnerable, targets, view, kind, related)
 
-    def _write_plan(self, base: _Head, pins: list[PinnedDependency],
-                    targets: dict[str, str], view: TargetView, kind: ChangeKind,
-                    related: list[str]) -> Plan:
+    def _write_plan(
+        self,
+        base: _Head,
+        pins: list[PinnedDependency],
+        targets: dict[str, str],
+        view: TargetView,
+        kind: ChangeKind,
+        related: list[str],
+    ) -> Plan:
         changes: list[WriteFile] = []
         diffs: list[str] = []
         for path in sorted({p.path for p in pins}):
@@ -191,17 +229,26 @@ class PythonDependencies(Remediator):
             lines = before.splitlines(keepends=True)
             for pin in (p for p in pins if p.path == path):
                 if not edit_pin(lines, pin, targets[pin.version]):
-                    return Plan(**base, needs_manual=(
-                        f"{path}:{pin.line}: the pin of {pin.display_name} {pin.version} could "
-                        f"not be located for editing; set it to {targets[pin.version]} by hand"))
+                    return Plan(
+                        **base,
+                        needs_manual=(
+                            f"{path}:{pin.line}: the pin of {pin.display_name} {pin.version} could "
+                            f"not be located for editing; set it to {targets[pin.version]} by hand"
+                        ),
+                    )
             after = "".join(lines)
             changes.append(WriteFile(path=path, content=after, before_sha256=sha256_bytes(data)))
             diffs.append(unified_diff(path, before, after))
         warnings = []
         if kind == "dependency_major":
             warnings.append("major version upgrade: read the release notes and run the tests")
-        return Plan(**base, changes=list(changes), diff="".join(diffs),
-                    related_findings=related, risk=Risk(change_kind=kind, warnings=warnings))
+        return Plan(
+            **base,
+            changes=list(changes),
+            diff="".join(diffs),
+            related_findings=related,
+            risk=Risk(change_kind=kind, warnings=warnings),
+        )
 
     def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
         """Re-parse every changed file with the strict parser pip's grammar uses."""
@@ -231,23 +278,29 @@ def _same_version(a: str, b: str | None) -> bool:
 def _below_fix(version: str, fixed_versions: list[str]) -> bool:
     """A scanner's finding without DB ranges: is ``version`` short of its fixes?"""
     parsed = parse_version(version)
-    return bool(fixed_versions) and parsed is not None and not external_fix_ok(
-        parsed, fixed_versions)
+    return (
+        bool(fixed_versions) and parsed is not None and not external_fix_ok(parsed, fixed_versions)
+    )
 
 
 def _manual_step(pin: PinnedDependency, target: str) -> str:
     name = pin.display_name
     if pin.kind == "poetry.lock":
-        return (f"{pin.path}: locks {name} {pin.version}; set {name} to allow {target} in "
-                f"pyproject.toml if it is pinned there, then run `poetry update {name}`")
+        return (
+            f"{pin.path}: locks {name} {pin.version}; set {name} to allow {target} in "
+            f"pyproject.toml if it is pinned there, then run `poetry update {name}`"
+        )
     if pin.kind == "uv.lock":
-        return (f"{pin.path}: locks {name} {pin.version}; set {name} to allow {target} in "
-                f"pyproject.toml if it is pinned there, then run `uv lock --upgrade-package "
-                f"{name}`")
+        return (
+            f"{pin.path}: locks {name} {pin.version}; set {name} to allow {target} in "
+            f"pyproject.toml if it is pinned there, then run `uv lock --upgrade-package "
+            f"{name}`"
+        )
     if pin.hashed:
-        return (f"{pin.path}:{pin.line}: {name}=={pin.version} is hash-pinned; change it to "
-                f"{name}=={target} and refresh the hashes (`pip-compile --generate-hashes "
-                f"--upgrade-package {name}=={target}` on its .in file), or old hashes will "
-                "make pip refuse the install")
+        return (
+            f"{pin.path}:{pin.line}: {name}=={pin.version} is hash-pinned; change it to "
+            f"{name}=={target} and refresh the hashes (`pip-compile --generate-hashes "
+            f"--upgrade-package {name}=={target}` on its .in file), or old hashes will "
+            "make pip refuse the install"
+        )
     return f"{pin.path}: set {name} to {target} (the pin's line could not be located)"
-

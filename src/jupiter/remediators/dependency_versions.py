@@ -83,7 +83,9 @@ def bump_kind(current: str, target: str) -> ChangeKind:
 
 
 _KIND_RANK: dict[ChangeKind, int] = {
-    "dependency_patch": 0, "dependency_minor": 1, "dependency_major": 2,
+    "dependency_patch": 0,
+    "dependency_minor": 1,
+    "dependency_major": 2,
 }
 
 

@@ -55,13 +55,41 @@ class DockerfileParams(BaseModel):
 
 _ALPINE = re.compile(r"(^|[/-])(alpine|busybox)($|[-:.])|alpine")
 _DEBIAN_TAGS = re.compile(r"bookworm|bullseye|buster|trixie|slim|jammy|noble|focal|bionic")
-_DEBIAN_IMAGES = frozenset({
-    "debian", "ubuntu", "python", "node", "golang", "ruby", "php", "openjdk", "eclipse-temurin",
-    "nginx", "httpd", "buildpack-deps", "rust", "perl", "maven", "gradle", "postgres", "redis",
-    "mariadb", "mysql", "elixir", "erlang", "haskell", "julia", "r-base", "swift", "tomcat",
-})
-_RHEL_IMAGES = re.compile(r"(^|/)(ubi\d*|centos|fedora|rockylinux|almalinux|amazonlinux|"
-                          r"oraclelinux|stream\d*)$")
+_DEBIAN_IMAGES = frozenset(
+    {
+        "debian",
+        "ubuntu",
+        "python",
+        "node",
+        "golang",
+        "ruby",
+        "php",
+        "openjdk",
+        "eclipse-temurin",
+        "nginx",
+        "httpd",
+        "buildpack-deps",
+        "rust",
+        "perl",
+        "maven",
+        "gradle",
+        "postgres",
+        "redis",
+        "mariadb",
+        "mysql",
+        "elixir",
+        "erlang",
+        "haskell",
+        "julia",
+        "r-base",
+        "swift",
+        "tomcat",
+    }
+)
+_RHEL_IMAGES = re.compile(
+    r"(^|/)(ubi\d*|centos|fedora|rockylinux|almalinux|amazonlinux|"
+    r"oraclelinux|stream\d*)$"
+)
 
 
 def base_family(image: str) -> str:
@@ -109,20 +137,30 @@ class DockerfileHardening(Remediator):
         if rule is None:
             raise InputError(
                 f"dockerfile-hardening cannot plan rule {finding.rule_id!r}; it handles "
-                f"{', '.join(sorted(checks.RULE_IDS))}")
+                f"{', '.join(sorted(checks.RULE_IDS))}"
+            )
         path = finding.location.path
         if not path:
-            raise InputError(f"finding {finding.rule_id} has no file path; dockerfile-hardening "
-                             "needs the Dockerfile's path relative to the target root")
+            raise InputError(
+                f"finding {finding.rule_id} has no file path; dockerfile-hardening "
+                "needs the Dockerfile's path relative to the target root"
+            )
         if view.stat(path) is None:
-            raise ConflictError(f"{path} named by finding {finding.rule_id} no longer exists on "
-                                f"{view.describe()}; run detect again and plan the new findings")
+            raise ConflictError(
+                f"{path} named by finding {finding.rule_id} no longer exists on "
+                f"{view.describe()}; run detect again and plan the new findings"
+            )
         raw = view.read_bytes(path)  # read once: the plan's precondition is these bytes
         df = checks.parse_bytes(path, raw)
-        base = Plan(remediator=self.name, rule_id=finding.rule_id, severity=finding.severity,
-                    title=f"{finding.title.split(' (')[0]} ({path})")
-        open_here = [f for f in checks.check_file(df) if f.rule_id == rule
-                     and _same(finding, f, rule)]
+        base = Plan(
+            remediator=self.name,
+            rule_id=finding.rule_id,
+            severity=finding.severity,
+            title=f"{finding.title.split(' (')[0]} ({path})",
+        )
+        open_here = [
+            f for f in checks.check_file(df) if f.rule_id == rule and _same(finding, f, rule)
+        ]
         if not open_here:
             return base
         lines = df.lines
@@ -137,34 +175,42 @@ class DockerfileHardening(Remediator):
                 if kind != "local":
                     manual.append(_ADD_MANUAL[kind].format(line=instr.start_line))
                     continue
-                lines[instr.start_line - 1] = _rename_keyword(lines[instr.start_line - 1],
-                                                              instr)
+                lines[instr.start_line - 1] = _rename_keyword(lines[instr.start_line - 1], instr)
         elif rule == checks.IMAGE_LATEST:
             for record in open_here:
                 instr = _instruction_at(df, record.location.start_line)
                 image = instr.operands()[0]
                 pin = p.image_pins.get(image)
                 if pin is None or (split_image(pin)[1] in ("", "latest") and "@" not in pin):
-                    manual.append(f"line {instr.start_line}: choose a tested version tag or "
-                                  f"digest for {image!r} and give it in image_pins")
+                    manual.append(
+                        f"line {instr.start_line}: choose a tested version tag or "
+                        f"digest for {image!r} and give it in image_pins"
+                    )
                     continue
                 lines[instr.start_line - 1] = lines[instr.start_line - 1].replace(image, pin, 1)
         else:
-            manual.append("a HEALTHCHECK runs an app-specific probe (e.g. HEALTHCHECK CMD "
-                          "curl -fsS http://localhost:8080/health || exit 1, with a tool the "
-                          "image has); add one, or HEALTHCHECK NONE when the orchestrator "
-                          "probes instead")
+            manual.append(
+                "a HEALTHCHECK runs an app-specific probe (e.g. HEALTHCHECK CMD "
+                "curl -fsS http://localhost:8080/health || exit 1, with a tool the "
+                "image has); add one, or HEALTHCHECK NONE when the orchestrator "
+                "probes instead"
+            )
         after = "".join(lines)
         if after == df.text or manual:
             # A partial fix would fail verification and be rolled back: the
             # instances COPY can replace are fixed through their own findings.
             return base.model_copy(update={"needs_manual": "; ".join(manual) or None})
-        return base.model_copy(update={
-            "changes": [WriteFile(path=path, content=after, before_sha256=sha256_bytes(raw))],
-            "diff": unified_diff(path, df.text, after),
-            "risk": Risk(change_kind="config", warnings=warnings, manual_steps=[
-                f"rebuild and test the image built from {path}"]),
-        })
+        return base.model_copy(
+            update={
+                "changes": [WriteFile(path=path, content=after, before_sha256=sha256_bytes(raw))],
+                "diff": unified_diff(path, df.text, after),
+                "risk": Risk(
+                    change_kind="config",
+                    warnings=warnings,
+                    manual_steps=[f"rebuild and test the image built from {path}"],
+                ),
+            }
+        )
 
     def is_fixed(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> bool:
         """Fixed when the built-in rule no longer fires on the same file (and
@@ -179,8 +225,7 @@ class DockerfileHardening(Remediator):
             df = checks.load(view, path)
         except InputError:
             return False
-        return not any(f.rule_id == rule and _same(finding, f, rule)
-                       for f in checks.check_file(df))
+        return not any(f.rule_id == rule and _same(finding, f, rule) for f in checks.check_file(df))
 
     def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
         """Re-parse each written Dockerfile (instructions, continuations, heredocs)."""
@@ -198,12 +243,18 @@ class DockerfileHardening(Remediator):
 
 
 _ADD_MANUAL = {
-    "url": ("line {line}: ADD downloads a URL or git repository without verifying it; "
-            "download it in a RUN step with a checksum check (or ADD --checksum=sha256:...)"),
-    "archive": ("line {line}: ADD unpacks this archive, which COPY would not; unpack it in a "
-                "RUN step or keep ADD on purpose"),
-    "flags": ("line {line}: ADD uses flags COPY does not have (--checksum, --keep-git-dir); "
-              "keep ADD or rewrite the step by hand"),
+    "url": (
+        "line {line}: ADD downloads a URL or git repository without verifying it; "
+        "download it in a RUN step with a checksum check (or ADD --checksum=sha256:...)"
+    ),
+    "archive": (
+        "line {line}: ADD unpacks this archive, which COPY would not; unpack it in a "
+        "RUN step or keep ADD on purpose"
+    ),
+    "flags": (
+        "line {line}: ADD uses flags COPY does not have (--checksum, --keep-git-dir); "
+        "keep ADD or rewrite the step by hand"
+    ),
 }
 
 
@@ -238,7 +289,7 @@ def _instruction_at(df: Dockerfile, line: int | None) -> Instruction:
 def _rename_keyword(line: str, instr: Instruction) -> str:
     at = line.index(instr.spelled)
     copy = "copy" if instr.spelled.islower() else "COPY"
-    return line[:at] + copy + line[at + len(instr.spelled):]
+    return line[:at] + copy + line[at + len(instr.spelled) :]
 
 
 def _add_user(df: Dockerfile, lines: list[str], p: DockerfileParams) -> list[str]:
@@ -247,29 +298,44 @@ def _add_user(df: Dockerfile, lines: list[str], p: DockerfileParams) -> list[str
     low = df.lowercase()
     run_kw, user_kw = ("run", "user") if low else ("RUN", "USER")
     chain = df.base_chain(final)
-    reuse = [u for s in chain for i in reversed(s.instructions) if i.keyword == "USER"
-             for u in [" ".join(i.operands())] if u and not checks.is_root(checks.user_of(u))]
+    reuse = [
+        u
+        for s in chain
+        for i in reversed(s.instructions)
+        if i.keyword == "USER"
+        for u in [" ".join(i.operands())]
+        if u and not checks.is_root(checks.user_of(u))
+    ]
     family = base_family(chain[-1].image)
     uid = p.uid
     new: list[str] = []
-    warnings = ["the image now runs as a non-root user: files the app writes at run time "
-                "must be writable by it (chown them with COPY --chown or RUN chown)"]
+    warnings = [
+        "the image now runs as a non-root user: files the app writes at run time "
+        "must be writable by it (chown them with COPY --chown or RUN chown)"
+    ]
     if reuse:
         new.append(f"{user_kw} {reuse[0]}")
     elif family == "alpine":
-        new += [f"{run_kw} addgroup -S -g {uid} {p.user} && "
-                f"adduser -S -D -H -u {uid} -G {p.user} {p.user}", f"{user_kw} {uid}:{uid}"]
+        new += [
+            f"{run_kw} addgroup -S -g {uid} {p.user} && "
+            f"adduser -S -D -H -u {uid} -G {p.user} {p.user}",
+            f"{user_kw} {uid}:{uid}",
+        ]
     elif family in ("debian", "rhel"):
-        new += [f"{run_kw} groupadd --gid {uid} {p.user} && "
-                f"useradd --uid {uid} --gid {p.user} --no-create-home {p.user}",
-                f"{user_kw} {uid}:{uid}"]
+        new += [
+            f"{run_kw} groupadd --gid {uid} {p.user} && "
+            f"useradd --uid {uid} --gid {p.user} --no-create-home {p.user}",
+            f"{user_kw} {uid}:{uid}",
+        ]
     elif family == "distroless":
         new.append(f"{user_kw} {DISTROLESS_UID}:{DISTROLESS_UID}")
     else:
         new.append(f"{user_kw} {uid}:{uid}")
-        warnings.append(f"the base image {chain[-1].image!r} has no known way to add a user, "
-                        f"so the image runs as UID {uid} without a passwd entry (no name, "
-                        "HOME=/); check that the app does not need one")
+        warnings.append(
+            f"the base image {chain[-1].image!r} has no known way to add a user, "
+            f"so the image runs as UID {uid} without a passwd entry (no name, "
+            "HOME=/); check that the app does not need one"
+        )
     at = _insert_at(final.instructions, lines, final.source.end_line)
     if at > 0 and not lines[at - 1].endswith("\n"):
         lines[at - 1] += "\n"
@@ -286,7 +352,7 @@ def _insert_at(stage: list[Instruction], lines: list[str], from_end: int) -> int
     stage's last instruction. After the last USER, so a ``USER root`` written
     below the CMD cannot undo the fix."""
     last = max((k for k, i in enumerate(stage) if i.keyword in ("RUN", "USER")), default=-1)
-    for instr in stage[last + 1:]:
+    for instr in stage[last + 1 :]:
         if instr.keyword in ("CMD", "ENTRYPOINT"):
             at = instr.start_line - 1
             while at > 0 and lines[at - 1].lstrip().startswith("#"):

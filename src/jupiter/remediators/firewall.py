@@ -85,9 +85,9 @@ class FirewallParams(BaseModel):
     rate: int = Field(default=60, ge=1, le=100_000)
     burst: int = Field(default=20, ge=1, le=100_000)
 
-    _check_ports = field_validator(
-        "allow_ports", "allow_udp_ports", "admin_ports", mode="before"
-    )(_ports)
+    _check_ports = field_validator("allow_ports", "allow_udp_ports", "admin_ports", mode="before")(
+        _ports
+    )
 
     @field_validator("admin_cidr")
     @classmethod
@@ -150,16 +150,20 @@ def render_ruleset(params: FirewallParams | Mapping[str, object]) -> str:
     family = None
     if p.admin_cidr is not None:
         family = "ip" if ipaddress.ip_network(p.admin_cidr).version == 4 else "ip6"
-    return _environment().get_template("nftables.conf.j2").render(
-        asset_type=p.asset_type,
-        declared_header=p.declared().header(),
-        public_tcp=p.public_tcp(),
-        public_udp=p.allow_udp_ports,
-        admin_tcp=p.admin_tcp(),
-        admin_cidr=p.admin_cidr,
-        admin_family=family,
-        rate=p.rate,
-        burst=p.burst,
+    return (
+        _environment()
+        .get_template("nftables.conf.j2")
+        .render(
+            asset_type=p.asset_type,
+            declared_header=p.declared().header(),
+            public_tcp=p.public_tcp(),
+            public_udp=p.allow_udp_ports,
+            admin_tcp=p.admin_tcp(),
+            admin_cidr=p.admin_cidr,
+            admin_family=family,
+            rate=p.rate,
+            burst=p.burst,
+        )
     )
 
 
@@ -172,8 +176,11 @@ def _risk(p: FirewallParams, existing_rules: int | None) -> Risk:
         "rate for such traffic.",
     ]
     if existing_rules:
-        warnings.insert(0, f"Replaces the whole ruleset: the {existing_rules} rules of the "
-                        f"current {RULESET_PATH} are not carried over.")
+        warnings.insert(
+            0,
+            f"Replaces the whole ruleset: the {existing_rules} rules of the "
+            f"current {RULESET_PATH} are not carried over.",
+        )
     if p.admin_cidr:
         warnings.append(
             f"Admin ports {', '.join(map(str, p.admin_ports))} will accept connections only "
@@ -235,7 +242,9 @@ class NftablesFirewall(Remediator):
         before = before_bytes.decode("utf-8", errors="replace") if before_bytes else None
         content = render_ruleset(p)
         base = Plan(
-            remediator=self.name, rule_id=finding.rule_id, severity=finding.severity,
+            remediator=self.name,
+            rule_id=finding.rule_id,
+            severity=finding.severity,
             title=f"Default-drop nftables ruleset for a {p.asset_type} asset",
         )
         still_open = [f for f in check_firewall(view, p.declared()) if f.rule_id == finding.rule_id]
@@ -251,16 +260,23 @@ class NftablesFirewall(Remediator):
                     )
             except InputError:
                 existing_rules = None
-        return base.model_copy(update={
-            "changes": [WriteFile(
-                path=RULESET_PATH, content=content,
-                before_sha256=sha256_bytes(before_bytes) if before_bytes is not None else None,
-                mode=None if before_bytes is not None else NEW_FILE_MODE,
-            )],
-            "risk": _risk(p, existing_rules),
-            "diff": unified_diff(RULESET_PATH, before, content),
-            "related_findings": [f.rule_id for f in still_open if f is not finding],
-        })
+        return base.model_copy(
+            update={
+                "changes": [
+                    WriteFile(
+                        path=RULESET_PATH,
+                        content=content,
+                        before_sha256=sha256_bytes(before_bytes)
+                        if before_bytes is not None
+                        else None,
+                        mode=None if before_bytes is not None else NEW_FILE_MODE,
+                    )
+                ],
+                "risk": _risk(p, existing_rules),
+                "diff": unified_diff(RULESET_PATH, before, content),
+                "related_findings": [f.rule_id for f in still_open if f is not finding],
+            }
+        )
 
     def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
         """``nft -c -f`` on the candidate ruleset (parses and checks it in the
@@ -305,7 +321,8 @@ def check_with_nft(data: bytes) -> ValidationResult:
             detail = out
         first = detail.splitlines()[0] if detail else "no output"
         return ValidationResult(
-            "nft -c", "skipped",
+            "nft -c",
+            "skipped",
             f"nft -c needs CAP_NET_ADMIN (run as root or allow user namespaces): {first}",
         )
 

@@ -107,17 +107,21 @@ def fix_privileged(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
     if c.sc().get("privileged") is True:
         e.set(c.node, [SC, "privileged"], False)
         e.disruption = True
-        e.warn(f"{_who(r, c)} no longer runs privileged: it loses access to host devices and "
-               "every capability it did not add; test what it does on the node (mounts, "
-               "devices, sysctls) before rollout")
+        e.warn(
+            f"{_who(r, c)} no longer runs privileged: it loses access to host devices and "
+            "every capability it did not add; test what it does on the node (mounts, "
+            "devices, sysctls) before rollout"
+        )
 
 
 def fix_sys_admin(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
     assert c is not None
     if _remove_cap(e, c, "SYS_ADMIN"):
         e.disruption = True
-        e.warn(f"{_who(r, c)} loses CAP_SYS_ADMIN (mount, namespaces, many admin syscalls); "
-               "check that it does not need them")
+        e.warn(
+            f"{_who(r, c)} loses CAP_SYS_ADMIN (mount, namespaces, many admin syscalls); "
+            "check that it does not need them"
+        )
 
 
 def fix_escalation(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
@@ -127,8 +131,9 @@ def fix_escalation(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
     fix_privileged(e, r, c)
     fix_sys_admin(e, r, c)
     e.set(c.node, [SC, "allowPrivilegeEscalation"], False)
-    e.warn(f"{_who(r, c)}: setuid binaries (sudo, ping on old images) can no longer raise "
-           "privileges")
+    e.warn(
+        f"{_who(r, c)}: setuid binaries (sudo, ping on old images) can no longer raise privileges"
+    )
 
 
 def fix_non_root(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
@@ -147,9 +152,11 @@ def fix_low_uid(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
 
 
 def _warn_uid(e: Edit, r: k8s.Resource, c: k8s.Container) -> None:
-    e.warn(f"{_who(r, c)} now runs as UID {e.params.run_as_user}: files the image expects to "
-           "write must be writable by that UID (set fsGroup for volumes); runAsNonRoot alone "
-           "would make the kubelet refuse images whose USER is root or a name")
+    e.warn(
+        f"{_who(r, c)} now runs as UID {e.params.run_as_user}: files the image expects to "
+        "write must be writable by that UID (set fsGroup for volumes); runAsNonRoot alone "
+        "would make the kubelet refuse images whose USER is root or a name"
+    )
 
 
 def _append_cap(e: Edit, c: k8s.Container, cap: str) -> None:
@@ -165,8 +172,10 @@ def _append_cap(e: Edit, c: k8s.Container, cap: str) -> None:
 def fix_drop_all(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
     assert c is not None
     _append_cap(e, c, "ALL")
-    e.warn(f"{_who(r, c)} drops every capability it does not list in capabilities.add (e.g. "
-           "NET_BIND_SERVICE for ports below 1024, CHOWN, SETUID); add back what it needs")
+    e.warn(
+        f"{_who(r, c)} drops every capability it does not list in capabilities.add (e.g. "
+        "NET_BIND_SERVICE for ports below 1024, CHOWN, SETUID); add back what it needs"
+    )
 
 
 def fix_net_raw(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
@@ -187,8 +196,10 @@ def fix_seccomp(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
         spec = r.pod_spec()
         assert spec is not None
         e.set(spec, [SC, "seccompProfile", "type"], "RuntimeDefault")
-    e.warn(f"{r.kind} {r.name} runs under the container runtime's default seccomp profile: "
-           "rare syscalls (e.g. for debuggers or old runtimes) are refused")
+    e.warn(
+        f"{r.kind} {r.name} runs under the container runtime's default seccomp profile: "
+        "rare syscalls (e.g. for debuggers or old runtimes) are refused"
+    )
 
 
 def fix_sa_token(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
@@ -199,12 +210,16 @@ def fix_sa_token(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
     if account and account != "default":
         # A dedicated service account usually exists because the app calls the API.
         e.disruption = True
-        e.warn(f"pods of {r.kind} {r.name} run as service account {account!r}, which "
-               "suggests they call the Kubernetes API: they no longer get its token; mount a "
-               "projected service account token volume if they need it")
+        e.warn(
+            f"pods of {r.kind} {r.name} run as service account {account!r}, which "
+            "suggests they call the Kubernetes API: they no longer get its token; mount a "
+            "projected service account token volume if they need it"
+        )
     else:
-        e.warn(f"pods of {r.kind} {r.name} no longer get a Kubernetes API token; if the app "
-               "calls the API, mount a projected service account token for it instead")
+        e.warn(
+            f"pods of {r.kind} {r.name} no longer get a Kubernetes API token; if the app "
+            "calls the API, mount a projected service account token for it instead"
+        )
 
 
 def fix_read_only(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
@@ -213,7 +228,8 @@ def fix_read_only(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
         e.manual.append(
             f"{_who(r, c)}: only the team knows which paths the app writes; mount emptyDir "
             "volumes there, then set readOnlyRootFilesystem: true (or plan with "
-            "read_only_root_filesystem=true)")
+            "read_only_root_filesystem=true)"
+        )
         return
     e.set(c.node, [SC, "readOnlyRootFilesystem"], True)
     e.warn(f"{_who(r, c)} can no longer write outside its volumes (/tmp included)")
@@ -223,13 +239,15 @@ def _fix_image(e: Edit, r: k8s.Resource, c: k8s.Container | None, digest: bool) 
     assert c is not None
     image = c.node.get("image")
     pin = e.params.image_pins.get(image) if isinstance(image, str) else None
-    ok = pin is not None and ("@" in pin if digest else
-                              "@" in pin or k8s.image_tag(pin) not in ("", "latest"))
+    ok = pin is not None and (
+        "@" in pin if digest else "@" in pin or k8s.image_tag(pin) not in ("", "latest")
+    )
     if pin is None or not ok:
         what = "a digest (repo:tag@sha256:...)" if digest else "a fixed version tag"
         e.manual.append(
             f"{_who(r, c)}: pick {what} for image {image!r} that you have tested, and give it "
-            "in image_pins (image as written -> pinned reference)")
+            "in image_pins (image as written -> pinned reference)"
+        )
         return
     e.set(c.node, ["image"], pin)
 
@@ -246,30 +264,36 @@ def fix_namespace(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
     if e.params.namespace is None:
         e.manual.append(
             f"{r.kind} {r.name} is in the default namespace: choose the namespace it belongs "
-            "to (plan with namespace=...) and move the objects that refer to it along")
+            "to (plan with namespace=...) and move the objects that refer to it along"
+        )
         return
     e.set(r.node, ["metadata", "namespace"], e.params.namespace)
-    e.warn(f"{r.kind} {r.name} moves to namespace {e.params.namespace!r}: the copy in "
-           "'default' is not deleted by kubectl apply, and Services, RoleBindings and "
-           "Secrets it uses must be in the same namespace")
+    e.warn(
+        f"{r.kind} {r.name} moves to namespace {e.params.namespace!r}: the copy in "
+        "'default' is not deleted by kubectl apply, and Services, RoleBindings and "
+        "Secrets it uses must be in the same namespace"
+    )
 
 
 def fix_probes(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
     e.manual.append(
         f"{_who(r, c)}: liveness and readiness probes depend on the app (endpoint, port, "
-        "timing); add them by hand")
+        "timing); add them by hand"
+    )
 
 
 def fix_resources(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
     assert c is not None
     policy = e.params.resources
     missing = k8s.missing_resources(c)
-    unknown = [f"{g}.{k}" for g, k in missing
-               if policy is None or getattr(getattr(policy, g), k) is None]
+    unknown = [
+        f"{g}.{k}" for g, k in missing if policy is None or getattr(getattr(policy, g), k) is None
+    ]
     if unknown:
         e.manual.append(
             f"{_who(r, c)} has no {', '.join(unknown)}: size them from the app's measured "
-            "usage and give them in the resources parameter")
+            "usage and give them in the resources parameter"
+        )
         return
     assert policy is not None
     res = c.node.get("resources")
@@ -281,8 +305,10 @@ def fix_resources(e: Edit, r: k8s.Resource, c: k8s.Container | None) -> None:
     else:
         for group, key in missing:
             e.set(res, [group, key], getattr(getattr(policy, group), key))
-    e.warn(f"{_who(r, c)}: a memory limit below the app's peak gets it OOM-killed; a CPU "
-           "limit throttles it")
+    e.warn(
+        f"{_who(r, c)}: a memory limit below the app's peak gets it OOM-killed; a CPU "
+        "limit throttles it"
+    )
 
 
 FIXERS: dict[str, Fixer] = {
@@ -310,13 +336,18 @@ def api_violations(resource: k8s.Resource) -> list[str]:
     for c in resource.containers():
         if c.sc().get("allowPrivilegeEscalation") is False:
             if c.sc().get("privileged") is True:
-                out.append(f"{_who(resource, c)}: allowPrivilegeEscalation: false with "
-                           "privileged: true")
+                out.append(
+                    f"{_who(resource, c)}: allowPrivilegeEscalation: false with privileged: true"
+                )
             if "SYS_ADMIN" in c.caps("add"):
-                out.append(f"{_who(resource, c)}: allowPrivilegeEscalation: false with "
-                           "capabilities.add SYS_ADMIN")
+                out.append(
+                    f"{_who(resource, c)}: allowPrivilegeEscalation: false with "
+                    "capabilities.add SYS_ADMIN"
+                )
         user, non_root = k8s.uid_of(c.effective("runAsUser")), c.effective("runAsNonRoot")
         if non_root is True and user == 0:
-            out.append(f"{_who(resource, c)}: runAsNonRoot: true with runAsUser: 0 (the kubelet "
-                       "refuses to start it)")
+            out.append(
+                f"{_who(resource, c)}: runAsNonRoot: true with runAsUser: 0 (the kubelet "
+                "refuses to start it)"
+            )
     return out

@@ -73,11 +73,20 @@ class KubernetesPodSecurity(Remediator):
             raise ConflictError(
                 f"{path} no longer holds the resource of finding {finding.rule_id} "
                 f"({finding.identity or finding.extra.get('resource') or 'unknown'}); run "
-                "detect again and plan the new findings")
-        base = Plan(remediator=self.name, rule_id=finding.rule_id, severity=finding.severity,
-                    title=f"{rule.title} ({path})")
-        if not any(rule.check(r, t) is not None for r in chosen for t in k8s.targets(r, rule)
-                   if container is None or (t is not None and t.name == container)):
+                "detect again and plan the new findings"
+            )
+        base = Plan(
+            remediator=self.name,
+            rule_id=finding.rule_id,
+            severity=finding.severity,
+            title=f"{rule.title} ({path})",
+        )
+        if not any(
+            rule.check(r, t) is not None
+            for r in chosen
+            for t in k8s.targets(r, rule)
+            if container is None or (t is not None and t.name == container)
+        ):
             return base  # already fixed: no need for a parse we may edit
         docs, resources = k8s.parse_resources(path, raw, fresh={r.doc.index for r in chosen})
         chosen, container = _select(finding, resources)
@@ -101,15 +110,21 @@ class KubernetesPodSecurity(Remediator):
             return base
         after = k8s_yaml.dump(docs)
         risk = Risk(
-            change_kind="config", disruption=edit.disruption, warnings=edit.warnings,
-            manual_steps=[f"roll the change out: kubectl apply -f {path} (or "
-                          "let your GitOps controller sync it); the pods are recreated"],
+            change_kind="config",
+            disruption=edit.disruption,
+            warnings=edit.warnings,
+            manual_steps=[
+                f"roll the change out: kubectl apply -f {path} (or "
+                "let your GitOps controller sync it); the pods are recreated"
+            ],
         )
-        return base.model_copy(update={
-            "changes": [WriteFile(path=path, content=after, before_sha256=sha256_bytes(raw))],
-            "diff": unified_diff(path, raw.decode("utf-8"), after),
-            "risk": risk,
-        })
+        return base.model_copy(
+            update={
+                "changes": [WriteFile(path=path, content=after, before_sha256=sha256_bytes(raw))],
+                "diff": unified_diff(path, raw.decode("utf-8"), after),
+                "risk": risk,
+            }
+        )
 
     def is_fixed(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> bool:
         """Fixed when the built-in rule no longer fires on the finding's
@@ -146,9 +161,14 @@ class KubernetesPodSecurity(Remediator):
                 problems.extend(f"{path}: {v}" for v in api_violations(resource))
         if problems:
             return [ValidationResult("k8s-api-rules", "failed", "; ".join(problems))]
-        return [ValidationResult("k8s-api-rules", "passed",
-                                 f"{len(plan.touched_paths())} manifest(s) parse and pass "
-                                 "the API server's securityContext rules")]
+        return [
+            ValidationResult(
+                "k8s-api-rules",
+                "passed",
+                f"{len(plan.touched_paths())} manifest(s) parse and pass "
+                "the API server's securityContext rules",
+            )
+        ]
 
 
 def _params(raw: object) -> K8sParams:
@@ -162,7 +182,8 @@ def _params(raw: object) -> K8sParams:
         where = ".".join(str(p) for p in err["loc"]) or "parameters"
         raise InputError(
             f"kubernetes-pod-security parameter {where}: {err['msg']}; see K8sParams for the "
-            "accepted values") from None
+            "accepted values"
+        ) from None
 
 
 def _rule(finding: FindingRecord) -> k8s.Rule:
@@ -170,7 +191,8 @@ def _rule(finding: FindingRecord) -> k8s.Rule:
     if rule is None:
         raise InputError(
             f"kubernetes-pod-security cannot plan rule {finding.rule_id!r}; it handles "
-            f"{', '.join(sorted(k8s.RULE_IDS))}")
+            f"{', '.join(sorted(k8s.RULE_IDS))}"
+        )
     return rule
 
 
@@ -179,16 +201,19 @@ def _path(finding: FindingRecord, view: TargetView) -> str:
     if not path:
         raise InputError(
             f"finding {finding.rule_id} has no file path; kubernetes-pod-security needs the "
-            "manifest's path relative to the target root")
+            "manifest's path relative to the target root"
+        )
     if view.stat(path) is None:
         raise ConflictError(
             f"{path} named by finding {finding.rule_id} no longer exists on "
-            f"{view.describe()}; run detect again and plan the new findings")
+            f"{view.describe()}; run detect again and plan the new findings"
+        )
     return path
 
 
-def _select(finding: FindingRecord,
-            resources: list[k8s.Resource]) -> tuple[list[k8s.Resource], str | None]:
+def _select(
+    finding: FindingRecord, resources: list[k8s.Resource]
+) -> tuple[list[k8s.Resource], str | None]:
     """The resources a finding is about, and its container when it names one."""
     if finding.identity and finding.identity.count("/") in (1, 2):
         kind, name, *rest = finding.identity.split("/")

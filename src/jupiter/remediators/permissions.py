@@ -87,25 +87,40 @@ class FilePermissions(Remediator):
             )
         path = normalise_relpath(finding.location.path)
         base = Plan(
-            remediator=self.name, rule_id=finding.rule_id, severity=finding.severity,
+            remediator=self.name,
+            rule_id=finding.rule_id,
+            severity=finding.severity,
             title=f"Tighten permissions of {path}",
         )
         state = view.stat(path)
         if state is None:
             return base  # gone: nothing left to fix
         if state.kind != "file":
-            return base.model_copy(update={"needs_manual": (
-                f"{path} is now a {state.kind}, not a regular file; Jupiter does not change "
-                "modes through symlinks or on special files, so check it by hand"
-            )})
+            return base.model_copy(
+                update={
+                    "needs_manual": (
+                        f"{path} is now a {state.kind}, not a regular file; "
+                        "Jupiter does not change "
+                        "modes through symlinks or on special files, so check it by hand"
+                    )
+                }
+            )
         check_owner = default_check_owner() if p.check_owner is None else p.check_owner
-        a = assess(view, path, state, read_groups(view), check_owner=check_owner,
-                   secret_groups=frozenset(p.secret_groups))
+        a = assess(
+            view,
+            path,
+            state,
+            read_groups(view),
+            check_owner=check_owner,
+            secret_groups=frozenset(p.secret_groups),
+        )
         if not a.issues:
             return base
         change = SetMode(
-            path=path, mode=a.mode,
-            uid=a.uid if a.owner_change else None, gid=a.gid if a.owner_change else None,
+            path=path,
+            mode=a.mode,
+            uid=a.uid if a.owner_change else None,
+            gid=a.gid if a.owner_change else None,
         )
         owner = f" owner {state.uid}:{state.gid} -> {a.uid}:{a.gid}" if a.owner_change else ""
         warnings = []
@@ -114,9 +129,13 @@ class FilePermissions(Remediator):
                 f"{path} loses its group permissions: a service that reads it through group "
                 f"{state.gid} will no longer be able to."
             )
-        return base.model_copy(update={
-            "changes": [change],
-            "risk": Risk(change_kind="permissions", warnings=warnings),
-            "diff": f"--- a/{path} mode {state.mode:04o}\n+++ b/{path} mode {a.mode:04o}{owner}\n",
-            "related_findings": [r for r, _, _ in a.issues if r != finding.rule_id],
-        })
+        return base.model_copy(
+            update={
+                "changes": [change],
+                "risk": Risk(change_kind="permissions", warnings=warnings),
+                "diff": (
+                    f"--- a/{path} mode {state.mode:04o}\n+++ b/{path} mode {a.mode:04o}{owner}\n"
+                ),
+                "related_findings": [r for r, _, _ in a.issues if r != finding.rule_id],
+            }
+        )

@@ -128,8 +128,12 @@ class _PostgresBase(Remediator):
                 f"{self.name} cannot plan rule {finding.rule_id!r}; it handles "
                 f"{', '.join(sorted(self.rule_ids))}"
             )
-        return Plan(remediator=self.name, rule_id=finding.rule_id, title=finding.title,
-                    severity=finding.severity)
+        return Plan(
+            remediator=self.name,
+            rule_id=finding.rule_id,
+            title=finding.title,
+            severity=finding.severity,
+        )
 
     def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
         """Start the real server on a throw-away cluster with the candidate files."""
@@ -169,11 +173,14 @@ class PostgresqlConf(_PostgresBase):
                 "exposes PostgreSQL on every interface; set it to the addresses clients "
                 "really use (e.g. 'localhost,10.0.0.5') and restart PostgreSQL"
             )
-            return base.model_copy(update={
-                "needs_manual": reason,
-                "risk": Risk(services_to_reload=[SERVICE], manual_steps=[reason],
-                             disruption=True),
-            })
+            return base.model_copy(
+                update={
+                    "needs_manual": reason,
+                    "risk": Risk(
+                        services_to_reload=[SERVICE], manual_steps=[reason], disruption=True
+                    ),
+                }
+            )
         if finding.rule_id == checks.SSL_OFF:
             changes, diff, warnings = self._tls_files(view, cluster, root, edits, note)
             edits.set("ssl", "on", note)
@@ -187,21 +194,29 @@ class PostgresqlConf(_PostgresBase):
         else:
             edits.set(checks.RULE_SETTING[finding.rule_id], "on", note)
         conf_changes, conf_diff = edits.build(view)
-        return base.model_copy(update={
-            "changes": [*changes, *conf_changes],
-            "diff": diff + conf_diff,
-            "risk": Risk(change_kind="config", services_to_reload=[SERVICE],
-                         warnings=warnings, manual_steps=manual),
-        })
+        return base.model_copy(
+            update={
+                "changes": [*changes, *conf_changes],
+                "diff": diff + conf_diff,
+                "risk": Risk(
+                    change_kind="config",
+                    services_to_reload=[SERVICE],
+                    warnings=warnings,
+                    manual_steps=manual,
+                ),
+            }
+        )
 
-    def _tls_files(self, view: TargetView, cluster: checks.Cluster, root: str,
-                   edits: ConfEdits, note: str) -> tuple[list[Change], str, list[str]]:
+    def _tls_files(
+        self, view: TargetView, cluster: checks.Cluster, root: str, edits: ConfEdits, note: str
+    ) -> tuple[list[Change], str, list[str]]:
         """Use the configured certificate, or generate one (changes, diff, warnings)."""
         config = cluster.config
         data_dir = cluster.data_dir or posixpath.dirname(cluster.main)
-        configured = [config.to_target(config.value(name, default) or default, data_dir)
-                      for name, default in (("ssl_cert_file", "server.crt"),
-                                            ("ssl_key_file", "server.key"))]
+        configured = [
+            config.to_target(config.value(name, default) or default, data_dir)
+            for name, default in (("ssl_cert_file", "server.crt"), ("ssl_key_file", "server.key"))
+        ]
         if all(p is not None and checks.is_file(view, p) for p in configured):
             return [], "", []
         conf_dir = posixpath.dirname(cluster.main)
@@ -210,10 +225,12 @@ class PostgresqlConf(_PostgresBase):
         hostname = _hostname(view)
         cert_pem, key_pem = self_signed(hostname)
         changes: list[Change] = [
-            WriteFile(path=key_path, content=key_pem, before_sha256=_sha(view, key_path),
-                      mode=0o600),
-            WriteFile(path=cert_path, content=cert_pem, before_sha256=_sha(view, cert_path),
-                      mode=0o644),
+            WriteFile(
+                path=key_path, content=key_pem, before_sha256=_sha(view, key_path), mode=0o600
+            ),
+            WriteFile(
+                path=cert_path, content=cert_pem, before_sha256=_sha(view, cert_path), mode=0o644
+            ),
         ]
         warnings = [
             f"ssl_cert_file/ssl_key_file did not exist in the target: generated a self-signed "
@@ -231,8 +248,9 @@ class PostgresqlConf(_PostgresBase):
             )
         edits.set("ssl_cert_file", server_path(cert_path, root), note, quoted=True)
         edits.set("ssl_key_file", server_path(key_path, root), note, quoted=True)
-        diff = unified_diff(key_path, None, f"[private key not shown: {len(key_pem)} bytes, "
-                                            "mode 0600]\n")
+        diff = unified_diff(
+            key_path, None, f"[private key not shown: {len(key_pem)} bytes, mode 0600]\n"
+        )
         diff += unified_diff(cert_path, None, cert_pem)
         return changes, diff, warnings
 
@@ -278,21 +296,35 @@ class PgHba(_PostgresBase):
         lines = split_lines(hba.text, keepends=True)
         raw = lines[record.line - 1]
         body = raw.rstrip("\r\n")
-        lines[record.line - 1] = replace_fields(body, record.fields, replacements) + raw[len(body):]
+        lines[record.line - 1] = (
+            replace_fields(body, record.fields, replacements) + raw[len(body) :]
+        )
         after = "".join(lines)
-        related = [f"{rule}@{hba.path}:{record.line}" for rule, _, _ in issues
-                   if rule != finding.rule_id]
-        return base.model_copy(update={
-            "changes": [WriteFile(path=hba.path, content=after,
-                                  before_sha256=sha256_bytes(view.read_bytes(hba.path)))],
-            "diff": unified_diff(hba.path, hba.text, after),
-            "related_findings": related,
-            "risk": Risk(change_kind="config", services_to_reload=[SERVICE],
-                         warnings=warnings, manual_steps=manual,
-                         # tightened authentication can lock out clients that
-                         # relied on the old rule until they are reconfigured
-                         disruption=True),
-        })
+        related = [
+            f"{rule}@{hba.path}:{record.line}" for rule, _, _ in issues if rule != finding.rule_id
+        ]
+        return base.model_copy(
+            update={
+                "changes": [
+                    WriteFile(
+                        path=hba.path,
+                        content=after,
+                        before_sha256=sha256_bytes(view.read_bytes(hba.path)),
+                    )
+                ],
+                "diff": unified_diff(hba.path, hba.text, after),
+                "related_findings": related,
+                "risk": Risk(
+                    change_kind="config",
+                    services_to_reload=[SERVICE],
+                    warnings=warnings,
+                    manual_steps=manual,
+                    # tightened authentication can lock out clients that
+                    # relied on the old rule until they are reconfigured
+                    disruption=True,
+                ),
+            }
+        )
 
 
 def _find_record(records: list[HbaRecord], finding: FindingRecord) -> HbaRecord | None:
@@ -306,8 +338,7 @@ def _find_record(records: list[HbaRecord], finding: FindingRecord) -> HbaRecord 
     return next((r for r in same if r.line == line), same[0] if same else None)
 
 
-def _rewrite(record: HbaRecord, cluster: checks.Cluster
-             ) -> tuple[str, str, list[str], list[str]]:
+def _rewrite(record: HbaRecord, cluster: checks.Cluster) -> tuple[str, str, list[str], list[str]]:
     """(new type, new method, warnings, manual steps) for one record."""
     kind, method = record.conn_type, record.method
     warnings: list[str] = []

@@ -78,8 +78,11 @@ class ConfEdits:
             after = "".join(lines)
             if after == before:
                 continue
-            changes.append(WriteFile(path=path, content=after,
-                                     before_sha256=sha256_bytes(view.read_bytes(path))))
+            changes.append(
+                WriteFile(
+                    path=path, content=after, before_sha256=sha256_bytes(view.read_bytes(path))
+                )
+            )
             diffs.append(unified_diff(path, before, after))
         return changes, "".join(diffs)
 
@@ -92,7 +95,7 @@ def replace_fields(text: str, fields: tuple[Field, ...], new: dict[int, str]) ->
     prev_end = fields[0].start
     for index, field in enumerate(fields):
         if index:
-            gap, delta = _adjust(text[prev_end:field.start], delta)
+            gap, delta = _adjust(text[prev_end : field.start], delta)
             out.append(gap)
         token = new.get(index, field.text)
         delta += len(token) - len(field.text)

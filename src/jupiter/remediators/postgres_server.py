@@ -37,8 +37,11 @@ from pathlib import Path
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 INITDB_TIMEOUT = 120.0
-_SEARCH = ("/usr/lib/postgresql/*/bin/postgres", "/usr/pgsql-*/bin/postgres",
-           "/usr/local/pgsql/bin/postgres")
+_SEARCH = (
+    "/usr/lib/postgresql/*/bin/postgres",
+    "/usr/pgsql-*/bin/postgres",
+    "/usr/local/pgsql/bin/postgres",
+)
 _SAFE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "LC_ALL": "C"}
 
 
@@ -128,8 +131,17 @@ def throwaway_cluster(binary: str, who: RunAs) -> Cluster:
         os.chmod(base, 0o700)
         give_to(base, who)
         initdb = str(Path(binary).with_name("initdb"))
-        argv = [initdb, "-D", str(base / "data"), "--no-sync", "--auth=trust",
-                f"--username={who.name}", "--encoding=UTF8", "--locale=C", "--no-instructions"]
+        argv = [
+            initdb,
+            "-D",
+            str(base / "data"),
+            "--no-sync",
+            "--auth=trust",
+            f"--username={who.name}",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-instructions",
+        ]
         result = _run(argv, who, INITDB_TIMEOUT)
         if result.returncode != 0:
             raise ServerError(f"initdb failed: {_tail(result.stdout)}")
@@ -142,8 +154,15 @@ def throwaway_cluster(binary: str, who: RunAs) -> Cluster:
 def _run(argv: list[str], who: RunAs, timeout: float) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(  # type: ignore[call-overload, no-any-return]
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            timeout=timeout, env=_SAFE_ENV, cwd="/", check=False, **_popen_user(who),
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            env=_SAFE_ENV,
+            cwd="/",
+            check=False,
+            **_popen_user(who),
         )
     except subprocess.TimeoutExpired as exc:
         raise ServerError(f"{argv[0]} did not finish within {timeout:.0f} s") from exc
@@ -151,9 +170,23 @@ def _run(argv: list[str], who: RunAs, timeout: float) -> subprocess.CompletedPro
 
 def _tail(log: str, limit: int = 12) -> str:
     lines = [line for line in log.splitlines() if line.strip()]
-    important = [line for line in lines
-                 if any(tag in line for tag in ("FATAL", "ERROR", "PANIC", "CONTEXT", "HINT",
-                                                "DETAIL", "could not", "invalid"))]
+    important = [
+        line
+        for line in lines
+        if any(
+            tag in line
+            for tag in (
+                "FATAL",
+                "ERROR",
+                "PANIC",
+                "CONTEXT",
+                "HINT",
+                "DETAIL",
+                "could not",
+                "invalid",
+            )
+        )
+    ]
     return " | ".join((important or lines)[-limit:])
 
 
@@ -169,8 +202,9 @@ class Running:
 
 
 @contextlib.contextmanager
-def running_server(cluster: Cluster, config_file: Path, settings: dict[str, str],
-                   workdir: Path, port: int = 5432) -> Iterator[Running]:
+def running_server(
+    cluster: Cluster, config_file: Path, settings: dict[str, str], workdir: Path, port: int = 5432
+) -> Iterator[Running]:
     """Start ``postgres`` on ``cluster`` with ``config_file`` and stop it on exit.
 
     ``settings`` are extra ``-c`` overrides (e.g. ``listen_addresses``); the
@@ -198,8 +232,13 @@ def running_server(cluster: Cluster, config_file: Path, settings: dict[str, str]
     with cluster.lock, open(log_path, "w") as log:
         pid_file = cluster.data / "postmaster.pid"
         proc = subprocess.Popen(  # type: ignore[call-overload]
-            argv, stdout=log, stderr=subprocess.STDOUT, env=_SAFE_ENV, cwd=str(workdir),
-            start_new_session=True, **_popen_user(cluster.who),
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_SAFE_ENV,
+            cwd=str(workdir),
+            start_new_session=True,
+            **_popen_user(cluster.who),
         )
         try:
             _wait_ready(proc, pid_file, log_path)

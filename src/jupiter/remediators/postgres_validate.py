@@ -45,15 +45,31 @@ from jupiter.remediators.postgres_server import (
 from jupiter.targets.base import TargetView
 
 VALIDATOR = "postgres start"
-_TLS_FILES = {"ssl_cert_file": "server.crt", "ssl_key_file": "server.key",
-              "ssl_ca_file": "", "ssl_crl_file": "", "ssl_dh_params_file": ""}
-_NEUTRAL = {"lc_messages": "C", "lc_monetary": "C", "lc_numeric": "C", "lc_time": "C",
-            "shared_preload_libraries": "", "huge_pages": "try"}
+_TLS_FILES = {
+    "ssl_cert_file": "server.crt",
+    "ssl_key_file": "server.key",
+    "ssl_ca_file": "",
+    "ssl_crl_file": "",
+    "ssl_dh_params_file": "",
+}
+_NEUTRAL = {
+    "lc_messages": "C",
+    "lc_monetary": "C",
+    "lc_numeric": "C",
+    "lc_time": "C",
+    "shared_preload_libraries": "",
+    "huge_pages": "try",
+}
 # The candidate comes from the target: the sandbox must not run a command or
 # load a library it names (the command line beats the files).
-_NO_EXEC = {"ssl_passphrase_command": "", "shared_preload_libraries": "",
-            "local_preload_libraries": "", "session_preload_libraries": "",
-            "archive_command": "", "restore_command": ""}
+_NO_EXEC = {
+    "ssl_passphrase_command": "",
+    "shared_preload_libraries": "",
+    "local_preload_libraries": "",
+    "session_preload_libraries": "",
+    "archive_command": "",
+    "restore_command": "",
+}
 
 
 def guess_server_root(view: TargetView, main: str) -> str:
@@ -84,8 +100,7 @@ def touched_cluster(plan: Plan, candidate: TargetView) -> Cluster | None:
     for main in find_clusters(candidate):
         cluster = load_cluster(candidate, main, guess_server_root(candidate, main))
         paths = set(cluster.config.files) | {cluster.hba_path}
-        if touched & paths or any(posixpath.dirname(p) == posixpath.dirname(main)
-                                  for p in touched):
+        if touched & paths or any(posixpath.dirname(p) == posixpath.dirname(main) for p in touched):
             return cluster
     return None
 
@@ -103,8 +118,9 @@ def validate_candidate(plan: Plan, candidate: TargetView) -> ValidationResult:
     except InputError as exc:
         return ValidationResult(VALIDATOR, "failed", str(exc))
     if cluster is None:
-        return ValidationResult(VALIDATOR, "skipped",
-                                "the plan touches no PostgreSQL cluster configuration")
+        return ValidationResult(
+            VALIDATOR, "skipped", "the plan touches no PostgreSQL cluster configuration"
+        )
     try:
         sandbox = throwaway_cluster(binary, who)
     except ServerError as exc:
@@ -116,12 +132,14 @@ def validate_candidate(plan: Plan, candidate: TargetView) -> ValidationResult:
         with running_server(sandbox, config_file, settings, work):
             pass
     except ServerError as exc:
-        return ValidationResult(VALIDATOR, "failed",
-                                f"{cluster.main} with its candidate files: {exc}")
+        return ValidationResult(
+            VALIDATOR, "failed", f"{cluster.main} with its candidate files: {exc}"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ValidationResult(
-        VALIDATOR, "passed",
+        VALIDATOR,
+        "passed",
         f"{sandbox.version} started with the candidate {cluster.main} and "
         f"{cluster.hba_path or 'no pg_hba.conf'}",
     )
@@ -155,8 +173,9 @@ def stage(view: TargetView, cluster: Cluster, root: Path) -> tuple[Path, dict[st
                 new = _NEUTRAL[setting.name]
             if new is not None:
                 raw = lines[setting.line - 1]
-                lines[setting.line - 1] = (raw[: setting.span[0]] + quote(new)
-                                           + raw[setting.span[1]:])
+                lines[setting.line - 1] = (
+                    raw[: setting.span[0]] + quote(new) + raw[setting.span[1] :]
+                )
         text = "".join(lines)
         if posixpath.basename(path) == "postgresql.auto.conf" and path != config.main:
             auto = put(path, text.encode())
@@ -173,8 +192,9 @@ def stage(view: TargetView, cluster: Cluster, root: Path) -> tuple[Path, dict[st
     else:
         settings["hba_file"] = str(put("missing/pg_hba.conf", b""))
     ident = cluster.ident_path
-    settings["ident_file"] = str(put(ident, view.read_bytes(ident)) if ident
-                                 else put("missing/pg_ident.conf", b""))
+    settings["ident_file"] = str(
+        put(ident, view.read_bytes(ident)) if ident else put("missing/pg_ident.conf", b"")
+    )
     base_dir = cluster.data_dir or posixpath.dirname(config.main)
     for name, default in _TLS_FILES.items():
         value = config.value(name, default) or ""

@@ -44,7 +44,8 @@ _NEARBY_LINES = 15
 
 def _is_external_sqli(rule_id: str) -> bool:
     rid = rule_id.lower()
-    if rid == "b608":
+    # B608: SQL built from strings; B610/B611: Django extra() and RawSQL.
+    if rid in ("b608", "b610", "b611"):
         return True
     return "sql" in rid and any(k in rid for k in ("injection", "formatted-sql", "sqli"))
 
@@ -117,10 +118,13 @@ class SqlInjectionPython(Remediator):
         site, external_miss = self._locate(scan, finding)
         if site is None:
             if external_miss:
-                return Plan(**base, needs_manual=(
-                    f"no SQL call near {path} line {finding.location.start_line} builds its "
-                    "query from strings in a way the codemod understands; review it by hand"
-                ))
+                return Plan(
+                    **base,
+                    needs_manual=(
+                        f"no SQL call near {path} line {finding.location.start_line} builds its "
+                        "query from strings in a way the codemod understands; review it by hand"
+                    ),
+                )
             return Plan(**base)  # the call is parameterised already
         try:
             new_source = rewrite_site(scan, site)
@@ -144,14 +148,17 @@ class SqlInjectionPython(Remediator):
         line = finding.location.start_line or 0
         if finding.rule_id in RULES:
             same = [s for s in scan.sites if s.rule_id == finding.rule_id]
-            exact = [s for s in same if s.line == line
-                     and finding.evidence in (None, s.evidence)]
+            exact = [s for s in same if s.line == line and finding.evidence in (None, s.evidence)]
             if not exact and finding.evidence:
                 # Earlier rewrites in the file may have moved the call: match its text.
                 function = finding.extra.get("function")
                 exact = sorted(
-                    (s for s in same if s.evidence == finding.evidence
-                     and (function is None or s.function == function)),
+                    (
+                        s
+                        for s in same
+                        if s.evidence == finding.evidence
+                        and (function is None or s.function == function)
+                    ),
                     key=lambda s: abs(s.line - line),
                 )
             site = exact[0] if exact else None
@@ -200,10 +207,11 @@ class SqlInjectionPython(Remediator):
             try:
                 compile(source, path, "exec", dont_inherit=True)
             except SyntaxError as exc:
-                results.append(ValidationResult(
-                    "python-compile", "failed", f"{path} line {exc.lineno}: {exc.msg}"
-                ))
+                results.append(
+                    ValidationResult(
+                        "python-compile", "failed", f"{path} line {exc.lineno}: {exc.msg}"
+                    )
+                )
                 continue
             results.append(ValidationResult("python-compile", "passed", f"{path} compiles"))
         return results
-

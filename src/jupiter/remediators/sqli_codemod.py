@@ -135,8 +135,9 @@ def _check_existing_params(site: Site) -> None:
         )
 
 
-def _params_call(site: Site, updated: cst.Call, values: list[tuple[str, cst.BaseExpression]]
-                 ) -> cst.BaseExpression:
+def _params_call(
+    site: Site, updated: cst.Call, values: list[tuple[str, cst.BaseExpression]]
+) -> cst.BaseExpression:
     if site.kind == "sqlalchemy_text":
         kwargs = [
             cst.Arg(
@@ -146,24 +147,26 @@ def _params_call(site: Site, updated: cst.Call, values: list[tuple[str, cst.Base
                     whitespace_before=cst.SimpleWhitespace(""),
                     whitespace_after=cst.SimpleWhitespace(""),
                 ),
-                comma=cst.MaybeSentinel.DEFAULT if i == len(values) - 1
+                comma=cst.MaybeSentinel.DEFAULT
+                if i == len(values) - 1
                 else cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
             )
             for i, (name, v) in enumerate(values)
         ]
-        return cst.Call(
-            func=cst.Attribute(value=updated, attr=cst.Name("bindparams")), args=kwargs
-        )
+        return cst.Call(func=cst.Attribute(value=updated, attr=cst.Name("bindparams")), args=kwargs)
     exprs = [v for _, v in values]
     if site.kind == "django_extra":
-        return _append_arg(updated, cst.Arg(
-            value=_sequence(exprs, as_list=True),
-            keyword=cst.Name("params"),
-            equal=cst.AssignEqual(
-                whitespace_before=cst.SimpleWhitespace(""),
-                whitespace_after=cst.SimpleWhitespace(""),
+        return _append_arg(
+            updated,
+            cst.Arg(
+                value=_sequence(exprs, as_list=True),
+                keyword=cst.Name("params"),
+                equal=cst.AssignEqual(
+                    whitespace_before=cst.SimpleWhitespace(""),
+                    whitespace_after=cst.SimpleWhitespace(""),
+                ),
             ),
-        ))
+        )
     return _append_arg(updated, cst.Arg(_sequence(exprs, as_list=site.kind == "django_raw")))
 
 

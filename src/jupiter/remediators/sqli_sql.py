@@ -97,8 +97,12 @@ def _fstring_value(contents: list[Atom], percent_escaped: bool) -> cst.BaseExpre
         if percent_escaped:
             text = text.replace("%%", "%")
         body.append(
-            text.replace("\\", "\\\\").replace('"', '\\"').replace("{", "{{")
-            .replace("}", "}}").replace("\n", "\\n").replace("\r", "\\r")
+            text.replace("\\", "\\\\")
+            .replace('"', '\\"')
+            .replace("{", "{{")
+            .replace("}", "}}")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
         )
         run.clear()
 
@@ -113,7 +117,7 @@ def _fstring_value(contents: list[Atom], percent_escaped: bool) -> cst.BaseExpre
         else:
             raise ManualFix("a module constant sits inside a quoted SQL value; rewrite it by hand")
     flush()
-    if any(c in code for code in codes for c in "\"\\\n#{}"):
+    if any(c in code for code in codes for c in '"\\\n#{}'):
         raise ManualFix(
             "a value inside a quoted SQL pattern is too complex to move into an f-string; "
             "assign it to a variable first"
@@ -198,9 +202,13 @@ def parameterise(
             if not slots and not any(isinstance(a, Kept) for a in contents):
                 emit("".join(a for a in atoms[i : end + 1] if isinstance(a, str)))
             elif atom == '"':
-                raise ManualFix(_IDENT_MANUAL.format(
-                    what=_describe(slots[0]) if slots else "constant",
-                    before='"', ) + " (double quotes delimit identifiers in SQL)")
+                raise ManualFix(
+                    _IDENT_MANUAL.format(
+                        what=_describe(slots[0]) if slots else "constant",
+                        before='"',
+                    )
+                    + " (double quotes delimit identifiers in SQL)"
+                )
             elif len(contents) == 1 and isinstance(contents[0], Slot):
                 add_value(_slot_value(contents[0]), contents[0].expr)
             else:
@@ -223,8 +231,10 @@ def parameterise(
 
 def _check_value_position(slot: Slot, before: str, after: str) -> None:
     what = _describe(slot)
-    if before[-1:].isalnum() or before[-1:] in ("_", ".", "`", "[") or (
-        after[:1].isalnum() or after[:1] in ("_", ".", "`", "]", "(")
+    if (
+        before[-1:].isalnum()
+        or before[-1:] in ("_", ".", "`", "[")
+        or (after[:1].isalnum() or after[:1] in ("_", ".", "`", "]", "("))
     ):
         raise ManualFix(
             f"the value {what} is glued to other SQL text, so it forms part of a name or "

@@ -81,11 +81,17 @@ class SshdHardening(Remediator):
         if finding.rule_id == checks.MATCH_OVERRIDE:
             return self._plan_override(finding, config, level)
         rule = checks.RULES_BY_ID[finding.rule_id]
-        base = Plan(remediator=self.name, rule_id=rule.rule_id, title=finding.title,
-                    severity=finding.severity)
+        base = Plan(
+            remediator=self.name,
+            rule_id=rule.rule_id,
+            title=finding.title,
+            severity=finding.severity,
+        )
         if checks.level_rank(level) < checks.level_rank(rule.since):
-            note = (f"{rule.rule_id} is required from level {rule.since!r}; at level "
-                    f"{level!r} nothing is changed")
+            note = (
+                f"{rule.rule_id} is required from level {rule.since!r}; at level "
+                f"{level!r} nothing is changed"
+            )
             return base.model_copy(update={"risk": Risk(warnings=[note])})
         failing = [s for s in checks.evaluate(rule, config, level) if not s.verdict.ok]
         if not failing:
@@ -93,10 +99,15 @@ class SshdHardening(Remediator):
         if rule.rule_id in _NEEDS_PUBKEY:
             pubkey = checks.RULES_BY_ID["SSHD-PUBKEY-AUTH"]
             if not checks.evaluate(pubkey, config, level)[0].verdict.ok:
-                return base.model_copy(update={"needs_manual": (
-                    f"PubkeyAuthentication is off, so turning off {rule.settings[0].keyword} "
-                    "would lock every user out; fix SSHD-PUBKEY-AUTH and deploy keys first"
-                )})
+                return base.model_copy(
+                    update={
+                        "needs_manual": (
+                            f"PubkeyAuthentication is off, so turning off "
+                            f"{rule.settings[0].keyword} "
+                            "would lock every user out; fix SSHD-PUBKEY-AUTH and deploy keys first"
+                        )
+                    }
+                )
         edits = _Edits(config)
         for state in failing:
             d = state.directive
@@ -111,27 +122,43 @@ class SshdHardening(Remediator):
                     if other is not d and other.value.lower() != "no":
                         edits.replace(other.path, other.line, other.value_span, "no")
         changes, diff = edits.build(view)
-        risk = Risk(change_kind="config", services_to_reload=["sshd"],
-                    warnings=list(rule.warnings), manual_steps=list(rule.manual_steps),
-                    disruption=rule.disruption)
+        risk = Risk(
+            change_kind="config",
+            services_to_reload=["sshd"],
+            warnings=list(rule.warnings),
+            manual_steps=list(rule.manual_steps),
+            disruption=rule.disruption,
+        )
         return base.model_copy(update={"changes": changes, "diff": diff, "risk": risk})
 
-    def _plan_override(self, finding: FindingRecord, config: SshdConfig,
-                       level: checks.Level) -> Plan:
-        base = Plan(remediator=self.name, rule_id=finding.rule_id, title=finding.title,
-                    severity=finding.severity)
+    def _plan_override(
+        self, finding: FindingRecord, config: SshdConfig, level: checks.Level
+    ) -> Plan:
+        base = Plan(
+            remediator=self.name,
+            rule_id=finding.rule_id,
+            title=finding.title,
+            severity=finding.severity,
+        )
         keyword = finding.extra.get("keyword")
         criteria = finding.extra.get("match")
         if not isinstance(keyword, str) or not isinstance(criteria, str):
-            return base.model_copy(update={"needs_manual": (
-                f"the finding does not say which Match block and setting it means; review "
-                f"the Match blocks of {finding.location.path or MAIN_CONFIG} by hand"
-            )})
+            return base.model_copy(
+                update={
+                    "needs_manual": (
+                        f"the finding does not say which Match block and setting it means; review "
+                        f"the Match blocks of {finding.location.path or MAIN_CONFIG} by hand"
+                    )
+                }
+            )
         for o in checks.match_overrides(config, level):
             d = o.directive
             assert d.match is not None
-            if (d.path == finding.location.path and d.keyword == keyword
-                    and d.match.criteria == criteria):
+            if (
+                d.path == finding.location.path
+                and d.keyword == keyword
+                and d.match.criteria == criteria
+            ):
                 reason = (
                     f"{d.path} line {d.line}: 'Match {d.match.criteria}' sets "
                     f"'{d.text.strip()}', which undoes {o.rule.rule_id} for the connections "
@@ -180,7 +207,7 @@ class _Edits:
         lines = self._file(path)
         raw = lines[line - 1]
         body = raw.rstrip("\r\n")
-        ending = raw[len(body):]
+        ending = raw[len(body) :]
         start, end = span
         prefix = body[:start]
         if start == end and not prefix.endswith((" ", "\t", "=")):
@@ -199,8 +226,11 @@ class _Edits:
             after = "".join(lines)
             if after == before:
                 continue
-            changes.append(WriteFile(path=path, content=after,
-                                     before_sha256=sha256_bytes(view.read_bytes(path))))
+            changes.append(
+                WriteFile(
+                    path=path, content=after, before_sha256=sha256_bytes(view.read_bytes(path))
+                )
+            )
             diffs.append(unified_diff(path, before, after))
         return changes, "".join(diffs)
 
@@ -235,4 +265,3 @@ def _keyword(raw: str) -> str | None:
     except ValueError:
         return None
     return parts[0] if parts else None
-

@@ -65,8 +65,10 @@ async def open_connection(
             "(verify the fingerprint), or remove the stale entry first"
         ) from exc
     except asyncssh.PermissionDenied as exc:
-        keys = ", ".join(str(k) for k in client_keys) if client_keys else (
-            "the default keys and agent"
+        keys = (
+            ", ".join(str(k) for k in client_keys)
+            if client_keys
+            else ("the default keys and agent")
         )
         raise TargetError(
             f"{info.host} refused the SSH login of {info.username!r} with {keys}; put the "
@@ -95,6 +97,5 @@ async def open_connection(
         ) from exc
     except (OSError, asyncssh.Error, ValueError) as exc:
         raise TargetError(
-            f"cannot connect to {info} ({exc}); check the host, the port and "
-            "the known_hosts file"
+            f"cannot connect to {info} ({exc}); check the host, the port and the known_hosts file"
         ) from exc

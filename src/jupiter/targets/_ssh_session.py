@@ -86,8 +86,7 @@ class SSHSession:
         except (asyncssh.SFTPConnectionLost, asyncssh.DisconnectError, ConnectionError) as exc:
             await self.drop(abort=True)
             raise TargetError(
-                f"the connection to {where} was lost while {what} ({exc}); check the host "
-                "and retry"
+                f"the connection to {where} was lost while {what} ({exc}); check the host and retry"
             ) from exc
         except asyncssh.SFTPPermissionDenied as exc:
             raise TargetError(
@@ -290,8 +289,13 @@ class SSHSession:
         async with self._listing_slots:
             try:
                 names = await self.sftp.readdir(remote)
-            except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNotADirectory, asyncssh.SFTPFailure,
-                    asyncssh.SFTPPermissionDenied, asyncssh.SFTPNoSuchPath):
+            except (
+                asyncssh.SFTPNoSuchFile,
+                asyncssh.SFTPNotADirectory,
+                asyncssh.SFTPFailure,
+                asyncssh.SFTPPermissionDenied,
+                asyncssh.SFTPNoSuchPath,
+            ):
                 return []
         out = []
         for entry in names:
