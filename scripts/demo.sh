@@ -15,6 +15,7 @@ step() { printf '\n\033[1;34m== %s\033[0m\n$ %s\n' "$1" "${*:2}"; }
 
 cp -a examples/host "$WORK/host"
 cp -a examples/webapp "$WORK/webapp"
+cp -a examples/shop "$WORK/shop"
 sed -e "s#local:examples/webapp#local:$WORK/webapp#" -e "s#local:examples/host#local:$WORK/host#" \
   examples/assets.yaml > "$WORK/assets.yaml"
 
@@ -45,7 +46,27 @@ step "7. Fix the PostgreSQL configuration (TLS, scram, logging, pg_hba)" \
   jupiter fix '$HOST' --asset bastion-01 --only config.database --yes
 "$J" fix "$WORK/host" --asset bastion-01 --only config.database --yes || true
 
-step "8. Roll the sshd fix back, and prove it by hashes" jupiter rollback "$ssh_run" --yes
+step "8. Hand the sshd fix to a change board as a script they can read and run" \
+  jupiter script run:"$ssh_run" --format bash -o fix-sshd.sh
+"$J" script run:"$ssh_run" --format bash -o "$WORK/fix-sshd.sh"
+sed -n '2,12p' "$WORK/fix-sshd.sh"
+cp -a examples/host "$WORK/staging"
+echo '$ ./fix-sshd.sh $STAGING --check    (verifies preconditions by hash, changes nothing)'
+bash "$WORK/fix-sshd.sh" "$WORK/staging" --check 2>&1 | tail -n 3
+
+step "9. Or start from a configuration that passes every check" \
+  jupiter generate firewall --asset-type web_server --allow 80,443 --admin-cidr 10.0.0.0/8
+"$J" generate firewall --asset-type web_server --allow 80,443 --admin-cidr 10.0.0.0/8 2>/dev/null \
+  | sed -n '1,25p'
+echo "..."
+
+step "10. Fix an application: SQL injection, vulnerable pins, Kubernetes, Dockerfile" \
+  jupiter advisories import examples/advisories '&&' jupiter fix '$SHOP' --yes
+"$J" advisories import examples/advisories
+"$J" fix "$WORK/shop" --asset shop --yes | grep -E "verified|needs_manual|run [0-9]+" | cut -c1-150
+git --no-pager diff --no-index --stat examples/shop "$WORK/shop" || true
+
+step "11. Roll the sshd fix back, and prove it by hashes" jupiter rollback "$ssh_run" --yes
 "$J" rollback "$ssh_run" --yes
 if diff -r "$ROOT/examples/host/etc/ssh" "$WORK/host/etc/ssh" >/dev/null; then
   echo "sshd_config and its drop-ins are byte-for-byte what they were before the fix"
@@ -53,7 +74,7 @@ else
   echo "rollback left differences" >&2; exit 1
 fi
 
-step "9. Every step is in the tamper-evident audit trail" jupiter audit verify
+step "12. Every step is in the tamper-evident audit trail" jupiter audit verify
 "$J" runs list
 "$J" audit verify
 "$J" audit export --format cef | tail -n 3
