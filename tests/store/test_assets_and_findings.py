@@ -165,3 +165,38 @@ def test_get_finding_by_id_and_fingerprint(engine: Engine, tmp_path: Path) -> No
     assert engine.get_finding(first["fingerprint"][:12])["id"] == first["id"]
     with pytest.raises(NotFoundError, match="no finding '999'"):
         engine.get_finding("999")
+
+
+def test_a_later_report_merges_new_facts_into_the_stored_finding(engine: Engine) -> None:
+    from jupiter.store import findings as repo
+    from jupiter.store.tables import utcnow
+
+    first = FindingRecord(
+        scanner="pip-audit",
+        rule_id="PYSEC-2021-1",
+        category=Category.DEPENDENCY,
+        title="jinja2 XSS",
+        severity=Severity.MEDIUM,
+        aliases=["CVE-2024-1"],
+        location=Location(path="requirements.txt", package="jinja2", version="3.1.2"),
+    )
+    later = first.model_copy(
+        update={
+            "scanner": "osv-scanner",
+            "rule_id": "GHSA-aaaa-bbbb-cccc",
+            "aliases": ["CVE-2024-1", "PYSEC-2021-1"],
+            "fixed_versions": ["3.1.3"],
+            "severity": Severity.HIGH,
+            "cvss_score": 7.5,
+        }
+    )
+    for record in (first, later, later):
+        with engine.db.transaction() as s:
+            w = repo.FindingWriter(s, utcnow(), default_asset="web-1")
+            w.add(record)
+            w.flush()
+    (only,) = engine.list_findings()
+    assert only["aliases"] == ["CVE-2024-1", "PYSEC-2021-1"]
+    assert only["fixed_versions"] == ["3.1.3"]
+    assert only["severity"] == "high" and only["cvss_score"] == 7.5
+    assert {s["scanner"] for s in only["sources"]} == {"pip-audit", "osv-scanner"}

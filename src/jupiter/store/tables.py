@@ -112,9 +112,8 @@ class FindingSourceRow(Base):
     __table_args__ = (UniqueConstraint("finding_id", "scanner", "rule_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    finding_id: Mapped[int] = mapped_column(
-        ForeignKey("findings.id", ondelete="CASCADE"), index=True
-    )
+    # No index of its own: the unique constraint's index leads with finding_id.
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"))
     scanner: Mapped[str] = mapped_column(String(100))
     rule_id: Mapped[str] = mapped_column(String(200))
     first_seen: Mapped[datetime]

@@ -140,11 +140,6 @@ def upgrade() -> None:
             "finding_id", "scanner", "rule_id", name=op.f("uq_finding_sources_finding_id")
         ),
     )
-    with op.batch_alter_table("finding_sources", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_finding_sources_finding_id"), ["finding_id"], unique=False
-        )
-
     op.create_table(
         "run_steps",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -204,9 +199,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_run_steps_run_id"))
 
     op.drop_table("run_steps")
-    with op.batch_alter_table("finding_sources", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_finding_sources_finding_id"))
-
     op.drop_table("finding_sources")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_runs_status"))
