@@ -125,3 +125,14 @@ def test_debug_shows_traceback(home: Path) -> None:
 def test_usage_error_exits_2(home: Path) -> None:
     r = run_cli("findings", "list", "--no-such-flag", home=home)
     assert r.returncode == 2
+
+
+def test_secrets_never_reach_stderr(home: Path) -> None:
+    r = run_cli(
+        "findings",
+        "list",
+        home=home,
+        env={"JUPITER_DATABASE_URL": "postgresql+psycopg://app:hunter2@127.0.0.1:1/none"},
+    )
+    assert r.returncode == 2
+    assert "hunter2" not in r.stderr and "app:***" in r.stderr

@@ -63,9 +63,11 @@ def report_error(exc: BaseException) -> int:
         message = (
             f"internal error: {type(exc).__name__}: {exc}; run again with --debug and report it"
         )
+    from jupiter.redact import redact_text
+
     if _state.debug:
         traceback.print_exception(exc, file=sys.stderr)
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {redact_text(message)}\n")
     if _state.engine is not None:
         _state.engine.close()
     return code
