@@ -15,6 +15,7 @@ from functools import cache
 import jinja2
 
 from jupiter.export.model import ScriptModel, TrackedPath
+from jupiter.templating import environment
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -51,15 +52,7 @@ def _environment(playbook: bool = False) -> jinja2.Environment:
             "comment_start_string": "<#",
             "comment_end_string": "#>",
         }
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("jupiter", "templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # noqa: S701
-        **syntax,  # type: ignore[arg-type]
-    )
+    env = environment(**syntax)
     env.filters.update(
         shq=shlex.quote,
         pyrepr=repr,

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from jupiter.errors import InputError
+from jupiter.netparams import network, port_list
 
 Kind = Literal["ssh", "firewall", "postgresql"]
 KINDS: tuple[Kind, ...] = ("ssh", "firewall", "postgresql")
@@ -34,21 +35,6 @@ def _split(value: object) -> object:
     if isinstance(value, str):
         return [v for v in re.split(r"[,\s]+", value) if v]
     return value
-
-
-def _ports(value: object) -> list[int]:
-    items = _split(value)
-    if not isinstance(items, list | tuple | set | frozenset):
-        items = [items]
-    ports: set[int] = set()
-    for item in items:
-        text = str(item).strip()
-        if isinstance(item, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
-            raise ValueError(
-                f"{item!r} is not a port number; give whole numbers from 1 to 65535, e.g. 80,443"
-            )
-        ports.add(int(text))
-    return sorted(ports)
 
 
 def _address(text: str) -> str:
@@ -113,17 +99,10 @@ class FirewallGenParams(BaseModel):
     rate: int = Field(default=60, ge=1, le=100_000)
     burst: int = Field(default=20, ge=1, le=100_000)
 
-    _check_ports = field_validator("allow", "allow_udp", "admin_ports", mode="before")(_ports)
-
-    @field_validator("admin_cidr")
-    @classmethod
-    def _cidr(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        try:
-            return str(ipaddress.ip_network(value.strip(), strict=True))
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a network such as 10.0.0.0/8 ({exc})") from None
+    _check_ports = field_validator("allow", "allow_udp", "admin_ports", mode="before")(
+        lambda v: port_list(_split(v))
+    )
+    _check_cidr = field_validator("admin_cidr")(network)
 
 
 Environment = Literal["production", "staging", "development"]

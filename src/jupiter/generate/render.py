@@ -8,9 +8,6 @@ generated file and a fixed one pass the same rules by construction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
-
-import jinja2
 
 from jupiter.detect import sshd as sshd_checks
 from jupiter.detect.firewall import RULESET_PATH
@@ -18,6 +15,7 @@ from jupiter.detect.sshd_config import MAIN_CONFIG
 from jupiter.generate.params import FirewallGenParams, PostgresqlParams, SshParams
 from jupiter.remediators.firewall import NEW_FILE_MODE as RULESET_MODE
 from jupiter.remediators.firewall import FirewallParams, render_ruleset
+from jupiter.templating import render as render_template
 
 
 @dataclass(frozen=True)
@@ -36,22 +34,8 @@ class GeneratedConfig:
     notes: list[str] = field(default_factory=list)
 
 
-@cache
-def _environment() -> jinja2.Environment:
-    # Configuration files, not HTML: escaping would corrupt them. Every value
-    # reaching a template was validated by the kind's params model.
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("jupiter", "templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # noqa: S701
-    )
-
-
 def _render(template: str, **values: object) -> str:
-    return _environment().get_template(template).render(**values)
+    return render_template(template, **values)
 
 
 def sshd_values(level: sshd_checks.Level) -> tuple[dict[str, str], dict[str, str]]:

@@ -14,11 +14,9 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import jinja2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from jupiter.detect.firewall import (
@@ -29,9 +27,11 @@ from jupiter.detect.firewall import (
 )
 from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord
+from jupiter.netparams import network, port_list
 from jupiter.plans import Plan, Risk, WriteFile, sha256_bytes, unified_diff
 from jupiter.remediators.base import Remediator, ValidationResult
 from jupiter.targets.base import TargetView
+from jupiter.templating import config_environment
 
 AssetType = Literal["web_server", "database", "bastion", "generic"]
 # Ports an asset type serves to anyone. A database is reached from known
@@ -45,29 +45,6 @@ ASSET_TYPE_PORTS: dict[str, tuple[int, ...]] = {
 NEW_FILE_MODE = 0o755  # Debian ships /etc/nftables.conf executable (#!/usr/sbin/nft -f)
 _NFT_TIMEOUT = 30.0
 _SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
-
-
-def _ports(value: object) -> object:
-    """Accept ``[80, 443]``, ``"80,443"`` or ``"80"``; reject anything that is
-    not a whole number from 1 to 65535, naming the bad item."""
-    if value is None:
-        return []
-    items: list[object]
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",") if v.strip()]
-    elif isinstance(value, list | tuple | set | frozenset):
-        items = list(value)
-    else:
-        items = [value]
-    ports: list[int] = []
-    for item in items:
-        text = str(item).strip()
-        if isinstance(item, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
-            raise ValueError(
-                f"{item!r} is not a port number; give whole numbers from 1 to 65535, e.g. 80,443"
-            )
-        ports.append(int(text))
-    return sorted(set(ports))
 
 
 class FirewallParams(BaseModel):
@@ -86,20 +63,9 @@ class FirewallParams(BaseModel):
     burst: int = Field(default=20, ge=1, le=100_000)
 
     _check_ports = field_validator("allow_ports", "allow_udp_ports", "admin_ports", mode="before")(
-        _ports
+        port_list
     )
-
-    @field_validator("admin_cidr")
-    @classmethod
-    def _cidr(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        try:
-            return str(ipaddress.ip_network(value.strip(), strict=True))
-        except ValueError as exc:
-            raise ValueError(
-                f"{value!r} is not an IPv4/IPv6 network ({exc}); give one such as 10.0.0.0/8"
-            ) from None
+    _check_cidr = field_validator("admin_cidr")(network)
 
     def public_tcp(self) -> list[int]:
         ports = {*ASSET_TYPE_PORTS[self.asset_type], *self.allow_ports}
@@ -130,20 +96,6 @@ def parse_firewall_params(raw: Mapping[str, object] | BaseModel | None) -> Firew
         raise InputError(f"nftables-firewall parameter {where}: {msg}") from None
 
 
-@cache
-def _environment() -> jinja2.Environment:
-    # HTML autoescaping would corrupt the ruleset; every value rendered is a
-    # validated int, CIDR or Literal, so nothing untrusted reaches the text.
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("jupiter", "templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # noqa: S701
-    )
-
-
 def render_ruleset(params: FirewallParams | Mapping[str, object]) -> str:
     """The complete ``/etc/nftables.conf`` for ``params`` (a model or a raw mapping)."""
     p = parse_firewall_params(params)
@@ -151,7 +103,7 @@ def render_ruleset(params: FirewallParams | Mapping[str, object]) -> str:
     if p.admin_cidr is not None:
         family = "ip" if ipaddress.ip_network(p.admin_cidr).version == 4 else "ip6"
     return (
-        _environment()
+        config_environment()
         .get_template("nftables.conf.j2")
         .render(
             asset_type=p.asset_type,
