@@ -10,7 +10,7 @@ sqlite3, psycopg, Django and SQLAlchemy. Then, in one run, times
   would (each plan re-reads the file the previous apply changed),
 * ``verify``: detect again (only needs_manual sites may remain),
 * Bandit's own scan of the same tree (``bandit -r``, every test), when a
-  bandit executable is found (``--bandit PATH``, ``/tmp/venvs/bandit/bin/bandit``
+  bandit executable is found (``--bandit PATH``, ``.tools/bandit/bin/bandit`` (scripts/tools.sh)
   or PATH).
 
 Prints one JSON object on stdout.
@@ -181,7 +181,8 @@ def build_tree(root: Path, files: int, seed: int) -> int:
 
 
 def find_bandit(explicit: str | None) -> str | None:
-    for candidate in (explicit, "/tmp/venvs/bandit/bin/bandit", shutil.which("bandit")):
+    tools = Path(__file__).resolve().parent.parent / ".tools/bandit/bin/bandit"
+    for candidate in (explicit, str(tools), shutil.which("bandit")):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None

@@ -4,6 +4,7 @@ together with its audit entry."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import re
@@ -179,6 +180,24 @@ class Engine:
         progress: Callable[[Path, int, int], None] | None = None,
     ) -> IngestReport:
         """Parse and store every report in one transaction: all or nothing."""
+        # A bulk load allocates many objects and frees almost none until the
+        # end: cyclic GC passes are pure overhead here (~8% of a 100k ingest).
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._ingest(paths, asset, fmt, strict_assets, progress)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _ingest(
+        self,
+        paths: list[Path],
+        asset: str | None,
+        fmt: str,
+        strict_assets: bool,
+        progress: Callable[[Path, int, int], None] | None,
+    ) -> IngestReport:
         from jupiter.ingest import detect_format, parse_report
 
         report = IngestReport()
