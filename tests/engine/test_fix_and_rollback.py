@@ -235,3 +235,29 @@ def test_a_file_that_does_not_parse_is_reported_and_the_run_goes_on(
     assert any("bad.yaml" in e and "line" in e for e in errors), errors
     assert any(s["status"] == "verified" for s in result["steps"])
     assert broken.read_text().endswith("% x\n"), "the broken file is left untouched"
+
+
+class _VanishesDuringValidation(plugins.RejectedByValidator):
+    """Passes validation, but the target's root disappears meanwhile."""
+
+    name = "test-vanishing"
+    rule = "T-VANISH"
+    rule_ids = frozenset({rule})
+
+    def validate(self, plan, candidate):  # type: ignore[no-untyped-def]
+        root = Path(candidate.describe().removeprefix("candidate of local:"))
+        shutil.rmtree(root)
+        return []
+
+
+def test_a_target_that_disappears_mid_run_fails_cleanly(engine: Engine, tmp_path: Path) -> None:
+    engine.registry.plugins.clear()
+    engine.registry.add(_VanishesDuringValidation(), source="test")
+    root = _insecure_target(tmp_path)
+    result = engine.fix(str(root))
+    (step,) = result["steps"]
+    assert step["status"] == "failed"
+    assert "nothing applied" in step["detail"]
+    assert result["status"] == "failed"
+    assert [e["action"] for e in engine.audit_export()][-1] == "run.failed"
+    assert engine.audit_verify().ok

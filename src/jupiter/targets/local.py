@@ -82,6 +82,12 @@ class LocalTarget:
     def _check_open(self) -> None:
         if self._closed:
             raise TargetError(f"target {self.describe()} is closed; open a new LocalTarget")
+        if not os.path.isdir(self._root):
+            # Without this, a vanished root reads as "every file is absent".
+            raise TargetError(
+                f"target root {self._root} has disappeared; check the host or mount, then "
+                "run again"
+            )
 
     def _inside(self, real: str) -> str | None:
         """``real`` relative to the root, or ``None`` when it lies outside."""
