@@ -85,8 +85,7 @@ class LocalTarget:
         if not os.path.isdir(self._root):
             # Without this, a vanished root reads as "every file is absent".
             raise TargetError(
-                f"target root {self._root} has disappeared; check the host or mount, then "
-                "run again"
+                f"target root {self._root} has disappeared; check the host or mount, then run again"
             )
 
     def _inside(self, real: str) -> str | None:
