@@ -1,0 +1,232 @@
+"""Rollback and run history for the engine: restore what a fix run
+changed and prove it, list and show runs. :class:`jupiter.engine.Engine`
+inherits it; it relies on the engine's ``db``, ``workspace`` and ``actor``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import closing
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from jupiter import audit
+from jupiter.errors import Declined, InputError, JupiterError, NotFoundError
+from jupiter.models import FindingStatus
+from jupiter.store.db import Database
+from jupiter.store.tables import RunRow, utcnow
+from jupiter.targets.base import Target
+from jupiter.targets.factory import open_target
+from jupiter.workspace import Workspace
+
+
+def _run_json(run: RunRow) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "kind": run.kind,
+        "status": run.status,
+        "asset": run.asset_id,
+        "target": run.target,
+        "actor": run.actor,
+        "rollback_of": run.rollback_of,
+        "summary": run.summary,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+class RollingBack:
+    """Mixed into :class:`jupiter.engine.Engine`."""
+
+    workspace: Workspace
+    actor: str
+
+    if TYPE_CHECKING:
+
+        @property
+        def db(self) -> Database: ...
+
+    def rollback(
+        self,
+        run_id: int,
+        paths: list[str] | None = None,
+        confirm: Callable[[list[str]], bool] | None = None,
+    ) -> dict[str, Any]:
+        """Restore what a fix run changed (all, or only ``paths``) and prove it."""
+        from jupiter.runs import rollback_entries
+        from jupiter.snapshots import BlobStore, check_blobs, restore, verify_restored
+        from jupiter.targets.base import normalise_relpath
+
+        with self.db.reading() as s:
+            run, entries, step_ids = rollback_entries(s, run_id)
+            commits = _run_commits(s, step_ids)
+        if not entries:
+            raise InputError(f"run {run_id} changed nothing that can be rolled back")
+        git_info = run.params.get("git")
+        if git_info and paths:
+            raise InputError(
+                f"run {run_id} delivered its fixes as commits on {git_info['branch']}; "
+                "roll it back whole (without --path), which reverts those commits"
+            )
+        wanted = sorted(entries)
+        if paths:
+            asked = [normalise_relpath(p) for p in paths]
+            unknown = [p for p in asked if p not in entries]
+            if unknown:
+                raise InputError(
+                    f"run {run_id} did not change {', '.join(unknown)}; it changed: "
+                    f"{', '.join(wanted)}"
+                )
+            wanted = sorted(set(asked))
+        chosen = [entries[p] for p in wanted]
+        blobs = BlobStore(self.workspace.blobs)
+        try:
+            check_blobs(chosen, blobs)
+        except JupiterError as exc:
+            with self.db.transaction() as s:
+                audit.record(
+                    s, self.actor, "rollback.refused", f"run:{run_id}", {"reason": str(exc)}
+                )
+            raise
+        if confirm is not None and not confirm(wanted):
+            raise Declined("rollback declined; nothing was changed")
+        target = open_target(run.target)
+        with closing(target):
+            with self.db.transaction() as s:
+                rb = RunRow(
+                    kind="rollback",
+                    status="running",
+                    asset_id=run.asset_id,
+                    target=run.target,
+                    actor=self.actor,
+                    params={"paths": wanted},
+                    summary={},
+                    rollback_of=run_id,
+                    started_at=utcnow(),
+                    finished_at=None,
+                )
+                s.add(rb)
+                s.flush()
+                rb_id = rb.id
+                audit.record(
+                    s,
+                    self.actor,
+                    "rollback.started",
+                    f"run:{run_id}",
+                    {"rollback_run": rb_id, "paths": wanted},
+                )
+            try:
+                if git_info:
+                    _revert_git(target, git_info["branch"], commits, run_id)
+                else:
+                    restore(target, chosen, blobs)
+                mismatches = verify_restored(target, chosen)
+            except JupiterError as exc:
+                with self.db.transaction() as s:
+                    rbrow = s.get(RunRow, rb_id)
+                    assert rbrow is not None
+                    rbrow.status, rbrow.finished_at = "failed", utcnow()
+                    audit.record(
+                        s,
+                        self.actor,
+                        "rollback.failed",
+                        f"run:{run_id}",
+                        {"rollback_run": rb_id, "error": str(exc)},
+                    )
+                raise
+            full = set(wanted) == set(entries)
+            with self.db.transaction() as s:
+                rbrow, orig = s.get(RunRow, rb_id), s.get(RunRow, run_id)
+                assert rbrow is not None and orig is not None
+                rbrow.status = "verified" if not mismatches else "mismatch"
+                rbrow.finished_at = utcnow()
+                rbrow.summary = {"restored": wanted, "mismatches": mismatches}
+                orig.status = "rolled_back" if full else "partially_rolled_back"
+                if full:
+                    self._mark_rolled_back(s, step_ids)
+                audit.record(
+                    s,
+                    self.actor,
+                    "rollback.verified" if not mismatches else "rollback.mismatch",
+                    f"run:{run_id}",
+                    {
+                        "rollback_run": rb_id,
+                        "restored": wanted,
+                        "mismatches": mismatches,
+                        "hashes": {e.path: e.sha256 for e in chosen},
+                    },
+                )
+        return {
+            "run": run_id,
+            "rollback_run": rb_id,
+            "restored": wanted,
+            "verified": not mismatches,
+            "mismatches": mismatches,
+            "full": full,
+        }
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        with self.db.reading() as s:
+            rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()))
+            return [_run_json(r) for r in rows]
+
+    def show_run(self, run_id: int) -> dict[str, Any]:
+        from sqlalchemy import select
+
+        from jupiter.store.tables import RunStepRow
+
+        with self.db.reading() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise NotFoundError(f"no run {run_id}; see `jupiter runs list`")
+            steps = s.scalars(
+                select(RunStepRow).where(RunStepRow.run_id == run_id).order_by(RunStepRow.seq)
+            )
+            return {
+                **_run_json(run),
+                "steps": [
+                    {
+                        "id": st.id,
+                        "seq": st.seq,
+                        "finding": st.finding_id,
+                        "remediator": st.remediator,
+                        "rule_id": st.rule_id,
+                        "status": st.status,
+                        "detail": st.detail,
+                        "plan_hash": st.plan_hash,
+                        "validations": st.validations,
+                        "diff": st.plan.get("diff", ""),
+                        "output": st.output,
+                    }
+                    for st in steps
+                ],
+            }
+
+    def _mark_rolled_back(self, s: Session, step_ids: list[int]) -> None:
+        from jupiter.runs import _set_finding_status
+        from jupiter.store.tables import RunStepRow
+
+        for sid in step_ids:
+            step = s.get(RunStepRow, sid)
+            if step is not None:
+                _set_finding_status(s, step.finding_id, FindingStatus.ROLLED_BACK, self.actor)
+
+
+def _run_commits(s: Session, step_ids: list[int]) -> list[str]:
+    from jupiter.store.tables import RunStepRow
+
+    rows = [s.get(RunStepRow, sid) for sid in step_ids]
+    return [r.commit for r in sorted(filter(None, rows), key=lambda r: r.seq) if r.commit]
+
+
+def _revert_git(target: Target, branch: str, commits: list[str], run_id: int) -> None:
+    """Undo a git-delivered run by reverting its commits on its branch."""
+    from jupiter.git_delivery import GitDelivery
+    from jupiter.targets.local import LocalTarget
+
+    assert isinstance(target, LocalTarget)
+    git = GitDelivery(target.root)
+    git.resume(branch, checkout=True)
+    git.revert(commits, f"Revert Jupiter run {run_id}")
