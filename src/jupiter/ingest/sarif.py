@@ -17,7 +17,8 @@ Paths are the ``artifactLocation.uri`` as reported, percent-decoded, without
 made relative to it. Trivy's vulnerability results (package and versions only
 in the message text) become dependency findings.
 
-The whole file is parsed with orjson (``json_document``), not streamed:
+Reports up to 256 MiB are parsed whole with orjson (``json_document``);
+larger ones stream (:mod:`jupiter.ingest.sarif_stream`). For the whole-file path:
 measured on the 100,000-result, 94 MB file of ``benchmarks/ingest_data.py``
 (CPU time on this 2-core machine), ``json.load`` 1.34-1.40 s, ``orjson.loads``
 0.92 s, ijson's yajl2_c ``items`` over the results 0.93 s; this parser, records
@@ -30,12 +31,12 @@ orjson is the better trade.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from jupiter.ingest import checkov
+from jupiter.ingest import checkov, sarif_stream
 from jupiter.ingest.common import (
     ProgressCallback,
     arr,
@@ -114,15 +115,23 @@ def _base_uris(run: dict[str, Any]) -> list[str]:
 
 def parse(path: Path, on_progress: ProgressCallback | None = None) -> Iterator[FindingRecord]:
     """Yield one FindingRecord per SARIF result, run by run."""
+    if path.stat().st_size > sarif_stream.threshold():
+        streamed = sarif_stream.parse(path, on_progress)
+        if streamed is not None:
+            yield from streamed
+            return
     with json_document(path, on_progress) as loaded:
         doc = obj(path, loaded, "top level")
         if "runs" not in doc:
             fail(path, "top level", "a SARIF log needs a 'runs' array")
         for i, run_raw in enumerate(arr(path, doc["runs"], "runs")):
-            yield from _parse_run(path, obj(path, run_raw, f"runs[{i}]"), i)
+            yield from parse_run(path, obj(path, run_raw, f"runs[{i}]"), i)
 
 
-def _parse_run(path: Path, run: dict[str, Any], i: int) -> Iterator[FindingRecord]:
+def parse_run(
+    path: Path, run: dict[str, Any], i: int, results: Iterable[Any] | None = None
+) -> Iterator[FindingRecord]:
+    """Records of one run; ``results`` (streamed) replaces ``run["results"]``."""
     where = f"runs[{i}]"
     tool = obj(path, run.get("tool"), f"{where}.tool")
     driver = obj(path, tool.get("driver"), f"{where}.tool.driver")
@@ -141,7 +150,9 @@ def _parse_run(path: Path, run: dict[str, Any], i: int) -> Iterator[FindingRecor
         )
     by_id = {rule.id: rule for table in reversed(tables) for rule in table}
     bases = _base_uris(run)
-    for j, raw in enumerate(arr(path, run.get("results"), f"{where}.results")):
+    if results is None:
+        results = arr(path, run.get("results"), f"{where}.results")
+    for j, raw in enumerate(results):
         if not isinstance(raw, dict):
             fail(path, _at((i, j), ""), "expected an object")
         yield _record(path, raw, (i, j), scanner, tables, by_id, bases)
