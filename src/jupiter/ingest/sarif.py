@@ -115,7 +115,7 @@ def _base_uris(run: dict[str, Any]) -> list[str]:
 
 def parse(path: Path, on_progress: ProgressCallback | None = None) -> Iterator[FindingRecord]:
     """Yield one FindingRecord per SARIF result, run by run."""
-    if path.stat().st_size > sarif_stream.threshold():
+    if path.is_file() and path.stat().st_size > sarif_stream.threshold():
         streamed = sarif_stream.parse(path, on_progress)
         if streamed is not None:
             yield from streamed
