@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from jupiter import audit
-from jupiter.errors import Declined, InputError, JupiterError, NotFoundError
+from jupiter.errors import ConflictError, Declined, InputError, JupiterError, NotFoundError
 from jupiter.models import FindingStatus
 from jupiter.store.db import Database
 from jupiter.store.tables import RunRow, utcnow
@@ -51,14 +51,20 @@ class RollingBack:
         run_id: int,
         paths: list[str] | None = None,
         confirm: Callable[[list[str]], bool] | None = None,
+        force: bool = False,
     ) -> dict[str, Any]:
-        """Restore what a fix run changed (all, or only ``paths``) and prove it."""
+        """Restore what a fix run changed (all, or only ``paths``) and prove it.
+
+        A path changed by someone else since the run left it is not
+        overwritten unless ``force``: the rollback is refused and names it.
+        """
         from jupiter.runs import rollback_entries
         from jupiter.snapshots import BlobStore, check_blobs, restore, verify_restored
         from jupiter.targets.base import normalise_relpath
 
         with self.db.reading() as s:
-            run, entries, step_ids = rollback_entries(s, run_id)
+            manifest = rollback_entries(s, run_id)
+            run, entries, step_ids = manifest.run, manifest.before, manifest.step_ids
             commits = _run_commits(s, step_ids)
         if not entries:
             raise InputError(f"run {run_id} changed nothing that can be rolled back")
@@ -88,10 +94,25 @@ class RollingBack:
                     s, self.actor, "rollback.refused", f"run:{run_id}", {"reason": str(exc)}
                 )
             raise
-        if confirm is not None and not confirm(wanted):
-            raise Declined("rollback declined; nothing was changed")
         target = open_target(run.target)
         with closing(target):
+            # Changed since the run left it, and not simply restored already
+            # (by an earlier partial rollback of this run).
+            left = [manifest.after[p] for p in wanted if p in manifest.after]
+            moved = verify_restored(target, left)
+            drifted = verify_restored(target, [entries[p] for p in moved])
+            if drifted and not force:
+                reason = (
+                    f"{', '.join(drifted)} changed after run {run_id} applied its fix; rolling "
+                    "back would discard those changes — review them, then pass --force"
+                )
+                with self.db.transaction() as s:
+                    audit.record(
+                        s, self.actor, "rollback.refused", f"run:{run_id}", {"reason": reason}
+                    )
+                raise ConflictError(reason)
+            if confirm is not None and not confirm(wanted):
+                raise Declined("rollback declined; nothing was changed")
             with self.db.transaction() as s:
                 rb = RunRow(
                     kind="rollback",
@@ -99,7 +120,7 @@ class RollingBack:
                     asset_id=run.asset_id,
                     target=run.target,
                     actor=self.actor,
-                    params={"paths": wanted},
+                    params={"paths": wanted, "force": force, "drifted": drifted},
                     summary={},
                     rollback_of=run_id,
                     started_at=utcnow(),

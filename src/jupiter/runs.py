@@ -308,6 +308,10 @@ class RunExecutor:
                 step_id, entries, result, "the finding is still detected after the fix"
             )
         result.status, result.detail = VERIFIED, "fixed and verified by re-detection"
+        try:
+            after = capture(self.target, plan.touched_paths(), self.blobs)
+        except JupiterError as exc:
+            return self._undo(step_id, entries, result, f"could not record the result: {exc}")
         if self.git is not None:
             try:
                 result.commit = self._commit(cand, plan, entries)
@@ -316,7 +320,7 @@ class RunExecutor:
             result.detail += f"; committed {result.commit[:12]}"
         if plan.risk.services_to_reload:
             result.detail += f"; reload needed: {', '.join(plan.risk.services_to_reload)}"
-        self._update_step(step_id, result, FindingStatus.VERIFIED)
+        self._update_step(step_id, result, FindingStatus.VERIFIED, after=after)
         return self._emit(result)
 
     def _commit(self, cand: Candidate, plan: Plan, entries: list[ManifestEntry]) -> str:
@@ -445,6 +449,7 @@ class RunExecutor:
         result: StepResult,
         finding_status: FindingStatus,
         entries: list[ManifestEntry] | None = None,
+        after: list[ManifestEntry] | None = None,
     ) -> None:
         with self.db.transaction() as s:
             step = s.get(RunStepRow, step_id)
@@ -457,7 +462,9 @@ class RunExecutor:
                 step.finished_at = utcnow()
             if entries is not None:
                 for e in entries:
-                    s.add(SnapshotEntryRow(step_id=step_id, **e.to_dict()))
+                    s.add(SnapshotEntryRow(step_id=step_id, phase="before", **e.to_dict()))
+            for e in after or []:
+                s.add(SnapshotEntryRow(step_id=step_id, phase="after", **e.to_dict()))
             audit.record(
                 s,
                 self.actor,
@@ -591,8 +598,19 @@ class RollbackOutcome:
         }
 
 
-def rollback_entries(s: Session, run_id: int) -> tuple[RunRow, dict[str, ManifestEntry], list[int]]:
-    """The state every path had before the run first touched it."""
+@dataclass
+class RunManifest:
+    """What a run changed: every path as it was before the run first
+    touched it, and as the run last left it (when the step finished)."""
+
+    run: RunRow
+    before: dict[str, ManifestEntry]
+    after: dict[str, ManifestEntry]
+    step_ids: list[int]
+
+
+def rollback_entries(s: Session, run_id: int) -> RunManifest:
+    """The manifest of a fix run that can still be rolled back."""
     run = s.get(RunRow, run_id)
     if run is None:
         raise NotFoundError(f"no run {run_id}; see `jupiter runs list`")
@@ -611,18 +629,28 @@ def rollback_entries(s: Session, run_id: int) -> tuple[RunRow, dict[str, Manifes
         )
     )
     first: dict[str, ManifestEntry] = {}
+    last: dict[str, ManifestEntry] = {}
     for step in steps:
+        touched: set[str] = set()
         rows = s.scalars(select(SnapshotEntryRow).where(SnapshotEntryRow.step_id == step.id))
         for row in rows:
-            if row.path not in first:
-                first[row.path] = ManifestEntry(
-                    path=row.path,
-                    existed=row.existed,
-                    kind=row.kind or "absent",
-                    mode=row.mode,
-                    uid=row.uid,
-                    gid=row.gid,
-                    size=row.size,
-                    sha256=row.sha256,
-                )
-    return run, first, [st.id for st in steps]
+            entry = ManifestEntry(
+                path=row.path,
+                existed=row.existed,
+                kind=row.kind or "absent",
+                mode=row.mode,
+                uid=row.uid,
+                gid=row.gid,
+                size=row.size,
+                sha256=row.sha256,
+            )
+            if row.phase == "after":
+                last[row.path] = entry
+            else:
+                first.setdefault(row.path, entry)
+                touched.add(row.path)
+        if step.status == APPLYING:
+            # Interrupted mid-apply: what it left behind is unknown.
+            for path in touched:
+                last.pop(path, None)
+    return RunManifest(run, first, last, [st.id for st in steps])

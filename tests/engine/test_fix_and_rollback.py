@@ -261,3 +261,24 @@ def test_a_target_that_disappears_mid_run_fails_cleanly(engine: Engine, tmp_path
     assert result["status"] == "failed"
     assert [e["action"] for e in engine.audit_export()][-1] == "run.failed"
     assert engine.audit_verify().ok
+
+
+def test_rollback_refuses_to_discard_later_changes_unless_forced(
+    engine: Engine, host: Path
+) -> None:
+    from jupiter.errors import ConflictError
+
+    original = tree_state(host)
+    run = engine.fix(str(host), only=["config.ssh"])["run"]
+    cfg = host / "etc/ssh/sshd_config"
+    cfg.write_text(cfg.read_text() + "# edited by an admin after the fix\n")
+    edited = tree_state(host)
+    with pytest.raises(ConflictError, match=r"etc/ssh/sshd_config changed after run \d+"):
+        engine.rollback(run)
+    assert tree_state(host) == edited, "nothing was restored"
+    assert [e["action"] for e in engine.audit_export()][-1] == "rollback.refused"
+    # Paths nobody touched can still be rolled back on their own.
+    part = engine.rollback(run, ["etc/ssh/sshd_config.d/50-cloud-init.conf"])
+    assert part["verified"]
+    forced = engine.rollback(run, force=True)
+    assert forced["verified"] and tree_state(host) == original

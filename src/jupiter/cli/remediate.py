@@ -198,6 +198,12 @@ def rollback(
         typer.Option("--path", help="Restore only this path (repeatable): a partial rollback."),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Roll back even paths someone changed after the fix (discards that)."
+        ),
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Exit 1 if a restored path does not match its snapshot."""
@@ -211,7 +217,7 @@ def rollback(
             raise InputError("refusing to roll back without confirmation; pass --yes")
         return typer.confirm("Roll back?", default=False, err=True)
 
-    result = state.engine().rollback(run, path or [], confirm=None if yes else confirm)
+    result = state.engine().rollback(run, path or [], confirm=None if yes else confirm, force=force)
     if json:
         state.emit_json(result)
     else:

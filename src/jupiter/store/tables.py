@@ -185,13 +185,16 @@ class RunStepRow(Base):
 
 
 class SnapshotEntryRow(Base):
-    """Manifest of what a step's paths were before it changed them."""
+    """Manifest of what a step's paths were before it changed them
+    (``phase`` "before") and what it left them as ("after", so a rollback can
+    tell whether someone changed them since)."""
 
     __tablename__ = "snapshot_entries"
-    __table_args__ = (UniqueConstraint("step_id", "path"),)
+    __table_args__ = (UniqueConstraint("step_id", "phase", "path"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     step_id: Mapped[int] = mapped_column(ForeignKey("run_steps.id", ondelete="CASCADE"))
+    phase: Mapped[str] = mapped_column(String(8), default="before")
     path: Mapped[str] = mapped_column(Text)
     existed: Mapped[bool] = mapped_column(Boolean)
     kind: Mapped[str | None] = mapped_column(String(16))

@@ -172,6 +172,7 @@ def upgrade() -> None:
         "snapshot_entries",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("step_id", sa.Integer(), nullable=False),
+        sa.Column("phase", sa.String(length=8), nullable=False),
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("existed", sa.Boolean(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=True),
@@ -187,7 +188,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_snapshot_entries")),
-        sa.UniqueConstraint("step_id", "path", name=op.f("uq_snapshot_entries_step_id")),
+        sa.UniqueConstraint("step_id", "phase", "path", name=op.f("uq_snapshot_entries_step_id")),
     )
     # ### end Alembic commands ###
 
