@@ -186,6 +186,70 @@ class RollingBack:
             "full": full,
         }
 
+    def recover(self, run_id: int) -> dict[str, Any]:
+        """Finish a run whose process died mid-way: every step it left in the
+        middle of applying is restored from its snapshot (proven by hashes),
+        steps not yet applied are marked failed, the run ``interrupted``."""
+        from sqlalchemy import select
+
+        from jupiter.runs import APPLYING, FAILED, PLANNED, ROLLED_BACK, _set_finding_status
+        from jupiter.snapshots import BlobStore, check_blobs, restore, verify_restored
+        from jupiter.store.tables import RunStepRow
+
+        with self.db.reading() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise NotFoundError(f"no run {run_id}; see `jupiter runs list`")
+            if run.status != "running":
+                raise InputError(
+                    f"run {run_id} is {run.status}, not running; only an interrupted run can "
+                    "be recovered (use `jupiter rollback` to undo a finished one)"
+                )
+            _refuse_if_alive(run)
+            steps = list(
+                s.scalars(
+                    select(RunStepRow)
+                    .where(RunStepRow.run_id == run_id, RunStepRow.status.in_([PLANNED, APPLYING]))
+                    .order_by(RunStepRow.seq.desc())
+                )
+            )
+            snapshots = {st.id: _before_entries(s, st.id) for st in steps}
+        blobs = BlobStore(self.workspace.blobs)
+        outcome: list[dict[str, Any]] = []
+        target = open_target(run.target)
+        with closing(target):
+            for step in steps:
+                if step.status == APPLYING:
+                    entries = snapshots[step.id]
+                    check_blobs(entries, blobs)
+                    restore(target, entries, blobs)
+                    mismatches = verify_restored(target, entries)
+                    status = ROLLED_BACK
+                    detail = "interrupted while applying; restored from its snapshot (" + (
+                        "verified by hash)" if not mismatches else f"MISMATCH: {mismatches})"
+                    )
+                else:
+                    status, detail = FAILED, "interrupted before anything was applied"
+                with self.db.transaction() as s:
+                    row = s.get(RunStepRow, step.id)
+                    assert row is not None
+                    row.status, row.detail, row.finished_at = status, detail, utcnow()
+                    _set_finding_status(s, row.finding_id, FindingStatus.FAILED, self.actor)
+                    audit.record(
+                        s,
+                        self.actor,
+                        "step.recovered",
+                        f"run:{run_id}/step:{step.id}",
+                        {"status": status, "detail": detail},
+                    )
+                outcome.append({"step": step.id, "status": status, "detail": detail})
+        with self.db.transaction() as s:
+            row_run = s.get(RunRow, run_id)
+            assert row_run is not None
+            row_run.status, row_run.finished_at = "interrupted", utcnow()
+            audit.record(s, self.actor, "run.recovered", f"run:{run_id}", {"steps": outcome})
+        return {"run": run_id, "status": "interrupted", "steps": outcome}
+
     def list_runs(self) -> list[dict[str, Any]]:
         from sqlalchemy import select
 
@@ -233,6 +297,56 @@ class RollingBack:
             step = s.get(RunStepRow, sid)
             if step is not None:
                 _set_finding_status(s, step.finding_id, FindingStatus.ROLLED_BACK, self.actor)
+
+
+def _refuse_if_alive(run: RunRow) -> None:
+    """Refuse to recover a run whose process still runs on this host."""
+    import os
+    import socket
+
+    pid, host = run.summary.get("pid"), run.summary.get("host")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return
+    if host != socket.gethostname():
+        raise InputError(
+            f"run {run.id} was started on {host}; recover it there, where Jupiter can tell "
+            "whether its process is still running"
+        )
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        pass
+    raise InputError(
+        f"run {run.id} is still running (process {pid}); wait for it, or stop that process first"
+    )
+
+
+def _before_entries(s: Session, step_id: int) -> list[Any]:
+    from sqlalchemy import select
+
+    from jupiter.snapshots import ManifestEntry
+    from jupiter.store.tables import SnapshotEntryRow
+
+    rows = s.scalars(
+        select(SnapshotEntryRow).where(
+            SnapshotEntryRow.step_id == step_id, SnapshotEntryRow.phase == "before"
+        )
+    )
+    return [
+        ManifestEntry(
+            path=r.path,
+            existed=r.existed,
+            kind=r.kind or "absent",
+            mode=r.mode,
+            uid=r.uid,
+            gid=r.gid,
+            size=r.size,
+            sha256=r.sha256,
+        )
+        for r in rows
+    ]
 
 
 def _run_commits(s: Session, step_ids: list[int]) -> list[str]:

@@ -9,6 +9,8 @@ fails to apply or to verify is restored from its snapshot at once.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,7 +209,9 @@ class RunExecutor:
                 target=self.target.describe(),
                 actor=self.actor,
                 params=params,
-                summary={},
+                # Who runs it: `jupiter runs recover` refuses a run whose
+                # process is still alive.
+                summary={"host": socket.gethostname(), "pid": os.getpid()},
                 rollback_of=None,
                 started_at=utcnow(),
                 finished_at=None,

@@ -282,3 +282,38 @@ def test_rollback_refuses_to_discard_later_changes_unless_forced(
     assert part["verified"]
     forced = engine.rollback(run, force=True)
     assert forced["verified"] and tree_state(host) == original
+
+
+class _DiesAfterApplying(plugins.DoesNotFix):
+    """The process 'dies' (an uncaught BaseException) right after applying."""
+
+    name = "test-dies"
+    rule = "T-DIES"
+    rule_ids = frozenset({rule})
+    content = "secure\n"
+
+    def is_fixed(self, finding, view, params):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_is_recovered_from_its_snapshot(engine: Engine, tmp_path: Path) -> None:
+    engine.registry.plugins.clear()
+    engine.registry.add(_DiesAfterApplying(), source="test")
+    root = _insecure_target(tmp_path)
+    before = tree_state(root)
+    with pytest.raises(KeyboardInterrupt):
+        engine.fix(str(root))
+    assert tree_state(root) != before, "the crash left the fix half-done"
+    (run,) = engine.list_runs()
+    assert run["status"] == "running"
+
+    result = engine.recover(run["id"])
+    (step,) = result["steps"]
+    assert step["status"] == "rolled_back" and "verified by hash" in step["detail"]
+    assert tree_state(root) == before
+    assert engine.list_runs()[0]["status"] == "interrupted"
+    (finding,) = engine.list_findings()
+    assert finding["status"] == "failed"
+    with pytest.raises(InputError, match="not running"):
+        engine.recover(run["id"])
+    assert engine.audit_verify().ok

@@ -257,6 +257,22 @@ def runs_list(json: JsonOpt = False) -> None:
     state.console().print(table)
 
 
+@runs_app.command("recover")
+def runs_recover(
+    run: Annotated[int, typer.Argument(help="Id of a run whose process died.")],
+    json: JsonOpt = False,
+) -> None:
+    """Finish a run whose process died: restore what it left half-applied."""
+    data = state.engine().recover(run)
+    if json:
+        state.emit_json(data)
+        return
+    out = state.console()
+    out.print(f"run {run}: interrupted")
+    for st in data["steps"]:
+        out.print(f"  step {st['step']}: {st['status']}: {st['detail']}")
+
+
 @runs_app.command("show")
 def runs_show(
     run: Annotated[int, typer.Argument(help="Run id.")],
