@@ -142,6 +142,11 @@ class RollingBack:
                 else:
                     restore(target, chosen, blobs)
                 mismatches = verify_restored(target, chosen)
+                full = set(wanted) == set(entries)
+                if full:
+                    with self.db.reading() as s:
+                        undos = _undo_commands(s, step_ids)
+                    _run_undos(target, undos)
             except JupiterError as exc:
                 with self.db.transaction() as s:
                     rbrow = s.get(RunRow, rb_id)
@@ -155,7 +160,6 @@ class RollingBack:
                         {"rollback_run": rb_id, "error": str(exc)},
                     )
                 raise
-            full = set(wanted) == set(entries)
             with self.db.transaction() as s:
                 rbrow, orig = s.get(RunRow, rb_id), s.get(RunRow, run_id)
                 assert rbrow is not None and orig is not None
@@ -354,6 +358,32 @@ def _run_commits(s: Session, step_ids: list[int]) -> list[str]:
 
     rows = [s.get(RunStepRow, sid) for sid in step_ids]
     return [r.commit for r in sorted(filter(None, rows), key=lambda r: r.seq) if r.commit]
+
+
+def _undo_commands(s: Session, step_ids: list[int]) -> list[tuple[list[str], float]]:
+    """The undo commands of a run's commands, last step first."""
+    from jupiter.store.tables import RunStepRow
+
+    steps = sorted(filter(None, (s.get(RunStepRow, i) for i in step_ids)), key=lambda r: -r.seq)
+    out: list[tuple[list[str], float]] = []
+    for step in steps:
+        for change in reversed(step.plan.get("changes", [])):
+            if change.get("kind") == "command" and change.get("undo"):
+                out.append((list(change["undo"]), float(change.get("timeout", 60.0))))
+    return out
+
+
+def _run_undos(target: Target, undos: list[tuple[list[str], float]]) -> None:
+    from jupiter.errors import TargetError
+
+    for argv, timeout in undos:
+        res = target.run(argv, timeout)
+        if not res.ok:
+            why = "timed out" if res.timed_out else f"exited {res.returncode}"
+            raise TargetError(
+                f"undo command {argv[0]} {why}; files were restored, but undo the command's "
+                "effect by hand"
+            )
 
 
 def _revert_git(target: Target, branch: str, commits: list[str], run_id: int) -> None:

@@ -271,7 +271,13 @@ class RunExecutor:
         step_id = self._record_step(run_id, seq, cand, plan, result)
         result.step_id = step_id
 
-        validations = plugin.validate(plan, OverlayView(self.target, plan))
+        try:
+            validations = plugin.validate(plan, OverlayView(self.target, plan))
+        except JupiterError as exc:
+            result.status = FAILED
+            result.detail = f"validation could not run, nothing applied: {exc}"
+            self._update_step(step_id, result, FindingStatus.FAILED)
+            return self._emit(result)
         result.validations = [v.to_json() for v in validations]
         rejected = [v for v in validations if v.status == "failed"]
         if rejected:

@@ -317,3 +317,33 @@ def test_an_interrupted_run_is_recovered_from_its_snapshot(engine: Engine, tmp_p
     with pytest.raises(InputError, match="not running"):
         engine.recover(run["id"])
     assert engine.audit_verify().ok
+
+
+class _WithCommand(plugins._Base):
+    """Writes the fix and runs a command whose effect the snapshot cannot see."""
+
+    name = "test-command"
+    rule = "T-CMD"
+    rule_ids = frozenset({rule})
+
+    def plan(self, finding, view, params):  # type: ignore[no-untyped-def]
+        from jupiter.plans import RunCommand
+
+        base = super().plan(finding, view, params)
+        if not base.changes:
+            return base
+        cmd = RunCommand(argv=["mkdir", "enabled.d"], undo=["rmdir", "enabled.d"])
+        return base.model_copy(update={"changes": [*base.changes, cmd]})
+
+
+def test_full_rollback_runs_the_undo_commands(engine: Engine, tmp_path: Path) -> None:
+    engine.registry.plugins.clear()
+    engine.registry.add(_WithCommand(), source="test")
+    root = _insecure_target(tmp_path)
+    result = engine.fix(str(root))
+    assert result["status"] == "succeeded", result["steps"]
+    assert (root / "enabled.d").is_dir()
+    rb = engine.rollback(result["run"])
+    assert rb["verified"]
+    assert not (root / "enabled.d").exists()
+    assert (root / "etc/app.conf").read_text() == "insecure\n"
