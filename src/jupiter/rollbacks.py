@@ -330,7 +330,7 @@ def _refuse_if_alive(run: RunRow) -> None:
 def _before_entries(s: Session, step_id: int) -> list[Any]:
     from sqlalchemy import select
 
-    from jupiter.snapshots import ManifestEntry
+    from jupiter.runs import manifest_entry
     from jupiter.store.tables import SnapshotEntryRow
 
     rows = s.scalars(
@@ -338,19 +338,7 @@ def _before_entries(s: Session, step_id: int) -> list[Any]:
             SnapshotEntryRow.step_id == step_id, SnapshotEntryRow.phase == "before"
         )
     )
-    return [
-        ManifestEntry(
-            path=r.path,
-            existed=r.existed,
-            kind=r.kind or "absent",
-            mode=r.mode,
-            uid=r.uid,
-            gid=r.gid,
-            size=r.size,
-            sha256=r.sha256,
-        )
-        for r in rows
-    ]
+    return [manifest_entry(r) for r in rows]
 
 
 def _run_commits(s: Session, step_ids: list[int]) -> list[str]:

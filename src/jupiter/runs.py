@@ -608,6 +608,20 @@ class RollbackOutcome:
         }
 
 
+def manifest_entry(row: SnapshotEntryRow) -> ManifestEntry:
+    """A stored snapshot row as the snapshot package's entry."""
+    return ManifestEntry(
+        path=row.path,
+        existed=row.existed,
+        kind=row.kind or "absent",
+        mode=row.mode,
+        uid=row.uid,
+        gid=row.gid,
+        size=row.size,
+        sha256=row.sha256,
+    )
+
+
 @dataclass
 class RunManifest:
     """What a run changed: every path as it was before the run first
@@ -644,16 +658,7 @@ def rollback_entries(s: Session, run_id: int) -> RunManifest:
         touched: set[str] = set()
         rows = s.scalars(select(SnapshotEntryRow).where(SnapshotEntryRow.step_id == step.id))
         for row in rows:
-            entry = ManifestEntry(
-                path=row.path,
-                existed=row.existed,
-                kind=row.kind or "absent",
-                mode=row.mode,
-                uid=row.uid,
-                gid=row.gid,
-                size=row.size,
-                sha256=row.sha256,
-            )
+            entry = manifest_entry(row)
             if row.phase == "after":
                 last[row.path] = entry
             else:
