@@ -27,6 +27,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
+from jupiter.detect import project_files
 from jupiter.detect.dockerfile_parse import Dockerfile, Instruction, Stage, parse, split_image
 from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord, Location, Severity
@@ -51,21 +52,6 @@ _TITLES = {
     IMAGE_LATEST: ("The base image has no fixed tag", Severity.MEDIUM),
 }
 RULE_IDS = frozenset({*_TITLES, *CHECKOV_TO_RULE})
-_SKIP_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        "node_modules",
-        ".venv",
-        "venv",
-        ".tox",
-        "vendor",
-        "__pycache__",
-        ".jupiter",
-        ".tools",
-    }
-)
 ARCHIVE_SUFFIXES = (
     ".tar",
     ".tar.gz",
@@ -98,7 +84,7 @@ def is_dockerfile(path: str) -> bool:
 
 
 def dockerfile_paths(view: TargetView) -> list[str]:
-    return [p for p in view.walk() if is_dockerfile(p) and not _SKIP_DIRS & set(p.split("/")[:-1])]
+    return project_files(view, is_dockerfile)
 
 
 def load(view: TargetView, path: str) -> Dockerfile:

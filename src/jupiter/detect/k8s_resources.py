@@ -8,26 +8,11 @@ from collections.abc import Container as Membership
 from dataclasses import dataclass
 from typing import Any
 
-from jupiter.detect import k8s_yaml
+from jupiter.detect import k8s_yaml, project_files
 from jupiter.detect.k8s_yaml import Document
 from jupiter.errors import InputError
 from jupiter.targets.base import TargetView
 
-_SKIP_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        "node_modules",
-        ".venv",
-        "venv",
-        ".tox",
-        "vendor",
-        "__pycache__",
-        ".jupiter",
-        ".tools",
-    }
-)
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
     "PodTemplate": ("template", "spec"),
@@ -130,11 +115,7 @@ def uid_of(value: Any) -> int | None:
 
 
 def manifest_paths(view: TargetView) -> list[str]:
-    return [
-        p
-        for p in view.walk()
-        if p.endswith((".yaml", ".yml")) and not _SKIP_DIRS & set(p.split("/")[:-1])
-    ]
+    return project_files(view, lambda p: p.endswith((".yaml", ".yml")))
 
 
 def load_resources(
