@@ -25,6 +25,7 @@ from jupiter.store import findings as finding_repo
 from jupiter.store.db import Database
 from jupiter.store.tables import AuditHeadRow, utcnow
 from jupiter.workspace import Workspace
+from jupiter.yamlfile import read_yaml
 
 if TYPE_CHECKING:
     from jupiter.remediators.registry import Registry
@@ -255,20 +256,9 @@ def _file_sha256(path: Path) -> str:
 
 def load_asset_file(path: Path) -> list[AssetSpec]:
     """Read ``assets.yaml``: a list of assets, or a mapping with ``assets:``."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     if not path.is_file():
         raise InputError(f"asset file {path} does not exist; give the path of an assets.yaml")
-    try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    except (YAMLError, UnicodeDecodeError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputError(
-            f"{path}{where} is not valid YAML ({getattr(exc, 'problem', None) or exc}); "
-            "fix the file and import again"
-        ) from None
+    data = read_yaml(path, "", "import again")
     if isinstance(data, dict) and "assets" in data:
         data = data["assets"]
     if not isinstance(data, list):

@@ -203,21 +203,11 @@ def parse_manifest(data: object, source: Path) -> ScriptManifest:
 
 def load_manifest(path: Path) -> ScriptManifest:
     """Read and validate a manifest file, or raise one InputError sentence."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from jupiter.yamlfile import read_yaml
 
     if not path.is_file():
         raise InputError(f"script manifest {path} does not exist; give the path of a manifest.yaml")
-    try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    except (YAMLError, UnicodeDecodeError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputError(
-            f"script manifest {path}{where} is not valid YAML "
-            f"({getattr(exc, 'problem', None) or exc}); fix the file and try again"
-        ) from None
-    return parse_manifest(data, path)
+    return parse_manifest(read_yaml(path, "script manifest ", "try again"), path)
 
 
 def dump_manifest(manifest: ScriptManifest) -> str:
