@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from typing import Annotated, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from jupiter.models import Severity
+
+if TYPE_CHECKING:
+    from jupiter.targets.base import TargetView
 
 
 class WriteFile(BaseModel):
@@ -154,6 +158,23 @@ def unified_diff(path: str, before: str | None, after: str | None) -> str:
     for line in lines:
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(out)
+
+
+def file_edits(
+    view: TargetView, edits: Iterable[tuple[str, str, str]]
+) -> tuple[list[WriteFile], str]:
+    """WriteFile changes and their unified diff for text edits given as
+    ``(path, before, after)``; unchanged files are skipped. Each change's
+    precondition is the hash of the file as ``view`` holds it now."""
+    changes: list[WriteFile] = []
+    diffs: list[str] = []
+    for path, before, after in edits:
+        if after == before:
+            continue
+        current = sha256_bytes(view.read_bytes(path))
+        changes.append(WriteFile(path=path, content=after, before_sha256=current))
+        diffs.append(unified_diff(path, before, after))
+    return changes, "".join(diffs)
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -18,7 +18,7 @@ import re
 from jupiter.detect.pg_conf import PgConfig, quote
 from jupiter.detect.pg_hba import Field
 from jupiter.detect.postgres import template_line
-from jupiter.plans import WriteFile, sha256_bytes, unified_diff
+from jupiter.plans import WriteFile, file_edits
 from jupiter.targets.base import TargetView
 
 # Values that postgresql.conf reads the same bare or quoted (no dots: "a.b"
@@ -71,20 +71,13 @@ class ConfEdits:
                 main[-1] += newline
             for at in sorted(self._inserts, reverse=True):
                 main[at:at] = [line + newline for line in self._inserts[at]]
-        changes: list[WriteFile] = []
-        diffs: list[str] = []
-        for path, lines in self._lines.items():
-            before = self._config.files[path].text
-            after = "".join(lines)
-            if after == before:
-                continue
-            changes.append(
-                WriteFile(
-                    path=path, content=after, before_sha256=sha256_bytes(view.read_bytes(path))
-                )
-            )
-            diffs.append(unified_diff(path, before, after))
-        return changes, "".join(diffs)
+        return file_edits(
+            view,
+            (
+                (path, self._config.files[path].text, "".join(lines))
+                for path, lines in self._lines.items()
+            ),
+        )
 
 
 def replace_fields(text: str, fields: tuple[Field, ...], new: dict[int, str]) -> str:

@@ -31,7 +31,7 @@ from jupiter.detect import sshd as checks
 from jupiter.detect.sshd_config import MAIN_CONFIG, SshdConfig, parse, tokenize
 from jupiter.errors import ConflictError, InputError
 from jupiter.models import Category, FindingRecord
-from jupiter.plans import Plan, Risk, WriteFile, sha256_bytes, unified_diff
+from jupiter.plans import Plan, Risk, WriteFile, file_edits
 from jupiter.remediators.base import Remediator, ValidationResult
 from jupiter.remediators.sshd_check import sshd_syntax_check
 from jupiter.targets.base import TargetView
@@ -220,19 +220,13 @@ class _Edits:
     def build(self, view: TargetView) -> tuple[list[WriteFile], str]:
         if self._inserts:
             self._apply_inserts()
-        changes, diffs = [], []
-        for path, lines in self._lines.items():
-            before = self._config.texts[path]
-            after = "".join(lines)
-            if after == before:
-                continue
-            changes.append(
-                WriteFile(
-                    path=path, content=after, before_sha256=sha256_bytes(view.read_bytes(path))
-                )
-            )
-            diffs.append(unified_diff(path, before, after))
-        return changes, "".join(diffs)
+        return file_edits(
+            view,
+            (
+                (path, self._config.texts[path], "".join(lines))
+                for path, lines in self._lines.items()
+            ),
+        )
 
     def _apply_inserts(self) -> None:
         main = self._config.main
