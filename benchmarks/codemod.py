@@ -34,8 +34,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from jupiter.plans import WriteFile
-from jupiter.remediators.base import NoParams
-from jupiter.remediators.sql_injection import SqlInjectionPython
+from jupiter.plugins.base import NoParams
+from jupiter.plugins.sql_injection.fix import SqlInjectionPython
 from jupiter.targets.local import LocalTarget
 
 WORDS = ["user", "order", "item", "account", "invoice", "ticket", "event", "note", "tag", "city"]

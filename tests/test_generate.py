@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from jupiter.detect import sshd as sshd_checks
 from jupiter.errors import InputError
 from jupiter.generate import GeneratedConfig, generate, known_parameters, write_generated
 from jupiter.models import FindingRecord
 from jupiter.plans import Plan, WriteFile
-from jupiter.remediators.firewall import NftablesFirewall, parse_firewall_params
-from jupiter.remediators.postgres import PgHba, PostgresqlConf
-from jupiter.remediators.postgres_server import find_postgres, server_account
-from jupiter.remediators.postgres_tls import self_signed
-from jupiter.remediators.sshd import SshdHardening, SshdParams
+from jupiter.plugins.nftables.fix import NftablesFirewall, parse_firewall_params
+from jupiter.plugins.postgres.fix import PgHba, PostgresqlConf
+from jupiter.plugins.postgres.server import find_postgres, server_account
+from jupiter.plugins.postgres.tls import self_signed
+from jupiter.plugins.sshd import detect as sshd_checks
+from jupiter.plugins.sshd.fix import SshdHardening, SshdParams
 from jupiter.targets.local import LocalTarget
 from jupiter.targets.overlay import OverlayView
 from tests.conftest import need_service

@@ -660,7 +660,7 @@ def test_real_remediator_fixes_become_commits_and_revert_brings_findings_back(
     repo: Path,
 ) -> None:
     """The flow the run executor follows, with the real sshd-hardening plugin."""
-    from jupiter.remediators.sshd import SshdHardening, SshdParams
+    from jupiter.plugins.sshd.fix import SshdHardening, SshdParams
     from jupiter.runs import apply_plan
     from jupiter.targets.local import LocalTarget
 

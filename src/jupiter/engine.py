@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from jupiter import audit
 from jupiter.errors import InputError
 from jupiter.fixing import Fixing
-from jupiter.models import AssetSpec, Category, FindingStatus, Severity
+from jupiter.models import AssetSpec, FindingStatus, Severity
 from jupiter.rollbacks import RollingBack
 from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
@@ -28,7 +28,7 @@ from jupiter.workspace import Workspace
 from jupiter.yamlfile import read_yaml
 
 if TYPE_CHECKING:
-    from jupiter.remediators.registry import Registry
+    from jupiter.plugins.registry import Registry
 
 Progress = Callable[[int], None]
 
@@ -174,15 +174,16 @@ class Engine(Fixing, RollingBack):
 
     # -- findings --------------------------------------------------------
     def list_findings(self, **filters: Any) -> list[dict[str, Any]]:
-        for key, enum in (
-            ("status", FindingStatus),
-            ("severity", Severity),
-            ("category", Category),
+        from jupiter.plugins.domains import load_domains
+
+        for key, allowed in (
+            ("status", [e.value for e in FindingStatus]),
+            ("severity", [e.value for e in Severity]),
+            ("category", load_domains().categories()),
         ):
             value = filters.get(key)
-            if value is not None and value not in {e.value for e in enum}:
-                known = ", ".join(e.value for e in enum)
-                raise InputError(f"unknown {key} {value!r}; use one of: {known}")
+            if value is not None and value not in allowed:
+                raise InputError(f"unknown {key} {value!r}; use one of: {', '.join(allowed)}")
         with self.db.reading() as s:
             rows = finding_repo.list_findings(s, **filters)
             sources = finding_repo.sources_for(s, [r.id for r in rows])

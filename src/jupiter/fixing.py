@@ -29,7 +29,7 @@ from jupiter.workspace import Workspace
 
 if TYPE_CHECKING:
     from jupiter.git_delivery import BranchStart, GitDelivery
-    from jupiter.remediators.registry import Registry
+    from jupiter.plugins.registry import Registry
     from jupiter.runs import Candidate
 
 
@@ -167,7 +167,7 @@ class Fixing:
     def registry(self) -> Registry:
         if self._registry is None:
             from jupiter.custom import load_custom_remediators
-            from jupiter.remediators.registry import load_registry
+            from jupiter.plugins.registry import load_registry
 
             registry = load_registry()
             for plugin in registry:
@@ -370,7 +370,7 @@ class Fixing:
             if row.status not in fixable:
                 continue
             record = finding_repo.row_to_record(row)
-            if only and not any(o in (record.rule_id, record.category.value) for o in only):
+            if only and not any(o in (record.rule_id, str(record.category)) for o in only):
                 continue
             plugin = self.registry.for_finding(record)
             if plugin is None:

@@ -7,6 +7,7 @@ store turns records into persisted findings (with ids, status and timestamps).
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -36,6 +37,10 @@ _SEVERITY_RANK = {
 
 
 class Category(StrEnum):
+    """Jupiter's own finding categories. A remediation domain may declare
+    more (``iac.terraform``): a finding's category is any dotted lower-case
+    name, and these members are the ones the core itself knows about."""
+
     DEPENDENCY = "dependency"
     CONFIG_SSH = "config.ssh"
     CONFIG_DATABASE = "config.database"
@@ -45,6 +50,9 @@ class Category(StrEnum):
     IAC_DOCKER = "iac.docker"
     PERMISSIONS = "permissions"
     OTHER = "other"
+
+
+_CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 
 
 class FindingStatus(StrEnum):
@@ -94,7 +102,7 @@ class FindingRecord(BaseModel):
 
     scanner: str
     rule_id: str
-    category: Category = Category.OTHER
+    category: str = Category.OTHER
     title: str
     severity: Severity
     asset: str | None = None
@@ -111,6 +119,19 @@ class FindingRecord(BaseModel):
     """A detector's stable name for the issue within its file (e.g. the
     ``Match`` block and keyword it concerns), used instead of the line number
     so that a finding keeps its identity when an edit elsewhere moves it."""
+
+    @field_validator("category")
+    @classmethod
+    def _category_name(cls, value: str) -> str:
+        try:
+            return Category(value)
+        except ValueError:
+            pass
+        if not _CATEGORY_NAME.match(value):
+            raise ValueError(
+                f"category {value!r} is not a dotted lower-case name such as iac.terraform"
+            )
+        return value
 
     @field_validator("cvss_score")
     @classmethod
@@ -135,20 +156,29 @@ class FindingRecord(BaseModel):
         loc = self.location
         if self.identity:
             return ("id", loc.path or "", self.rule_id, self.identity)
-        if self.category is Category.DEPENDENCY and loc.package:
+        if self.category == Category.DEPENDENCY and loc.package:
             return (
                 "dep",
                 loc.package.lower().replace("_", "-"),
                 loc.version or "",
                 canonical_advisory_id([self.rule_id, *self.aliases]),
             )
-        if self.category.value.startswith("code.") and loc.path:
-            return ("loc", loc.path, str(loc.start_line or 0), self.category.value)
+        if self.category.startswith("code.") and loc.path:
+            return ("loc", loc.path, str(loc.start_line or 0), str(self.category))
         return ("rule", loc.path or "", str(loc.start_line or 0), self.rule_id)
 
     def fingerprint(self, asset_id: str) -> str:
         key = "\x1f".join((asset_id, *self.issue_key()))
         return hashlib.sha256(key.encode()).hexdigest()
+
+
+def known_category(value: str) -> str:
+    """``value`` as the :class:`Category` member when it is one of Jupiter's
+    own (so ``is`` comparisons keep working), else the plain string."""
+    try:
+        return Category(value)
+    except ValueError:
+        return value
 
 
 def canonical_advisory_id(ids: list[str]) -> str:

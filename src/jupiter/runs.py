@@ -30,9 +30,9 @@ from jupiter.errors import (
 from jupiter.git_delivery import GitDelivery, commit_message
 from jupiter.models import FindingRecord, FindingStatus
 from jupiter.plans import Plan, RemoveFile, RunCommand, SetMode, WriteFile, sha256_bytes
+from jupiter.plugins.base import AnyRemediator
+from jupiter.plugins.registry import Registry
 from jupiter.redact import redact
-from jupiter.remediators.base import Remediator
-from jupiter.remediators.registry import Registry
 from jupiter.snapshots import (
     BlobStore,
     ManifestEntry,
@@ -88,7 +88,7 @@ class Candidate:
 
     record: FindingRecord
     finding_id: int | None
-    remediator: Remediator
+    remediator: AnyRemediator
     params: BaseModel
 
 
@@ -111,7 +111,7 @@ def parse_params(registry: Registry, raw: list[str]) -> dict[str, dict[str, obje
     return out
 
 
-def params_for(plugin: Remediator, raw: dict[str, dict[str, object]]) -> BaseModel:
+def params_for(plugin: AnyRemediator, raw: dict[str, dict[str, object]]) -> Any:
     try:
         return plugin.parse_params(raw.get(plugin.name))
     except ValidationError as exc:

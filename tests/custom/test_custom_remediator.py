@@ -14,8 +14,8 @@ from jupiter.custom.remediator import CustomScriptRemediator
 from jupiter.errors import InputError
 from jupiter.models import FindingRecord
 from jupiter.plans import Plan, RunCommand, WriteFile
-from jupiter.remediators.permissions import FilePermissions
-from jupiter.remediators.registry import load_registry
+from jupiter.plugins.permissions.fix import FilePermissions
+from jupiter.plugins.registry import load_registry
 from jupiter.targets.base import FileState
 from jupiter.targets.local import LocalTarget
 from jupiter.targets.overlay import OverlayView

@@ -33,8 +33,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from jupiter.engine import Engine
-from jupiter.remediators.base import NoParams
-from jupiter.remediators.sql_injection import SqlInjectionPython
+from jupiter.plugins.base import NoParams
+from jupiter.plugins.sql_injection.fix import SqlInjectionPython
 from jupiter.targets.local import LocalTarget
 from jupiter.workspace import Workspace
 from tests.conftest import ROOT, run_cli

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from jupiter.models import Category, FindingRecord, Location, Severity
 from jupiter.plans import Plan, WriteFile, sha256_bytes
-from jupiter.remediators.base import Remediator, ValidationResult
+from jupiter.plugins.base import Remediator, ValidationResult
 from jupiter.targets.base import TargetView
 
 FILE = "etc/app.conf"

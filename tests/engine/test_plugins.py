@@ -13,21 +13,24 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from jupiter.remediators.base import Remediator
-from jupiter.remediators.registry import load_registry
+from jupiter.plugins.base import Remediator
+from jupiter.plugins.registry import load_registry
 from tests.conftest import run_cli
 
 PLUGIN = '''
-from pydantic import BaseModel
-from jupiter.models import Category, FindingRecord, Location, Severity
-from jupiter.plans import Plan, WriteFile, sha256_bytes, unified_diff
-from jupiter.remediators.base import Remediator
+import re
+from jupiter import (Domain, FindingRecord, Location, NoParams, Plan, Remediator, Severity,
+                     WriteFile, sha256_bytes, unified_diff)
 
-class MotdBanner(Remediator):
+# Only the public API: a new domain with its own category, no edit in Jupiter.
+DOMAIN = Domain(name="acme-motd", categories=("config.motd",), order=5,
+                rule_ids=frozenset({"ACME-MOTD"}), text=re.compile(r"legal banner", re.I))
+
+class MotdBanner(Remediator[NoParams]):
     """Adds the legal banner to etc/motd."""
     name = "acme-motd-banner"
     summary = "ACME: the legal banner in /etc/motd"
-    categories = frozenset({Category.OTHER})
+    categories = frozenset({"config.motd"})
     rule_ids = frozenset({"ACME-MOTD"})
     BANNER = "Authorised use only.\\n"
 
@@ -39,6 +42,7 @@ class MotdBanner(Remediator):
         if self.BANNER in text:
             return []
         return [FindingRecord(scanner="acme", rule_id="ACME-MOTD", title="no legal banner",
+                              category="config.motd",
                               severity=Severity.LOW, location=Location(path="etc/motd"),
                               identity="banner")]
 
@@ -76,6 +80,8 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             [project.entry-points."jupiter.remediators"]
             acme-motd-banner = "acme_jupiter:MotdBanner"
             acme-broken = "acme_jupiter.broken:Nothing"
+            [project.entry-points."jupiter.domains"]
+            acme-motd = "acme_jupiter:DOMAIN"
             """
         )
     )
@@ -120,6 +126,30 @@ def test_third_party_plugin_is_listed_and_used(plugin_site: Path, tmp_path: Path
     (step,) = json.loads(r.stdout)["steps"]
     assert step["remediator"] == "acme-motd-banner" and step["status"] == "verified"
     assert (target / "etc/motd").read_text() == "Authorised use only.\nWelcome\n"
+
+
+def test_third_party_domain_classifies_scanner_findings(plugin_site: Path, tmp_path: Path) -> None:
+    """A report's rule that only the plugin's domain knows gets the domain's
+    category at ingest, and the category is a valid filter."""
+    env = {"PYTHONPATH": str(plugin_site)}
+    report = tmp_path / "acme.sarif"
+    result = {
+        "ruleId": "ACME-MOTD",
+        "message": {"text": "no legal banner"},
+        "locations": [{"physicalLocation": {"artifactLocation": {"uri": "etc/motd"}}}],
+    }
+    run = {"tool": {"driver": {"name": "acme-scan", "rules": []}}, "results": [result]}
+    report.write_text(json.dumps({"version": "2.1.0", "runs": [run]}))
+    home = tmp_path / "ws"
+    r = run_cli("ingest", str(report), "--asset", "web-1", home=home, env=env)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("findings", "list", "--category", "config.motd", "--json", home=home, env=env)
+    assert r.returncode == 0, r.stderr
+    (finding,) = json.loads(r.stdout)
+    assert finding["rule_id"] == "ACME-MOTD" and finding["category"] == "config.motd"
+    # without the plugin installed, the category is unknown: one clear sentence
+    r = run_cli("findings", "list", "--category", "config.motd", home=home)
+    assert r.returncode == 2 and "unknown category 'config.motd'" in r.stderr
 
 
 def _plugins() -> list[Remediator]:

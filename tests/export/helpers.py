@@ -12,8 +12,8 @@ from pathlib import Path
 
 from jupiter.export import PlanForExport
 from jupiter.plans import Plan, RemoveFile, Risk, RunCommand, SetMode, WriteFile, sha256_bytes
-from jupiter.remediators.permissions import FilePermissions
-from jupiter.remediators.sshd import SshdHardening, SshdParams
+from jupiter.plugins.permissions.fix import FilePermissions
+from jupiter.plugins.sshd.fix import SshdHardening, SshdParams
 from jupiter.targets.local import LocalTarget
 from tests.conftest import ROOT
 

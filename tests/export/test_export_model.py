@@ -10,7 +10,7 @@ import pytest
 from jupiter.errors import InputError
 from jupiter.export import FORMATS, PlanForExport, build_script_model, export_script
 from jupiter.plans import Plan, RemoveFile, SetMode, WriteFile, sha256_bytes
-from jupiter.remediators.sshd import SshdHardening, SshdParams
+from jupiter.plugins.sshd.fix import SshdHardening, SshdParams
 from jupiter.targets.local import LocalTarget
 from tests.export.helpers import EXAMPLE_HOST, item, sshd_and_permission_plans
 

@@ -12,7 +12,6 @@ import pytest
 from jupiter.errors import InputError
 from jupiter.ingest import detect_format, parse_report
 from jupiter.ingest.common import (
-    category_for,
     cvss_base,
     cwe_ids,
     report_path,
@@ -21,6 +20,7 @@ from jupiter.ingest.common import (
     severity_word,
 )
 from jupiter.models import Category, Severity
+from jupiter.plugins.domains import category_for
 
 HERE = Path("report.json")
 ROOT = Path(__file__).parents[2]

@@ -302,7 +302,7 @@ def remediators_list(json: JsonOpt = False) -> None:
             "name": p.name,
             "summary": p.summary,
             "source": registry.sources[p.name],
-            "categories": sorted(c.value for c in p.categories),
+            "categories": sorted(str(c) for c in p.categories),
             "rule_ids": sorted(p.rule_ids),
             "parameters": p.params_model.model_json_schema().get("properties", {}),
         }

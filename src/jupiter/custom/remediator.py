@@ -37,8 +37,6 @@ import shlex
 import sys
 from typing import ClassVar, cast
 
-from pydantic import BaseModel
-
 from jupiter.custom.manifest import (
     PLACEHOLDER,
     CommandVerify,
@@ -57,7 +55,7 @@ from jupiter.custom.store import (
 from jupiter.errors import InputError, JupiterError, PathEscapeError
 from jupiter.models import FindingRecord
 from jupiter.plans import Plan, Risk, RunCommand
-from jupiter.remediators.base import Remediator, ValidationResult
+from jupiter.plugins.base import AnyRemediator, NoParams, Remediator, ValidationResult
 from jupiter.targets.base import CommandResult, Target, TargetView, normalise_relpath
 from jupiter.workspace import Workspace
 
@@ -136,7 +134,7 @@ def is_local(view: TargetView) -> bool:
     return described.startswith("local:")
 
 
-class CustomScriptRemediator(Remediator):
+class CustomScriptRemediator(Remediator[NoParams]):
     """A registered custom script; build one with :func:`make_remediator`."""
 
     name: ClassVar[str] = "custom-script"
@@ -154,11 +152,11 @@ class CustomScriptRemediator(Remediator):
     def bind(self, workspace: Workspace) -> None:
         self._workspace = workspace
 
-    def detect(self, view: TargetView, params: BaseModel | None = None) -> list[FindingRecord]:
+    def detect(self, view: TargetView, params: NoParams | None = None) -> list[FindingRecord]:
         """Always ``[]``: custom scripts fix findings that others detect."""
         return []
 
-    def _detector(self, name: str) -> Remediator:
+    def _detector(self, name: str) -> AnyRemediator:
         plugin = builtin_registry().get(name)
         plugin.bind(self._workspace)
         return plugin
@@ -169,7 +167,8 @@ class CustomScriptRemediator(Remediator):
         plugin = self._detector(verify.detector)
         if not plugin.handles(finding):
             return False  # it would never report this finding: proof of nothing
-        return plugin.is_fixed(finding, view, plugin.parse_params(None))
+        fixed: bool = plugin.is_fixed(finding, view, plugin.default_params())
+        return fixed
 
     def _expand_paths(self, finding: FindingRecord, view: TargetView) -> list[str]:
         seen: dict[str, None] = {}
@@ -190,7 +189,7 @@ class CustomScriptRemediator(Remediator):
                     seen.setdefault(match, None)
         return list(seen)
 
-    def plan(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> Plan:
+    def plan(self, finding: FindingRecord, view: TargetView, params: NoParams) -> Plan:
         """One sandboxed RunCommand (see the module docstring); InputError for
         non-local targets or a script modified since registration."""
         m = self.manifest
@@ -257,7 +256,7 @@ class CustomScriptRemediator(Remediator):
         )
         return base.model_copy(update={"changes": [command], "risk": risk, "diff": diff})
 
-    def is_fixed(self, finding: FindingRecord, view: TargetView, params: BaseModel) -> bool:
+    def is_fixed(self, finding: FindingRecord, view: TargetView, params: NoParams) -> bool:
         """Run the verify command on a real Target (exit 0 = fixed; ``False`` on
         a read-only view), or ask the named detector."""
         verify = self.manifest.verify
@@ -308,7 +307,7 @@ def make_remediator(script: RegisteredScript, workspace: Workspace) -> CustomScr
 
 def load_custom_remediators(
     workspace: Workspace, errors: dict[str, str] | None = None
-) -> list[Remediator]:
+) -> list[AnyRemediator]:
     """One remediator per script registered in ``workspace``.
 
     Give ``errors`` (e.g. the engine registry's ``errors``) to isolate a
@@ -319,7 +318,7 @@ def load_custom_remediators(
     root = scripts_dir(workspace)
     if errors is None:
         return [make_remediator(s, workspace) for s in registered_scripts(workspace)]
-    out: list[Remediator] = []
+    out: list[AnyRemediator] = []
     if not root.is_dir():
         return out
     for folder in sorted(root.iterdir()):

@@ -29,7 +29,7 @@ from jupiter.plans import sha256_bytes
 from jupiter.workspace import Workspace
 
 if TYPE_CHECKING:
-    from jupiter.remediators.registry import Registry
+    from jupiter.plugins.registry import Registry
 
 MANIFEST_NAME = "manifest.yaml"
 
@@ -91,7 +91,7 @@ def scripts_dir(workspace: Workspace) -> Path:
 @lru_cache(maxsize=1)
 def builtin_registry() -> Registry:
     """The entry-point registry of installed remediators (loaded once)."""
-    from jupiter.remediators.registry import load_registry
+    from jupiter.plugins.registry import load_registry
 
     return load_registry()
 

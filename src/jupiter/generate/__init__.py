@@ -3,8 +3,8 @@
 :func:`generate` renders complete configuration files (Jinja2 templates
 under ``jupiter/templates/``) from validated parameters. The files pass the
 same checks as a configuration Jupiter fixed in place: the sshd values come
-from :mod:`jupiter.detect.sshd`, the firewall from
-:func:`jupiter.remediators.firewall.render_ruleset`, and the PostgreSQL
+from :mod:`jupiter.plugins.sshd.detect`, the firewall from
+:func:`jupiter.plugins.nftables.fix.render_ruleset`, and the PostgreSQL
 template satisfies every ``PG-*`` rule.
 
 Parameters per kind: see :class:`SshParams`, :class:`FirewallGenParams`,

@@ -1,7 +1,7 @@
 """Renderers behind :func:`jupiter.generate.generate`, one per kind.
 
 Values that a security check judges come from the check itself
-(:mod:`jupiter.detect.sshd`, :mod:`jupiter.remediators.firewall`), so a
+(:mod:`jupiter.plugins.sshd.detect`, :mod:`jupiter.plugins.nftables.fix`), so a
 generated file and a fixed one pass the same rules by construction.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jupiter.detect import sshd as sshd_checks
-from jupiter.detect.firewall import RULESET_PATH
-from jupiter.detect.sshd_config import MAIN_CONFIG
 from jupiter.generate.params import FirewallGenParams, PostgresqlParams, SshParams
-from jupiter.remediators.firewall import NEW_FILE_MODE as RULESET_MODE
-from jupiter.remediators.firewall import FirewallParams, render_ruleset
+from jupiter.plugins.nftables.detect import RULESET_PATH
+from jupiter.plugins.nftables.fix import NEW_FILE_MODE as RULESET_MODE
+from jupiter.plugins.nftables.fix import FirewallParams, render_ruleset
+from jupiter.plugins.sshd import detect as sshd_checks
+from jupiter.plugins.sshd.parse import MAIN_CONFIG
 from jupiter.templating import render as render_template
 
 

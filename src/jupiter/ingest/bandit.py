@@ -14,7 +14,6 @@ from pathlib import Path
 from jupiter.ingest.common import (
     ProgressCallback,
     arr,
-    category_for,
     cwe_ids,
     fail,
     json_document,
@@ -26,6 +25,7 @@ from jupiter.ingest.common import (
     timestamp,
 )
 from jupiter.models import FindingRecord, Location, Severity
+from jupiter.plugins.domains import category_for
 
 
 def parse(path: Path, on_progress: ProgressCallback | None = None) -> Iterator[FindingRecord]:

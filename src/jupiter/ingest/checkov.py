@@ -17,7 +17,6 @@ from typing import Any
 from jupiter.ingest.common import (
     ProgressCallback,
     arr,
-    category_for,
     fail,
     json_document,
     obj,
@@ -25,6 +24,7 @@ from jupiter.ingest.common import (
     text,
 )
 from jupiter.models import FindingRecord, Location, Severity
+from jupiter.plugins.domains import category_for
 
 _HIGH = frozenset(
     {

@@ -20,7 +20,7 @@ from cvss import CVSS2, CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
 from jupiter.errors import InputError
-from jupiter.models import Category, Severity
+from jupiter.models import Severity
 
 ProgressCallback = Callable[[int], None]
 T = TypeVar("T")
@@ -257,13 +257,7 @@ def cvss_base(path: Path, vector: str, where: str) -> tuple[str, float]:
 
 # ------------------------------------------------------------------ categories
 
-_SQL_TEXT = re.compile(r"sql[\s_-]*injection|\bsqli\b", re.IGNORECASE)
-_SSH_TEXT = re.compile(r"\bsshd?\b|sshd_config", re.IGNORECASE)
-_DB_TEXT = re.compile(r"postgres|pg_hba|mysql|mariadb", re.IGNORECASE)
-_FW_TEXT = re.compile(r"firewall|nftables|iptables", re.IGNORECASE)
 _CWE_NUMBER = re.compile(r"cwe[-/_ ]?0*(\d+)", re.IGNORECASE)
-_PERMISSION_CWES = frozenset({"CWE-276", "CWE-732", "CWE-281"})
-_PERMISSION_RULES = frozenset({"B103"})
 
 
 def cwe_ids(values: Iterable[Any]) -> list[str]:
@@ -281,32 +275,6 @@ def cwe_ids(values: Iterable[Any]) -> list[str]:
         if ident not in found:
             found.append(ident)
     return found
-
-
-def category_for(rule_id: str, cwes: Iterable[str] = (), text: str = "") -> Category:
-    """The category of a finding from its rule id, CWEs and descriptive text.
-
-    Rule-id families win (they are exact); then CWEs; then words in the title.
-    """
-    rid = rule_id.upper()
-    tail = rid.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
-    if rid.startswith(("CKV_K8S_", "CKV2_K8S_")) or re.match(r"(AVD-)?KSV-?\d", tail):
-        return Category.IAC_KUBERNETES
-    if rid.startswith(("CKV_DOCKER_", "CKV2_DOCKER_")) or re.match(r"(AVD-)?DS-?\d", tail):
-        return Category.IAC_DOCKER
-    cwe_set = set(cwes)
-    if rid == "B608" or "CWE-89" in cwe_set or _SQL_TEXT.search(rule_id) or _SQL_TEXT.search(text):
-        return Category.CODE_SQL_INJECTION
-    if rid in _PERMISSION_RULES or cwe_set & _PERMISSION_CWES:
-        return Category.PERMISSIONS
-    haystack = f"{rule_id} {text}"
-    if _SSH_TEXT.search(haystack):
-        return Category.CONFIG_SSH
-    if _DB_TEXT.search(haystack):
-        return Category.CONFIG_DATABASE
-    if _FW_TEXT.search(haystack):
-        return Category.CONFIG_FIREWALL
-    return Category.OTHER
 
 
 def advisory_aliases(ids: Iterable[Any], exclude: str = "") -> list[str]:

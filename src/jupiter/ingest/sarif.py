@@ -40,7 +40,6 @@ from jupiter.ingest import checkov, sarif_stream
 from jupiter.ingest.common import (
     ProgressCallback,
     arr,
-    category_for,
     cwe_ids,
     fail,
     json_document,
@@ -54,6 +53,7 @@ from jupiter.ingest.common import (
     text,
 )
 from jupiter.models import Category, FindingRecord, Severity
+from jupiter.plugins.domains import category_for
 
 _LEVELS = {
     "error": Severity.HIGH,

@@ -25,7 +25,6 @@ from jupiter.ingest.common import (
     ProgressCallback,
     advisory_aliases,
     arr,
-    category_for,
     cvss_base,
     fail,
     json_document,
@@ -38,6 +37,7 @@ from jupiter.ingest.common import (
     timestamp,
 )
 from jupiter.models import Category, FindingRecord, Location
+from jupiter.plugins.domains import category_for
 
 TYPE_CATEGORIES: dict[str, Category] = {
     "sql_injection": Category.CODE_SQL_INJECTION,

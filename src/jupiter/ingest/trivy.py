@@ -24,7 +24,6 @@ from jupiter.ingest.common import (
     UNRATED_ADVISORY_SEVERITY,
     ProgressCallback,
     arr,
-    category_for,
     cvss_base,
     cwe_ids,
     fail,
@@ -40,6 +39,7 @@ from jupiter.ingest.common import (
     timestamp,
 )
 from jupiter.models import Category, FindingRecord, Location, Severity
+from jupiter.plugins.domains import category_for
 
 
 def parse(path: Path, on_progress: ProgressCallback | None = None) -> Iterator[FindingRecord]:

@@ -310,7 +310,7 @@ class FindingWriter:
                     fp,
                     m.asset_id,
                     rec.rule_id,
-                    rec.category.value,
+                    str(rec.category),
                     rec.title,
                     severity.value,
                     cvss,

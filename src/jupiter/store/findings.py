@@ -59,12 +59,12 @@ def finding_to_json(row: FindingRow, sources: list[FindingSourceRow]) -> dict[st
 
 def row_to_record(row: FindingRow) -> FindingRecord:
     """The stored finding as a record a remediator can plan for."""
-    from jupiter.models import Category, Location
+    from jupiter.models import Location, known_category
 
     return FindingRecord(
         scanner="jupiter",
         rule_id=row.rule_id,
-        category=Category(row.category),
+        category=known_category(row.category),
         title=row.title,
         severity=Severity(row.severity),
         asset=row.asset_id,

@@ -1,0 +1,114 @@
+"""Remediation domains: what each one calls its findings, and how a finding
+from any scanner is recognised as one of them.
+
+A domain (``sshd``, ``kubernetes``, a third party's ``terraform``) declares its
+categories and the scanner rules it answers as data in its package's
+``__init__`` — cheap to import, no parser loaded — and registers it through
+the ``jupiter.domains`` entry-point group. Ingest asks :func:`category_for`
+instead of a closed list, so a new domain needs no edit anywhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from importlib.metadata import entry_points
+
+from jupiter.models import Category, known_category
+
+GROUP = "jupiter.domains"
+_CATEGORY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One remediation domain, as data.
+
+    A finding belongs to the first domain (by ``order``) whose rules match:
+    an exact rule id, a rule-id prefix (``CKV_K8S_``), a pattern on the rule
+    id's last segment (``KSV001`` in ``trivy/KSV001``), a CWE, or words in
+    the rule id or title. Rule ids and CWEs are compared upper-case.
+    """
+
+    name: str
+    categories: tuple[str, ...]
+    summary: str = ""
+    order: int = 100
+    rule_ids: frozenset[str] = frozenset()
+    rule_prefixes: tuple[str, ...] = ()
+    rule_tail: re.Pattern[str] | None = None
+    cwes: frozenset[str] = frozenset()
+    text: re.Pattern[str] | None = None
+    category: str = field(default="")
+    """The category given to a finding recognised by the rules above
+    (default: the first of ``categories``)."""
+    catalog: str | None = None
+    """The package whose ``catalog/*.yaml`` files hold this domain's fix
+    catalog entries (see :mod:`jupiter.catalog`), if it has any."""
+
+    def __post_init__(self) -> None:
+        if not self.categories:
+            raise ValueError(f"domain {self.name!r} declares no category")
+        for cat in self.categories:
+            if not _CATEGORY.match(cat):
+                raise ValueError(f"domain {self.name!r}: category {cat!r} is not dotted lower-case")
+        if not self.category:
+            object.__setattr__(self, "category", self.categories[0])
+
+    def matches(self, rid: str, tail: str, cwes: frozenset[str], rule_id: str, text: str) -> bool:
+        return bool(
+            rid in self.rule_ids
+            or (self.rule_prefixes and rid.startswith(self.rule_prefixes))
+            or (self.rule_tail is not None and self.rule_tail.match(tail))
+            or (self.cwes & cwes)
+            or (self.text is not None and (self.text.search(rule_id) or self.text.search(text)))
+        )
+
+
+@dataclass(frozen=True)
+class Domains:
+    ordered: tuple[Domain, ...]
+    errors: dict[str, str]
+
+    def categories(self) -> list[str]:
+        """Every category a finding can have: Jupiter's own and the domains'."""
+        found = {c.value for c in Category}
+        for domain in self.ordered:
+            found.update(domain.categories)
+        return sorted(found)
+
+
+@cache
+def load_domains() -> Domains:
+    """The registered domains, in classification order; one that fails to
+    load is reported by name in ``errors`` and the others keep working."""
+    found: list[Domain] = []
+    errors: dict[str, str] = {}
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        try:
+            obj = ep.load()
+            if not isinstance(obj, Domain):
+                raise TypeError(f"{ep.value} is not a jupiter Domain")
+            found.append(obj)
+        except Exception as exc:  # noqa: BLE001 - isolate one broken plugin
+            errors[ep.name] = f"{type(exc).__name__}: {exc}"
+    found.sort(key=lambda d: (d.order, d.name))
+    return Domains(tuple(found), errors)
+
+
+@lru_cache(maxsize=8192)
+def _classify(rule_id: str, cwes: frozenset[str], text: str) -> str:
+    rid = rule_id.upper()
+    tail = rid.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+    for domain in load_domains().ordered:
+        if domain.matches(rid, tail, cwes, rule_id, text):
+            return known_category(domain.category)
+    return Category.OTHER
+
+
+def category_for(rule_id: str, cwes: Iterable[str] = (), text: str = "") -> str:
+    """The category of a finding from its rule id, CWEs and descriptive text,
+    by the first registered domain whose rules match; ``other`` if none does."""
+    return _classify(rule_id, frozenset(c.upper() for c in cwes), text)

@@ -1,0 +1,380 @@
+"""Built-in PostgreSQL checks over ``postgresql.conf`` and ``pg_hba.conf``.
+
+Clusters are found at the Debian layout (``etc/postgresql/<version>/<cluster>/``)
+and the RHEL one (``var/lib/pgsql[/<version>]/data/``). For each cluster the
+configuration is read as the server reads it (includes, then the data
+directory's ``postgresql.auto.conf``; the last value wins) and ``pg_hba.conf``
+is taken from ``hba_file`` (else the data directory, else next to the conf).
+
+Rule ids (category ``config.database``):
+
+* ``PG-SSL-OFF`` — ``ssl`` is not on (default off);
+* ``PG-PASSWORD-ENCRYPTION`` — ``password_encryption`` is not
+  ``scram-sha-256`` (unset counts as md5 before PostgreSQL 14);
+* ``PG-LOG-CONNECTIONS`` / ``PG-LOG-DISCONNECTIONS`` — connection logging off;
+* ``PG-LISTEN-ALL`` — ``listen_addresses`` contains ``*``, ``0.0.0.0`` or ``::``;
+* ``PG-HBA-TRUST`` — a pg_hba record with ``trust``;
+* ``PG-HBA-WEAK-AUTH`` — ``password`` or ``md5`` on a TCP record;
+* ``PG-HBA-NO-SSL`` — a world-reachable (``all``, ``0.0.0.0/0``, ``::/0``)
+  ``host``/``hostnossl`` record that does not require SSL.
+
+Locations point at the effective line; an unset setting points at its
+commented-out template line (``#ssl = off``) in the main file when there is
+one, else at the file alone.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+from jupiter.errors import InputError
+from jupiter.models import Category, FindingRecord, Location, Severity
+from jupiter.plugins.kit import read_text
+from jupiter.plugins.postgres.parse_conf import (
+    PgConfig,
+    extend_conf,
+    parse_conf,
+    split_lines,
+)
+from jupiter.plugins.postgres.parse_hba import HbaFile, HbaRecord, parse_hba
+from jupiter.targets.base import TargetView
+
+SCANNER = "jupiter"
+SSL_OFF = "PG-SSL-OFF"
+PASSWORD_ENCRYPTION = "PG-PASSWORD-ENCRYPTION"  # noqa: S105 - a rule id
+LOG_CONNECTIONS = "PG-LOG-CONNECTIONS"
+LOG_DISCONNECTIONS = "PG-LOG-DISCONNECTIONS"
+LISTEN_ALL = "PG-LISTEN-ALL"
+HBA_TRUST = "PG-HBA-TRUST"
+HBA_WEAK_AUTH = "PG-HBA-WEAK-AUTH"
+HBA_NO_SSL = "PG-HBA-NO-SSL"
+CONF_RULES = frozenset(
+    {SSL_OFF, PASSWORD_ENCRYPTION, LOG_CONNECTIONS, LOG_DISCONNECTIONS, LISTEN_ALL}
+)
+HBA_RULES = frozenset({HBA_TRUST, HBA_WEAK_AUTH, HBA_NO_SSL})
+# The setting each postgresql.conf rule is about.
+RULE_SETTING = {
+    SSL_OFF: "ssl",
+    PASSWORD_ENCRYPTION: "password_encryption",
+    LOG_CONNECTIONS: "log_connections",
+    LOG_DISCONNECTIONS: "log_disconnections",
+    LISTEN_ALL: "listen_addresses",
+}
+CONF_GLOBS = (
+    "etc/postgresql/*/*/postgresql.conf",
+    "var/lib/pgsql/data/postgresql.conf",
+    "var/lib/pgsql/*/data/postgresql.conf",
+)
+TCP_TYPES = frozenset({"host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc"})
+_WILDCARD_LISTEN = frozenset({"*", "0.0.0.0", "::"})  # noqa: S104 - detected, not bound
+_DEBIAN_VERSION = re.compile(r"^etc/postgresql/(\d+)/")
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+@dataclass
+class Cluster:
+    """One PostgreSQL cluster's configuration as found in a target."""
+
+    config: PgConfig
+    version: int | None
+    data_dir: str | None
+    hba_path: str | None
+    ident_path: str | None
+
+    @property
+    def main(self) -> str:
+        return self.config.main
+
+
+def parse_bool(value: str) -> bool | None:
+    """PostgreSQL's boolean rules: unambiguous prefixes of true/false/yes/no,
+    ``on``/``off`` (at least two letters), ``1``/``0``; ``None`` if invalid."""
+    v = value.strip().lower()
+    if not v:
+        return None
+    if v in ("1", "0"):
+        return v == "1"
+    if v[0] == "o":
+        if len(v) < 2:
+            return None
+        return True if "on".startswith(v) else (False if "off".startswith(v) else None)
+    for word in _TRUE:
+        if word.startswith(v):
+            return True
+    for word in _FALSE:
+        if word.startswith(v):
+            return False
+    return None
+
+
+def find_clusters(view: TargetView) -> list[str]:
+    """Target paths of every ``postgresql.conf`` at a known location."""
+    found: set[str] = set()
+    for pattern in CONF_GLOBS:
+        found.update(p for p in view.glob(pattern) if is_file(view, p))
+    return sorted(found)
+
+
+def load_cluster(view: TargetView, main: str, server_root: str = "/") -> Cluster:
+    config = parse_conf(view, main, server_root)
+    conf_dir = posixpath.dirname(main)
+    data_dir: str | None = conf_dir
+    data_setting = config.value("data_directory")
+    if data_setting:
+        data_dir = config.to_target(data_setting, conf_dir)
+    auto = posixpath.join(data_dir, "postgresql.auto.conf") if data_dir else None
+    if auto and auto not in config.files and is_file(view, auto):
+        extend_conf(view, config, auto)
+    return Cluster(
+        config=config,
+        version=_version(view, main, data_dir),
+        data_dir=data_dir,
+        hba_path=_aux_file(view, config, "hba_file", "pg_hba.conf", data_dir),
+        ident_path=_aux_file(view, config, "ident_file", "pg_ident.conf", data_dir),
+    )
+
+
+def is_file(view: TargetView, path: str) -> bool:
+    state = view.stat(path)
+    return state is not None and state.kind == "file"
+
+
+def _version(view: TargetView, main: str, data_dir: str | None) -> int | None:
+    m = _DEBIAN_VERSION.match(main)
+    if m:
+        return int(m.group(1))
+    if data_dir and is_file(view, posixpath.join(data_dir, "PG_VERSION")):
+        text = view.read_bytes(posixpath.join(data_dir, "PG_VERSION")).decode(errors="replace")
+        head = text.strip().split(".")[0]
+        return int(head) if head.isdigit() else None
+    return None
+
+
+def _aux_file(
+    view: TargetView, config: PgConfig, setting: str, default: str, data_dir: str | None
+) -> str | None:
+    """Where ``hba_file``/``ident_file`` is in the target (relative paths are
+    relative to the data directory, the server's working directory)."""
+    value = config.value(setting)
+    conf_dir = posixpath.dirname(config.main)
+    candidates = []
+    if value:
+        candidates.append(config.to_target(value, data_dir or conf_dir))
+    if data_dir:
+        candidates.append(posixpath.join(data_dir, default))
+    candidates.append(posixpath.join(conf_dir, default))
+    for candidate in candidates:
+        if candidate and is_file(view, candidate):
+            return candidate
+    return None
+
+
+def template_line(config: PgConfig, name: str) -> int | None:
+    """Line of the commented-out ``#name = ...`` in the main file, if any."""
+    pattern = re.compile(rf"^\s*#\s*{re.escape(name)}\s*(=|\s)", re.IGNORECASE)
+    for lineno, line in enumerate(split_lines(config.files[config.main].text), start=1):
+        if pattern.match(line):
+            return lineno
+    return None
+
+
+def _conf_finding(
+    cluster: Cluster, rule: str, severity: Severity, title: str, evidence_unset: str
+) -> FindingRecord:
+    name = RULE_SETTING[rule]
+    setting = cluster.config.get(name)
+    if setting is not None:
+        location = Location(path=setting.path, start_line=setting.line, end_line=setting.line)
+        evidence = setting.text.strip()
+    else:
+        line = template_line(cluster.config, name)
+        location = Location(path=cluster.main, start_line=line, end_line=line)
+        evidence = evidence_unset
+    return FindingRecord(
+        scanner=SCANNER,
+        rule_id=rule,
+        category=Category.CONFIG_DATABASE,
+        title=title,
+        severity=severity,
+        location=location,
+        evidence=evidence,
+        cwe=_CWE.get(rule, []),
+        extra={"conf": cluster.main, "setting": name},
+    )
+
+
+_CWE = {
+    SSL_OFF: ["CWE-319"],
+    PASSWORD_ENCRYPTION: ["CWE-916"],
+    LOG_CONNECTIONS: ["CWE-778"],
+    LOG_DISCONNECTIONS: ["CWE-778"],
+    LISTEN_ALL: ["CWE-1327"],
+    HBA_TRUST: ["CWE-306"],
+    HBA_WEAK_AUTH: ["CWE-328"],
+    HBA_NO_SSL: ["CWE-319"],
+}
+
+
+def bool_setting(cluster: Cluster, name: str) -> bool:
+    setting = cluster.config.get(name)
+    if setting is None:
+        return False
+    parsed = parse_bool(setting.value)
+    if parsed is None:
+        raise InputError(
+            f"{setting.path} line {setting.line}: {name} = {setting.value!r} is not a "
+            "boolean; use on or off"
+        )
+    return parsed
+
+
+def check_conf(cluster: Cluster) -> list[FindingRecord]:
+    """Findings about ``postgresql.conf`` settings of one cluster."""
+    out: list[FindingRecord] = []
+    if not bool_setting(cluster, "ssl"):
+        out.append(
+            _conf_finding(
+                cluster,
+                SSL_OFF,
+                Severity.HIGH,
+                "PostgreSQL accepts connections without TLS (ssl is off)",
+                "ssl is not set (default: off)",
+            )
+        )
+    encryption = cluster.config.value("password_encryption")
+    too_old_default = encryption is None and cluster.version is not None and cluster.version < 14
+    if too_old_default or (encryption is not None and encryption.lower() != "scram-sha-256"):
+        out.append(
+            _conf_finding(
+                cluster,
+                PASSWORD_ENCRYPTION,
+                Severity.MEDIUM,
+                "New passwords are stored as MD5 hashes (password_encryption is not scram-sha-256)",
+                f"password_encryption is not set (default md5 in PostgreSQL {cluster.version})",
+            )
+        )
+    for rule, name in (
+        (LOG_CONNECTIONS, "log_connections"),
+        (LOG_DISCONNECTIONS, "log_disconnections"),
+    ):
+        if not bool_setting(cluster, name):
+            out.append(
+                _conf_finding(
+                    cluster,
+                    rule,
+                    Severity.LOW,
+                    f"Connection attempts are not logged ({name} is off)",
+                    f"{name} is not set (default: off)",
+                )
+            )
+    listen = cluster.config.value("listen_addresses", "localhost") or ""
+    if {part.strip() for part in listen.split(",")} & _WILDCARD_LISTEN:
+        out.append(
+            _conf_finding(
+                cluster,
+                LISTEN_ALL,
+                Severity.MEDIUM,
+                "PostgreSQL listens on every network interface (listen_addresses)",
+                "",
+            )
+        )
+    return out
+
+
+def is_world(record: HbaRecord) -> bool:
+    address = record.address
+    if address == "all":
+        return True
+    return record.network is not None and record.network.prefixlen == 0
+
+
+def is_loopback(record: HbaRecord) -> bool:
+    address = record.address
+    if address in ("samehost", "localhost"):
+        return True
+    return record.network is not None and record.network.is_loopback
+
+
+def hba_issues(record: HbaRecord) -> list[tuple[str, Severity, str]]:
+    """(rule id, severity, title) of every problem of one record."""
+    kind, method = record.conn_type, record.method
+    issues: list[tuple[str, Severity, str]] = []
+    if method == "trust":
+        if kind == "local":
+            severity, where = Severity.HIGH, "any local user"
+        else:
+            severity = Severity.CRITICAL if is_world(record) else Severity.HIGH
+            where = "any client from " + (record.address or "")
+        issues.append(
+            (HBA_TRUST, severity, f"pg_hba.conf lets {where} in without a password (trust)")
+        )
+    if kind in TCP_TYPES and method in ("password", "md5"):
+        cleartext = method == "password" and kind != "hostssl"
+        issues.append(
+            (
+                HBA_WEAK_AUTH,
+                Severity.HIGH if cleartext else Severity.MEDIUM,
+                f"pg_hba.conf uses weak password authentication ({method}) over TCP",
+            )
+        )
+    if kind in ("host", "hostnossl") and method != "reject" and is_world(record):
+        issues.append(
+            (
+                HBA_NO_SSL,
+                Severity.HIGH,
+                "pg_hba.conf accepts connections from anywhere without TLS "
+                f"({kind} {record.address})",
+            )
+        )
+    return issues
+
+
+def load_hba(view: TargetView, cluster: Cluster) -> HbaFile | None:
+    if cluster.hba_path is None:
+        return None
+    return parse_hba(cluster.hba_path, read_text(view, cluster.hba_path))
+
+
+def check_hba(hba: HbaFile, cluster: Cluster) -> list[FindingRecord]:
+    out: list[FindingRecord] = []
+    for record in hba.records:
+        for rule, severity, title in hba_issues(record):
+            out.append(
+                FindingRecord(
+                    scanner=SCANNER,
+                    rule_id=rule,
+                    category=Category.CONFIG_DATABASE,
+                    title=title,
+                    severity=severity,
+                    location=Location(path=hba.path, start_line=record.line, end_line=record.line),
+                    evidence=record.text.strip(),
+                    cwe=_CWE[rule],
+                    extra={"conf": cluster.main, "record": record.text.strip()},
+                )
+            )
+    return out
+
+
+def detect_conf(view: TargetView, server_root: str = "/") -> list[FindingRecord]:
+    """postgresql.conf findings of every cluster in ``view``."""
+    out: list[FindingRecord] = []
+    for main in find_clusters(view):
+        out.extend(check_conf(load_cluster(view, main, server_root)))
+    return out
+
+
+def detect_hba(view: TargetView, server_root: str = "/") -> list[FindingRecord]:
+    """pg_hba.conf findings of every cluster in ``view`` (each file once)."""
+    out: list[FindingRecord] = []
+    seen: set[str] = set()
+    for main in find_clusters(view):
+        cluster = load_cluster(view, main, server_root)
+        hba = load_hba(view, cluster)
+        if hba is None or hba.path in seen:
+            continue
+        seen.add(hba.path)
+        out.extend(check_hba(hba, cluster))
+    return out

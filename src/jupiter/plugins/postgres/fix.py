@@ -1,0 +1,380 @@
+"""``postgresql-conf`` and ``pg-hba``: harden a PostgreSQL cluster's configuration.
+
+``postgresql-conf`` fixes one setting per plan (its finding's rule), in place
+(see :mod:`jupiter.plugins.postgres.edit`):
+
+* ``PG-SSL-OFF`` → ``ssl = on``. The configured ``ssl_cert_file`` and
+  ``ssl_key_file`` are used when both exist in the target; otherwise a
+  self-signed certificate and key are generated next to the configuration
+  (``jupiter-server.crt``/``.key``, key mode 0600, owned like the data
+  directory) and the two settings point at them, so the server still starts.
+  Re-planning generates a new key; once applied, ``ssl`` is on and nothing is
+  planned again. The key is part of the plan's data (not of its diff): treat
+  stored plans of this rule as secrets.
+* ``PG-PASSWORD-ENCRYPTION`` → ``scram-sha-256``, with the manual step of
+  resetting passwords still stored as MD5.
+* ``PG-LOG-CONNECTIONS`` / ``PG-LOG-DISCONNECTIONS`` → ``on``.
+* ``PG-LISTEN-ALL`` is never changed automatically (only a human knows which
+  interfaces clients use): the plan is ``needs_manual``.
+
+``pg-hba`` rewrites one pg_hba record per plan, fixing every problem of that
+record at once (the store identifies config findings by file, line and
+category, so findings on one line are one issue):
+
+* ``trust``, ``password`` and ``md5`` on TCP records become ``scram-sha-256``;
+* ``host``/``hostnossl`` records that are rewritten and are not loopback-only
+  become ``hostssl`` (world-reachable ones are always rewritten);
+* ``trust`` on ``local`` records becomes ``peer``, the Debian default for
+  Unix sockets: the OS user must then match the role, which is what a DBA
+  wants for local administration, and needs no password management.
+
+Every pg-hba plan is marked ``disruption``: clients that relied on the weak
+rule are refused until they use TLS or a password, and the plan says which.
+
+Parameters (:class:`PostgresParams`): ``server_root`` — the absolute path at
+which the server sees the target's root (``/`` for a real host); paths
+written into ``postgresql.conf`` are made under it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from jupiter.errors import ConflictError, InputError
+from jupiter.models import Category, FindingRecord
+from jupiter.plans import Change, Plan, Risk, SetMode, WriteFile, sha256_bytes, unified_diff
+from jupiter.plugins.base import Remediator, ValidationResult
+from jupiter.plugins.postgres import detect as checks
+from jupiter.plugins.postgres.edit import ConfEdits, replace_fields
+from jupiter.plugins.postgres.parse_conf import server_path, split_lines
+from jupiter.plugins.postgres.parse_hba import HbaRecord
+from jupiter.plugins.postgres.tls import VALID_DAYS, self_signed
+from jupiter.plugins.postgres.validate import validate_candidate
+from jupiter.targets.base import TargetView
+
+SERVICE = "postgresql"
+CERT_NAME = "jupiter-server.crt"
+KEY_NAME = "jupiter-server.key"
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+MD5_ROLES_QUERY = "SELECT rolname FROM pg_authid WHERE rolpassword LIKE 'md5%'"
+
+
+class PostgresParams(BaseModel):
+    """Parameters of ``postgresql-conf`` and ``pg-hba``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server_root: str = "/"
+
+    @field_validator("server_root")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("server_root must be an absolute path such as '/'")
+        return posixpath.normpath(value)
+
+
+def _params(params: PostgresParams | None) -> PostgresParams:
+    return PostgresParams() if params is None else params
+
+
+def _cluster_for(view: TargetView, finding: FindingRecord, root: str) -> checks.Cluster:
+    """The cluster a finding belongs to, as it is now."""
+    wanted = finding.extra.get("conf")
+    mains = checks.find_clusters(view)
+    if isinstance(wanted, str) and wanted in mains:
+        return checks.load_cluster(view, wanted, root)
+    for main in mains:
+        cluster = checks.load_cluster(view, main, root)
+        if finding.location.path in (*cluster.config.files, cluster.hba_path):
+            return cluster
+    raise ConflictError(
+        f"no PostgreSQL cluster on {view.describe()} holds {finding.location.path} named by "
+        f"finding {finding.rule_id}; run detect again and plan the new findings"
+    )
+
+
+def _owner(view: TargetView, cluster: checks.Cluster) -> tuple[int, int] | None:
+    for path in (cluster.data_dir, cluster.main):
+        state = view.stat(path) if path else None
+        if state is not None:
+            return state.uid, state.gid
+    return None
+
+
+def _hostname(view: TargetView) -> str:
+    try:
+        name = view.read_bytes("etc/hostname").decode(errors="replace").strip().split()[0]
+    except (FileNotFoundError, IndexError):
+        return "localhost"
+    return name if _HOSTNAME.match(name) else "localhost"
+
+
+class _PostgresBase(Remediator[PostgresParams]):
+    categories: ClassVar[frozenset[Category]] = frozenset({Category.CONFIG_DATABASE})
+    params_model: ClassVar[type[BaseModel]] = PostgresParams
+
+    def _base_plan(self, finding: FindingRecord) -> Plan:
+        if finding.rule_id not in self.rule_ids:
+            raise InputError(
+                f"{self.name} cannot plan rule {finding.rule_id!r}; it handles "
+                f"{', '.join(sorted(self.rule_ids))}"
+            )
+        return Plan(
+            remediator=self.name,
+            rule_id=finding.rule_id,
+            title=finding.title,
+            severity=finding.severity,
+        )
+
+    def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
+        """Start the real server on a throw-away cluster with the candidate files."""
+        if plan.empty:
+            return []
+        return [validate_candidate(plan, candidate)]
+
+
+class PostgresqlConf(_PostgresBase):
+    name: ClassVar[str] = "postgresql-conf"
+    summary: ClassVar[str] = (
+        "Harden postgresql.conf in place: TLS on (with a generated certificate if needed), "
+        "SCRAM password hashing, connection logging; report listen_addresses='*'."
+    )
+    rule_ids: ClassVar[frozenset[str]] = checks.CONF_RULES
+
+    def detect(self, view: TargetView, params: PostgresParams | None = None) -> list[FindingRecord]:
+        return checks.detect_conf(view, _params(params).server_root)
+
+    def plan(self, finding: FindingRecord, view: TargetView, params: PostgresParams) -> Plan:
+        base = self._base_plan(finding)
+        root = _params(params).server_root
+        cluster = _cluster_for(view, finding, root)
+        if finding.rule_id not in {f.rule_id for f in checks.check_conf(cluster)}:
+            return base
+        edits = ConfEdits(cluster.config)
+        note = f"set by jupiter ({finding.rule_id})"
+        changes: list[Change] = []
+        warnings: list[str] = []
+        manual: list[str] = []
+        diff = ""
+        if finding.rule_id == checks.LISTEN_ALL:
+            setting = cluster.config.get("listen_addresses")
+            where = f"{setting.path} line {setting.line}" if setting else cluster.main
+            reason = (
+                f"{where}: listen_addresses = {cluster.config.value('listen_addresses')!r} "
+                "exposes PostgreSQL on every interface; set it to the addresses clients "
+                "really use (e.g. 'localhost,10.0.0.5') and restart PostgreSQL"
+            )
+            return base.model_copy(
+                update={
+                    "needs_manual": reason,
+                    "risk": Risk(
+                        services_to_reload=[SERVICE], manual_steps=[reason], disruption=True
+                    ),
+                }
+            )
+        if finding.rule_id == checks.SSL_OFF:
+            changes, diff, warnings = self._tls_files(view, cluster, root, edits, note)
+            edits.set("ssl", "on", note)
+        elif finding.rule_id == checks.PASSWORD_ENCRYPTION:
+            edits.set("password_encryption", "scram-sha-256", note)
+            manual.append(
+                "Passwords already stored as MD5 stay MD5 until they are set again: list them "
+                f"with {MD5_ROLES_QUERY}; then reset each with ALTER ROLE <name> PASSWORD "
+                "'<new password>' (or \\password <name> in psql) after the reload"
+            )
+        else:
+            edits.set(checks.RULE_SETTING[finding.rule_id], "on", note)
+        conf_changes, conf_diff = edits.build(view)
+        return base.model_copy(
+            update={
+                "changes": [*changes, *conf_changes],
+                "diff": diff + conf_diff,
+                "risk": Risk(
+                    change_kind="config",
+                    services_to_reload=[SERVICE],
+                    warnings=warnings,
+                    manual_steps=manual,
+                ),
+            }
+        )
+
+    def _tls_files(
+        self, view: TargetView, cluster: checks.Cluster, root: str, edits: ConfEdits, note: str
+    ) -> tuple[list[Change], str, list[str]]:
+        """Use the configured certificate, or generate one (changes, diff, warnings)."""
+        config = cluster.config
+        data_dir = cluster.data_dir or posixpath.dirname(cluster.main)
+        configured = [
+            config.to_target(config.value(name, default) or default, data_dir)
+            for name, default in (("ssl_cert_file", "server.crt"), ("ssl_key_file", "server.key"))
+        ]
+        if all(p is not None and checks.is_file(view, p) for p in configured):
+            return [], "", []
+        conf_dir = posixpath.dirname(cluster.main)
+        cert_path = posixpath.join(conf_dir, CERT_NAME)
+        key_path = posixpath.join(conf_dir, KEY_NAME)
+        hostname = _hostname(view)
+        cert_pem, key_pem = self_signed(hostname)
+        changes: list[Change] = [
+            WriteFile(
+                path=key_path, content=key_pem, before_sha256=_sha(view, key_path), mode=0o600
+            ),
+            WriteFile(
+                path=cert_path, content=cert_pem, before_sha256=_sha(view, cert_path), mode=0o644
+            ),
+        ]
+        warnings = [
+            f"ssl_cert_file/ssl_key_file did not exist in the target: generated a self-signed "
+            f"certificate for {hostname!r} (valid {VALID_DAYS} days) at {cert_path} and its key "
+            f"at {key_path}; clients with sslmode=verify-ca/verify-full reject it until it is "
+            "replaced by a certificate from your CA. Re-planning generates a new key.",
+        ]
+        owner = _owner(view, cluster)
+        if owner is not None and owner[0] != 0:
+            changes.insert(1, SetMode(path=key_path, mode=0o600, uid=owner[0], gid=owner[1]))
+        else:
+            warnings.append(
+                f"{key_path} will be owned by root with mode 0600: the server's account cannot "
+                "read it; chown it to that account (e.g. postgres) before reloading"
+            )
+        edits.set("ssl_cert_file", server_path(cert_path, root), note, quoted=True)
+        edits.set("ssl_key_file", server_path(key_path, root), note, quoted=True)
+        diff = unified_diff(
+            key_path, None, f"[private key not shown: {len(key_pem)} bytes, mode 0600]\n"
+        )
+        diff += unified_diff(cert_path, None, cert_pem)
+        return changes, diff, warnings
+
+
+def _sha(view: TargetView, path: str) -> str | None:
+    try:
+        return sha256_bytes(view.read_bytes(path))
+    except FileNotFoundError:
+        return None
+
+
+class PgHba(_PostgresBase):
+    name: ClassVar[str] = "pg-hba"
+    summary: ClassVar[str] = (
+        "Rewrite weak pg_hba.conf records in place: trust/password/md5 become scram-sha-256 "
+        "(peer for local trust), remote host records become hostssl."
+    )
+    rule_ids: ClassVar[frozenset[str]] = checks.HBA_RULES
+
+    def detect(self, view: TargetView, params: PostgresParams | None = None) -> list[FindingRecord]:
+        return checks.detect_hba(view, _params(params).server_root)
+
+    def plan(self, finding: FindingRecord, view: TargetView, params: PostgresParams) -> Plan:
+        base = self._base_plan(finding)
+        root = _params(params).server_root
+        cluster = _cluster_for(view, finding, root)
+        hba = checks.load_hba(view, cluster)
+        if hba is None:
+            raise ConflictError(
+                f"the pg_hba.conf of {cluster.main} no longer exists on {view.describe()}; "
+                "run detect again"
+            )
+        record = _find_record(hba.records, finding)
+        if record is None:
+            return base
+        issues = checks.hba_issues(record)
+        if finding.rule_id not in {rule for rule, _, _ in issues}:
+            return base
+        new_type, new_method, warnings, manual = _rewrite(record, cluster)
+        replacements = {record.method_index: new_method}
+        if new_type != record.conn_type:
+            replacements[0] = new_type
+        lines = split_lines(hba.text, keepends=True)
+        raw = lines[record.line - 1]
+        body = raw.rstrip("\r\n")
+        lines[record.line - 1] = (
+            replace_fields(body, record.fields, replacements) + raw[len(body) :]
+        )
+        after = "".join(lines)
+        related = [
+            f"{rule}@{hba.path}:{record.line}" for rule, _, _ in issues if rule != finding.rule_id
+        ]
+        return base.model_copy(
+            update={
+                "changes": [
+                    WriteFile(
+                        path=hba.path,
+                        content=after,
+                        before_sha256=sha256_bytes(view.read_bytes(hba.path)),
+                    )
+                ],
+                "diff": unified_diff(hba.path, hba.text, after),
+                "related_findings": related,
+                "risk": Risk(
+                    change_kind="config",
+                    services_to_reload=[SERVICE],
+                    warnings=warnings,
+                    manual_steps=manual,
+                    # tightened authentication can lock out clients that
+                    # relied on the old rule until they are reconfigured
+                    disruption=True,
+                ),
+            }
+        )
+
+
+def _find_record(records: list[HbaRecord], finding: FindingRecord) -> HbaRecord | None:
+    """The finding's record: same text on the same line, else the same text
+    elsewhere (lines moved); ``None`` when it is gone (edited or fixed)."""
+    text = finding.extra.get("record") or finding.evidence
+    line = finding.location.start_line
+    if not text:  # e.g. another scanner's finding: only the line is known
+        return next((r for r in records if r.line == line), None)
+    same = [r for r in records if r.text.strip() == text]
+    return next((r for r in same if r.line == line), same[0] if same else None)
+
+
+def _rewrite(record: HbaRecord, cluster: checks.Cluster) -> tuple[str, str, list[str], list[str]]:
+    """(new type, new method, warnings, manual steps) for one record."""
+    kind, method = record.conn_type, record.method
+    warnings: list[str] = []
+    manual: list[str] = []
+    where = f"{record.path} line {record.line}"
+    if kind == "local":
+        if method == "trust":
+            warnings.append(
+                f"{where}: local connections now use peer authentication: the OS user must "
+                "match the database role (Debian's default); scripts that connect as another "
+                "role need a map in pg_ident.conf or a password"
+            )
+            return kind, "peer", warnings, manual
+        return kind, method, warnings, manual
+    new_method = method
+    if method in ("trust", "password", "md5"):
+        new_method = "scram-sha-256"
+        if method == "trust":
+            manual.append(
+                f"{where}: clients matched by this record now need a password: give each role "
+                "a SCRAM password (ALTER ROLE <name> PASSWORD '<new password>') and configure "
+                "the clients (e.g. ~/.pgpass)"
+            )
+        else:
+            manual.append(
+                f"{where}: roles whose password is stored as MD5 can no longer log in through "
+                f"this record: list them with {MD5_ROLES_QUERY} and reset each with ALTER ROLE "
+                "<name> PASSWORD '<new password>' while password_encryption = 'scram-sha-256'"
+            )
+    new_type = kind
+    if kind in ("host", "hostnossl") and not checks.is_loopback(record):
+        new_type = "hostssl"
+        warnings.append(
+            f"{where}: clients from {record.address} must now use TLS (libpq's default "
+            "sslmode=prefer does; clients with sslmode=disable are refused)"
+        )
+        if not checks.bool_setting(cluster, "ssl"):
+            warnings.append(
+                f"ssl is off in {cluster.main}: hostssl records match nothing until the "
+                f"{checks.SSL_OFF} fix (postgresql-conf) is applied, so these clients would be "
+                "refused; apply that fix first"
+            )
+    return new_type, new_method, warnings, manual

@@ -1,0 +1,124 @@
+"""Run OpenSSH's own syntax check (``sshd -t``) on a candidate configuration.
+
+The candidate's ``etc/ssh/sshd_config`` and every file it Includes are
+copied into a private temporary directory, with the Include paths rewritten
+to point at the copies (line numbers stay the same, so sshd's messages point
+at the right lines). A throw-away ed25519 host key is generated there, so the
+check needs neither the host's keys nor root's files.
+
+The check runs the ``sshd`` installed on *this* machine: it also tells
+whether that OpenSSH knows every algorithm the candidate lists. For a remote
+target with another OpenSSH release, run the check there too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from jupiter.errors import PathEscapeError
+from jupiter.plugins.base import ValidationResult
+from jupiter.plugins.sshd.parse import MAIN_CONFIG, SshdConfig, include_pattern, parse
+from jupiter.targets.base import TargetView
+
+VALIDATOR = "sshd -t"
+TIMEOUT = 20.0
+_SEARCH = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
+# sshd -t refuses to run without its privilege separation directory.
+PRIVSEP_DIR = Path("/run/sshd")
+
+
+def find_sshd() -> str | None:
+    found = shutil.which("sshd")
+    if found:
+        return found
+    return next((p for p in _SEARCH if os.access(p, os.X_OK)), None)
+
+
+def sshd_syntax_check(candidate: TargetView, sshd: str | None = None) -> ValidationResult:
+    """``passed``/``failed`` (with sshd's message) or ``skipped`` with the reason."""
+    binary = sshd or find_sshd()
+    if binary is None or not os.access(binary, os.X_OK):
+        where = f" at {binary}" if binary else ""
+        return ValidationResult(
+            VALIDATOR, "skipped", f"sshd is not installed{where} on this machine"
+        )
+    keygen = shutil.which("ssh-keygen") or _sibling(binary, "ssh-keygen")
+    if keygen is None:
+        return ValidationResult(VALIDATOR, "skipped", "ssh-keygen is not installed")
+    config = parse(candidate)
+    if config is None:
+        return ValidationResult(VALIDATOR, "failed", f"the candidate has no {MAIN_CONFIG}")
+    try:
+        PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
+    except OSError as exc:
+        return ValidationResult(
+            VALIDATOR, "skipped", f"cannot create {PRIVSEP_DIR}, which sshd -t needs: {exc}"
+        )
+    with tempfile.TemporaryDirectory(prefix="jupiter-sshd-") as tmp:
+        root = Path(tmp) / "root"
+        _materialise(config, root)
+        key = Path(tmp) / "hostkey"
+        made = _run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "jupiter", "-f", str(key)])
+        if made.returncode != 0:
+            return ValidationResult(
+                VALIDATOR, "skipped", f"ssh-keygen could not make a host key: {made.stderr.strip()}"
+            )
+        result = _run([binary, "-t", "-f", str(root / MAIN_CONFIG), "-h", str(key)])
+        if result.returncode == 0:
+            return ValidationResult(VALIDATOR, "passed", f"{binary} -t accepted the candidate")
+        message = (result.stderr or result.stdout).strip().replace(f"{root}/", "")
+        return ValidationResult(VALIDATOR, "failed", message or f"sshd exited {result.returncode}")
+
+
+def _sibling(binary: str, name: str) -> str | None:
+    for folder in (os.path.dirname(binary), "/usr/bin", "/usr/local/bin"):
+        path = os.path.join(folder, name)
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"},
+        )
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 124, "", f"{argv[0]} timed out after {TIMEOUT}s")
+
+
+def _materialise(config: SshdConfig, root: Path) -> None:
+    """Write every file of ``config`` under ``root``, Includes re-pointed there."""
+    by_line = {(d.path, d.line): d for d in config.includes}
+    for path, text in config.texts.items():
+        lines = text.split("\n")
+        for number in range(1, len(lines) + 1):
+            d = by_line.get((path, number))
+            if d is None:
+                continue
+            targets = []
+            for arg in d.args:
+                try:
+                    targets.append(_quote(str(root / include_pattern(arg))))
+                except PathEscapeError:
+                    continue  # not followed by the parser either
+            indent = d.text[: len(d.text) - len(d.text.lstrip())]
+            cr = "\r" if lines[number - 1].endswith("\r") else ""
+            body = f"{d.raw_keyword} {' '.join(targets)}" if targets else f"# {d.text.strip()}"
+            lines[number - 1] = f"{indent}{body}{cr}"
+        dest = root / path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _quote(path: str) -> str:
+    return f'"{path}"' if any(c in path for c in " \t#'") else path
