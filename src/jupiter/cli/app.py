@@ -53,6 +53,7 @@ def _register() -> None:
         advisories,
         assets,
         audit_cmd,
+        catalog_cmd,
         findings,
         generate_cmd,
         remediate,
@@ -77,6 +78,7 @@ def _register() -> None:
     app.command("script", help="Export a fix as a bash, python or ansible script.")(
         generate_cmd.script
     )
+    app.command("catalog", help="List what Jupiter can fix (the fix catalog).")(catalog_cmd.catalog)
 
 
 _register()
