@@ -141,8 +141,26 @@ def _check_existing_params(site: Site) -> None:
         )
 
 
+def _mapping(values: list[tuple[str, cst.BaseExpression]]) -> cst.Dict:
+    """``{"name": value, ...}`` for the named and pyformat styles."""
+    elements = [
+        cst.DictElement(
+            key=cst.SimpleString(f'"{name}"'),  # bind names are identifiers
+            value=value,
+            comma=cst.MaybeSentinel.DEFAULT
+            if i == len(values) - 1
+            else cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
+        )
+        for i, (name, value) in enumerate(values)
+    ]
+    return cst.Dict(elements)
+
+
 def _params_call(
-    site: Site, updated: cst.Call, values: list[tuple[str, cst.BaseExpression]]
+    site: Site,
+    updated: cst.Call,
+    values: list[tuple[str, cst.BaseExpression]],
+    style: Paramstyle = "format",
 ) -> cst.BaseExpression:
     if site.kind == "sqlalchemy_text":
         kwargs = [
@@ -173,6 +191,12 @@ def _params_call(
                 ),
             ),
         )
+    if style in ("named", "pyformat"):
+        return _append_arg(updated, cst.Arg(_mapping(values)))
+    if style == "dollar":  # asyncpg: each value is its own argument
+        for expr in exprs:
+            updated = _append_arg(updated, cst.Arg(expr))
+        return updated
     return _append_arg(updated, cst.Arg(_sequence(exprs, as_list=site.kind == "django_raw")))
 
 
@@ -208,7 +232,7 @@ def rewrite_site(scan: ModuleScan, site: Site) -> str:
 
     def fix_call(updated: cst.CSTNode) -> cst.CSTNode:
         assert isinstance(updated, cst.Call)
-        return _params_call(site, updated, values)
+        return _params_call(site, updated, values, style)
 
     replacements[id(site.call)] = fix_call
     new_module = scan.module.visit(_Replacer(replacements))

@@ -184,6 +184,10 @@ class Collector(cst.CSTVisitor):
         if attr in ("execute", "executemany") and positional:
             kind: SinkKind = "execute" if attr == "execute" else "executemany"
             scope.calls.append(SinkCall(kind, node, self.tick, positional[:1]))
+        elif attr in _ASYNCPG_QUERIES and positional:
+            # asyncpg's connection.fetch/fetchrow/fetchval(query, *args):
+            # kept only in modules that import asyncpg (see finish()).
+            scope.calls.append(SinkCall("execute", node, self.tick, positional[:1]))
         elif attr == "raw" and positional:
             scope.calls.append(SinkCall("django_raw", node, self.tick, positional[:1]))
         elif attr == "extra":
@@ -196,13 +200,17 @@ class Collector(cst.CSTVisitor):
     def finish(self) -> None:
         """Keep Django sinks only in Django code and text() only from SQLAlchemy."""
         django = any(m == "django" or m.startswith("django.") for m in self.modules)
+        asyncpg = any(m == "asyncpg" or m.startswith("asyncpg.") for m in self.modules)
         for scope in self.scopes:
             scope.calls = [
                 c
                 for c in scope.calls
-                if django
-                or c.kind not in ("django_raw", "django_extra")
-                or _is_manager_call(c.call)
+                if (
+                    django
+                    or c.kind not in ("django_raw", "django_extra")
+                    or _is_manager_call(c.call)
+                )
+                and (asyncpg or not _is_asyncpg_query(c.call))
             ]
         for scope, call, tick in self._text_calls:
             func = call.func
@@ -214,6 +222,13 @@ class Collector(cst.CSTVisitor):
                 scope.calls.append(SinkCall("sqlalchemy_text", call, tick, [call.args[0].value]))
         for scope in self.scopes:
             scope.calls.sort(key=lambda c: c.tick)
+
+
+_ASYNCPG_QUERIES = frozenset({"fetch", "fetchrow", "fetchval"})
+
+
+def _is_asyncpg_query(call: cst.Call) -> bool:
+    return isinstance(call.func, cst.Attribute) and call.func.attr.value in _ASYNCPG_QUERIES
 
 
 class _LineState(CodegenState):
