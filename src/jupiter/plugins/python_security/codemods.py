@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import MetadataWrapper, PositionProvider
 
@@ -64,6 +62,7 @@ class Ctx:
     line: int
     options: Options
     edit: Edit
+    source: str = ""
 
     def qual(self, node: cst.BaseExpression) -> str | None:
         full = get_full_name_for_node(node)
@@ -201,7 +200,7 @@ def verify(call: cst.Call, ctx: Ctx) -> cst.Call:
 
 
 def yaml_load(call: cst.Call, ctx: Ctx) -> cst.Call:
-    src = ast.unparse(ctx.tree)
+    src = ctx.source
     for marker in ("add_constructor", "add_multi_constructor", "YAMLObject", "!!python"):
         if marker in src:
             raise ManualFix(
@@ -468,29 +467,72 @@ def rewrite(
         )
     total = 0
     for at in lines:
-        ctx = Ctx(names, tree, at, options, edit)
+        ctx = Ctx(names, tree, at, options, edit, source)
         if rule == "B306":
             mk = _MktempAtLine(ctx)
-            module = MetadataWrapper(module).visit(mk)
+            module = MetadataWrapper(module, unsafe_skip_copy=True).visit(mk)
             total += mk.done
             continue
         rules = [rule] if rule in REWRITES else sorted({r for r, _ in XML_CALLS.values()})
         for r in rules:
             t = _AtLine(r, ctx)
-            module = MetadataWrapper(module).visit(t)
+            module = MetadataWrapper(module, unsafe_skip_copy=True).visit(t)
             total += t.done
     if rule in ("B405", "B406", "B407", "B408", "B409"):
         edit.maybe_unused.extend(local for local, q in names.alias.items() if q.startswith("xml"))
     elif total == 0:
         return source, edit
-    cc = CodemodContext()
-    for mod, obj in edit.imports:
-        AddImportsVisitor.add_needed_import(cc, mod, obj)
     if edit.imports:
-        module = AddImportsVisitor(cc).transform_module(module)
+        module = _add_imports(module, [m for m, _ in edit.imports], names)
     if edit.maybe_unused:
         module = _remove_unused(module, set(edit.maybe_unused), names)
     return module.code, edit
+
+
+def _add_imports(module: cst.Module, wanted: list[str], names: Names) -> cst.Module:
+    """``import X`` for each module in ``wanted`` the module does not import
+    yet, after its last top-level import (or its docstring): one statement
+    each, in the order asked."""
+    have = {qual for local, qual in names.alias.items() if local == qual}
+    have |= {m for m, _ in names.imports}
+    missing = [m for m in dict.fromkeys(wanted) if m not in have]
+    if not missing:
+        return module
+    body = list(module.body)
+    at = 0
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, cst.SimpleStatementLine) and isinstance(
+            stmt.body[0], cst.Import | cst.ImportFrom
+        ):
+            at = i + 1
+        elif i == 0 and _is_docstring(stmt):
+            at = 1
+        elif at and not _is_import(stmt):
+            break
+    new = [cst.SimpleStatementLine([cst.Import([cst.ImportAlias(_dotted(m))])]) for m in missing]
+    if at == 1 and _is_docstring(body[0]) and not _is_import(body[0]):
+        new[0] = new[0].with_changes(leading_lines=[cst.EmptyLine()])
+    return module.with_changes(body=[*body[:at], *new, *body[at:]])
+
+
+def _is_import(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(
+        stmt.body[0], cst.Import | cst.ImportFrom
+    )
+
+
+def _is_docstring(stmt: cst.CSTNode) -> bool:
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and isinstance(stmt.body[0], cst.Expr)
+        and isinstance(stmt.body[0].value, cst.SimpleString | cst.ConcatenatedString)
+    )
+
+
+def _dotted(name: str) -> cst.Attribute | cst.Name:
+    expr = cst.parse_expression(name)
+    assert isinstance(expr, cst.Attribute | cst.Name)
+    return expr
 
 
 def _remove_unused(module: cst.Module, locals_: set[str], names: Names) -> cst.Module:
