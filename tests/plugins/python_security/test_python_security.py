@@ -240,7 +240,34 @@ def test_catalog_answers_most_of_bandit_and_the_remediators_handle_it() -> None:
     assert coverage["rule_ids"] >= 45, coverage
     handled = set().union(*(p.rule_ids for p in load_registry()))
     for entry in catalog.select("python"):
-        for rid in entry.checks["bandit"]:
+        for rid in entry.checks.get("bandit", []) + entry.checks.get("jupiter", []):
             assert rid in handled, f"{entry.id}: no remediator handles {rid}"
         if entry.fix_class == "needs_manual":
             assert entry.decision and len(entry.decision) > 30
+
+
+def test_what_bandit_does_not_check(
+    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Django's DEBUG, cookie flags (risk), unverified JWTs and CSRF
+    exemptions (needs a person): Jupiter's own rules."""
+    root = tmp_path / "pyweb"
+    shutil.copytree(FIXTURES / "pyweb", root)
+    result = sqlite_engine.fix(str(root))
+    status = {s["rule_id"]: s for s in result["steps"]}
+    assert status["PY-DJANGO-DEBUG"]["status"] == "verified"
+    assert status["PY-COOKIE-FLAGS"]["status"] == "verified"
+    assert any("plain http" in w for w in status["PY-COOKIE-FLAGS"]["risk"]["warnings"])
+    assert status["PY-JWT-NO-VERIFY"]["status"] == "needs_manual"
+    assert "algorithms" in status["PY-JWT-NO-VERIFY"]["detail"]
+    assert status["PY-CSRF-EXEMPT"]["status"] == "needs_manual"
+    views = (root / "shop/views.py").read_text()
+    assert 'set_cookie("session", "abc123", secure=True, httponly=True, samesite="Lax")' in views
+    settings = root / "shop/settings.py"
+    assert 'DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"  # set by the template' in (
+        settings.read_text()
+    )
+    monkeypatch.delenv("DJANGO_DEBUG", raising=False)
+    assert load(settings, "pyweb_settings_off").DEBUG is False
+    monkeypatch.setenv("DJANGO_DEBUG", "1")
+    assert load(settings, "pyweb_settings_on").DEBUG is True

@@ -82,6 +82,15 @@ _MANUAL = {
     "B615": "code.unpinned_model",
 }
 RULE_CATEGORIES.update(_MANUAL)
+#: Jupiter's own rules, for what Bandit does not check.
+RULE_CATEGORIES.update(
+    {
+        "PY-DJANGO-DEBUG": "code.debug",
+        "PY-COOKIE-FLAGS": "code.cookie",
+        "PY-JWT-NO-VERIFY": "code.jwt",
+        "PY-CSRF-EXEMPT": "code.csrf",
+    }
+)
 
 
 DOMAIN = Domain(

@@ -356,7 +356,16 @@ def defused_xml(call: cst.Call, ctx: Ctx) -> cst.Call:
     return call.with_changes(func=cst.parse_expression(f"{target}.{fn}"))
 
 
+def cookie_flags(call: cst.Call, ctx: Ctx) -> cst.Call:
+    call = _set_kw(call, "secure", cst.Name("True"))
+    call = _set_kw(call, "httponly", cst.Name("True"))
+    if _kw(call, "samesite") is None:
+        call = _set_kw(call, "samesite", cst.SimpleString('"Lax"'))
+    return call
+
+
 REWRITES: dict[str, Rewrite] = {
+    "PY-COOKIE-FLAGS": cookie_flags,
     "B113": timeout,
     "B501": verify,
     "B506": yaml_load,
@@ -374,14 +383,26 @@ REWRITES: dict[str, Rewrite] = {
 }
 
 
+XML_RULES = frozenset(rule for rule, _ in XML_CALLS.values())
+XML_IMPORT_RULES = frozenset({"B405", "B406", "B407", "B408", "B409"})
+#: Rules rewritten at the statement, not the call.
+STATEMENT_RULES = frozenset({"B306", "PY-DJANGO-DEBUG"})
+
+
+def can_rewrite(rule: str) -> bool:
+    """Whether a codemod exists for ``rule`` (the rest go to a person)."""
+    return rule in REWRITES or rule in XML_IMPORT_RULES or rule in STATEMENT_RULES
+
+
 def _matches(rule: str, call: cst.Call, ctx: Ctx) -> bool:
     """Whether ``call`` is one the detector reported under ``rule``."""
-    from jupiter.plugins.python_security.detect import _call_hits
+    from jupiter.plugins.python_security.detect import _call_hits, _own_call_hits
 
     node = ast.parse(cst.Module(body=[]).code_for_node(call), mode="eval").body
     if not isinstance(node, ast.Call):
         return False
-    return any(h.rule_id == rule for h in _call_hits(node, ctx.names))
+    hits = [*_call_hits(node, ctx.names), *_own_call_hits(node, ctx.names)]
+    return any(h.rule_id == rule for h in hits)
 
 
 class _AtLine(cst.CSTTransformer):
@@ -398,6 +419,32 @@ class _AtLine(cst.CSTTransformer):
             return updated
         self.done += 1
         return self.rewrite(updated, self.ctx)
+
+
+class _DjangoDebug(cst.CSTTransformer):
+    """``DEBUG = True`` -> ``DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"``."""
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, ctx: Ctx) -> None:
+        super().__init__()
+        self.ctx, self.done = ctx, 0
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
+        pos = self.get_metadata(PositionProvider, original)
+        target = updated.targets[0].target if len(updated.targets) == 1 else None
+        if (
+            pos.start.line != self.ctx.line
+            or not isinstance(target, cst.Name)
+            or target.value != "DEBUG"
+        ):
+            return updated
+        self.ctx.edit.imports.append(("os", None))
+        local = self.ctx.local_name("os") or "os"
+        self.done += 1
+        return updated.with_changes(
+            value=cst.parse_expression(f'{local}.environ.get("DJANGO_DEBUG", "") == "1"')
+        )
 
 
 class _MktempAtLine(cst.CSTTransformer):
@@ -449,36 +496,29 @@ def rewrite(
     module = cst.parse_module(source)
     edit = Edit()
     lines = [line]
-    if rule in {r for r, _ in XML_CALLS.values()} or rule in (
-        "B405",
-        "B406",
-        "B407",
-        "B408",
-        "B409",
-    ):
+    if rule in XML_RULES or rule in XML_IMPORT_RULES:
         from jupiter.plugins.python_security.detect import scan
 
-        lines = sorted(
-            {
-                h.line
-                for h in scan("module.py", source)
-                if h.rule_id in {r for r, _ in XML_CALLS.values()}
-            }
-        )
+        lines = sorted({h.line for h in scan("module.py", source) if h.rule_id in XML_RULES})
     total = 0
     for at in lines:
         ctx = Ctx(names, tree, at, options, edit, source)
+        if rule == "PY-DJANGO-DEBUG":
+            dbg = _DjangoDebug(ctx)
+            module = MetadataWrapper(module, unsafe_skip_copy=True).visit(dbg)
+            total += dbg.done
+            continue
         if rule == "B306":
             mk = _MktempAtLine(ctx)
             module = MetadataWrapper(module, unsafe_skip_copy=True).visit(mk)
             total += mk.done
             continue
-        rules = [rule] if rule in REWRITES else sorted({r for r, _ in XML_CALLS.values()})
+        rules = [rule] if rule in REWRITES else sorted(XML_RULES)
         for r in rules:
             t = _AtLine(r, ctx)
             module = MetadataWrapper(module, unsafe_skip_copy=True).visit(t)
             total += t.done
-    if rule in ("B405", "B406", "B407", "B408", "B409"):
+    if rule in XML_IMPORT_RULES:
         edit.maybe_unused.extend(local for local, q in names.alias.items() if q.startswith("xml"))
     elif total == 0:
         return source, edit

@@ -83,6 +83,10 @@ TITLES: dict[str, str] = {
     "B307": "eval",
     "B614": "torch.load without weights_only",
     "B202": "tarfile extraction without a filter",
+    "PY-DJANGO-DEBUG": "Django settings with DEBUG = True",
+    "PY-COOKIE-FLAGS": "cookie set without secure, httponly or samesite",
+    "PY-JWT-NO-VERIFY": "JWT decoded without verifying its signature",
+    "PY-CSRF-EXEMPT": "view exempted from CSRF protection",
     **{rule: "XML parsed with a parser open to entity attacks" for rule, _ in XML_CALLS.values()},
     **{rule: "xml module import (entity attacks)" for rule in XML_IMPORTS.values()},
 }
@@ -192,8 +196,12 @@ def scan(path: str, source: str) -> list[Hit]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             hits.extend(_call_hits(node, names))
+            hits.extend(_own_call_hits(node, names))
         elif isinstance(node, ast.Import | ast.ImportFrom):
             hits.extend(_import_hits(node))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            hits.extend(_decorator_hits(node, names))
+    hits.extend(_settings_hits(path, tree))
     hits.sort(key=lambda h: (h.line, h.rule_id))
     return hits
 
@@ -299,3 +307,97 @@ def _import_hits(node: ast.Import | ast.ImportFrom) -> list[Hit]:
             )
             break
     return out
+
+
+def _own_call_hits(call: ast.Call, names: Names) -> list[Hit]:
+    """Jupiter's own rules on calls: cookies without their flags, JWTs
+    decoded without verification."""
+    out: list[Hit] = []
+    func = call.func
+    if (
+        isinstance(func, ast.Attribute)
+        and func.attr == "set_cookie"
+        and (names.imported("flask") or names.imported("django") or names.imported("werkzeug"))
+    ):
+        secure, httponly = kwarg(call, "secure"), kwarg(call, "httponly")
+        if (
+            secure is None
+            or is_const(secure.value, False)
+            or httponly is None
+            or is_const(httponly.value, False)
+            or kwarg(call, "samesite") is None
+        ):
+            out.append(_own("PY-COOKIE-FLAGS", call))
+    elif names.qual(func) == "jwt.decode":
+        options = kwarg(call, "options")
+        verify = kwarg(call, "verify")
+        unverified = verify is not None and is_const(verify.value, False)
+        if options is not None and isinstance(options.value, ast.Dict):
+            for key, value in zip(options.value.keys, options.value.values, strict=True):
+                if (
+                    isinstance(key, ast.Constant)
+                    and key.value == "verify_signature"
+                    and is_const(value, False)
+                ):
+                    unverified = True
+        if unverified:
+            out.append(_own("PY-JWT-NO-VERIFY", call))
+    return out
+
+
+def _decorator_hits(node: ast.FunctionDef | ast.AsyncFunctionDef, names: Names) -> list[Hit]:
+    out = []
+    for deco in node.decorator_list:
+        target = deco.func if isinstance(deco, ast.Call) else deco
+        if (names.qual(target) or "").endswith("csrf_exempt"):
+            out.append(
+                Hit(
+                    "PY-CSRF-EXEMPT",
+                    deco.lineno,
+                    deco.end_lineno or deco.lineno,
+                    node.name,
+                    f"@csrf_exempt {node.name}",
+                    deco.lineno,
+                )
+            )
+    return out
+
+
+def _settings_hits(path: str, tree: ast.Module) -> list[Hit]:
+    """``DEBUG = True`` at the top of a Django settings module (one that sets
+    ``INSTALLED_APPS`` or is named ``settings``)."""
+    assigned = {
+        t.id
+        for stmt in tree.body
+        if isinstance(stmt, ast.Assign)
+        for t in stmt.targets
+        if isinstance(t, ast.Name)
+    }
+    base = path.rsplit("/", 1)[-1]
+    if "INSTALLED_APPS" not in assigned and not base.startswith("settings"):
+        return []
+    out = []
+    for stmt in tree.body:
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and stmt.targets[0].id == "DEBUG"
+            and is_const(stmt.value, True)
+        ):
+            out.append(
+                Hit(
+                    "PY-DJANGO-DEBUG",
+                    stmt.lineno,
+                    stmt.end_lineno or stmt.lineno,
+                    "",
+                    "DEBUG = True",
+                    stmt.lineno,
+                )
+            )
+    return out
+
+
+def _own(rule: str, call: ast.Call) -> Hit:
+    end = call.end_lineno or call.lineno
+    return Hit(rule, call.lineno, end, "", site_key(call), call.lineno)

@@ -127,11 +127,7 @@ class PythonSecurity(Remediator[PythonSecurityParams]):
             "severity": finding.severity,
         }
         entry = next((e for e in entries if e.framework == "python"), None)
-        if (
-            entry is None
-            or entry.fix_class == "needs_manual"
-            or (rule not in cm.REWRITES and rule not in XML_IMPORT_RULES and rule != "B306")
-        ):
+        if entry is None or entry.fix_class == "needs_manual" or not cm.can_rewrite(rule):
             decision = entry.decision if entry is not None and entry.decision else None
             return Plan(
                 **base,
