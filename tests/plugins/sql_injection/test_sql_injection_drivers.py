@@ -149,3 +149,29 @@ def test_unknown_driver_names_the_evidence_looked_at(tmp_path: Path) -> None:
     assert plan.needs_manual is not None
     assert "imports no known database driver" in plan.needs_manual
     assert "no parameterised call in the module shows the placeholder style" in plan.needs_manual
+
+
+def test_flask_sqlalchemy_raw_sql_becomes_text_with_binds(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    run = _fixed(tmp_path, "flask_sqla_views.py")
+    assert len(run.applied) == 2 and not run.manual
+    assert "from sqlalchemy import text\n" in run.fixed
+    _sqlite(tmp_path / "sqla.db").close()
+    engine = create_engine(f"sqlite:///{tmp_path / 'sqla.db'}")
+
+    class SQLAlchemy:  # Flask-SQLAlchemy's db object, reduced to its session
+        def __init__(self) -> None:
+            self.session = Session(engine)
+
+    stub = types.ModuleType("flask_sqlalchemy")
+    stub.SQLAlchemy = SQLAlchemy  # type: ignore[attr-defined]
+    sys.modules["flask_sqlalchemy"] = stub
+    fixed = harness.import_file(tmp_path / "flask_sqla_views.py")
+    assert fixed.users_in("corp.example") == ["bob"]
+    assert [tuple(r) for r in fixed.user_named("alice")] == [(1,)]
+    assert fixed.user_named(INJECT) == []
+    assert fixed.users_in("x' OR '1'='1") == []
+    fixed.db.session.close()
+    engine.dispose()

@@ -45,6 +45,7 @@ _RULE_OF: dict[SinkKind, str] = {
     "django_raw": RULE_DJANGO,
     "django_extra": RULE_DJANGO,
     "sqlalchemy_text": RULE_TEXT,
+    "sqlalchemy_execute": RULE_TEXT,
 }
 SCANNER = "jupiter-sqli"
 
