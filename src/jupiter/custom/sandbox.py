@@ -496,7 +496,7 @@ def _confined(ns: argparse.Namespace, data: bytes | None, bwrap: str, label: str
     if refusals:
         # Last on purpose: the engine shows a failed command's last line.
         shown = "; ".join(refusals[:3]) + (" ..." if len(refusals) > 3 else "")
-        print(f"jupiter sandbox: refused outside the writable paths: {shown}", file=sys.stderr)
+        print(f"jupiter sandbox: access refused in the sandbox: {shown}", file=sys.stderr)
     return code
 
 
