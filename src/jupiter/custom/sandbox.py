@@ -500,7 +500,7 @@ def _confined(ns: argparse.Namespace, data: bytes | None, bwrap: str, label: str
     return code
 
 
-_REFUSAL_MARKS = ("Read-only file system", "Permission denied", "Operation not permitted")
+REFUSAL_MARKS = ("Read-only file system", "Permission denied", "Operation not permitted")
 
 
 def _relay_stderr(fd: int) -> list[str]:
@@ -517,7 +517,7 @@ def _relay_stderr(fd: int) -> list[str]:
             *lines, pending = pending.split(b"\n")
             for raw in lines:
                 line = raw.decode("utf-8", "replace").strip()
-                if any(mark in line for mark in _REFUSAL_MARKS) and len(found) < 20:
+                if any(mark in line for mark in REFUSAL_MARKS) and len(found) < 20:
                     found.append(line[:200])
             pending = pending[-4096:]
     return found

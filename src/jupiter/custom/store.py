@@ -111,7 +111,7 @@ def _builtin_names() -> set[str]:
     return set(builtin_registry().plugins)
 
 
-def _check_script(manifest: ScriptManifest, source: Path, manifest_path: Path) -> bytes:
+def check_script(manifest: ScriptManifest, source: Path, manifest_path: Path) -> bytes:
     if not source.is_file():
         raise InputError(
             f"script manifest {manifest_path}, field 'script': {source} does not exist; "
@@ -151,7 +151,7 @@ def register_script(workspace: Workspace, manifest_path: Path) -> dict[str, obje
             f"script manifest {manifest_path}, field 'script': the script may not be named "
             f"{MANIFEST_NAME}; rename it"
         )
-    data = _check_script(manifest, manifest_path.parent / manifest.script, manifest_path)
+    data = check_script(manifest, manifest_path.parent / manifest.script, manifest_path)
     builtins = _builtin_names()
     if manifest.remediator_name in builtins:
         raise InputError(
