@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from custom_helpers import FIXTURES, write_manifest
-from tests.conftest import need_service, run_cli
+from tests.conftest import ROOT, need_service, run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -132,4 +134,44 @@ def test_a_script_that_is_not_executable_and_a_missing_user(tmp_path: Path, app:
     proc = run_cli("scripts", "test", str(manifest), "--target", str(app), home=tmp_path / "h")
     assert proc.returncode == 2
     assert "user 'no-such-user-j' does not exist on this host" in proc.stderr
+    assert not (app / "ran.txt").exists()
+
+
+def test_a_kernel_refusing_namespaces_refuses_the_script_before_it_runs(
+    tmp_path: Path, app: Path
+) -> None:
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("needs unshare (util-linux)")
+    manifest = write_manifest(tmp_path / "m", "#!/bin/sh\ntouch ran.txt\n", paths=["ran.txt"])
+    limits = " && ".join(
+        f"echo 0 > /proc/sys/user/max_{kind}_namespaces" for kind in ("user", "pid", "net")
+    )
+    # The real command, in a user namespace of its own where the kernel
+    # allows no new user, PID or network namespaces.
+    jupiter = [sys.executable, "-m", "jupiter.cli.app", "scripts", "test", str(manifest)]
+    proc = subprocess.run(
+        [
+            unshare,
+            "--user",
+            "--map-root-user",
+            "sh",
+            "-c",
+            f'{limits} && exec "$@"',
+            "sh",
+            *jupiter,
+            "--target",
+            str(app),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "JUPITER_HOME": str(tmp_path / "home")},
+        check=False,
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.count("\n") == 1
+    assert "bubblewrap cannot create its namespaces there" in proc.stderr
+    assert "custom scripts are never run unconfined" in proc.stderr
     assert not (app / "ran.txt").exists()

@@ -80,11 +80,19 @@ def test_the_remote_sandbox_confines_user_files_and_network(
     root = tmp_path / "remote-root"
     (root / "other.txt").write_text("keep\n")
     rem = make_script(
-        SHADOW + "echo tampered > other.txt\n", paths=["who.txt"], description="remote"
+        SHADOW + "echo tampered > other.txt\n",
+        paths=["who.txt"],
+        description="remote",
+        verify={"command": ["grep", "-qx", "65534", "who.txt"]},
     )
+    assert not rem.is_fixed(finding(), remote, rem.parse_params(None))
     result = _run(rem, remote, finding())
     assert result.returncode != 0
     assert (root / "who.txt").read_text() == "65534\n"
+    # The verify command runs on the host, in the same sandbox.
+    assert rem.is_fixed(finding(), remote, rem.parse_params(None))
+    assert rem.last_verification is not None
+    assert rem.last_verification.argv[:3] == ("python3", "-I", "-c")
     assert "/etc/shadow' for reading: Permission denied" in result.stderr
     assert "other.txt: Read-only file system" in result.stderr.splitlines()[-1]
     assert (root / "other.txt").read_text() == "keep\n"
