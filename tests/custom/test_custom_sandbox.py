@@ -261,3 +261,14 @@ def test_exit_codes_of_missing_and_refused_programs(tmp_path: Path) -> None:
         [*SANDBOX, "--cpu", "x", "--", "true"], capture_output=True, text=True, timeout=30
     )
     assert bad_option.returncode == 2 and "invalid int value" in bad_option.stderr
+
+
+def test_the_wrapper_keeps_the_targets_safe_environment() -> None:
+    # sandbox.py must not import Jupiter (it also runs on remote hosts), so
+    # it keeps its own copy of the environment LocalTarget gives commands.
+    from jupiter.custom import sandbox
+    from jupiter.targets import local_commands
+
+    assert sandbox.SAFE_ENV == local_commands.SAFE_ENV
+    source = Path(sandbox.__file__).read_text()
+    assert "import jupiter" not in source and "from jupiter" not in source
