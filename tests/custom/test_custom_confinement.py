@@ -282,3 +282,33 @@ def test_a_kernel_that_refuses_the_namespaces_is_said_once_and_nothing_runs(
         "scripts are never run unconfined"
     ]
     assert not (tmp_path / "ran.txt").exists()
+
+
+def test_a_cancelled_script_leaves_no_process_behind(tmp_path: Path) -> None:
+    # Cancel = SIGTERM to the wrapper (what stopping a run sends).
+    marker = f"jupiter-marker-{uuid.uuid4().hex}"
+    script = tmp_path / "spawn.sh"
+    script.write_text(
+        f"#!/bin/bash\nsetsid sleep 30 &\n( exec -a {marker} sleep 30 ) &\necho up\nsleep 30\n"
+    )
+    script.chmod(0o755)
+    proc = subprocess.Popen(
+        [*SANDBOX, "--script", str(script), "--script-name", "spawn.sh", "--"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+        deadline = time.monotonic() + 5
+        while not _marked_processes(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _marked_processes(marker)
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + 15, err
+    assert "was killed by SIGTERM" in err
+    assert _marked_processes(marker) == []

@@ -268,6 +268,14 @@ def _real_path(root: str, rel: str) -> str:
     return path
 
 
+def _file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _remove_stale_staging() -> None:
     """Staging folders of wrappers that were killed (a timeout sends SIGKILL)."""
     base = tempfile.gettempdir()
@@ -285,7 +293,7 @@ class Staging:
         _remove_stale_staging()
         self.dir = tempfile.mkdtemp(prefix=f"jupiter-sandbox-{os.getpid()}-")
         self.who = who
-        self.items: list[tuple[str, str, bool, os.stat_result]] = []
+        self.items: list[tuple[str, str, bool, os.stat_result, str]] = []
         try:
             for n, rel in enumerate(dict.fromkeys(paths)):
                 self._stage(_real_path(root, rel), rel, os.path.join(self.dir, str(n)))
@@ -306,18 +314,18 @@ class Staging:
         os.chmod(staged, mode | 0o600)
         if os.geteuid() == 0:
             os.chown(staged, self.who.uid, self.who.gid)
-        self.items.append((real, staged, created, os.lstat(staged)))
+        self.items.append((real, staged, created, os.lstat(staged), _file_sha256(staged)))
 
     @property
     def binds(self) -> list[tuple[str, str]]:
-        return [(staged, real) for real, staged, _c, _s in self.items]
+        return [(item[1], item[0]) for item in self.items]
 
     def finish(self) -> None:
         """Copy back what the script changed (after every process of it ended)."""
         try:
-            for real, staged, created, before in self.items:
+            for real, staged, created, before, digest in self.items:
                 after = os.lstat(staged)
-                changed = (after.st_mtime_ns, after.st_size) != (before.st_mtime_ns, before.st_size)
+                changed = _file_sha256(staged) != digest
                 if created and after.st_size == 0 and after.st_mode == before.st_mode:
                     os.unlink(real)
                     continue
@@ -394,13 +402,20 @@ def _signal_note(sig: int, ns: argparse.Namespace) -> str:
     return name
 
 
-def _wait(pid: int) -> int:
+def _forward_signals(pid: int) -> None:
+    """A cancel (SIGTERM, SIGINT) goes to bwrap, whose end ends the sandbox;
+    this wrapper stays to copy back and report."""
+
     def forward(signum: int, _frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+
+
+def _wait(pid: int) -> int:
+    _forward_signals(pid)
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
@@ -474,6 +489,7 @@ def _confined(ns: argparse.Namespace, data: bytes | None, bwrap: str, label: str
         argv = bwrap_argv(bwrap, who, root, staging.binds, ns.network, extra, program)
         err_r, err_w = os.pipe()
         pid = _spawn(argv, _limits(ns), fds, err_w)
+        _forward_signals(pid)
         for fd in [*fds, err_w]:
             os.close(fd)
         refusals = _relay_stderr(err_r)
