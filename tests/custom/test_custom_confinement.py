@@ -312,3 +312,25 @@ def test_a_cancelled_script_leaves_no_process_behind(tmp_path: Path) -> None:
     assert proc.returncode == 128 + 15, err
     assert "was killed by SIGTERM" in err
     assert _marked_processes(marker) == []
+
+
+def test_the_dry_run_preview_shows_the_confinement_risks(
+    sqlite_engine: Engine, world_writable: Path, tmp_path: Path
+) -> None:
+    manifest = _perm_manifest(
+        tmp_path / "rooted",
+        '#!/bin/sh\nchown root:root "$1"\nchmod o-w -- "$1"\n',
+        needs_root=True,
+        root_reason="resets the owner to root",
+        network=True,
+    )
+    sqlite_engine.register_script(manifest)
+    out = sqlite_engine.fix(f"local:{world_writable}", only=["PERM-WORLD-WRITABLE"], dry_run=True)
+    (step,) = [s for s in out["steps"] if s["remediator"] == "custom-rooted"]
+    assert step["status"] == "planned"
+    assert step["risk"]["warnings"][1:] == [
+        "custom script: network access is open (network: true)",
+        "custom script: runs as root (needs_root): resets the owner to root",
+    ]
+    assert "network: OPEN, runs as root" in step["diff"]
+    assert (world_writable / "srv" / "data.txt").stat().st_mode & 0o777 == 0o666
