@@ -334,3 +334,25 @@ def test_the_dry_run_preview_shows_the_confinement_risks(
     ]
     assert "network: OPEN, runs as root" in step["diff"]
     assert (world_writable / "srv" / "data.txt").stat().st_mode & 0o777 == 0o666
+
+
+def test_a_declared_path_through_a_symlink_is_refused(tmp_path: Path, outside: Path) -> None:
+    root = tmp_path / "target"
+    root.mkdir()
+    (root / "link").symlink_to(outside.parent)
+    (root / "file").symlink_to(outside)
+    script = tmp_path / "write.sh"
+    script.write_text('#!/bin/sh\necho tampered > "$1"\n')
+    script.chmod(0o755)
+    for declared in (f"link/{outside.name}", "file"):
+        proc = subprocess.run(
+            [*SANDBOX, "--script", str(script), "--write", declared, "--", declared],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert proc.returncode == 125, proc.stderr
+        assert f"declared path {declared!r} goes through the symlink" in proc.stderr
+    assert outside.read_text() == "untouched\n"
