@@ -12,8 +12,9 @@ Usage (an argument vector, never a shell string)::
 With ``--script`` the program is ``[*interpreter, SCRIPT, *ARGS]``; without,
 ``ARGS`` is the program (verify commands). The working directory is the
 target root. Only the standard library is imported and nothing of Jupiter,
-so the same file runs on a remote host as ``python3 -I -c`` (see
-:func:`jupiter.custom.remote.remote_argv`).
+so the same file runs on a remote host under ``python3 -I -c`` (Python 3.8
+or later; see :mod:`jupiter.custom.confine`). That is also why it is one
+module longer than the house's ~400 lines: it is sent whole.
 
 What the wrapper does, in order:
 
