@@ -86,6 +86,18 @@ def test_probe_reads_the_binaries_and_says_where() -> None:
     assert ["ssh", "-Q", "key-sig"] in calls
 
 
+def test_server_only_install_is_read_from_sshd() -> None:
+    def run(argv: list[str]) -> CommandResult:
+        if argv[0] == "ssh":
+            return CommandResult(tuple(argv), 127, "", "ssh: command not found\n")
+        # OpenSSH 8.4's sshd has no -V: its usage text still names the release
+        usage = "unknown option -- V\nOpenSSH_8.4p1, OpenSSL 1.1.1n\nusage: sshd [-46DdeiqTt]\n"
+        return CommandResult(tuple(argv), 1, "", usage)
+
+    found = openssh.probe(run, "on ssh:root@db-1")
+    assert found.version == (8, 4) and not found.assumed
+
+
 def test_unreadable_version_assumes_the_oldest_and_says_so() -> None:
     def run(argv: list[str]) -> CommandResult:
         return CommandResult(tuple(argv), 127, "", "ssh: command not found\n")

@@ -306,11 +306,17 @@ def this_machine() -> OpenSSH:
 
 def probe(run: Callable[[list[str]], CommandResult], where: str) -> OpenSSH:
     """Read the version and algorithm lists with ``run(argv)``."""
-    version_out = run(["ssh", "-V"])
-    text = version_out.stderr + version_out.stdout
-    version = parse_version(text) if version_out.ok else None
+    version, detail = None, ""
+    # The client is on nearly every host; a server-only install still has
+    # sshd, whose -V (or, before 9.1, its usage text) names the release.
+    for argv in (["ssh", "-V"], ["sshd", "-V"], ["/usr/sbin/sshd", "-V"]):
+        out = run(argv)
+        text = out.stderr + out.stdout
+        version = None if out.timed_out else parse_version(text)
+        if version is not None:
+            break
+        detail = detail or (text.strip().splitlines() or [f"exit {out.returncode}"])[0]
     if version is None:
-        detail = (text.strip().splitlines() or [f"exit {version_out.returncode}"])[0]
         return assumed_oldest(f"the OpenSSH version {where} could not be read ({detail})")
     supported: dict[AlgoKind, tuple[str, ...]] = {}
     for kind in KINDS:
