@@ -60,7 +60,10 @@ def sshd_values(level: sshd_checks.Level, ssh: OpenSSH) -> tuple[dict[str, str],
                 values[setting.keyword] = sshd_checks.judge(setting, None, ctx).fixed
                 notes[setting.keyword] = ""
             else:
-                values[setting.keyword] = setting.default or ""
+                default = setting.default
+                if default is None and setting.kind in algos.KINDS:
+                    default = ",".join(ssh.defaults[setting.kind])
+                values[setting.keyword] = default or ""
                 notes[setting.keyword] = (
                     f"{rule.rule_id} is required from level {rule.since}; OpenSSH's default "
                     f"is kept at level {level}"

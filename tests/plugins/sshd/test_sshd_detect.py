@@ -29,7 +29,6 @@ BASELINE = {
     ("SSHD-WEAK-KEX", LEGACY, 2),
     # unset: OpenSSH's defaults sign with and accept ECDSA on NIST curves
     ("SSHD-WEAK-HOSTKEY-ALGORITHMS", MAIN, None),
-    ("SSHD-WEAK-PUBKEY-ALGORITHMS", MAIN, None),
     ("SSHD-MATCH-OVERRIDE", MAIN, 50),  # Match Address: X11Forwarding yes
 }
 STRICT = BASELINE | {
@@ -37,6 +36,7 @@ STRICT = BASELINE | {
     ("SSHD-KBD-INTERACTIVE", MAIN, 28),  # ChallengeResponseAuthentication yes
     ("SSHD-MATCH-OVERRIDE", MAIN, 46),  # Match User backup: PasswordAuthentication yes
     ("SSHD-RSA-KEY-SIZE", MAIN, None),  # RequiredRSASize 1024 by default
+    ("SSHD-WEAK-PUBKEY-ALGORITHMS", MAIN, None),  # users' ECDSA keys: may lock out
 }
 MAXIMUM = STRICT | {
     ("SSHD-AGENT-FORWARDING", MAIN, None),

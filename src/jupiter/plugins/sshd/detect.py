@@ -17,7 +17,7 @@ SSHD-WEAK-CIPHERS             baseline   no weak cipher (maximum: strongest only
 SSHD-WEAK-MACS                baseline   no weak MAC (maximum: strongest only)
 SSHD-WEAK-KEX                 baseline   no weak key exchange (maximum: post-quantum)
 SSHD-WEAK-HOSTKEY-ALGORITHMS  baseline   no SHA-1, DSA or NIST-curve host key signatures
-SSHD-WEAK-PUBKEY-ALGORITHMS   baseline   the same for users' keys (``PubkeyAccepted…``)
+SSHD-WEAK-PUBKEY-ALGORITHMS   strict     the same for users' keys (``PubkeyAccepted…``)
 SSHD-WEAK-HOST-KEY            baseline   no DSA or RSA < 2048 host key (strict: no
                                          ECDSA; maximum: RSA >= 3072); manual
 SSHD-RSA-KEY-SIZE             strict     ``RequiredRSASize`` >= 2048 (maximum: 3072;
@@ -222,11 +222,16 @@ RULES: tuple[Rule, ...] = (
             "clients that only know the removed host key types cannot connect, and clients "
             "that pinned such a key see a new host key",
         ),
+        manual_steps=(
+            "publish the remaining host keys' fingerprints (ssh-keygen -lf "
+            "/etc/ssh/ssh_host_ed25519_key.pub) so users can update known_hosts",
+        ),
+        disruption=True,
     ),
     Rule(
         "SSHD-WEAK-PUBKEY-ALGORITHMS",
         "sshd accepts weak user key algorithms",
-        "baseline",
+        "strict",
         (Setting("PubkeyAcceptedAlgorithms", None, "pubkeyalgorithms"),),
         ("CWE-327",),
         warnings=("users whose only key is DSA, ECDSA or SHA-1 RSA can no longer log in",),
