@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from jupiter.plans import Plan
 from jupiter.plugins.sshd import algorithms as algos
 from jupiter.plugins.sshd import keyfiles, openssh
 from jupiter.plugins.sshd.fix import SshdParams
 from jupiter.plugins.sshd.openssh import from_version, parse_version
 from jupiter.targets.base import CommandResult
 from jupiter.targets.local import LocalTarget
+from jupiter.targets.overlay import OverlayView
 from tests.plugins.sshd.test_sshd_remediate import PLUGIN, apply
 from tests.sshserver import running_server
 from tests.targets.test_ssh_target import make_target
@@ -118,6 +120,9 @@ def test_directory_target_uses_this_machines_openssh_and_says_so(tmp_path: Path)
     assert found.version == here.version and found.supported == here.supported
     assert f"{target.describe()} is a directory" in found.source
     assert "openssh_version" in found.source
+    plan = Plan(remediator="sshd-hardening", rule_id="T", title="t")
+    candidate = openssh.for_target(OverlayView(OverlayView(target, plan), plan))
+    assert candidate.source == found.source  # a plan's candidate is read as its target
     pinned = openssh.for_target(target, "8.4")
     assert pinned.version == (8, 4) and "parameter openssh_version" in pinned.source
 

@@ -247,7 +247,7 @@ def _crypto_notes(
         if kept:
             warnings.append(
                 f"kept for legacy clients ({ctx.legacy_reason}): {', '.join(kept)}; "
-                "ssh-audit fails these, so plan the clients' upgrade"
+                "ssh-audit flags these, so plan the clients' upgrade"
             )
     elif params.ssh_clients == "legacy":
         warnings.append(

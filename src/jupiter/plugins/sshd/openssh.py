@@ -285,7 +285,7 @@ def for_target(view: TargetView, version: str | None = None) -> OpenSSH:
     found = this_machine()
     if found.assumed:
         return found
-    mirror = view.describe()
+    mirror = (host or view).describe()  # the target, not a plan's candidate of it
     return OpenSSH(
         found.version,
         found.supported,
