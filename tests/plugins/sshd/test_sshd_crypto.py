@@ -168,6 +168,10 @@ def test_old_release_gets_what_it_supports_and_the_gap_as_a_manual_step(tmp_path
     assert "+PubkeyAcceptedKeyTypes ssh-ed25519" in pub.diff  # 8.4's keyword
     apply(target, plan)
     assert "SSHD-WEAK-KEX" not in by_rule(target, params)  # the best it can is verified
+    # a finding about a setting this release lacks (from a 9.x scan) changes nothing
+    newer = by_rule(target, SshdParams(level="maximum", openssh_version="9.2"))
+    rsa = PLUGIN.plan(newer["SSHD-RSA-KEY-SIZE"], target, params)  # type: ignore[arg-type]
+    assert rsa.changes == [] and "has no RequiredRSASize" in rsa.risk.warnings[0]
 
 
 def test_levels_differ_on_what_only_warns(tmp_path: Path) -> None:

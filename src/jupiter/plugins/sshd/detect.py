@@ -441,8 +441,7 @@ def check(
         if failing:
             findings.append(_finding(rule, failing, config, ctx))
     findings.extend(_override_finding(o, level) for o in match_overrides(config, ctx))
-    if level_rank(level) >= level_rank("baseline"):
-        findings.extend(keyfiles.host_key_findings(view, config, level, SCANNER))
+    findings.extend(keyfiles.host_key_findings(view, config, level, SCANNER))
     if level_rank(level) >= level_rank("strict"):
         findings.extend(keyfiles.moduli_findings(view, level, SCANNER))
     return findings

@@ -120,6 +120,12 @@ class SshdHardening(Remediator[SshdParams]):
                 f"{level!r} nothing is changed"
             )
             return base.model_copy(update={"risk": Risk(warnings=[note])})
+        if not ctx.applies(rule):
+            note = (
+                f"{ctx.openssh.source} has no {rule.settings[0].keyword}; "
+                f"{rule.rule_id} does not apply and nothing is changed"
+            )
+            return base.model_copy(update={"risk": Risk(warnings=[note])})
         failing = [s for s in checks.evaluate(rule, config, ctx) if not s.verdict.ok]
         if not failing:
             return base
