@@ -31,6 +31,7 @@ from typing import Literal
 
 from jupiter.targets.base import CommandResult, Target, TargetView
 from jupiter.targets.local_commands import run_argv
+from jupiter.targets.overlay import OverlayView
 
 AlgoKind = Literal["ciphers", "macs", "kexalgorithms", "hostkeyalgorithms", "pubkeyalgorithms"]
 KINDS: tuple[AlgoKind, ...] = (
@@ -333,10 +334,9 @@ def _real_target(view: TargetView) -> Target | None:
     seen = 0
     current: object = view
     while not isinstance(current, Target) and seen < 32:
-        base = getattr(current, "_base", None)  # OverlayView keeps its base here
-        if base is None:
+        if not isinstance(current, OverlayView):
             return None
-        current, seen = base, seen + 1
+        current, seen = current.base, seen + 1
     return current if isinstance(current, Target) else None
 
 
