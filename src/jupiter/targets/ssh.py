@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
 import math
 import posixpath
 import secrets
@@ -47,10 +48,17 @@ from typing import TypeVar
 
 import asyncssh
 
-from jupiter.errors import InputError, TargetError
+from jupiter.errors import ConflictError, InputError, TargetError
+from jupiter.targets import _ssh_guard as ssh_guard
 from jupiter.targets._loopthread import LoopThread
 from jupiter.targets._ssh_session import SSHSession
-from jupiter.targets.base import CommandResult, FileState, normalise_relpath
+from jupiter.targets.base import (
+    CommandResult,
+    Expected,
+    FileState,
+    TargetLockHandle,
+    normalise_relpath,
+)
 from jupiter.targets.connection import LocalConnection, SSHConnection, parse_connection
 
 T = TypeVar("T")
@@ -206,6 +214,9 @@ class SSHTarget:
             _, attrs = await self._session.resolve(rel, follow_final=False)
             if attrs is None:
                 return None
+            mtime_ns = None
+            if attrs.mtime is not None:
+                mtime_ns = int(attrs.mtime) * 1_000_000_000 + (attrs.mtime_ns or 0) % 1_000_000_000
             return FileState(
                 rel,
                 _kind(attrs),
@@ -213,6 +224,8 @@ class SSHTarget:
                 stat_mod.S_IMODE(attrs.permissions or 0),
                 attrs.uid if attrs.uid is not None else -1,
                 attrs.gid if attrs.gid is not None else -1,
+                None,
+                mtime_ns,
             )
 
         return self._call(f"checking {rel}", op)
@@ -232,12 +245,24 @@ class SSHTarget:
 
     # -- writing ---------------------------------------------------------
 
-    def write_bytes(self, path: str, data: bytes, mode: int | None = None) -> None:
-        """Atomically replace ``path``; new files get 0o644 and new directories 0o755."""
+    def write_bytes(
+        self, path: str, data: bytes, mode: int | None = None, *, expect: Expected | None = None
+    ) -> None:
+        """Atomically replace ``path``; new files get 0o644 and new directories
+        0o755. With ``expect``, only while the path still matches it, checked
+        before and after the rename through a kept SFTP handle
+        (:mod:`._ssh_guard`); else ConflictError, the other edit in place."""
         rel = normalise_relpath(path)
-        self._call(f"writing {rel}", lambda: self._write(rel, data, mode))
+        self._call(f"writing {rel}", lambda: self._write(rel, data, mode, expect, True))
 
-    async def _write(self, rel: str, data: bytes, mode: int | None) -> None:
+    async def _write(
+        self,
+        rel: str,
+        data: bytes,
+        mode: int | None,
+        expect: Expected | None = None,
+        compensate: bool = True,
+    ) -> None:
         session = self._session
         sftp = session.sftp
         parent, _, name = rel.rpartition("/")
@@ -251,6 +276,54 @@ class SSHTarget:
                 f"path {rel!r} on {self.describe()} is a {_kind(old)}, not a regular file; "
                 "remove it first or name a file"
             )
+        where = self.describe()
+        pinned = (
+            await ssh_guard.pin(sftp, remote, rel, expect, old is not None, where)
+            if expect is not None
+            else None
+        )
+        theirs: bytes | None = None
+        try:
+            await self._write_tmp_and_move(rel, directory, name, remote, data, mode, old, expect)
+            if pinned is not None and expect is not None:
+                theirs = await ssh_guard.lost_edit(pinned, expect)
+        finally:
+            if pinned is not None:
+                with contextlib.suppress(asyncssh.Error, OSError):
+                    await pinned.close()
+        if theirs is None:
+            return
+        if compensate:
+            ours = Expected(hashlib.sha256(data).hexdigest())
+            old_mode = stat_mod.S_IMODE(old.permissions or 0) if old is not None else None
+            try:
+                await self._write(rel, theirs, old_mode, ours, False)
+            except ConflictError:
+                pass
+            else:
+                raise ConflictError(
+                    f"{rel} on {where} was edited by someone else while Jupiter replaced it; "
+                    "their version was put back and Jupiter's change withdrawn"
+                )
+        aside = await ssh_guard.keep_aside(sftp, remote, theirs)
+        raise ConflictError(
+            f"{rel} on {where} was edited by two parties while Jupiter replaced it; the version "
+            f"Jupiter replaced, with its edit, is saved as {aside} next to it — merge it by hand"
+        )
+
+    async def _write_tmp_and_move(
+        self,
+        rel: str,
+        directory: str,
+        name: str,
+        remote: str,
+        data: bytes,
+        mode: int | None,
+        old: asyncssh.SFTPAttrs | None,
+        expect: Expected | None,
+    ) -> None:
+        session = self._session
+        sftp = session.sftp
         tmp = posixpath.join(directory, f".{name}.jupiter-{secrets.token_hex(6)}.tmp")
         # "x": O_EXCL, so a planted file or link at the temp name is never followed.
         fh = await sftp.open(tmp, "xb", asyncssh.SFTPAttrs(permissions=0o600))
@@ -273,7 +346,10 @@ class SSHTarget:
                 else (stat_mod.S_IMODE(old.permissions or 0) if old is not None else NEW_FILE_MODE)
             )
             await sftp.chmod(tmp, final_mode)
-            await session.replace(tmp, remote, old is not None)
+            if expect is not None and expect.sha256 is None:
+                await ssh_guard.link_new(sftp, tmp, remote, rel, self.describe())
+            else:
+                await session.replace(tmp, remote, old is not None)
         except asyncio.CancelledError:
             raise  # timed out: the connection is being aborted, nothing more gets through
         except BaseException:
@@ -328,8 +404,9 @@ class SSHTarget:
 
         self._call(f"changing the owner of {rel}", op)
 
-    def remove(self, path: str) -> None:
-        """Remove a file or symlink (the link, not its target); absent is fine."""
+    def remove(self, path: str, *, expect: Expected | None = None) -> None:
+        """Remove a file or symlink (the link, not its target); absent is fine.
+        With ``expect`` a regular file is removed only while it matches it."""
         rel = normalise_relpath(path)
 
         async def op() -> None:
@@ -340,11 +417,66 @@ class SSHTarget:
                 raise TargetError(
                     f"path {rel!r} on {self.describe()} is a directory; remove only removes files"
                 )
+            if expect is not None and stat_mod.S_ISREG(attrs.permissions or 0):
+                await self._remove_checked(rel, remote, attrs, expect)
+                return
             # Removed by someone else meanwhile is the outcome we wanted.
             with contextlib.suppress(asyncssh.SFTPNoSuchFile):
                 await self._session.sftp.remove(remote)
 
         self._call(f"removing {rel}", op)
+
+    async def _remove_checked(
+        self, rel: str, remote: str, attrs: asyncssh.SFTPAttrs, expect: Expected
+    ) -> None:
+        sftp = self._session.sftp
+        where = self.describe()
+        pinned = await ssh_guard.pin(sftp, remote, rel, expect, True, where)
+        assert pinned is not None
+        try:
+            with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+                await sftp.remove(remote)
+            theirs = await ssh_guard.lost_edit(pinned, expect)
+        finally:
+            with contextlib.suppress(asyncssh.Error, OSError):
+                await pinned.close()
+        if theirs is None:
+            return
+        try:
+            await self._write(
+                rel, theirs, stat_mod.S_IMODE(attrs.permissions or 0), Expected(None), False
+            )
+        except ConflictError:
+            aside = await ssh_guard.keep_aside(sftp, remote, theirs)
+            raise ConflictError(
+                f"{rel} on {where} was edited while Jupiter removed it and recreated meanwhile; "
+                f"the edited version is saved as {aside} — merge it by hand"
+            ) from None
+        raise ConflictError(
+            f"{rel} on {where} was edited by someone else while Jupiter removed it; their "
+            "version was put back"
+        )
+
+    # -- locking ---------------------------------------------------------
+
+    def acquire_lock(self, timeout: float) -> TargetLockHandle | None:
+        """Hold the host's ``flock`` on the root directory through a remote
+        command that lives as long as this connection (see
+        :mod:`._ssh_lock`); ``None`` when another process holds it."""
+        from jupiter.targets import _ssh_lock
+
+        command = self.command_line(_ssh_lock.lock_argv(timeout))
+        where = self.describe()
+
+        async def op() -> asyncssh.SSHClientProcess[str] | None:
+            return await _ssh_lock.hold(self._session.connection, command, where)
+
+        process = self._call("taking the target lock", op, max(timeout, 0) + self._command_timeout)
+        return None if process is None else _ssh_lock.RemoteLock(self, process)
+
+    def call_on_loop(self, what: str, op: Callable[[], Awaitable[T]], timeout: float) -> T:
+        """Run ``op`` on this target's connection loop (for its helpers)."""
+        return self._call(what, op, timeout)
 
     # -- commands --------------------------------------------------------
 
