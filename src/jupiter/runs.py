@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, select
@@ -53,6 +53,9 @@ from jupiter.store.tables import FindingRow, RunRow, RunStepRow, SnapshotEntryRo
 from jupiter.targets.base import CommandResult, Target, TargetView, normalise_relpath
 from jupiter.targets.local import LocalTarget
 from jupiter.targets.overlay import OverlayView
+
+if TYPE_CHECKING:
+    from jupiter.locks import TargetLock
 
 # Step states. A step only ever moves forward through these.
 PLANNED, APPLYING, VERIFIED, FAILED = "planned", "applying", "verified", "failed"
@@ -205,10 +208,12 @@ class RunExecutor:
         actor: str,
         on_step: Callable[[StepResult], None] | None = None,
         git: GitDelivery | None = None,
+        lock: TargetLock | None = None,
     ) -> None:
         self.db, self.blobs, self.target, self.actor = db, blobs, target, actor
         self.on_step = on_step
         self.git = git
+        self.lock = lock
 
     def start(self, asset_id: str | None, params: dict[str, Any]) -> int:
         with self.db.transaction() as s:
@@ -233,7 +238,12 @@ class RunExecutor:
                 self.actor,
                 "run.started",
                 f"run:{run.id}",
-                {"target": run.target, "asset": asset_id, "params": params},
+                {
+                    "target": run.target,
+                    "asset": asset_id,
+                    "params": params,
+                    "lock_taken_over": self.lock.taken_over if self.lock else None,
+                },
             )
             return run.id
 
@@ -262,6 +272,11 @@ class RunExecutor:
         otherwise the step stops as ``conflict`` with the other edit intact."""
         plugin = cand.remediator
         result = StepResult(cand.finding_id, cand.record.rule_id, plugin.name, PLANNED)
+        if self.lock is not None and (lost := self.lock.lost()) is not None:
+            result.status = FAILED
+            result.detail = f"lost the lock on the target ({lost}); nothing applied"
+            self._record_step(run_id, seq, cand, reviewed, result)
+            return self._emit(result)
         try:
             plan = self._current_plan(cand, reviewed)
         except ConflictError as exc:

@@ -93,6 +93,9 @@ class RemoteLock:
             and not process.channel.is_closing()
         )
 
+    def note(self, owner: str) -> None:
+        """Nothing to note on: SFTP has no extended attributes (see docs)."""
+
     def release(self) -> None:
         process, self._process = self._process, None
         if process is None:

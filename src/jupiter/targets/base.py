@@ -128,6 +128,10 @@ class TargetLockHandle(Protocol):
         """Release the lock; idempotent."""
         ...
 
+    def note(self, owner: str) -> None:
+        """Tell later contenders who holds the lock (best effort)."""
+        ...
+
 
 @runtime_checkable
 class LockableTarget(Protocol):
@@ -139,6 +143,10 @@ class LockableTarget(Protocol):
     def acquire_lock(self, timeout: float) -> TargetLockHandle | None:
         """Take the target's exclusive lock, waiting up to ``timeout`` seconds
         (0: do not wait); ``None`` when another process holds it."""
+        ...
+
+    def lock_owner(self) -> str | None:
+        """Who holds the target's lock, as its holder noted it (if known)."""
         ...
 
 

@@ -39,7 +39,7 @@ from jupiter.targets.base import (
 )
 from jupiter.targets.local_commands import run_argv
 from jupiter.targets.local_io import DIR_FLAGS, ScannedFile, fill_fd, scan_tree
-from jupiter.targets.local_lock import flock_dir
+from jupiter.targets.local_lock import flock_dir, noted_owner
 
 NEW_FILE_MODE = 0o644
 NEW_DIR_MODE = 0o755
@@ -596,6 +596,9 @@ class LocalTarget:
         kernel's: it ends with the process, so a crash never leaves it behind."""
         self._check_open()
         return flock_dir(self._root, timeout)
+
+    def lock_owner(self) -> str | None:
+        return noted_owner(self._root)
 
     # -- commands --------------------------------------------------------
 

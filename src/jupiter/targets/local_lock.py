@@ -19,22 +19,49 @@ from pathlib import Path
 _POLL = 0.05
 
 
+OWNER_XATTR = "user.jupiter.lock"
+"""Where the holder notes who it is, on the locked directory itself: outside
+the tree (no file appears in scans, snapshots or ``git status``)."""
+
+
 class FlockHandle:
     """A held ``flock`` on a directory; :meth:`release` (or process exit) ends it."""
 
     def __init__(self, fd: int) -> None:
         self._fd: int | None = fd
+        self._noted = False
 
     def alive(self) -> bool:
         return self._fd is not None
 
+    def note(self, owner: str) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.setxattr(self._fd, OWNER_XATTR, owner.encode()[:4000])
+            self._noted = True
+        except OSError:
+            pass  # no user xattrs here: contenders get a less detailed message
+
     def release(self) -> None:
         fd, self._fd = self._fd, None
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+        if fd is None:
+            return
+        try:
+            if self._noted:
+                with contextlib.suppress(OSError):
+                    os.removexattr(fd, OWNER_XATTR)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def noted_owner(path: Path) -> str | None:
+    """What the current holder noted on ``path`` (``None``: nothing noted)."""
+    try:
+        return os.getxattr(path, OWNER_XATTR).decode(errors="replace") or None
+    except OSError:
+        return None
 
 
 def flock_dir(path: Path, timeout: float) -> FlockHandle | None:

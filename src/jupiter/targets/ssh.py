@@ -474,6 +474,10 @@ class SSHTarget:
         process = self._call("taking the target lock", op, max(timeout, 0) + self._command_timeout)
         return None if process is None else _ssh_lock.RemoteLock(self, process)
 
+    def lock_owner(self) -> str | None:
+        """Unknown over SSH: the holder's own workspace names it."""
+        return None
+
     def call_on_loop(self, what: str, op: Callable[[], Awaitable[T]], timeout: float) -> T:
         """Run ``op`` on this target's connection loop (for its helpers)."""
         return self._call(what, op, timeout)
