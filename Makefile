@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean services
+.PHONY: install demo test soak lint bench clean services
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: install ## run the test suite (services and scanners it needs are set up f
 	@bash scripts/services.sh
 	@bash scripts/tools.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+soak: install ## the heavier concurrency variants (marked soak) of the test suite
+	@bash scripts/services.sh
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak
 
 lint: install ## ruff + mypy (strict on src/)
 	$(BIN)/ruff check src tests benchmarks
