@@ -56,6 +56,4 @@ class Appender:
     def missing(self) -> list[int]:
         """Appended lines that are not (exactly once) in the file now."""
         text = self.path.read_text()
-        return [
-            n for n in range(1, self.count + 1) if text.count(f"# appended line {n}\n") != 1
-        ]
+        return [n for n in range(1, self.count + 1) if text.count(f"# appended line {n}\n") != 1]

@@ -70,9 +70,7 @@ def test_soak_appending_during_fix(
     _check(result, appender, host)
 
 
-def test_rollback_never_overwrites_an_edit_made_after_its_check(
-    engine: Engine, host: Path
-) -> None:
+def test_rollback_never_overwrites_an_edit_made_after_its_check(engine: Engine, host: Path) -> None:
     original = (host / SSHD).read_bytes()
     run = engine.fix(str(host), only=["config.ssh"])["run"]
     fixed = (host / SSHD).read_bytes()
@@ -81,8 +79,7 @@ def test_rollback_never_overwrites_an_edit_made_after_its_check(
     # refuses (drift seen), or stops on the conflict; no appended line is lost.
     from jupiter.errors import ConflictError
 
-    with Appender(host / SSHD, 0.002) as appender:
-        with pytest.raises(ConflictError):
-            engine.rollback(run, force=True)
+    with Appender(host / SSHD, 0.002) as appender, pytest.raises(ConflictError):
+        engine.rollback(run, force=True)
     assert appender.missing() == []
     assert (host / SSHD).read_bytes().startswith(fixed)
