@@ -59,7 +59,7 @@ def expected_before(change: WriteFile | RemoveFile) -> Expected:
 def chain_still_applies(plans: Iterable[Plan], view: TargetView) -> bool:
     """Whether every plan of a chain (each made on the state the previous
     ones leave) still matches the target: nothing changed since planning."""
-    from jupiter.runs import check_preconditions
+    from jupiter.applying import check_preconditions
     from jupiter.targets.overlay import OverlayView
 
     current: TargetView = view

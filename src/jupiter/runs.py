@@ -20,6 +20,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from jupiter import audit
+from jupiter.applying import (
+    CommandFailed,
+    PartlyApplied,
+    apply_plan,
+    check_preconditions,
+    outputs_text,
+    still_applies,
+)
 from jupiter.errors import (
     ConflictError,
     InputError,
@@ -29,11 +37,10 @@ from jupiter.errors import (
 )
 from jupiter.git_delivery import GitDelivery, commit_message
 from jupiter.models import FindingRecord, FindingStatus
-from jupiter.plans import Plan, RemoveFile, RunCommand, SetMode, WriteFile, sha256_bytes
+from jupiter.plans import Plan, RunCommand
 from jupiter.preconditions import (
     MAX_ATTEMPTS,
     backoff,
-    expected_before,
     undo_expectations,
     with_basis,
 )
@@ -50,7 +57,7 @@ from jupiter.snapshots import (
 )
 from jupiter.store.db import Database
 from jupiter.store.tables import FindingRow, RunRow, RunStepRow, SnapshotEntryRow, utcnow
-from jupiter.targets.base import CommandResult, Target, TargetView, normalise_relpath
+from jupiter.targets.base import Target, TargetView, normalise_relpath
 from jupiter.targets.local import LocalTarget
 from jupiter.targets.overlay import OverlayView
 
@@ -336,7 +343,7 @@ class RunExecutor:
         plan, accepted only if it makes the same edit."""
         if reviewed is None:
             return with_basis(make_plan(cand, self.target), self.target)
-        if _still_applies(self.target, reviewed):
+        if still_applies(self.target, reviewed):
             return with_basis(reviewed, self.target)
         fresh = make_plan(cand, self.target)
         if fresh.effect_hash() != reviewed.effect_hash():
@@ -404,7 +411,7 @@ class RunExecutor:
         try:
             check_preconditions(self.target, plan)
             outputs = apply_plan(self.target, plan)
-            result.output = _outputs_text(outputs)
+            result.output = outputs_text(outputs)
             if plan.watches_tree:
                 entries = self._check_undeclared(plan, entries)
             fixed = plugin.is_fixed(cand.record, self.target, cand.params)
@@ -415,7 +422,7 @@ class RunExecutor:
         except ConflictError as exc:
             return exc  # nothing of this attempt was written
         except CommandFailed as exc:
-            result.output = _outputs_text(exc.outputs)
+            result.output = outputs_text(exc.outputs)
             return self._undo(step_id, entries, result, f"apply failed: {exc}", plan)
         except JupiterError as exc:
             return self._undo(step_id, entries, result, f"apply failed: {exc}", plan)
@@ -666,121 +673,12 @@ def _set_finding_status(
     )
 
 
-class CommandFailed(TargetError):
-    """A plan's command failed; carries every command result so far."""
-
-    retryable = False
-
-    def __init__(self, message: str, outputs: list[CommandResult]) -> None:
-        super().__init__(message)
-        self.outputs = outputs
-
-
 class _Undeclared(TargetError):
     retryable = False
 
     def __init__(self, message: str, entries: list[ManifestEntry]) -> None:
         super().__init__(message)
         self.entries = entries
-
-
-def _outputs_text(outputs: list[CommandResult]) -> str:
-    """Command output for the run record: redacted and bounded."""
-    parts = []
-    for res in outputs:
-        status = f"exit {res.returncode}" + (", timed out" if res.timed_out else "")
-        parts.append(
-            f"$ {' '.join(res.argv)}\n[{status}]\n{res.stdout[-4000:]}{res.stderr[-4000:]}"
-        )
-    return str(redact("\n".join(parts)))
-
-
-def _still_applies(target: TargetView, plan: Plan) -> bool:
-    try:
-        check_preconditions(target, plan)
-    except ConflictError:
-        return False
-    return True
-
-
-def check_preconditions(target: TargetView, plan: Plan) -> None:
-    """Refuse a plan whose files changed since it was made."""
-    for change in plan.changes:
-        if isinstance(change, WriteFile | RemoveFile):
-            try:
-                current: str | None = sha256_bytes(target.read_bytes(change.path))
-            except FileNotFoundError:
-                current = None
-            if current != change.before_sha256:
-                raise ConflictError(
-                    f"{change.path} changed since the plan was made; nothing was applied — "
-                    "plan again"
-                )
-
-
-class PartlyApplied(ConflictError):
-    """A change met a concurrent edit after earlier changes of the same plan
-    were written; ``written`` names those paths."""
-
-    def __init__(self, message: str, written: list[str]) -> None:
-        super().__init__(message)
-        self.written = written
-
-
-def apply_plan(target: Target, plan: Plan) -> list[CommandResult]:
-    """Apply every change in order (the caller snapshotted first); returns
-    the results of the commands it ran. Each file write and removal happens
-    only while the file is still what the plan was made from (ConflictError
-    otherwise; PartlyApplied when earlier changes were already written)."""
-    outputs: list[CommandResult] = []
-    written: list[str] = []
-    try:
-        for change in plan.changes:
-            _apply_one(target, change, outputs)
-            if isinstance(change, WriteFile | RemoveFile | SetMode):
-                written.append(normalise_relpath(change.path))
-            else:
-                written.extend(normalise_relpath(p) for p in change.paths)
-    except ConflictError as exc:
-        if written:
-            raise PartlyApplied(str(exc), written) from exc
-        raise
-    return outputs
-
-
-def _apply_one(
-    target: Target,
-    change: WriteFile | RemoveFile | SetMode | RunCommand,
-    outputs: list[CommandResult],
-) -> None:
-    if isinstance(change, WriteFile):
-        target.write_bytes(
-            change.path, change.content.encode(), change.mode, expect=expected_before(change)
-        )
-    elif isinstance(change, RemoveFile):
-        if change.before_sha256 is None:
-            target.remove(change.path)
-        else:
-            target.remove(change.path, expect=expected_before(change))
-    elif isinstance(change, SetMode):
-        target.set_mode(change.path, change.mode)
-        if change.uid is not None or change.gid is not None:
-            state = target.stat(change.path)
-            if state is None:
-                raise TargetError(f"{change.path} disappeared while it was being changed")
-            target.set_owner(
-                change.path,
-                change.uid if change.uid is not None else state.uid,
-                change.gid if change.gid is not None else state.gid,
-            )
-    elif isinstance(change, RunCommand):
-        res = target.run(change.argv, change.timeout)
-        outputs.append(res)
-        if not res.ok:
-            why = "timed out" if res.timed_out else f"exited {res.returncode}"
-            last = (res.stderr.strip().splitlines() or [""])[-1][:300]
-            what = change.description or change.argv[0]
-            raise CommandFailed(f"{what} {why}: {redact(last)}", outputs)
 
 
 # -- rollback -------------------------------------------------------------
