@@ -311,6 +311,14 @@ class Fixing:
                     # Changed while we waited for the lock: plan what is there now.
                     chain = plan_chain(candidates, target)
                     preview = [preview_step(c, p) for c, p in chain]
+                    if not _actionable(preview):
+                        return {
+                            **base,
+                            "dry_run": False,
+                            "run": None,
+                            "status": "nothing_to_do",
+                            "steps": preview,
+                        }
                 if confirm is not None:
                     agreed = _confirm_bound(confirm, chain, preview, candidates, target)
                     if agreed is None:

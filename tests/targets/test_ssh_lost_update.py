@@ -181,3 +181,44 @@ def test_soak_appending_during_fix_over_ssh(
     test_a_writer_appending_during_fix_over_ssh_loses_no_line(
         sqlite_engine, server, tmp_path, monkeypatch
     )
+
+
+def test_a_host_without_flock_is_a_clear_error(
+    server: SSHTestServer, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupiter.errors import TargetError
+    from jupiter.targets import _ssh_lock
+
+    real = _ssh_lock.lock_argv
+    # As on a host where flock is not installed: the command is not found.
+    monkeypatch.setattr(
+        _ssh_lock, "lock_argv", lambda timeout: ["jupiter-no-such-flock", *real(timeout)[1:]]
+    )
+    with connect(server, root) as target, pytest.raises(TargetError, match="has no flock"):
+        target.acquire_lock(0)
+
+
+def test_a_fix_over_ssh_is_refused_while_the_host_is_locked(
+    sqlite_engine: object, server: SSHTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another workspace (here: a run on the host itself) holds the target."""
+    from jupiter.engine import Engine
+    from jupiter.locks import LockBusy
+
+    assert isinstance(sqlite_engine, Engine)
+    remote = tmp_path / "remote-root"
+    shutil.copytree(ROOT / "examples/host", remote)
+    monkeypatch.setenv("JUPITER_SSH_KEY", str(server.client_key))
+    monkeypatch.setenv("JUPITER_KNOWN_HOSTS", str(server.known_hosts))
+    target = f"ssh:{server.username}@{server.host}:{server.port}{remote}"
+    before = (remote / "etc/ssh/sshd_config").read_bytes()
+    held = flock_dir(remote, 0)
+    assert held is not None
+    try:
+        with pytest.raises(LockBusy, match="locked on the target itself"):
+            sqlite_engine.fix(target, asset="remote", only=["config.ssh"])
+    finally:
+        held.release()
+    assert (remote / "etc/ssh/sshd_config").read_bytes() == before
+    result = sqlite_engine.fix(target, asset="remote", only=["config.ssh"])
+    assert result["status"] == "succeeded"
