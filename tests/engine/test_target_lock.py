@@ -275,8 +275,8 @@ def _two_fixes_at_once(tmp_path: Path, host: Path, workspaces: int, wait: bool) 
     homes = [tmp_path / "ws-a", tmp_path / ("ws-b" if workspaces == 2 else "ws-a")]
     for home in homes:
         home.mkdir(exist_ok=True)
-    run_cli("init", home=homes[0])
-    run_cli("init", home=homes[1])
+    for home in homes:  # findings stored first (see test_two_fixes_at_once_end_like_one)
+        assert run_cli("scan", str(host), home=home).returncode == 0
     extra = ("--lock-timeout", "120") if wait else ()
     procs = [_fix_cli(home, host, *extra) for home in homes]
     outs = [p.communicate(timeout=180) for p in procs]
@@ -305,7 +305,51 @@ def _two_fixes_at_once(tmp_path: Path, host: Path, workspaces: int, wait: bool) 
 
 @pytest.mark.parametrize("workspaces", [1, 2])
 def test_two_fixes_at_once_end_like_one(tmp_path: Path, host: Path, workspaces: int) -> None:
-    _two_fixes_at_once(tmp_path, host, workspaces, wait=True)
+    """In one process, two engines (one workspace or two) fix one target at
+    once: the second waits for the first, the tree equals a single run's,
+    and rolling back both restores the original."""
+    single = tmp_path / "single"
+    shutil.copytree(host, single, symlinks=True)
+    with Engine(Workspace(tmp_path / "ws-single", f"sqlite:///{tmp_path}/single.db")) as eng:
+        eng.fix(str(single), only=["config.ssh"])
+    original = tree_state(host)
+    names = ["a", "b" if workspaces == 2 else "a"]
+    engines = [
+        Engine(Workspace(tmp_path / f"ws-{n}", f"sqlite:///{tmp_path}/ws-{n}.db"), f"actor-{i}")
+        for i, n in enumerate(names)
+    ]
+    for eng in engines:
+        # Findings stored first: two first scans racing to insert the same
+        # findings is the ingest-concurrency issue (handled apart from locking).
+        eng.scan(str(host))
+    results: list[dict[str, object] | BaseException] = [RuntimeError("not run")] * 2
+
+    def fix(i: int) -> None:
+        try:
+            results[i] = engines[i].fix(str(host), only=["config.ssh"], lock_timeout=60)
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            results[i] = exc
+
+    threads = [threading.Thread(target=fix, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        assert all(isinstance(r, dict) for r in results), results
+        runs = [
+            (eng, r["run"])
+            for eng, r in zip(engines, results, strict=True)
+            if isinstance(r, dict) and r["run"] is not None
+        ]
+        assert len(runs) == 1, "the second run must find the work done"
+        assert tree_state(host) == tree_state(single)
+        for eng, run in runs:
+            assert isinstance(run, int) and eng.rollback(run)["verified"]
+        assert tree_state(host) == original
+    finally:
+        for eng in engines:
+            eng.close()
 
 
 @pytest.mark.soak
@@ -315,4 +359,5 @@ def test_two_fixes_at_once_end_like_one(tmp_path: Path, host: Path, workspaces: 
 def test_soak_two_fixes_at_once(
     tmp_path: Path, host: Path, workspaces: int, wait: bool, trial: int
 ) -> None:
+    """The same with two `jupiter fix` processes, waiting or not."""
     _two_fixes_at_once(tmp_path, host, workspaces, wait)
