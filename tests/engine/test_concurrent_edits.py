@@ -83,3 +83,24 @@ def test_rollback_never_overwrites_an_edit_made_after_its_check(engine: Engine, 
         engine.rollback(run, force=True)
     assert appender.missing() == []
     assert (host / SSHD).read_bytes().startswith(fixed)
+
+
+def test_each_file_change_records_what_it_was_planned_from(engine: Engine, host: Path) -> None:
+    from sqlalchemy import select
+
+    from jupiter.store.tables import RunStepRow
+
+    before = (host / SSHD).stat()
+    run = engine.fix(str(host), only=["config.ssh"])["run"]
+    with engine.db.reading() as s:
+        steps = list(s.scalars(select(RunStepRow).where(RunStepRow.run_id == run)))
+    writes = [c for st in steps for c in st.plan.get("changes", []) if c["kind"] == "write"]
+    assert writes
+    for change in writes:
+        basis = change["planned_from"]
+        assert basis["sha256"] == change["before_sha256"]
+        assert isinstance(basis["inode"], int) and isinstance(basis["mtime_ns"], int)
+        assert isinstance(basis["size"], int)
+    first = next(c for c in writes if c["path"] == SSHD)
+    assert first["planned_from"]["inode"] == before.st_ino
+    assert first["planned_from"]["size"] == before.st_size
