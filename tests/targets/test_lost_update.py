@@ -133,3 +133,27 @@ def test_restore_with_expectation_refuses_over_a_newer_edit(root: Path, tmp_path
     assert (root / "etc/app.conf").read_bytes() == b"a = 2\nadmin = yes\n"
     restore(target, entries, blobs, expect={"etc/app.conf": Expected(sha(b"a = 2\nadmin = yes\n"))})
     assert (root / "etc/app.conf").read_bytes() == b"a = 1\n"
+
+
+def test_without_leases_the_settle_time_still_catches_the_edit(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not the file's owner and no CAP_LEASE (or a filesystem without
+    leases): the lease probe fails and the re-check waits the settle time."""
+    import errno
+    import fcntl
+
+    from jupiter.targets import local_guard
+
+    real = fcntl.fcntl
+
+    def no_leases(fd: int, cmd: int, arg: int = 0) -> int:
+        if cmd == fcntl.F_SETLEASE:
+            raise OSError(errno.EACCES, "leases not permitted")
+        return real(fd, cmd, arg)
+
+    monkeypatch.setattr(local_guard.fcntl, "fcntl", no_leases)
+    monkeypatch.setattr(local_guard, "SETTLE_SECONDS", 1.0)
+    content, error = _edit_through_descriptor_opened_before(root, "write")
+    assert isinstance(error, ConflictError)
+    assert content == b"a = 1\nadmin = yes\n"
