@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean services
+.PHONY: install demo test soak lint bench clean services
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: install ## run the test suite (services and scanners it needs are set up f
 	@bash scripts/tools.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+soak: install ## the heavier concurrency variants (marked soak) of the test suite
+	@bash scripts/services.sh
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak
+
 lint: install ## ruff + mypy (strict on src/)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
@@ -33,6 +37,7 @@ bench: install ## benchmarks; each prints one JSON object
 	$(BIN)/python benchmarks/snapshot.py
 	$(BIN)/python benchmarks/codemod.py
 	$(BIN)/python benchmarks/sandbox.py
+	$(BIN)/python benchmarks/checked_write.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
