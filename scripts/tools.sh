@@ -4,6 +4,7 @@
 #   bandit   - verifies SQL-injection fixes (B608 gone)
 #   checkov  - verifies Kubernetes / Dockerfile fixes
 #   ansible  - syntax- and check-mode runs of exported playbooks
+#   sslyze   - judges a PostgreSQL server fixed by Jupiter against Mozilla's TLS profiles
 # Idempotent: a tool already installed at the pinned version is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +29,4 @@ install() { # name, probe-binary, pip requirement...
 install bandit bandit 'bandit[sarif]==1.9.4'
 install checkov checkov 'checkov==3.3.30'
 install ansible ansible-playbook 'ansible-core>=2.17,<2.20'
+install sslyze sslyze 'sslyze==6.3.1'

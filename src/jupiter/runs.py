@@ -28,8 +28,18 @@ from jupiter.errors import (
     TargetError,
 )
 from jupiter.git_delivery import GitDelivery, commit_message
+from jupiter.keygen import materialise
 from jupiter.models import FindingRecord, FindingStatus
-from jupiter.plans import Plan, RemoveFile, RunCommand, SetMode, WriteFile, sha256_bytes
+from jupiter.plans import (
+    GenerateKey,
+    IssueCertificate,
+    Plan,
+    RemoveFile,
+    RunCommand,
+    SetMode,
+    WriteFile,
+    sha256_bytes,
+)
 from jupiter.plugins.base import AnyRemediator
 from jupiter.plugins.registry import Registry
 from jupiter.redact import redact
@@ -543,7 +553,7 @@ def _still_applies(target: TargetView, plan: Plan) -> bool:
 def check_preconditions(target: TargetView, plan: Plan) -> None:
     """Refuse a plan whose files changed since it was made."""
     for change in plan.changes:
-        if isinstance(change, WriteFile | RemoveFile):
+        if isinstance(change, WriteFile | RemoveFile | GenerateKey | IssueCertificate):
             try:
                 current: str | None = sha256_bytes(target.read_bytes(change.path))
             except FileNotFoundError:
@@ -560,6 +570,10 @@ def apply_plan(target: Target, plan: Plan) -> list[CommandResult]:
     the results of the commands it ran."""
     outputs: list[CommandResult] = []
     for change in plan.changes:
+        if isinstance(change, GenerateKey | IssueCertificate):
+            # Keys and certificates are made here, on the way to the target,
+            # and nowhere else: the plan only describes them (jupiter.keygen).
+            change = materialise(target, change)
         if isinstance(change, WriteFile):
             target.write_bytes(change.path, change.content.encode(), change.mode)
         elif isinstance(change, RemoveFile):

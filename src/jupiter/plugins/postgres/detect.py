@@ -9,6 +9,9 @@ is taken from ``hba_file`` (else the data directory, else next to the conf).
 Rule ids (category ``config.database``):
 
 * ``PG-SSL-OFF`` — ``ssl`` is not on (default off);
+* ``PG-TLS-PROFILE`` — ``ssl`` is on but the protocol floor, cipher list or
+  ECDH curve is weaker than the Mozilla profile asked for (``intermediate``
+  by default; :mod:`jupiter.plugins.postgres.tls`);
 * ``PG-PASSWORD-ENCRYPTION`` — ``password_encryption`` is not
   ``scram-sha-256`` (unset counts as md5 before PostgreSQL 14);
 * ``PG-LOG-CONNECTIONS`` / ``PG-LOG-DISCONNECTIONS`` — connection logging off;
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord, Location, Severity
 from jupiter.plugins.kit import read_text
+from jupiter.plugins.postgres import tls
 from jupiter.plugins.postgres.parse_conf import (
     PgConfig,
     extend_conf,
@@ -43,6 +47,7 @@ from jupiter.targets.base import TargetView
 
 SCANNER = "jupiter"
 SSL_OFF = "PG-SSL-OFF"
+TLS_PROFILE = "PG-TLS-PROFILE"
 PASSWORD_ENCRYPTION = "PG-PASSWORD-ENCRYPTION"  # noqa: S105 - a rule id
 LOG_CONNECTIONS = "PG-LOG-CONNECTIONS"
 LOG_DISCONNECTIONS = "PG-LOG-DISCONNECTIONS"
@@ -51,12 +56,13 @@ HBA_TRUST = "PG-HBA-TRUST"
 HBA_WEAK_AUTH = "PG-HBA-WEAK-AUTH"
 HBA_NO_SSL = "PG-HBA-NO-SSL"
 CONF_RULES = frozenset(
-    {SSL_OFF, PASSWORD_ENCRYPTION, LOG_CONNECTIONS, LOG_DISCONNECTIONS, LISTEN_ALL}
+    {SSL_OFF, TLS_PROFILE, PASSWORD_ENCRYPTION, LOG_CONNECTIONS, LOG_DISCONNECTIONS, LISTEN_ALL}
 )
 HBA_RULES = frozenset({HBA_TRUST, HBA_WEAK_AUTH, HBA_NO_SSL})
 # The setting each postgresql.conf rule is about.
 RULE_SETTING = {
     SSL_OFF: "ssl",
+    TLS_PROFILE: "ssl_min_protocol_version",
     PASSWORD_ENCRYPTION: "password_encryption",
     LOG_CONNECTIONS: "log_connections",
     LOG_DISCONNECTIONS: "log_disconnections",
@@ -208,6 +214,7 @@ def _conf_finding(
 
 _CWE = {
     SSL_OFF: ["CWE-319"],
+    TLS_PROFILE: ["CWE-327"],
     PASSWORD_ENCRYPTION: ["CWE-916"],
     LOG_CONNECTIONS: ["CWE-778"],
     LOG_DISCONNECTIONS: ["CWE-778"],
@@ -231,10 +238,24 @@ def bool_setting(cluster: Cluster, name: str) -> bool:
     return parsed
 
 
-def check_conf(cluster: Cluster) -> list[FindingRecord]:
+def check_conf(cluster: Cluster, tls_profile: str = "intermediate") -> list[FindingRecord]:
     """Findings about ``postgresql.conf`` settings of one cluster."""
     out: list[FindingRecord] = []
-    if not bool_setting(cluster, "ssl"):
+    if bool_setting(cluster, "ssl"):
+        weak = tls.weaknesses(
+            tls.PROFILES[tls_profile],
+            {name: cluster.config.value(name) for name in tls.PROFILES[tls_profile].settings},
+        )
+        if weak:
+            finding = _conf_finding(
+                cluster,
+                TLS_PROFILE,
+                Severity.MEDIUM,
+                f"PostgreSQL's TLS is weaker than Mozilla's {tls_profile} profile",
+                "; ".join(weak),
+            )
+            out.append(finding.model_copy(update={"evidence": "; ".join(weak)}))
+    else:
         out.append(
             _conf_finding(
                 cluster,
@@ -358,11 +379,13 @@ def check_hba(hba: HbaFile, cluster: Cluster) -> list[FindingRecord]:
     return out
 
 
-def detect_conf(view: TargetView, server_root: str = "/") -> list[FindingRecord]:
+def detect_conf(
+    view: TargetView, server_root: str = "/", tls_profile: str = "intermediate"
+) -> list[FindingRecord]:
     """postgresql.conf findings of every cluster in ``view``."""
     out: list[FindingRecord] = []
     for main in find_clusters(view):
-        out.extend(check_conf(load_cluster(view, main, server_root)))
+        out.extend(check_conf(load_cluster(view, main, server_root), tls_profile))
     return out
 
 

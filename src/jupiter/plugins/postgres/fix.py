@@ -3,14 +3,20 @@
 ``postgresql-conf`` fixes one setting per plan (its finding's rule), in place
 (see :mod:`jupiter.plugins.postgres.edit`):
 
-* ``PG-SSL-OFF`` → ``ssl = on``. The configured ``ssl_cert_file`` and
-  ``ssl_key_file`` are used when both exist in the target; otherwise a
-  self-signed certificate and key are generated next to the configuration
-  (``jupiter-server.crt``/``.key``, key mode 0600, owned like the data
-  directory) and the two settings point at them, so the server still starts.
-  Re-planning generates a new key; once applied, ``ssl`` is on and nothing is
-  planned again. The key is part of the plan's data (not of its diff): treat
-  stored plans of this rule as secrets.
+* ``PG-SSL-OFF`` → ``ssl = on`` with the TLS profile's settings
+  (:mod:`jupiter.plugins.postgres.tls`: Mozilla ``intermediate`` by default,
+  ``modern`` with ``tls_profile=modern``). The configured ``ssl_cert_file``
+  and ``ssl_key_file`` are used when both exist in the target; otherwise a
+  key and certificate are planned next to the configuration
+  (``jupiter-server.key``/``.crt``, key mode 0600, owned like the data
+  directory) and the two settings point at them. The plan only *describes*
+  them (:class:`~jupiter.plans.GenerateKey`,
+  :class:`~jupiter.plans.IssueCertificate`): the key is made on the host at
+  apply time and never appears in a plan, diff, export or database row. The
+  certificate is self-signed, or issued by the organisation's CA when
+  ``ca_cert``/``ca_key`` name its files in the target.
+* ``PG-TLS-PROFILE`` → the profile's settings, when ``ssl`` is on but the
+  protocol floor, the cipher list or the ECDH curve is weaker.
 * ``PG-PASSWORD-ENCRYPTION`` → ``scram-sha-256``, with the manual step of
   resetting passwords still stored as MD5.
 * ``PG-LOG-CONNECTIONS`` / ``PG-LOG-DISCONNECTIONS`` → ``on``.
@@ -31,30 +37,51 @@ category, so findings on one line are one issue):
 Every pg-hba plan is marked ``disruption``: clients that relied on the weak
 rule are refused until they use TLS or a password, and the plan says which.
 
+With ``client_certificates=true``, TCP records that become (or are)
+``hostssl`` get ``clientcert=verify-full`` (rule ``PG-HBA-NO-CLIENTCERT``):
+clients must then present a certificate from the CA in ``ssl_ca_file``,
+whose CN is the role they log in as.
+
 Parameters (:class:`PostgresParams`): ``server_root`` — the absolute path at
 which the server sees the target's root (``/`` for a real host); paths
-written into ``postgresql.conf`` are made under it.
+written into ``postgresql.conf`` are made under it. ``tls_profile``,
+``ca_cert``/``ca_key`` (paths in the target), ``host_names`` (the
+certificate's SAN; default the host's name and ``localhost``) and
+``client_certificates`` as above.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from jupiter.errors import ConflictError, InputError
+from jupiter.errors import ConflictError, InputError, PathEscapeError
+from jupiter.keygen import load_issuer
 from jupiter.models import Category, FindingRecord
-from jupiter.plans import Change, Plan, Risk, SetMode, WriteFile, sha256_bytes, unified_diff
+from jupiter.plans import (
+    GENERATED_KEY,
+    Change,
+    GenerateKey,
+    IssueCertificate,
+    Plan,
+    Risk,
+    SetMode,
+    WriteFile,
+    sha256_bytes,
+    unified_diff,
+)
 from jupiter.plugins.base import Remediator, ValidationResult
 from jupiter.plugins.postgres import detect as checks
 from jupiter.plugins.postgres.edit import ConfEdits, replace_fields
 from jupiter.plugins.postgres.parse_conf import server_path, split_lines
 from jupiter.plugins.postgres.parse_hba import HbaRecord
-from jupiter.plugins.postgres.tls import VALID_DAYS, self_signed
+from jupiter.plugins.postgres.tls import PROFILES, TlsProfile
 from jupiter.plugins.postgres.validate import validate_candidate
-from jupiter.targets.base import TargetView
+from jupiter.targets.base import TargetView, normalise_relpath
 
 SERVICE = "postgresql"
 CERT_NAME = "jupiter-server.crt"
@@ -69,6 +96,37 @@ class PostgresParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     server_root: str = "/"
+    tls_profile: TlsProfile = "intermediate"
+    ca_cert: str | None = None
+    ca_key: str | None = None
+    host_names: list[str] = Field(default_factory=list)
+    client_certificates: bool = False
+
+    @field_validator("host_names", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        names = [value] if isinstance(value, str) else value
+        if isinstance(names, list):
+            for name in names:
+                if not isinstance(name, str) or not (_HOSTNAME.match(name) or _is_ip(name)):
+                    raise ValueError(f"{name!r} is not a host name or IP address")
+        return names
+
+    @field_validator("ca_cert", "ca_key")
+    @classmethod
+    def _in_target(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return normalise_relpath(value.lstrip("/"))
+        except PathEscapeError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _ca_pair(self) -> PostgresParams:
+        if (self.ca_cert is None) != (self.ca_key is None):
+            raise ValueError("ca_cert and ca_key go together: give both or neither")
+        return self
 
     @field_validator("server_root")
     @classmethod
@@ -106,6 +164,14 @@ def _owner(view: TargetView, cluster: checks.Cluster) -> tuple[int, int] | None:
     return None
 
 
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _hostname(view: TargetView) -> str:
     try:
         name = view.read_bytes("etc/hostname").decode(errors="replace").strip().split()[0]
@@ -141,19 +207,22 @@ class _PostgresBase(Remediator[PostgresParams]):
 class PostgresqlConf(_PostgresBase):
     name: ClassVar[str] = "postgresql-conf"
     summary: ClassVar[str] = (
-        "Harden postgresql.conf in place: TLS on (with a generated certificate if needed), "
-        "SCRAM password hashing, connection logging; report listen_addresses='*'."
+        "Harden postgresql.conf in place: TLS on to Mozilla's intermediate (or modern) profile, "
+        "with a key made on the host at apply time and a self-signed or CA-issued certificate "
+        "if needed; SCRAM password hashing, connection logging; report listen_addresses='*'."
     )
     rule_ids: ClassVar[frozenset[str]] = checks.CONF_RULES
 
     def detect(self, view: TargetView, params: PostgresParams | None = None) -> list[FindingRecord]:
-        return checks.detect_conf(view, _params(params).server_root)
+        p = _params(params)
+        return checks.detect_conf(view, p.server_root, p.tls_profile)
 
     def plan(self, finding: FindingRecord, view: TargetView, params: PostgresParams) -> Plan:
         base = self._base_plan(finding)
         root = _params(params).server_root
         cluster = _cluster_for(view, finding, root)
-        if finding.rule_id not in {f.rule_id for f in checks.check_conf(cluster)}:
+        p = _params(params)
+        if finding.rule_id not in {f.rule_id for f in checks.check_conf(cluster, p.tls_profile)}:
             return base
         edits = ConfEdits(cluster.config)
         note = f"set by jupiter ({finding.rule_id})"
@@ -177,9 +246,12 @@ class PostgresqlConf(_PostgresBase):
                     ),
                 }
             )
-        if finding.rule_id == checks.SSL_OFF:
-            changes, diff, warnings = self._tls_files(view, cluster, root, edits, note)
-            edits.set("ssl", "on", note)
+        if finding.rule_id in (checks.SSL_OFF, checks.TLS_PROFILE):
+            if finding.rule_id == checks.SSL_OFF:
+                changes, diff, warnings = self._tls_files(view, cluster, p, edits, note)
+                edits.set("ssl", "on", note)
+            for name, value in PROFILES[p.tls_profile].settings.items():
+                edits.set(name, value, f"{note}, Mozilla {p.tls_profile}", quoted=True)
         elif finding.rule_id == checks.PASSWORD_ENCRYPTION:
             edits.set("password_encryption", "scram-sha-256", note)
             manual.append(
@@ -204,36 +276,61 @@ class PostgresqlConf(_PostgresBase):
         )
 
     def _tls_files(
-        self, view: TargetView, cluster: checks.Cluster, root: str, edits: ConfEdits, note: str
+        self,
+        view: TargetView,
+        cluster: checks.Cluster,
+        params: PostgresParams,
+        edits: ConfEdits,
+        note: str,
     ) -> tuple[list[Change], str, list[str]]:
-        """Use the configured certificate, or generate one (changes, diff, warnings)."""
-        config = cluster.config
+        """Use the configured certificate, or plan one (changes, diff, warnings)."""
+        config, root = cluster.config, params.server_root
         data_dir = cluster.data_dir or posixpath.dirname(cluster.main)
+        warnings: list[str] = []
+        ca_sha = None
+        if params.ca_cert is not None and params.ca_key is not None:
+            ca_pem = _read_ca(view, params.ca_cert, "certificate")
+            load_issuer(ca_pem, _read_ca(view, params.ca_key, "key"), params.ca_cert)
+            ca_sha = sha256_bytes(ca_pem)
+            if params.client_certificates:
+                edits.set("ssl_ca_file", server_path(params.ca_cert, root), note, quoted=True)
         configured = [
             config.to_target(config.value(name, default) or default, data_dir)
             for name, default in (("ssl_cert_file", "server.crt"), ("ssl_key_file", "server.key"))
         ]
         if all(p is not None and checks.is_file(view, p) for p in configured):
-            return [], "", []
+            return [], "", warnings
         conf_dir = posixpath.dirname(cluster.main)
         cert_path = posixpath.join(conf_dir, CERT_NAME)
         key_path = posixpath.join(conf_dir, KEY_NAME)
-        hostname = _hostname(view)
-        cert_pem, key_pem = self_signed(hostname)
+        names = params.host_names or [_hostname(view), "localhost"]
+        dns = list(dict.fromkeys(n for n in names if not _is_ip(n)))
+        ips = list(dict.fromkeys([*(n for n in names if _is_ip(n)), "127.0.0.1", "::1"]))
+        profile = PROFILES[params.tls_profile]
+        cert = IssueCertificate(
+            path=cert_path,
+            before_sha256=_sha(view, cert_path),
+            key_path=key_path,
+            common_name=dns[0] if dns else "localhost",
+            dns_names=dns,
+            ip_addresses=ips,
+            valid_days=profile.cert_days,
+            ca_cert_path=params.ca_cert,
+            ca_key_path=params.ca_key,
+            ca_cert_sha256=ca_sha,
+        )
         changes: list[Change] = [
-            WriteFile(
-                path=key_path, content=key_pem, before_sha256=_sha(view, key_path), mode=0o600
-            ),
-            WriteFile(
-                path=cert_path, content=cert_pem, before_sha256=_sha(view, cert_path), mode=0o644
-            ),
+            GenerateKey(path=key_path, before_sha256=_sha(view, key_path)),
+            cert,
         ]
-        warnings = [
-            f"ssl_cert_file/ssl_key_file did not exist in the target: generated a self-signed "
-            f"certificate for {hostname!r} (valid {VALID_DAYS} days) at {cert_path} and its key "
-            f"at {key_path}; clients with sslmode=verify-ca/verify-full reject it until it is "
-            "replaced by a certificate from your CA. Re-planning generates a new key.",
-        ]
+        if params.ca_cert is None:
+            warnings.append(
+                f"ssl_cert_file/ssl_key_file did not exist in the target: a self-signed "
+                f"certificate for {cert.common_name!r} (valid {cert.valid_days} days) is issued "
+                f"at {cert_path} for a key made on the host at apply time at {key_path}; clients "
+                "with sslmode=verify-ca/verify-full reject it until it is replaced by one from "
+                "your CA (or plan again with ca_cert= and ca_key=)"
+            )
         owner = _owner(view, cluster)
         if owner is not None and owner[0] != 0:
             changes.insert(1, SetMode(path=key_path, mode=0o600, uid=owner[0], gid=owner[1]))
@@ -244,11 +341,19 @@ class PostgresqlConf(_PostgresBase):
             )
         edits.set("ssl_cert_file", server_path(cert_path, root), note, quoted=True)
         edits.set("ssl_key_file", server_path(key_path, root), note, quoted=True)
-        diff = unified_diff(
-            key_path, None, f"[private key not shown: {len(key_pem)} bytes, mode 0600]\n"
-        )
-        diff += unified_diff(cert_path, None, cert_pem)
+        diff = unified_diff(key_path, None, GENERATED_KEY + "\n")
+        diff += unified_diff(cert_path, None, cert.describe() + "\n")
         return changes, diff, warnings
+
+
+def _read_ca(view: TargetView, path: str, what: str) -> bytes:
+    try:
+        return view.read_bytes(path)
+    except FileNotFoundError:
+        raise InputError(
+            f"the CA {what} {path} does not exist in {view.describe()}; give ca_cert and "
+            "ca_key as paths inside the target"
+        ) from None
 
 
 def _sha(view: TargetView, path: str) -> str | None:
