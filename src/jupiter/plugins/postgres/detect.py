@@ -18,6 +18,9 @@ Rule ids (category ``config.database``):
 * ``PG-LISTEN-ALL`` — ``listen_addresses`` contains ``*``, ``0.0.0.0`` or ``::``;
 * ``PG-HBA-TRUST`` — a pg_hba record with ``trust``;
 * ``PG-HBA-WEAK-AUTH`` — ``password`` or ``md5`` on a TCP record;
+* ``PG-HBA-NO-CLIENTCERT`` — only when the asset's clients present
+  certificates (``client_certificates``): a remote TCP record without
+  ``clientcert=verify-full``;
 * ``PG-HBA-NO-SSL`` — a world-reachable (``all``, ``0.0.0.0/0``, ``::/0``)
   ``host``/``hostnossl`` record that does not require SSL.
 
@@ -55,10 +58,12 @@ LISTEN_ALL = "PG-LISTEN-ALL"
 HBA_TRUST = "PG-HBA-TRUST"
 HBA_WEAK_AUTH = "PG-HBA-WEAK-AUTH"
 HBA_NO_SSL = "PG-HBA-NO-SSL"
+HBA_NO_CLIENTCERT = "PG-HBA-NO-CLIENTCERT"
+CLIENTCERT = "clientcert=verify-full"
 CONF_RULES = frozenset(
     {SSL_OFF, TLS_PROFILE, PASSWORD_ENCRYPTION, LOG_CONNECTIONS, LOG_DISCONNECTIONS, LISTEN_ALL}
 )
-HBA_RULES = frozenset({HBA_TRUST, HBA_WEAK_AUTH, HBA_NO_SSL})
+HBA_RULES = frozenset({HBA_TRUST, HBA_WEAK_AUTH, HBA_NO_SSL, HBA_NO_CLIENTCERT})
 # The setting each postgresql.conf rule is about.
 RULE_SETTING = {
     SSL_OFF: "ssl",
@@ -222,6 +227,7 @@ _CWE = {
     HBA_TRUST: ["CWE-306"],
     HBA_WEAK_AUTH: ["CWE-328"],
     HBA_NO_SSL: ["CWE-319"],
+    HBA_NO_CLIENTCERT: ["CWE-295"],
 }
 
 
@@ -319,10 +325,30 @@ def is_loopback(record: HbaRecord) -> bool:
     return record.network is not None and record.network.is_loopback
 
 
-def hba_issues(record: HbaRecord) -> list[tuple[str, Severity, str]]:
+def wants_clientcert(record: HbaRecord, client_certs: bool) -> bool:
+    """Whether ``record`` must demand a verified client certificate."""
+    return (
+        client_certs
+        and record.conn_type in TCP_TYPES
+        and record.method not in ("reject", "cert")
+        and not is_loopback(record)
+        and CLIENTCERT not in record.options
+    )
+
+
+def hba_issues(record: HbaRecord, client_certs: bool = False) -> list[tuple[str, Severity, str]]:
     """(rule id, severity, title) of every problem of one record."""
     kind, method = record.conn_type, record.method
     issues: list[tuple[str, Severity, str]] = []
+    if wants_clientcert(record, client_certs):
+        issues.append(
+            (
+                HBA_NO_CLIENTCERT,
+                Severity.MEDIUM,
+                f"pg_hba.conf does not require a verified client certificate from "
+                f"{record.address} ({CLIENTCERT})",
+            )
+        )
     if method == "trust":
         if kind == "local":
             severity, where = Severity.HIGH, "any local user"
@@ -359,10 +385,10 @@ def load_hba(view: TargetView, cluster: Cluster) -> HbaFile | None:
     return parse_hba(cluster.hba_path, read_text(view, cluster.hba_path))
 
 
-def check_hba(hba: HbaFile, cluster: Cluster) -> list[FindingRecord]:
+def check_hba(hba: HbaFile, cluster: Cluster, client_certs: bool = False) -> list[FindingRecord]:
     out: list[FindingRecord] = []
     for record in hba.records:
-        for rule, severity, title in hba_issues(record):
+        for rule, severity, title in hba_issues(record, client_certs):
             out.append(
                 FindingRecord(
                     scanner=SCANNER,
@@ -389,7 +415,9 @@ def detect_conf(
     return out
 
 
-def detect_hba(view: TargetView, server_root: str = "/") -> list[FindingRecord]:
+def detect_hba(
+    view: TargetView, server_root: str = "/", client_certs: bool = False
+) -> list[FindingRecord]:
     """pg_hba.conf findings of every cluster in ``view`` (each file once)."""
     out: list[FindingRecord] = []
     seen: set[str] = set()
@@ -399,5 +427,5 @@ def detect_hba(view: TargetView, server_root: str = "/") -> list[FindingRecord]:
         if hba is None or hba.path in seen:
             continue
         seen.add(hba.path)
-        out.extend(check_hba(hba, cluster))
+        out.extend(check_hba(hba, cluster, client_certs))
     return out

@@ -372,7 +372,8 @@ class PgHba(_PostgresBase):
     rule_ids: ClassVar[frozenset[str]] = checks.HBA_RULES
 
     def detect(self, view: TargetView, params: PostgresParams | None = None) -> list[FindingRecord]:
-        return checks.detect_hba(view, _params(params).server_root)
+        p = _params(params)
+        return checks.detect_hba(view, p.server_root, p.client_certificates)
 
     def plan(self, finding: FindingRecord, view: TargetView, params: PostgresParams) -> Plan:
         base = self._base_plan(finding)
@@ -387,11 +388,28 @@ class PgHba(_PostgresBase):
         record = _find_record(hba.records, finding)
         if record is None:
             return base
-        issues = checks.hba_issues(record)
+        client_certs = _params(params).client_certificates
+        issues = checks.hba_issues(record, client_certs)
         if finding.rule_id not in {rule for rule, _, _ in issues}:
             return base
         new_type, new_method, warnings, manual = _rewrite(record, cluster)
         replacements = {record.method_index: new_method}
+        if checks.wants_clientcert(record, client_certs):
+            new_type = "hostssl"  # clientcert is an option of TLS connections only
+            last = len(record.fields) - 1
+            replacements[last] = replacements.get(last, record.fields[last].text)
+            replacements[last] += " " + checks.CLIENTCERT
+            warnings.append(
+                f"{record.path} line {record.line}: clients from {record.address} must now "
+                "present a certificate issued by the CA in ssl_ca_file whose CN is their role "
+                "name (sslcert/sslkey in libpq)"
+            )
+            if not cluster.config.value("ssl_ca_file"):
+                warnings.append(
+                    f"ssl_ca_file is not set in {cluster.main}: the server cannot verify client "
+                    "certificates; apply postgresql-conf with ca_cert=, ca_key= and "
+                    "client_certificates=true first"
+                )
         if new_type != record.conn_type:
             replacements[0] = new_type
         lines = split_lines(hba.text, keepends=True)
