@@ -17,6 +17,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from jupiter.models import Severity
+from jupiter.plugins.kit import keep_line_endings
 
 if TYPE_CHECKING:
     from jupiter.targets.base import TargetView
@@ -226,11 +227,13 @@ def file_edits(
     view: TargetView, edits: Iterable[tuple[str, str, str]]
 ) -> tuple[list[WriteFile], str]:
     """WriteFile changes and their unified diff for text edits given as
-    ``(path, before, after)``; unchanged files are skipped. Each change's
+    ``(path, before, after)``; unchanged files are skipped, ``after`` keeps
+    the line endings of ``before`` (:func:`jupiter.plugins.kit.keep_line_endings`). Each change's
     precondition is the hash of the file as ``view`` holds it now."""
     changes: list[WriteFile] = []
     diffs: list[str] = []
     for path, before, after in edits:
+        after = keep_line_endings(before, after)
         if after == before:
             continue
         current = sha256_bytes(view.read_bytes(path))
