@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from jupiter.engine import Engine
 from jupiter.plans import GENERATED_KEY
 from tests.conftest import run_cli
 
@@ -104,3 +107,47 @@ def test_generated_key_is_in_no_output_export_audit_or_database(tmp_path: Path) 
                     for v in row
                 )
                 assert_absent(pieces, text.encode(), f"table {table}")
+
+
+def test_a_generated_key_is_never_committed_by_git_delivery(
+    tmp_path: Path, sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # keep the host's ~/.gitconfig out
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURE, root)
+    conf = root / "etc/postgresql/15/main/postgresql.conf"
+    conf.write_text(conf.read_text().replace("'/etc/postgresql/", f"'{root}/etc/postgresql/"))
+    for args in (
+        ("init", "-q", "-b", "main"),
+        ("config", "user.name", "Dev"),
+        ("config", "user.email", "dev@example.org"),
+        ("add", "-A"),
+        ("commit", "-q", "-m", "initial"),
+    ):
+        git(root, *args)
+    result = sqlite_engine.fix(
+        str(root),
+        only=["PG-SSL-OFF"],
+        raw_params=[f"postgresql-conf.server_root={root}"],
+        git_branch="jupiter/tls",
+    )
+    [step] = result["steps"]
+    assert step["status"] == "rolled_back" and "never commits" in step["detail"], step["detail"]
+    assert not (root / KEY).exists()
+    history = git(root, "log", "--all", "-p", "--format=%H")
+    assert "PRIVATE KEY" not in history and "jupiter-server.key" not in history
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    done = subprocess.run(
+        ["git", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**env, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
