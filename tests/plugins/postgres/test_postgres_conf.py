@@ -528,9 +528,10 @@ def test_crlf_and_form_feeds_keep_lines_and_endings(tmp_path: Path) -> None:
 def test_example_host_shows_every_rule() -> None:
     example = LocalTarget(FIXTURE.parent.parent.parent / "examples" / "host")
     rules = {f.rule_id for f in PostgresqlConf().detect(example) + PgHba().detect(example)}
-    # PG-TLS-PROFILE needs ssl on, and the example has it off (PG-SSL-OFF);
-    # PG-HBA-NO-CLIENTCERT only applies where clients present certificates
-    optional = {"PG-TLS-PROFILE", "PG-HBA-NO-CLIENTCERT"}
+    # PG-TLS-PROFILE and PG-TLS-CERT need ssl on, and the example has it off
+    # (PG-SSL-OFF); PG-HBA-NO-CLIENTCERT only applies where clients present
+    # certificates
+    optional = {"PG-TLS-PROFILE", "PG-TLS-CERT", "PG-HBA-NO-CLIENTCERT"}
     assert rules == (PostgresqlConf.rule_ids | PgHba.rule_ids) - optional
 
 
@@ -540,47 +541,3 @@ def test_params_and_names() -> None:
         PostgresParams(server_root="relative/path")
     assert PostgresParams(server_root="/srv/x/").server_root == "/srv/x"
     assert PostgresqlConf.rule_ids.isdisjoint(PgHba.rule_ids)
-
-
-def test_tls_profile_is_detected_and_fixed_to_the_level_asked(tmp_path: Path) -> None:
-    target = small_host(tmp_path, "ssl = on\nssl_ciphers = 'HIGH:MEDIUM:+3DES:!aNULL'\n")
-    conf = PostgresqlConf()
-    [finding] = [f for f in conf.detect(target, PARAMS) if f.rule_id == "PG-TLS-PROFILE"]
-    assert "ssl_ciphers" in finding.evidence and "outside Mozilla intermediate" in finding.evidence
-    apply(target, conf.plan(finding, target, PARAMS))
-    text = target.read_bytes(MAIN).decode()
-    assert f"ssl_ciphers = '{PROFILES['intermediate'].ciphers}'" in text
-    assert "ssl_min_protocol_version = 'TLSv1.2'" in text
-    assert "ssl_prefer_server_ciphers = 'off'" in text and "ssl_ecdh_curve = 'prime256v1'" in text
-    assert [f.rule_id for f in conf.detect(target, PARAMS) if f.rule_id == "PG-TLS-PROFILE"] == []
-    # modern asks for more: TLS 1.3 only
-    modern = PostgresParams(tls_profile="modern")
-    [finding] = [f for f in conf.detect(target, modern) if f.rule_id == "PG-TLS-PROFILE"]
-    assert "not TLSv1.3" in finding.evidence
-    apply(target, conf.plan(finding, target, modern))
-    assert "ssl_min_protocol_version = 'TLSv1.3'" in target.read_bytes(MAIN).decode()
-    assert conf.plan(finding, target, modern).empty
-
-
-def test_client_certificates_make_remote_records_demand_verify_full(tmp_path: Path) -> None:
-    hba = "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n"
-    hba += "host all all 10.0.0.0/8 scram-sha-256  # app servers\n"
-    target = small_host(tmp_path, "ssl = on\n", hba)
-    assert [f for f in PgHba().detect(target, PARAMS) if "CLIENTCERT" in f.rule_id] == []
-    certs = PostgresParams(client_certificates=True)
-    [finding] = [f for f in PgHba().detect(target, certs) if f.rule_id == "PG-HBA-NO-CLIENTCERT"]
-    assert finding.location.start_line == 3  # loopback is left alone
-    plan = PgHba().plan(finding, target, certs)
-    assert any("ssl_ca_file is not set" in w for w in plan.risk.warnings)
-    apply(target, plan)
-    lines = target.read_bytes(HBA).decode().splitlines()
-    assert lines[2].split()[:6] == [
-        "hostssl",
-        "all",
-        "all",
-        "10.0.0.0/8",
-        "scram-sha-256",
-        "clientcert=verify-full",
-    ]
-    assert lines[2].endswith("# app servers") and lines[1].startswith("host ")
-    assert PgHba().plan(finding, target, certs).empty

@@ -12,6 +12,9 @@ Rule ids (category ``config.database``):
 * ``PG-TLS-PROFILE`` — ``ssl`` is on but the protocol floor, cipher list or
   ECDH curve is weaker than the Mozilla profile asked for (``intermediate``
   by default; :mod:`jupiter.plugins.postgres.tls`);
+* ``PG-TLS-CERT`` — ``ssl`` is on and the certificate in use is expired,
+  valid longer than the profile allows, lacks SAN or key identifiers, or has
+  a weak key;
 * ``PG-PASSWORD-ENCRYPTION`` — ``password_encryption`` is not
   ``scram-sha-256`` (unset counts as md5 before PostgreSQL 14);
 * ``PG-LOG-CONNECTIONS`` / ``PG-LOG-DISCONNECTIONS`` — connection logging off;
@@ -31,6 +34,7 @@ one, else at the file alone.
 
 from __future__ import annotations
 
+import datetime as dt
 import posixpath
 import re
 from dataclasses import dataclass
@@ -51,6 +55,7 @@ from jupiter.targets.base import TargetView
 SCANNER = "jupiter"
 SSL_OFF = "PG-SSL-OFF"
 TLS_PROFILE = "PG-TLS-PROFILE"
+TLS_CERT = "PG-TLS-CERT"
 PASSWORD_ENCRYPTION = "PG-PASSWORD-ENCRYPTION"  # noqa: S105 - a rule id
 LOG_CONNECTIONS = "PG-LOG-CONNECTIONS"
 LOG_DISCONNECTIONS = "PG-LOG-DISCONNECTIONS"
@@ -61,13 +66,22 @@ HBA_NO_SSL = "PG-HBA-NO-SSL"
 HBA_NO_CLIENTCERT = "PG-HBA-NO-CLIENTCERT"
 CLIENTCERT = "clientcert=verify-full"
 CONF_RULES = frozenset(
-    {SSL_OFF, TLS_PROFILE, PASSWORD_ENCRYPTION, LOG_CONNECTIONS, LOG_DISCONNECTIONS, LISTEN_ALL}
+    {
+        SSL_OFF,
+        TLS_PROFILE,
+        TLS_CERT,
+        PASSWORD_ENCRYPTION,
+        LOG_CONNECTIONS,
+        LOG_DISCONNECTIONS,
+        LISTEN_ALL,
+    }
 )
 HBA_RULES = frozenset({HBA_TRUST, HBA_WEAK_AUTH, HBA_NO_SSL, HBA_NO_CLIENTCERT})
 # The setting each postgresql.conf rule is about.
 RULE_SETTING = {
     SSL_OFF: "ssl",
     TLS_PROFILE: "ssl_min_protocol_version",
+    TLS_CERT: "ssl_cert_file",
     PASSWORD_ENCRYPTION: "password_encryption",
     LOG_CONNECTIONS: "log_connections",
     LOG_DISCONNECTIONS: "log_disconnections",
@@ -220,6 +234,7 @@ def _conf_finding(
 _CWE = {
     SSL_OFF: ["CWE-319"],
     TLS_PROFILE: ["CWE-327"],
+    TLS_CERT: ["CWE-295"],
     PASSWORD_ENCRYPTION: ["CWE-916"],
     LOG_CONNECTIONS: ["CWE-778"],
     LOG_DISCONNECTIONS: ["CWE-778"],
@@ -244,10 +259,43 @@ def bool_setting(cluster: Cluster, name: str) -> bool:
     return parsed
 
 
-def check_conf(cluster: Cluster, tls_profile: str = "intermediate") -> list[FindingRecord]:
-    """Findings about ``postgresql.conf`` settings of one cluster."""
+def cert_file(cluster: Cluster) -> str | None:
+    """Target path of the server certificate the configuration names."""
+    base = cluster.data_dir or posixpath.dirname(cluster.main)
+    return cluster.config.to_target(cluster.config.value("ssl_cert_file") or "server.crt", base)
+
+
+def check_certificate(view: TargetView, cluster: Cluster, tls_profile: str) -> FindingRecord | None:
+    """A ``PG-TLS-CERT`` finding when the certificate in use falls short."""
+    path = cert_file(cluster)
+    if path is None or not is_file(view, path):
+        return None  # the server does not start without it: nothing to judge
+    problems = tls.certificate_problems(
+        view.read_bytes(path), tls.PROFILES[tls_profile], dt.datetime.now(dt.UTC)
+    )
+    if not problems:
+        return None
+    evidence = f"{path}: " + "; ".join(problems)
+    finding = _conf_finding(
+        cluster,
+        TLS_CERT,
+        Severity.MEDIUM,
+        f"PostgreSQL's TLS certificate falls short of Mozilla's {tls_profile} profile",
+        evidence,
+    )
+    return finding.model_copy(update={"evidence": evidence})
+
+
+def check_conf(
+    cluster: Cluster, tls_profile: str = "intermediate", view: TargetView | None = None
+) -> list[FindingRecord]:
+    """Findings about ``postgresql.conf`` settings of one cluster (and, given
+    the ``view``, about the certificate it names)."""
     out: list[FindingRecord] = []
     if bool_setting(cluster, "ssl"):
+        cert = check_certificate(view, cluster, tls_profile) if view is not None else None
+        if cert is not None:
+            out.append(cert)
         weak = tls.weaknesses(
             tls.PROFILES[tls_profile],
             {name: cluster.config.value(name) for name in tls.PROFILES[tls_profile].settings},
@@ -411,7 +459,7 @@ def detect_conf(
     """postgresql.conf findings of every cluster in ``view``."""
     out: list[FindingRecord] = []
     for main in find_clusters(view):
-        out.extend(check_conf(load_cluster(view, main, server_root), tls_profile))
+        out.extend(check_conf(load_cluster(view, main, server_root), tls_profile, view))
     return out
 
 

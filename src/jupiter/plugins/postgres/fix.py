@@ -1,7 +1,8 @@
 """``postgresql-conf`` and ``pg-hba``: harden a PostgreSQL cluster's configuration.
 
 ``postgresql-conf`` fixes one setting per plan (its finding's rule), in place
-(see :mod:`jupiter.plugins.postgres.edit`):
+(see :mod:`jupiter.plugins.postgres.edit`; the key and certificate are
+planned by :mod:`jupiter.plugins.postgres.certs`):
 
 * ``PG-SSL-OFF`` → ``ssl = on`` with the TLS profile's settings
   (:mod:`jupiter.plugins.postgres.tls`: Mozilla ``intermediate`` by default,
@@ -15,6 +16,9 @@
   apply time and never appears in a plan, diff, export or database row. The
   certificate is self-signed, or issued by the organisation's CA when
   ``ca_cert``/``ca_key`` name its files in the target.
+* ``PG-TLS-CERT`` → a new key and certificate when the one in use is
+  Jupiter's own (``jupiter-server.crt``) or ``ca_cert``/``ca_key`` are given;
+  ``needs_manual`` for an operator's certificate otherwise.
 * ``PG-TLS-PROFILE`` → the profile's settings, when ``ssl`` is on but the
   protocol floor, the cipher list or the ECDH curve is weaker.
 * ``PG-PASSWORD-ENCRYPTION`` → ``scram-sha-256``, with the manual step of
@@ -52,88 +56,34 @@ certificate's SAN; default the host's name and ``localhost``) and
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
-import re
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel
 
-from jupiter.errors import ConflictError, InputError, PathEscapeError
-from jupiter.keygen import load_issuer
+from jupiter.errors import ConflictError, InputError
 from jupiter.models import Category, FindingRecord
 from jupiter.plans import (
-    GENERATED_KEY,
     Change,
-    GenerateKey,
-    IssueCertificate,
     Plan,
     Risk,
-    SetMode,
     WriteFile,
     sha256_bytes,
     unified_diff,
 )
 from jupiter.plugins.base import Remediator, ValidationResult
 from jupiter.plugins.postgres import detect as checks
+from jupiter.plugins.postgres.certs import CERT_NAME, plan_tls_files
 from jupiter.plugins.postgres.edit import ConfEdits, replace_fields
-from jupiter.plugins.postgres.parse_conf import server_path, split_lines
+from jupiter.plugins.postgres.params import PostgresParams
+from jupiter.plugins.postgres.parse_conf import split_lines
 from jupiter.plugins.postgres.parse_hba import HbaRecord
-from jupiter.plugins.postgres.tls import PROFILES, TlsProfile
+from jupiter.plugins.postgres.tls import PROFILES
 from jupiter.plugins.postgres.validate import validate_candidate
-from jupiter.targets.base import TargetView, normalise_relpath
+from jupiter.targets.base import TargetView
 
 SERVICE = "postgresql"
-CERT_NAME = "jupiter-server.crt"
-KEY_NAME = "jupiter-server.key"
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 MD5_ROLES_QUERY = "SELECT rolname FROM pg_authid WHERE rolpassword LIKE 'md5%'"
-
-
-class PostgresParams(BaseModel):
-    """Parameters of ``postgresql-conf`` and ``pg-hba``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    server_root: str = "/"
-    tls_profile: TlsProfile = "intermediate"
-    ca_cert: str | None = None
-    ca_key: str | None = None
-    host_names: list[str] = Field(default_factory=list)
-    client_certificates: bool = False
-
-    @field_validator("host_names", mode="before")
-    @classmethod
-    def _names(cls, value: object) -> object:
-        names = [value] if isinstance(value, str) else value
-        if isinstance(names, list):
-            for name in names:
-                if not isinstance(name, str) or not (_HOSTNAME.match(name) or _is_ip(name)):
-                    raise ValueError(f"{name!r} is not a host name or IP address")
-        return names
-
-    @field_validator("ca_cert", "ca_key")
-    @classmethod
-    def _in_target(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return normalise_relpath(value.lstrip("/"))
-        except PathEscapeError as exc:
-            raise ValueError(str(exc)) from None
-
-    @model_validator(mode="after")
-    def _ca_pair(self) -> PostgresParams:
-        if (self.ca_cert is None) != (self.ca_key is None):
-            raise ValueError("ca_cert and ca_key go together: give both or neither")
-        return self
-
-    @field_validator("server_root")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("server_root must be an absolute path such as '/'")
-        return posixpath.normpath(value)
 
 
 def _params(params: PostgresParams | None) -> PostgresParams:
@@ -154,30 +104,6 @@ def _cluster_for(view: TargetView, finding: FindingRecord, root: str) -> checks.
         f"no PostgreSQL cluster on {view.describe()} holds {finding.location.path} named by "
         f"finding {finding.rule_id}; run detect again and plan the new findings"
     )
-
-
-def _owner(view: TargetView, cluster: checks.Cluster) -> tuple[int, int] | None:
-    for path in (cluster.data_dir, cluster.main):
-        state = view.stat(path) if path else None
-        if state is not None:
-            return state.uid, state.gid
-    return None
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _hostname(view: TargetView) -> str:
-    try:
-        name = view.read_bytes("etc/hostname").decode(errors="replace").strip().split()[0]
-    except (FileNotFoundError, IndexError):
-        return "localhost"
-    return name if _HOSTNAME.match(name) else "localhost"
 
 
 class _PostgresBase(Remediator[PostgresParams]):
@@ -222,7 +148,8 @@ class PostgresqlConf(_PostgresBase):
         root = _params(params).server_root
         cluster = _cluster_for(view, finding, root)
         p = _params(params)
-        if finding.rule_id not in {f.rule_id for f in checks.check_conf(cluster, p.tls_profile)}:
+        current = checks.check_conf(cluster, p.tls_profile, view)
+        if finding.rule_id not in {f.rule_id for f in current}:
             return base
         edits = ConfEdits(cluster.config)
         note = f"set by jupiter ({finding.rule_id})"
@@ -246,9 +173,27 @@ class PostgresqlConf(_PostgresBase):
                     ),
                 }
             )
-        if finding.rule_id in (checks.SSL_OFF, checks.TLS_PROFILE):
+        if finding.rule_id == checks.TLS_CERT:
+            cert = checks.cert_file(cluster) or ""
+            own = posixpath.basename(cert) == CERT_NAME
+            if not own and p.ca_cert is None:
+                [weak] = [f for f in current if f.rule_id == checks.TLS_CERT]
+                reason = (
+                    f"{weak.evidence}: replace it with a certificate from your CA (valid at most "
+                    f"{PROFILES[p.tls_profile].cert_days} days, with subject alternative names "
+                    "and key identifiers), or plan again with ca_cert= and ca_key= to have "
+                    "Jupiter issue one for a key made on the host"
+                )
+                return base.model_copy(
+                    update={
+                        "needs_manual": reason,
+                        "risk": Risk(services_to_reload=[SERVICE], manual_steps=[reason]),
+                    }
+                )
+            changes, diff, warnings = plan_tls_files(view, cluster, p, edits, note, replace=True)
+        elif finding.rule_id in (checks.SSL_OFF, checks.TLS_PROFILE):
             if finding.rule_id == checks.SSL_OFF:
-                changes, diff, warnings = self._tls_files(view, cluster, p, edits, note)
+                changes, diff, warnings = plan_tls_files(view, cluster, p, edits, note)
                 edits.set("ssl", "on", note)
             for name, value in PROFILES[p.tls_profile].settings.items():
                 edits.set(name, value, f"{note}, Mozilla {p.tls_profile}", quoted=True)
@@ -274,93 +219,6 @@ class PostgresqlConf(_PostgresBase):
                 ),
             }
         )
-
-    def _tls_files(
-        self,
-        view: TargetView,
-        cluster: checks.Cluster,
-        params: PostgresParams,
-        edits: ConfEdits,
-        note: str,
-    ) -> tuple[list[Change], str, list[str]]:
-        """Use the configured certificate, or plan one (changes, diff, warnings)."""
-        config, root = cluster.config, params.server_root
-        data_dir = cluster.data_dir or posixpath.dirname(cluster.main)
-        warnings: list[str] = []
-        ca_sha = None
-        if params.ca_cert is not None and params.ca_key is not None:
-            ca_pem = _read_ca(view, params.ca_cert, "certificate")
-            load_issuer(ca_pem, _read_ca(view, params.ca_key, "key"), params.ca_cert)
-            ca_sha = sha256_bytes(ca_pem)
-            if params.client_certificates:
-                edits.set("ssl_ca_file", server_path(params.ca_cert, root), note, quoted=True)
-        configured = [
-            config.to_target(config.value(name, default) or default, data_dir)
-            for name, default in (("ssl_cert_file", "server.crt"), ("ssl_key_file", "server.key"))
-        ]
-        if all(p is not None and checks.is_file(view, p) for p in configured):
-            return [], "", warnings
-        conf_dir = posixpath.dirname(cluster.main)
-        cert_path = posixpath.join(conf_dir, CERT_NAME)
-        key_path = posixpath.join(conf_dir, KEY_NAME)
-        names = params.host_names or [_hostname(view), "localhost"]
-        dns = list(dict.fromkeys(n for n in names if not _is_ip(n)))
-        ips = list(dict.fromkeys([*(n for n in names if _is_ip(n)), "127.0.0.1", "::1"]))
-        profile = PROFILES[params.tls_profile]
-        cert = IssueCertificate(
-            path=cert_path,
-            before_sha256=_sha(view, cert_path),
-            key_path=key_path,
-            common_name=dns[0] if dns else "localhost",
-            dns_names=dns,
-            ip_addresses=ips,
-            valid_days=profile.cert_days,
-            ca_cert_path=params.ca_cert,
-            ca_key_path=params.ca_key,
-            ca_cert_sha256=ca_sha,
-        )
-        changes: list[Change] = [
-            GenerateKey(path=key_path, before_sha256=_sha(view, key_path)),
-            cert,
-        ]
-        if params.ca_cert is None:
-            warnings.append(
-                f"ssl_cert_file/ssl_key_file did not exist in the target: a self-signed "
-                f"certificate for {cert.common_name!r} (valid {cert.valid_days} days) is issued "
-                f"at {cert_path} for a key made on the host at apply time at {key_path}; clients "
-                "with sslmode=verify-ca/verify-full reject it until it is replaced by one from "
-                "your CA (or plan again with ca_cert= and ca_key=)"
-            )
-        owner = _owner(view, cluster)
-        if owner is not None and owner[0] != 0:
-            changes.insert(1, SetMode(path=key_path, mode=0o600, uid=owner[0], gid=owner[1]))
-        else:
-            warnings.append(
-                f"{key_path} will be owned by root with mode 0600: the server's account cannot "
-                "read it; chown it to that account (e.g. postgres) before reloading"
-            )
-        edits.set("ssl_cert_file", server_path(cert_path, root), note, quoted=True)
-        edits.set("ssl_key_file", server_path(key_path, root), note, quoted=True)
-        diff = unified_diff(key_path, None, GENERATED_KEY + "\n")
-        diff += unified_diff(cert_path, None, cert.describe() + "\n")
-        return changes, diff, warnings
-
-
-def _read_ca(view: TargetView, path: str, what: str) -> bytes:
-    try:
-        return view.read_bytes(path)
-    except FileNotFoundError:
-        raise InputError(
-            f"the CA {what} {path} does not exist in {view.describe()}; give ca_cert and "
-            "ca_key as paths inside the target"
-        ) from None
-
-
-def _sha(view: TargetView, path: str) -> str | None:
-    try:
-        return sha256_bytes(view.read_bytes(path))
-    except FileNotFoundError:
-        return None
 
 
 class PgHba(_PostgresBase):

@@ -14,6 +14,8 @@ four settings plus the certificate:
   profile says;
 * ``ssl_ecdh_curve`` — ``prime256v1``: PostgreSQL before 18 takes one curve
   for ECDHE, and this is the one every client of both profiles supports;
+* the certificate in use (:func:`certificate_problems`): not expired, valid
+  at most the profile's lifespan, with SAN and key identifiers, a strong key;
 * a generated certificate: ECDSA P-256, SHA-256, valid at most the profile's
   lifespan (365 days intermediate, 90 modern), with SAN, subject and
   authority key identifiers and ``CA:FALSE``. It is described in the plan
@@ -23,8 +25,12 @@ four settings plus the certificate:
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 TlsProfile = Literal["intermediate", "modern"]
 
@@ -78,4 +84,45 @@ def weaknesses(profile: Profile, value: dict[str, str | None]) -> list[str]:
     curve = value.get("ssl_ecdh_curve") or "prime256v1"
     if curve not in ALLOWED_CURVES:
         out.append(f"ssl_ecdh_curve {curve!r} is not one of {', '.join(sorted(ALLOWED_CURVES))}")
+    return out
+
+
+#: Mozilla's maximum certificate lifespan per profile (days).
+MAX_LIFESPAN = {"intermediate": 366, "modern": 90}
+
+
+def certificate_problems(pem: bytes, profile: Profile, now: dt.datetime) -> list[str]:
+    """What in a server certificate falls short of ``profile``, one phrase
+    each: expired, too long-lived, missing the extensions verifiers need
+    (SAN, subject/authority key identifiers), or a weak key."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return ["it is not a PEM certificate"]
+    out: list[str] = []
+    if cert.not_valid_after_utc <= now:
+        out.append(f"it expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+    days = (cert.not_valid_after_utc - cert.not_valid_before_utc).days
+    if days > MAX_LIFESPAN[profile.name]:
+        out.append(
+            f"it is valid {days} days (Mozilla {profile.name}: at most "
+            f"{MAX_LIFESPAN[profile.name]})"
+        )
+    for ext, label in (
+        (x509.SubjectAlternativeName, "subject alternative names"),
+        (x509.SubjectKeyIdentifier, "a subject key identifier"),
+        (x509.AuthorityKeyIdentifier, "an authority key identifier"),
+    ):
+        try:
+            cert.extensions.get_extension_for_class(ext)
+        except x509.ExtensionNotFound:
+            out.append(f"it has no {label}")
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+        out.append(f"its RSA key has {key.key_size} bits (at least 2048)")
+    elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in (
+        "secp256r1",
+        "secp384r1",
+    ):
+        out.append(f"its key is on curve {key.curve.name} (P-256 or P-384)")
     return out
