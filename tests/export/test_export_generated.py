@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 from jupiter.export import PlanForExport, export_script
 from jupiter.plugins.postgres.fix import PostgresParams, PostgresqlConf
 from jupiter.targets.local import LocalTarget
+from tests.conftest import need_service
 from tests.export.helpers import copy_tree, item, run, snapshot
 from tests.export.test_export_ansible import play
 from tests.tools import tool
@@ -167,3 +168,15 @@ def test_playbook_makes_the_key_on_the_host(tmp_path: Path) -> None:
     assert code == 0, out
     assert snapshot(target) == before
     shutil.rmtree(tmp_path / "ansible-tmp", ignore_errors=True)
+
+
+def test_bash_script_that_makes_keys_is_shellcheck_clean(tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    need_service(shellcheck is not None, "shellcheck is not installed (apt-get install shellcheck)")
+    assert shellcheck is not None
+    original = copy_tree(FIXTURE, tmp_path / "original")
+    make_ca(original)
+    items = tls_items(original, PostgresParams(ca_cert=CA_CERT, ca_key=CA_KEY))
+    [_, script] = script_argv(tmp_path, "bash", items)
+    result = run([shellcheck, "--severity=info", script])
+    assert result.returncode == 0, result.stdout
