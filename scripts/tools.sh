@@ -5,6 +5,7 @@
 #   checkov  - verifies Kubernetes / Dockerfile fixes
 #   ansible  - syntax- and check-mode runs of exported playbooks
 #   ssh-audit - judges a running sshd's algorithms (the sshd crypto levels)
+#   sslyze   - judges a PostgreSQL server fixed by Jupiter against Mozilla's TLS profiles
 # Idempotent: a tool already installed at the pinned version is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +31,4 @@ install bandit bandit 'bandit[sarif]==1.9.4'
 install checkov checkov 'checkov==3.3.30'
 install ansible ansible-playbook 'ansible-core>=2.17,<2.20'
 install ssh-audit ssh-audit 'ssh-audit==3.9.0'
+install sslyze sslyze 'sslyze==6.3.1'

@@ -10,12 +10,12 @@ import pytest
 
 from jupiter.errors import InputError
 from jupiter.generate import GeneratedConfig, generate, known_parameters, write_generated
+from jupiter.keygen import materialise as make_file
 from jupiter.models import FindingRecord
-from jupiter.plans import Plan, WriteFile
+from jupiter.plans import GenerateKey, IssueCertificate, Plan, WriteFile
 from jupiter.plugins.nftables.fix import NftablesFirewall, parse_firewall_params
 from jupiter.plugins.postgres.fix import PgHba, PostgresqlConf
 from jupiter.plugins.postgres.server import find_postgres, server_account
-from jupiter.plugins.postgres.tls import self_signed
 from jupiter.plugins.sshd import detect as sshd_checks
 from jupiter.plugins.sshd.fix import SshdHardening, SshdParams
 from jupiter.targets.local import LocalTarget
@@ -188,9 +188,17 @@ def test_postgresql_every_environment_passes_the_pg_checks_and_starts(
         f"no PostgreSQL server to start here ({account})",
     )
     # The note says to provision the certificate: do so, then start the server.
-    cert, key = self_signed("db.example.test")
-    target.write_bytes("etc/ssl/certs/postgresql-server.crt", cert.encode(), 0o644)
-    target.write_bytes("etc/ssl/private/postgresql-server.key", key.encode(), 0o600)
+    key = GenerateKey(path="etc/ssl/private/postgresql-server.key", before_sha256=None)
+    cert = IssueCertificate(
+        path="etc/ssl/certs/postgresql-server.crt",
+        before_sha256=None,
+        key_path=key.path,
+        common_name="db.example.test",
+        dns_names=["db.example.test"],
+    )
+    for change in (key, cert):
+        write = make_file(target, change)
+        target.write_bytes(write.path, write.content.encode(), write.mode)
     [result] = PostgresqlConf().validate(plan, OverlayView(target, plan))
     assert result.status == "passed", result.detail
 

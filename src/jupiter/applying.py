@@ -4,7 +4,17 @@ file is still what the plan was made from (see ``docs/reliability.md``)."""
 from __future__ import annotations
 
 from jupiter.errors import ConflictError, TargetError
-from jupiter.plans import Plan, RemoveFile, RunCommand, SetMode, WriteFile, sha256_bytes
+from jupiter.keygen import materialise
+from jupiter.plans import (
+    GenerateKey,
+    IssueCertificate,
+    Plan,
+    RemoveFile,
+    RunCommand,
+    SetMode,
+    WriteFile,
+    sha256_bytes,
+)
 from jupiter.preconditions import expected_before
 from jupiter.redact import redact
 from jupiter.targets.base import CommandResult, Target, TargetView, normalise_relpath
@@ -42,7 +52,7 @@ def still_applies(target: TargetView, plan: Plan) -> bool:
 def check_preconditions(target: TargetView, plan: Plan) -> None:
     """Refuse a plan whose files changed since it was made."""
     for change in plan.changes:
-        if isinstance(change, WriteFile | RemoveFile):
+        if isinstance(change, WriteFile | RemoveFile | GenerateKey | IssueCertificate):
             try:
                 current: str | None = sha256_bytes(target.read_bytes(change.path))
             except FileNotFoundError:
@@ -72,6 +82,11 @@ def apply_plan(target: Target, plan: Plan) -> list[CommandResult]:
     written: list[str] = []
     try:
         for change in plan.changes:
+            if isinstance(change, GenerateKey | IssueCertificate):
+                # Keys and certificates are made here, on the way to the
+                # target, and nowhere else: the plan only describes them
+                # (jupiter.keygen); the write is checked like any other.
+                change = materialise(target, change)
             _apply_one(target, change, outputs)
             if isinstance(change, WriteFile | RemoveFile | SetMode):
                 written.append(normalise_relpath(change.path))

@@ -16,7 +16,16 @@ import time
 from collections.abc import Iterable, Sequence
 
 from jupiter.errors import ConflictError, TargetError
-from jupiter.plans import Basis, Plan, RemoveFile, RunCommand, SetMode, WriteFile, sha256_bytes
+from jupiter.plans import (
+    Basis,
+    Change,
+    Plan,
+    RemoveFile,
+    RunCommand,
+    SetMode,
+    WriteFile,
+    sha256_bytes,
+)
 from jupiter.snapshots import ManifestEntry
 from jupiter.targets.base import Expected, TargetView
 
@@ -34,7 +43,7 @@ def backoff(attempt: int) -> None:
 def with_basis(plan: Plan, view: TargetView) -> Plan:
     """``plan`` with each file change's :class:`Basis` recorded (content hash
     from the plan, identity from ``view`` as it is now)."""
-    changes: list[WriteFile | SetMode | RemoveFile | RunCommand] = []
+    changes: list[Change] = []
     touched = False
     for change in plan.changes:
         if isinstance(change, WriteFile | RemoveFile) and change.planned_from is None:

@@ -37,7 +37,7 @@ from jupiter.errors import (
 )
 from jupiter.git_delivery import GitDelivery, commit_message
 from jupiter.models import FindingRecord, FindingStatus
-from jupiter.plans import Plan, RunCommand
+from jupiter.plans import GenerateKey, Plan, RunCommand
 from jupiter.plugins.base import AnyRemediator
 from jupiter.plugins.registry import Registry
 from jupiter.preconditions import (
@@ -483,6 +483,12 @@ class RunExecutor:
         """One commit per verified finding on the delivery branch."""
         assert self.git is not None
         rec = cand.record
+        if any(isinstance(c, GenerateKey) for c in plan.changes):
+            # A key made on the host must never land in a repository's history.
+            raise InputError(
+                "this fix generates a private key, which Jupiter never commits; apply it "
+                "without --git-branch (or provide your own key and certificate)"
+            )
         paths = plan.touched_paths()
         if plan.watches_tree:
             paths = sorted(set(paths) | set(self.git.dirty_paths()))

@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jupiter.export import PlanForExport
-from jupiter.plans import Plan, RemoveFile, Risk, RunCommand, SetMode, WriteFile, sha256_bytes
+from jupiter.keygen import materialise
+from jupiter.plans import (
+    GenerateKey,
+    IssueCertificate,
+    Plan,
+    RemoveFile,
+    Risk,
+    RunCommand,
+    SetMode,
+    WriteFile,
+    sha256_bytes,
+)
 from jupiter.plugins.permissions.fix import FilePermissions
 from jupiter.plugins.sshd.fix import SshdHardening, SshdParams
 from jupiter.targets.local import LocalTarget
@@ -49,6 +60,8 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
 def apply_by_hand(target: LocalTarget, plan: Plan) -> None:
     """What the engine does, for building the expected end state."""
     for change in plan.changes:
+        if isinstance(change, GenerateKey | IssueCertificate):
+            change = materialise(target, change)  # as the engine does, right before the write
         if isinstance(change, WriteFile):
             target.write_bytes(change.path, change.content.encode(), change.mode)
         elif isinstance(change, SetMode):

@@ -9,7 +9,10 @@ file and reduces them to:
   (``after``, ``after_mode``). A script refuses a file that is in neither.
 * ``steps`` — the ordered operations: each file is written once, with its
   final content, at the place of its last write in the plans; mode changes,
-  removals and commands keep their order.
+  removals, commands and generated keys and certificates keep their order.
+  A generated file (``generate`` step) is made on the host by ``openssl`` when
+  the script runs: the script never holds a private key, and its state after
+  the run is ``exists`` (its content cannot be known in advance).
 
 States are strings so that every script format can compare them:
 ``sha256:<hex>`` (exact content), ``absent``, ``exists`` (any content, the
@@ -27,7 +30,17 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict
 
 from jupiter.errors import InputError, PathEscapeError
-from jupiter.plans import Plan, RemoveFile, RunCommand, SetMode, WriteFile, sha256_bytes
+from jupiter.keygen import Recipe, openssl_recipe
+from jupiter.plans import (
+    GenerateKey,
+    IssueCertificate,
+    Plan,
+    RemoveFile,
+    RunCommand,
+    SetMode,
+    WriteFile,
+    sha256_bytes,
+)
 from jupiter.targets.base import normalise_relpath
 
 # Printable and free of what YAML/Jinja/shell heredocs could trip over; every
@@ -64,7 +77,7 @@ class TrackedPath:
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # "write", "chmod", "remove" or "command"
+    kind: str  # "write", "chmod", "remove", "command" or "generate"
     path: int = -1  # index into ScriptModel.paths
     content: str = ""  # base64 of the bytes to write
     sha256: str = ""
@@ -77,6 +90,11 @@ class Step:
     description: str = ""
     plan: int = 0  # index into ScriptModel.items
     services: tuple[str, ...] = ()  # to reload when this step changes something
+    recipe: Recipe | None = None  # for "generate": openssl commands with placeholders
+    key_path: int = -1  # for "generate" of a certificate: index of its key's path
+    ca_cert: str = ""  # for a CA-issued certificate: target paths of the CA's files
+    ca_key: str = ""
+    what: str = ""  # for "generate": one line a reviewer reads
 
 
 @dataclass
@@ -154,7 +172,37 @@ def build_script_model(items: list[PlanForExport]) -> ScriptModel:
                 )
                 continue
             path = _path(change.path, where)
-            if isinstance(change, WriteFile):
+            if isinstance(change, GenerateKey | IssueCertificate):
+                expected = (
+                    "absent" if change.before_sha256 is None else f"sha256:{change.before_sha256}"
+                )
+                tracked = track(path, expected)
+                _chain(tracked, expected, where)
+                tracked.after, tracked.after_mode = "exists", change.mode
+                key_index, ca_cert, ca_key, what = -1, "", "", "private key " + change.path
+                if isinstance(change, IssueCertificate):
+                    key_index = track(_path(change.key_path, where), "exists").index
+                    ca_cert = _path(change.ca_cert_path, where) if change.ca_cert_path else ""
+                    ca_key = _path(change.ca_key_path, where) if change.ca_key_path else ""
+                    what = change.describe()
+                last_write.pop(path, None)
+                pending.append(
+                    (
+                        "",
+                        Step(
+                            "generate",
+                            tracked.index,
+                            mode=change.mode,
+                            plan=number,
+                            recipe=openssl_recipe(change),
+                            key_path=key_index,
+                            ca_cert=ca_cert,
+                            ca_key=ca_key,
+                            what=what,
+                        ),
+                    )
+                )
+            elif isinstance(change, WriteFile):
                 expected = (
                     "absent" if change.before_sha256 is None else (f"sha256:{change.before_sha256}")
                 )

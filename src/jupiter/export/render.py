@@ -100,6 +100,7 @@ def render(template: str, model: ScriptModel, fmt: str, name: str) -> str:
         has_commands=model.has_commands,
         writes=[s for s in model.steps if s.kind == "write"],
         commands=[s for s in model.steps if s.kind == "command"],
+        generates=[s for s in model.steps if s.kind == "generate"],
     )
     if not template.endswith(".yml.j2"):
         return _environment().get_template(f"scripts/{template}").render(**values)

@@ -117,6 +117,7 @@ class PostgresqlParams(BaseModel):
     (never ``*``); ``port``; ``max_connections``; ``ssl_cert_file`` /
     ``ssl_key_file`` (absolute paths on the host, to be provisioned);
     ``allowed_cidrs`` (networks that may connect over TLS with SCRAM);
+    ``tls_profile`` (Mozilla ``intermediate``, the default, or ``modern``);
     ``statement_timeout`` / ``idle_in_transaction_session_timeout``
     (PostgreSQL durations such as ``30s``; default by environment)."""
 
@@ -130,6 +131,7 @@ class PostgresqlParams(BaseModel):
     ssl_cert_file: str = "/etc/ssl/certs/postgresql-server.crt"
     ssl_key_file: str = "/etc/ssl/private/postgresql-server.key"
     allowed_cidrs: list[str] = Field(default_factory=list)
+    tls_profile: Literal["intermediate", "modern"] = "intermediate"
     statement_timeout: str | None = None
     idle_in_transaction_session_timeout: str | None = None
 

@@ -13,6 +13,7 @@ from jupiter.generate.params import FirewallGenParams, PostgresqlParams, SshPara
 from jupiter.plugins.nftables.detect import RULESET_PATH
 from jupiter.plugins.nftables.fix import NEW_FILE_MODE as RULESET_MODE
 from jupiter.plugins.nftables.fix import FirewallParams, render_ruleset
+from jupiter.plugins.postgres.tls import PROFILES
 from jupiter.plugins.sshd import algorithms as algos
 from jupiter.plugins.sshd import detect as sshd_checks
 from jupiter.plugins.sshd.openssh import OpenSSH, this_machine
@@ -166,6 +167,8 @@ def render_postgresql(p: PostgresqlParams) -> GeneratedConfig:
         "ssl_cert_file": p.ssl_cert_file,
         "ssl_key_file": p.ssl_key_file,
         "allowed_cidrs": p.allowed_cidrs,
+        "tls_profile": p.tls_profile,
+        "tls_settings": PROFILES[p.tls_profile].settings,
         "statement_timeout": p.statement_timeout or statement,
         "idle_in_transaction_session_timeout": p.idle_in_transaction_session_timeout or idle,
         "lock_timeout": lock,

@@ -1,5 +1,6 @@
-"""What every remediation domain shares: finding a project's own files and
-reading a file as text with one clear error.
+"""What every remediation domain shares: finding a project's own files,
+reading a file as text with one clear error, and writing it back in the line
+endings it had.
 
 A third-party plugin gets the same helpers through the public API
 (``jupiter.project_files``, ``jupiter.read_text``, ``jupiter.file_edits``).
@@ -7,6 +8,7 @@ A third-party plugin gets the same helpers through the public API
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from jupiter.errors import InputError
@@ -51,3 +53,29 @@ def decode_text(path: str, data: bytes) -> str:
 def read_text(view: TargetView, path: str) -> str:
     """The file at ``path`` of ``view`` as text (see :func:`decode_text`)."""
     return decode_text(path, view.read_bytes(path))
+
+
+_NEWLINE = re.compile(r"\r?\n")
+
+
+def line_ending(text: str) -> str | None:
+    """``"\\r\\n"`` or ``"\\n"`` when every line of ``text`` ends that way;
+    ``None`` for text without line breaks or with mixed ones."""
+    crlf = text.count("\r\n")
+    lf = text.count("\n") - crlf
+    if crlf and not lf:
+        return "\r\n"
+    if lf and not crlf:
+        return "\n"
+    return None
+
+
+def keep_line_endings(before: str | None, after: str) -> str:
+    """``after`` with the line endings ``before`` has. Every editor builds its
+    new lines with ``\\n`` (or a library writes them so); a CRLF file must stay
+    CRLF, never come back mixed. A file that was mixed already is left as the
+    editor made it: there is no single style to keep."""
+    style = line_ending(before) if before else None
+    if style is None:
+        return after
+    return _NEWLINE.sub(style, after)

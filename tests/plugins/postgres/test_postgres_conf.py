@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import stat
 from pathlib import Path
@@ -11,13 +12,23 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from jupiter.errors import ConflictError, InputError
+from jupiter.keygen import materialise
 from jupiter.models import Category, FindingRecord, Location, Severity
-from jupiter.plans import Plan, SetMode, WriteFile, sha256_bytes
+from jupiter.plans import (
+    GENERATED_KEY,
+    GenerateKey,
+    IssueCertificate,
+    Plan,
+    SetMode,
+    WriteFile,
+    sha256_bytes,
+)
 from jupiter.plugins.postgres import detect as checks
 from jupiter.plugins.postgres.edit import replace_fields
 from jupiter.plugins.postgres.fix import PgHba, PostgresParams, PostgresqlConf
 from jupiter.plugins.postgres.parse_conf import parse_conf, parse_conf_line
 from jupiter.plugins.postgres.parse_hba import parse_hba
+from jupiter.plugins.postgres.tls import PROFILES
 from jupiter.targets.local import LocalTarget
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "postgres"
@@ -45,6 +56,8 @@ def small_host(tmp_path: Path, conf: str, hba: str = "", version: str = "15") ->
 def apply(target: LocalTarget, plan: Plan) -> None:
     """Apply a plan as the engine does (checking each precondition)."""
     for change in plan.changes:
+        if isinstance(change, GenerateKey | IssueCertificate):
+            change = materialise(target, change)  # as the engine does, right before the write
         if isinstance(change, WriteFile):
             now = sha256_bytes(target.read_bytes(change.path)) if target.stat(change.path) else None
             assert now == change.before_sha256
@@ -308,11 +321,16 @@ def test_fix_all_keeps_layout_then_detect_clean_and_replan_empty(tmp_path: Path)
         2: "password_encryption = scram-sha-256\t# the old driver cannot do SCRAM",
         3: "log_connections = on\t\t# too noisy, fills /var/log (OPS-640)",
     }
+    mozilla = "# set by jupiter (PG-SSL-OFF), Mozilla intermediate"
     assert changed[MAIN] == {
         108: "ssl_cert_file = '/etc/postgresql/15/main/jupiter-server.crt'",
         111: "ssl_key_file = '/etc/postgresql/15/main/jupiter-server.key'",
-        557: "log_disconnections = on\t\t\t# set by jupiter (PG-LOG-DISCONNECTIONS)",
-        823: "ssl     on\t\t\t# was: on",
+        # Mozilla intermediate, under each setting's commented-out template
+        113: f"ssl_ciphers = '{PROFILES['intermediate'].ciphers}'\t{mozilla}",
+        115: f"ssl_prefer_server_ciphers = 'off'\t{mozilla}",
+        117: f"ssl_ecdh_curve = 'prime256v1'\t\t{mozilla}",
+        560: "log_disconnections = on\t\t\t# set by jupiter (PG-LOG-DISCONNECTIONS)",
+        826: "ssl     on\t\t\t# was: on",
     }
     assert changed[HBA] == {
         19: "local   all             all                                     peer",
@@ -348,22 +366,42 @@ def _changed_lines(before: str, after: str) -> dict[int, str]:
     return out
 
 
-def test_ssl_plan_generates_cert_and_names_it_under_server_root(tmp_path: Path) -> None:
+def test_ssl_plan_describes_key_and_cert_and_names_them_under_server_root(
+    tmp_path: Path,
+) -> None:
     target = host(tmp_path)
     ssl = next(f for f in PostgresqlConf().detect(target) if f.rule_id == "PG-SSL-OFF")
     plan = PostgresqlConf().plan(ssl, target, PostgresParams(server_root="/srv/chroot"))
-    writes = {c.path: c for c in plan.changes if isinstance(c, WriteFile)}
     key_path = "etc/postgresql/15/main/jupiter-server.key"
-    assert writes[key_path].mode == 0o600
-    assert "PRIVATE KEY" in writes[key_path].content
-    assert "PRIVATE KEY" not in plan.diff  # the key never shows up in the reviewable diff
+    cert_path = "etc/postgresql/15/main/jupiter-server.crt"
+    [key] = [c for c in plan.changes if isinstance(c, GenerateKey)]
+    [cert] = [c for c in plan.changes if isinstance(c, IssueCertificate)]
+    assert (key.path, key.mode, key.key_type) == (key_path, 0o600, "ec-p256")
+    assert (cert.path, cert.key_path, cert.valid_days) == (cert_path, key_path, 365)
+    assert cert.ca_cert_path is None and "127.0.0.1" in cert.ip_addresses
+    # the plan holds a description, never a key: not in its data, not in its diff
+    body = json.dumps(plan.to_json())
+    assert "PRIVATE KEY" not in body and "BEGIN" not in body
+    assert f"+{GENERATED_KEY}" in plan.diff
+    writes = {c.path: c for c in plan.changes if isinstance(c, WriteFile)}
     assert "ssl_key_file = '/srv/chroot/etc/postgresql/15/main/jupiter-server.key'" in (
         writes[MAIN].content
     )
-    # certificate and key are written before the configuration that names them
-    assert list(writes)[-1] == MAIN
+    # key and certificate are made before the configuration that names them is written
+    assert [c.path for c in plan.changes][-1] == MAIN
     assert any("self-signed" in w for w in plan.risk.warnings)
     assert plan.risk.services_to_reload == ["postgresql"]
+    # the hash covers the spec: another validity is another plan
+    longer = plan.model_copy(
+        update={
+            "changes": [
+                c.model_copy(update={"valid_days": 30}) if c is cert else c for c in plan.changes
+            ]
+        }
+    )
+    assert longer.plan_hash() != plan.plan_hash()
+    # re-planning the same state gives the same plan (nothing random is in it)
+    assert PostgresqlConf().plan(ssl, target, PostgresParams(server_root="/srv/chroot")) == plan
 
 
 def test_ssl_plan_uses_configured_files_when_present(tmp_path: Path) -> None:
@@ -481,7 +519,7 @@ def test_plan_refuses_foreign_rules_and_vanished_clusters(tmp_path: Path) -> Non
 def test_crlf_and_form_feeds_keep_lines_and_endings(tmp_path: Path) -> None:
     conf = "# ops\x0c notes\r\nssl = on\r\nlog_connections = off\r\nlog_disconnections = 1\r\n"
     target = small_host(tmp_path, conf)
-    [finding] = PostgresqlConf().detect(target)
+    [finding] = [f for f in PostgresqlConf().detect(target) if f.rule_id != "PG-TLS-PROFILE"]
     assert (finding.rule_id, finding.location.start_line) == ("PG-LOG-CONNECTIONS", 3)
     apply(target, PostgresqlConf().plan(finding, target, PARAMS))
     assert target.read_bytes(MAIN) == conf.replace("= off", "= on").encode()
@@ -490,7 +528,11 @@ def test_crlf_and_form_feeds_keep_lines_and_endings(tmp_path: Path) -> None:
 def test_example_host_shows_every_rule() -> None:
     example = LocalTarget(FIXTURE.parent.parent.parent / "examples" / "host")
     rules = {f.rule_id for f in PostgresqlConf().detect(example) + PgHba().detect(example)}
-    assert rules == PostgresqlConf.rule_ids | PgHba.rule_ids
+    # PG-TLS-PROFILE and PG-TLS-CERT need ssl on, and the example has it off
+    # (PG-SSL-OFF); PG-HBA-NO-CLIENTCERT only applies where clients present
+    # certificates
+    optional = {"PG-TLS-PROFILE", "PG-TLS-CERT", "PG-HBA-NO-CLIENTCERT"}
+    assert rules == (PostgresqlConf.rule_ids | PgHba.rule_ids) - optional
 
 
 def test_params_and_names() -> None:

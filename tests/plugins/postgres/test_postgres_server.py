@@ -18,7 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from jupiter.plans import Plan, SetMode, WriteFile, sha256_bytes
+from jupiter.keygen import materialise
+from jupiter.plans import GenerateKey, IssueCertificate, Plan, SetMode, WriteFile, sha256_bytes
 from jupiter.plugins.postgres import validate as postgres_validate
 from jupiter.plugins.postgres.fix import PgHba, PostgresParams, PostgresqlConf
 from jupiter.plugins.postgres.server import (
@@ -75,6 +76,8 @@ def copy_fixture(root: Path) -> LocalTarget:
 
 def apply(target: LocalTarget, plan: Plan) -> None:
     for change in plan.changes:
+        if isinstance(change, GenerateKey | IssueCertificate):
+            change = materialise(target, change)  # as the engine does, right before the write
         if isinstance(change, WriteFile):
             now = sha256_bytes(target.read_bytes(change.path)) if target.stat(change.path) else None
             assert now == change.before_sha256
@@ -138,9 +141,7 @@ def test_validator_fails_what_the_server_refuses(tmp_path: Path) -> None:
     loose = ssl.model_copy(
         update={
             "changes": [
-                c.model_copy(update={"mode": 0o644})
-                if isinstance(c, WriteFile) and c.path.endswith(".key")
-                else c
+                c.model_copy(update={"mode": 0o644}) if isinstance(c, GenerateKey) else c
                 for c in ssl.changes
                 if not isinstance(c, SetMode)
             ]

@@ -47,6 +47,7 @@ from jupiter.plugins.dependencies.versions import (
     external_fix_ok,
     widest,
 )
+from jupiter.plugins.kit import keep_line_endings
 from jupiter.targets.base import TargetView
 from jupiter.workspace import Workspace
 
@@ -235,7 +236,7 @@ class PythonDependencies(Remediator[NoParams]):
                             f"not be located for editing; set it to {targets[pin.version]} by hand"
                         ),
                     )
-            after = "".join(lines)
+            after = keep_line_endings(before, "".join(lines))
             changes.append(WriteFile(path=path, content=after, before_sha256=sha256_bytes(data)))
             diffs.append(unified_diff(path, before, after))
         warnings = []

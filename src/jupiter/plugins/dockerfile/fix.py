@@ -37,6 +37,7 @@ from jupiter.plans import Plan, Risk, WriteFile, sha256_bytes, unified_diff
 from jupiter.plugins.base import Remediator, ValidationResult
 from jupiter.plugins.dockerfile import detect as checks
 from jupiter.plugins.dockerfile.parse import Dockerfile, Instruction, split_image
+from jupiter.plugins.kit import keep_line_endings
 from jupiter.targets.base import TargetView
 
 DISTROLESS_UID = 65532
@@ -197,7 +198,7 @@ class DockerfileHardening(Remediator[DockerfileParams]):
                 "image has); add one, or HEALTHCHECK NONE when the orchestrator "
                 "probes instead"
             )
-        after = "".join(lines)
+        after = keep_line_endings(df.text, "".join(lines))
         if after == df.text or manual:
             # A partial fix would fail verification and be rolled back: the
             # instances COPY can replace are fixed through their own findings.

@@ -32,6 +32,7 @@ from jupiter.errors import ConflictError, InputError
 from jupiter.models import Category, FindingRecord
 from jupiter.plans import Plan, Risk, WriteFile, sha256_bytes, unified_diff
 from jupiter.plugins.base import Remediator, ValidationResult
+from jupiter.plugins.kit import keep_line_endings
 from jupiter.plugins.kubernetes import detect as k8s
 from jupiter.plugins.kubernetes import parse as k8s_yaml
 from jupiter.plugins.kubernetes.fixes import FIXERS, Edit, K8sParams, api_violations
@@ -108,7 +109,7 @@ class KubernetesPodSecurity(Remediator[K8sParams]):
             return base.model_copy(update={"needs_manual": "; ".join(edit.manual)})
         if not changed:
             return base
-        after = k8s_yaml.dump(docs)
+        after = keep_line_endings(raw.decode("utf-8"), k8s_yaml.dump(docs))
         risk = Risk(
             change_kind="config",
             disruption=edit.disruption,

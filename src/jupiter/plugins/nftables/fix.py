@@ -119,6 +119,16 @@ def render_ruleset(params: FirewallParams | Mapping[str, object]) -> str:
     )
 
 
+def _crlf_warning(risk: Risk, before: str | None) -> Risk:
+    if before is None or "\r\n" not in before:
+        return risk
+    note = (
+        f"{RULESET_PATH} has CRLF line endings, which nft cannot read (it never loaded); the "
+        "new ruleset is written with LF line endings only"
+    )
+    return risk.model_copy(update={"warnings": [*risk.warnings, note]})
+
+
 def _risk(p: FirewallParams, existing_rules: int | None) -> Risk:
     warnings = [
         "flush ruleset also removes rules other software added at run time (Docker, libvirt, "
@@ -192,6 +202,8 @@ class NftablesFirewall(Remediator[FirewallParams]):
         except FileNotFoundError:
             before_bytes = None
         before = before_bytes.decode("utf-8", errors="replace") if before_bytes else None
+        # The one editor that does not keep CRLF: nft reads "\r" as junk, so a
+        # CRLF ruleset never loaded; the whole file is replaced with LF only.
         content = render_ruleset(p)
         base = Plan(
             remediator=self.name,
@@ -224,7 +236,7 @@ class NftablesFirewall(Remediator[FirewallParams]):
                         mode=None if before_bytes is not None else NEW_FILE_MODE,
                     )
                 ],
-                "risk": _risk(p, existing_rules),
+                "risk": _crlf_warning(_risk(p, existing_rules), before),
                 "diff": unified_diff(RULESET_PATH, before, content),
                 "related_findings": [f.rule_id for f in still_open if f is not finding],
             }

@@ -9,12 +9,21 @@ is taken from ``hba_file`` (else the data directory, else next to the conf).
 Rule ids (category ``config.database``):
 
 * ``PG-SSL-OFF`` — ``ssl`` is not on (default off);
+* ``PG-TLS-PROFILE`` — ``ssl`` is on but the protocol floor, cipher list or
+  ECDH curve is weaker than the Mozilla profile asked for (``intermediate``
+  by default; :mod:`jupiter.plugins.postgres.tls`);
+* ``PG-TLS-CERT`` — ``ssl`` is on and the certificate in use is expired,
+  valid longer than the profile allows, lacks SAN or key identifiers, or has
+  a weak key;
 * ``PG-PASSWORD-ENCRYPTION`` — ``password_encryption`` is not
   ``scram-sha-256`` (unset counts as md5 before PostgreSQL 14);
 * ``PG-LOG-CONNECTIONS`` / ``PG-LOG-DISCONNECTIONS`` — connection logging off;
 * ``PG-LISTEN-ALL`` — ``listen_addresses`` contains ``*``, ``0.0.0.0`` or ``::``;
 * ``PG-HBA-TRUST`` — a pg_hba record with ``trust``;
 * ``PG-HBA-WEAK-AUTH`` — ``password`` or ``md5`` on a TCP record;
+* ``PG-HBA-NO-CLIENTCERT`` — only when the asset's clients present
+  certificates (``client_certificates``): a remote TCP record without
+  ``clientcert=verify-full``;
 * ``PG-HBA-NO-SSL`` — a world-reachable (``all``, ``0.0.0.0/0``, ``::/0``)
   ``host``/``hostnossl`` record that does not require SSL.
 
@@ -25,6 +34,7 @@ one, else at the file alone.
 
 from __future__ import annotations
 
+import datetime as dt
 import posixpath
 import re
 from dataclasses import dataclass
@@ -32,6 +42,7 @@ from dataclasses import dataclass
 from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord, Location, Severity
 from jupiter.plugins.kit import read_text
+from jupiter.plugins.postgres import tls
 from jupiter.plugins.postgres.parse_conf import (
     PgConfig,
     extend_conf,
@@ -43,6 +54,8 @@ from jupiter.targets.base import TargetView
 
 SCANNER = "jupiter"
 SSL_OFF = "PG-SSL-OFF"
+TLS_PROFILE = "PG-TLS-PROFILE"
+TLS_CERT = "PG-TLS-CERT"
 PASSWORD_ENCRYPTION = "PG-PASSWORD-ENCRYPTION"  # noqa: S105 - a rule id
 LOG_CONNECTIONS = "PG-LOG-CONNECTIONS"
 LOG_DISCONNECTIONS = "PG-LOG-DISCONNECTIONS"
@@ -50,13 +63,25 @@ LISTEN_ALL = "PG-LISTEN-ALL"
 HBA_TRUST = "PG-HBA-TRUST"
 HBA_WEAK_AUTH = "PG-HBA-WEAK-AUTH"
 HBA_NO_SSL = "PG-HBA-NO-SSL"
+HBA_NO_CLIENTCERT = "PG-HBA-NO-CLIENTCERT"
+CLIENTCERT = "clientcert=verify-full"
 CONF_RULES = frozenset(
-    {SSL_OFF, PASSWORD_ENCRYPTION, LOG_CONNECTIONS, LOG_DISCONNECTIONS, LISTEN_ALL}
+    {
+        SSL_OFF,
+        TLS_PROFILE,
+        TLS_CERT,
+        PASSWORD_ENCRYPTION,
+        LOG_CONNECTIONS,
+        LOG_DISCONNECTIONS,
+        LISTEN_ALL,
+    }
 )
-HBA_RULES = frozenset({HBA_TRUST, HBA_WEAK_AUTH, HBA_NO_SSL})
+HBA_RULES = frozenset({HBA_TRUST, HBA_WEAK_AUTH, HBA_NO_SSL, HBA_NO_CLIENTCERT})
 # The setting each postgresql.conf rule is about.
 RULE_SETTING = {
     SSL_OFF: "ssl",
+    TLS_PROFILE: "ssl_min_protocol_version",
+    TLS_CERT: "ssl_cert_file",
     PASSWORD_ENCRYPTION: "password_encryption",
     LOG_CONNECTIONS: "log_connections",
     LOG_DISCONNECTIONS: "log_disconnections",
@@ -208,6 +233,8 @@ def _conf_finding(
 
 _CWE = {
     SSL_OFF: ["CWE-319"],
+    TLS_PROFILE: ["CWE-327"],
+    TLS_CERT: ["CWE-295"],
     PASSWORD_ENCRYPTION: ["CWE-916"],
     LOG_CONNECTIONS: ["CWE-778"],
     LOG_DISCONNECTIONS: ["CWE-778"],
@@ -215,6 +242,7 @@ _CWE = {
     HBA_TRUST: ["CWE-306"],
     HBA_WEAK_AUTH: ["CWE-328"],
     HBA_NO_SSL: ["CWE-319"],
+    HBA_NO_CLIENTCERT: ["CWE-295"],
 }
 
 
@@ -231,10 +259,57 @@ def bool_setting(cluster: Cluster, name: str) -> bool:
     return parsed
 
 
-def check_conf(cluster: Cluster) -> list[FindingRecord]:
-    """Findings about ``postgresql.conf`` settings of one cluster."""
+def cert_file(cluster: Cluster) -> str | None:
+    """Target path of the server certificate the configuration names."""
+    base = cluster.data_dir or posixpath.dirname(cluster.main)
+    return cluster.config.to_target(cluster.config.value("ssl_cert_file") or "server.crt", base)
+
+
+def check_certificate(view: TargetView, cluster: Cluster, tls_profile: str) -> FindingRecord | None:
+    """A ``PG-TLS-CERT`` finding when the certificate in use falls short."""
+    path = cert_file(cluster)
+    if path is None or not is_file(view, path):
+        return None  # the server does not start without it: nothing to judge
+    problems = tls.certificate_problems(
+        view.read_bytes(path), tls.PROFILES[tls_profile], dt.datetime.now(dt.UTC)
+    )
+    if not problems:
+        return None
+    evidence = f"{path}: " + "; ".join(problems)
+    finding = _conf_finding(
+        cluster,
+        TLS_CERT,
+        Severity.MEDIUM,
+        f"PostgreSQL's TLS certificate falls short of Mozilla's {tls_profile} profile",
+        evidence,
+    )
+    return finding.model_copy(update={"evidence": evidence})
+
+
+def check_conf(
+    cluster: Cluster, tls_profile: str = "intermediate", view: TargetView | None = None
+) -> list[FindingRecord]:
+    """Findings about ``postgresql.conf`` settings of one cluster (and, given
+    the ``view``, about the certificate it names)."""
     out: list[FindingRecord] = []
-    if not bool_setting(cluster, "ssl"):
+    if bool_setting(cluster, "ssl"):
+        cert = check_certificate(view, cluster, tls_profile) if view is not None else None
+        if cert is not None:
+            out.append(cert)
+        weak = tls.weaknesses(
+            tls.PROFILES[tls_profile],
+            {name: cluster.config.value(name) for name in tls.PROFILES[tls_profile].settings},
+        )
+        if weak:
+            finding = _conf_finding(
+                cluster,
+                TLS_PROFILE,
+                Severity.MEDIUM,
+                f"PostgreSQL's TLS is weaker than Mozilla's {tls_profile} profile",
+                "; ".join(weak),
+            )
+            out.append(finding.model_copy(update={"evidence": "; ".join(weak)}))
+    else:
         out.append(
             _conf_finding(
                 cluster,
@@ -298,10 +373,30 @@ def is_loopback(record: HbaRecord) -> bool:
     return record.network is not None and record.network.is_loopback
 
 
-def hba_issues(record: HbaRecord) -> list[tuple[str, Severity, str]]:
+def wants_clientcert(record: HbaRecord, client_certs: bool) -> bool:
+    """Whether ``record`` must demand a verified client certificate."""
+    return (
+        client_certs
+        and record.conn_type in TCP_TYPES
+        and record.method not in ("reject", "cert")
+        and not is_loopback(record)
+        and CLIENTCERT not in record.options
+    )
+
+
+def hba_issues(record: HbaRecord, client_certs: bool = False) -> list[tuple[str, Severity, str]]:
     """(rule id, severity, title) of every problem of one record."""
     kind, method = record.conn_type, record.method
     issues: list[tuple[str, Severity, str]] = []
+    if wants_clientcert(record, client_certs):
+        issues.append(
+            (
+                HBA_NO_CLIENTCERT,
+                Severity.MEDIUM,
+                f"pg_hba.conf does not require a verified client certificate from "
+                f"{record.address} ({CLIENTCERT})",
+            )
+        )
     if method == "trust":
         if kind == "local":
             severity, where = Severity.HIGH, "any local user"
@@ -338,10 +433,10 @@ def load_hba(view: TargetView, cluster: Cluster) -> HbaFile | None:
     return parse_hba(cluster.hba_path, read_text(view, cluster.hba_path))
 
 
-def check_hba(hba: HbaFile, cluster: Cluster) -> list[FindingRecord]:
+def check_hba(hba: HbaFile, cluster: Cluster, client_certs: bool = False) -> list[FindingRecord]:
     out: list[FindingRecord] = []
     for record in hba.records:
-        for rule, severity, title in hba_issues(record):
+        for rule, severity, title in hba_issues(record, client_certs):
             out.append(
                 FindingRecord(
                     scanner=SCANNER,
@@ -358,15 +453,19 @@ def check_hba(hba: HbaFile, cluster: Cluster) -> list[FindingRecord]:
     return out
 
 
-def detect_conf(view: TargetView, server_root: str = "/") -> list[FindingRecord]:
+def detect_conf(
+    view: TargetView, server_root: str = "/", tls_profile: str = "intermediate"
+) -> list[FindingRecord]:
     """postgresql.conf findings of every cluster in ``view``."""
     out: list[FindingRecord] = []
     for main in find_clusters(view):
-        out.extend(check_conf(load_cluster(view, main, server_root)))
+        out.extend(check_conf(load_cluster(view, main, server_root), tls_profile, view))
     return out
 
 
-def detect_hba(view: TargetView, server_root: str = "/") -> list[FindingRecord]:
+def detect_hba(
+    view: TargetView, server_root: str = "/", client_certs: bool = False
+) -> list[FindingRecord]:
     """pg_hba.conf findings of every cluster in ``view`` (each file once)."""
     out: list[FindingRecord] = []
     seen: set[str] = set()
@@ -376,5 +475,5 @@ def detect_hba(view: TargetView, server_root: str = "/") -> list[FindingRecord]:
         if hba is None or hba.path in seen:
             continue
         seen.add(hba.path)
-        out.extend(check_hba(hba, cluster))
+        out.extend(check_hba(hba, cluster, client_certs))
     return out

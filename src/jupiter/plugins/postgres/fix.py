@@ -1,16 +1,26 @@
 """``postgresql-conf`` and ``pg-hba``: harden a PostgreSQL cluster's configuration.
 
 ``postgresql-conf`` fixes one setting per plan (its finding's rule), in place
-(see :mod:`jupiter.plugins.postgres.edit`):
+(see :mod:`jupiter.plugins.postgres.edit`; the key and certificate are
+planned by :mod:`jupiter.plugins.postgres.certs`):
 
-* ``PG-SSL-OFF`` → ``ssl = on``. The configured ``ssl_cert_file`` and
-  ``ssl_key_file`` are used when both exist in the target; otherwise a
-  self-signed certificate and key are generated next to the configuration
-  (``jupiter-server.crt``/``.key``, key mode 0600, owned like the data
-  directory) and the two settings point at them, so the server still starts.
-  Re-planning generates a new key; once applied, ``ssl`` is on and nothing is
-  planned again. The key is part of the plan's data (not of its diff): treat
-  stored plans of this rule as secrets.
+* ``PG-SSL-OFF`` → ``ssl = on`` with the TLS profile's settings
+  (:mod:`jupiter.plugins.postgres.tls`: Mozilla ``intermediate`` by default,
+  ``modern`` with ``tls_profile=modern``). The configured ``ssl_cert_file``
+  and ``ssl_key_file`` are used when both exist in the target; otherwise a
+  key and certificate are planned next to the configuration
+  (``jupiter-server.key``/``.crt``, key mode 0600, owned like the data
+  directory) and the two settings point at them. The plan only *describes*
+  them (:class:`~jupiter.plans.GenerateKey`,
+  :class:`~jupiter.plans.IssueCertificate`): the key is made on the host at
+  apply time and never appears in a plan, diff, export or database row. The
+  certificate is self-signed, or issued by the organisation's CA when
+  ``ca_cert``/``ca_key`` name its files in the target.
+* ``PG-TLS-CERT`` → a new key and certificate when the one in use is
+  Jupiter's own (``jupiter-server.crt``) or ``ca_cert``/``ca_key`` are given;
+  ``needs_manual`` for an operator's certificate otherwise.
+* ``PG-TLS-PROFILE`` → the profile's settings, when ``ssl`` is on but the
+  protocol floor, the cipher list or the ECDH curve is weaker.
 * ``PG-PASSWORD-ENCRYPTION`` → ``scram-sha-256``, with the manual step of
   resetting passwords still stored as MD5.
 * ``PG-LOG-CONNECTIONS`` / ``PG-LOG-DISCONNECTIONS`` → ``on``.
@@ -31,51 +41,49 @@ category, so findings on one line are one issue):
 Every pg-hba plan is marked ``disruption``: clients that relied on the weak
 rule are refused until they use TLS or a password, and the plan says which.
 
+With ``client_certificates=true``, TCP records that become (or are)
+``hostssl`` get ``clientcert=verify-full`` (rule ``PG-HBA-NO-CLIENTCERT``):
+clients must then present a certificate from the CA in ``ssl_ca_file``,
+whose CN is the role they log in as.
+
 Parameters (:class:`PostgresParams`): ``server_root`` — the absolute path at
 which the server sees the target's root (``/`` for a real host); paths
-written into ``postgresql.conf`` are made under it.
+written into ``postgresql.conf`` are made under it. ``tls_profile``,
+``ca_cert``/``ca_key`` (paths in the target), ``host_names`` (the
+certificate's SAN; default the host's name and ``localhost``) and
+``client_certificates`` as above.
 """
 
 from __future__ import annotations
 
 import posixpath
-import re
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel
 
 from jupiter.errors import ConflictError, InputError
 from jupiter.models import Category, FindingRecord
-from jupiter.plans import Change, Plan, Risk, SetMode, WriteFile, sha256_bytes, unified_diff
+from jupiter.plans import (
+    Change,
+    Plan,
+    Risk,
+    WriteFile,
+    sha256_bytes,
+    unified_diff,
+)
 from jupiter.plugins.base import Remediator, ValidationResult
 from jupiter.plugins.postgres import detect as checks
+from jupiter.plugins.postgres.certs import CERT_NAME, plan_tls_files
 from jupiter.plugins.postgres.edit import ConfEdits, replace_fields
-from jupiter.plugins.postgres.parse_conf import server_path, split_lines
+from jupiter.plugins.postgres.params import PostgresParams
+from jupiter.plugins.postgres.parse_conf import split_lines
 from jupiter.plugins.postgres.parse_hba import HbaRecord
-from jupiter.plugins.postgres.tls import VALID_DAYS, self_signed
+from jupiter.plugins.postgres.tls import PROFILES
 from jupiter.plugins.postgres.validate import validate_candidate
 from jupiter.targets.base import TargetView
 
 SERVICE = "postgresql"
-CERT_NAME = "jupiter-server.crt"
-KEY_NAME = "jupiter-server.key"
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 MD5_ROLES_QUERY = "SELECT rolname FROM pg_authid WHERE rolpassword LIKE 'md5%'"
-
-
-class PostgresParams(BaseModel):
-    """Parameters of ``postgresql-conf`` and ``pg-hba``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    server_root: str = "/"
-
-    @field_validator("server_root")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("server_root must be an absolute path such as '/'")
-        return posixpath.normpath(value)
 
 
 def _params(params: PostgresParams | None) -> PostgresParams:
@@ -96,22 +104,6 @@ def _cluster_for(view: TargetView, finding: FindingRecord, root: str) -> checks.
         f"no PostgreSQL cluster on {view.describe()} holds {finding.location.path} named by "
         f"finding {finding.rule_id}; run detect again and plan the new findings"
     )
-
-
-def _owner(view: TargetView, cluster: checks.Cluster) -> tuple[int, int] | None:
-    for path in (cluster.data_dir, cluster.main):
-        state = view.stat(path) if path else None
-        if state is not None:
-            return state.uid, state.gid
-    return None
-
-
-def _hostname(view: TargetView) -> str:
-    try:
-        name = view.read_bytes("etc/hostname").decode(errors="replace").strip().split()[0]
-    except (FileNotFoundError, IndexError):
-        return "localhost"
-    return name if _HOSTNAME.match(name) else "localhost"
 
 
 class _PostgresBase(Remediator[PostgresParams]):
@@ -141,19 +133,23 @@ class _PostgresBase(Remediator[PostgresParams]):
 class PostgresqlConf(_PostgresBase):
     name: ClassVar[str] = "postgresql-conf"
     summary: ClassVar[str] = (
-        "Harden postgresql.conf in place: TLS on (with a generated certificate if needed), "
-        "SCRAM password hashing, connection logging; report listen_addresses='*'."
+        "Harden postgresql.conf in place: TLS on to Mozilla's intermediate (or modern) profile, "
+        "with a key made on the host at apply time and a self-signed or CA-issued certificate "
+        "if needed; SCRAM password hashing, connection logging; report listen_addresses='*'."
     )
     rule_ids: ClassVar[frozenset[str]] = checks.CONF_RULES
 
     def detect(self, view: TargetView, params: PostgresParams | None = None) -> list[FindingRecord]:
-        return checks.detect_conf(view, _params(params).server_root)
+        p = _params(params)
+        return checks.detect_conf(view, p.server_root, p.tls_profile)
 
     def plan(self, finding: FindingRecord, view: TargetView, params: PostgresParams) -> Plan:
         base = self._base_plan(finding)
         root = _params(params).server_root
         cluster = _cluster_for(view, finding, root)
-        if finding.rule_id not in {f.rule_id for f in checks.check_conf(cluster)}:
+        p = _params(params)
+        current = checks.check_conf(cluster, p.tls_profile, view)
+        if finding.rule_id not in {f.rule_id for f in current}:
             return base
         edits = ConfEdits(cluster.config)
         note = f"set by jupiter ({finding.rule_id})"
@@ -177,9 +173,30 @@ class PostgresqlConf(_PostgresBase):
                     ),
                 }
             )
-        if finding.rule_id == checks.SSL_OFF:
-            changes, diff, warnings = self._tls_files(view, cluster, root, edits, note)
-            edits.set("ssl", "on", note)
+        if finding.rule_id == checks.TLS_CERT:
+            cert = checks.cert_file(cluster) or ""
+            own = posixpath.basename(cert) == CERT_NAME
+            if not own and p.ca_cert is None:
+                [weak] = [f for f in current if f.rule_id == checks.TLS_CERT]
+                reason = (
+                    f"{weak.evidence}: replace it with a certificate from your CA (valid at most "
+                    f"{PROFILES[p.tls_profile].cert_days} days, with subject alternative names "
+                    "and key identifiers), or plan again with ca_cert= and ca_key= to have "
+                    "Jupiter issue one for a key made on the host"
+                )
+                return base.model_copy(
+                    update={
+                        "needs_manual": reason,
+                        "risk": Risk(services_to_reload=[SERVICE], manual_steps=[reason]),
+                    }
+                )
+            changes, diff, warnings = plan_tls_files(view, cluster, p, edits, note, replace=True)
+        elif finding.rule_id in (checks.SSL_OFF, checks.TLS_PROFILE):
+            if finding.rule_id == checks.SSL_OFF:
+                changes, diff, warnings = plan_tls_files(view, cluster, p, edits, note)
+                edits.set("ssl", "on", note)
+            for name, value in PROFILES[p.tls_profile].settings.items():
+                edits.set(name, value, f"{note}, Mozilla {p.tls_profile}", quoted=True)
         elif finding.rule_id == checks.PASSWORD_ENCRYPTION:
             edits.set("password_encryption", "scram-sha-256", note)
             manual.append(
@@ -203,60 +220,6 @@ class PostgresqlConf(_PostgresBase):
             }
         )
 
-    def _tls_files(
-        self, view: TargetView, cluster: checks.Cluster, root: str, edits: ConfEdits, note: str
-    ) -> tuple[list[Change], str, list[str]]:
-        """Use the configured certificate, or generate one (changes, diff, warnings)."""
-        config = cluster.config
-        data_dir = cluster.data_dir or posixpath.dirname(cluster.main)
-        configured = [
-            config.to_target(config.value(name, default) or default, data_dir)
-            for name, default in (("ssl_cert_file", "server.crt"), ("ssl_key_file", "server.key"))
-        ]
-        if all(p is not None and checks.is_file(view, p) for p in configured):
-            return [], "", []
-        conf_dir = posixpath.dirname(cluster.main)
-        cert_path = posixpath.join(conf_dir, CERT_NAME)
-        key_path = posixpath.join(conf_dir, KEY_NAME)
-        hostname = _hostname(view)
-        cert_pem, key_pem = self_signed(hostname)
-        changes: list[Change] = [
-            WriteFile(
-                path=key_path, content=key_pem, before_sha256=_sha(view, key_path), mode=0o600
-            ),
-            WriteFile(
-                path=cert_path, content=cert_pem, before_sha256=_sha(view, cert_path), mode=0o644
-            ),
-        ]
-        warnings = [
-            f"ssl_cert_file/ssl_key_file did not exist in the target: generated a self-signed "
-            f"certificate for {hostname!r} (valid {VALID_DAYS} days) at {cert_path} and its key "
-            f"at {key_path}; clients with sslmode=verify-ca/verify-full reject it until it is "
-            "replaced by a certificate from your CA. Re-planning generates a new key.",
-        ]
-        owner = _owner(view, cluster)
-        if owner is not None and owner[0] != 0:
-            changes.insert(1, SetMode(path=key_path, mode=0o600, uid=owner[0], gid=owner[1]))
-        else:
-            warnings.append(
-                f"{key_path} will be owned by root with mode 0600: the server's account cannot "
-                "read it; chown it to that account (e.g. postgres) before reloading"
-            )
-        edits.set("ssl_cert_file", server_path(cert_path, root), note, quoted=True)
-        edits.set("ssl_key_file", server_path(key_path, root), note, quoted=True)
-        diff = unified_diff(
-            key_path, None, f"[private key not shown: {len(key_pem)} bytes, mode 0600]\n"
-        )
-        diff += unified_diff(cert_path, None, cert_pem)
-        return changes, diff, warnings
-
-
-def _sha(view: TargetView, path: str) -> str | None:
-    try:
-        return sha256_bytes(view.read_bytes(path))
-    except FileNotFoundError:
-        return None
-
 
 class PgHba(_PostgresBase):
     name: ClassVar[str] = "pg-hba"
@@ -267,7 +230,8 @@ class PgHba(_PostgresBase):
     rule_ids: ClassVar[frozenset[str]] = checks.HBA_RULES
 
     def detect(self, view: TargetView, params: PostgresParams | None = None) -> list[FindingRecord]:
-        return checks.detect_hba(view, _params(params).server_root)
+        p = _params(params)
+        return checks.detect_hba(view, p.server_root, p.client_certificates)
 
     def plan(self, finding: FindingRecord, view: TargetView, params: PostgresParams) -> Plan:
         base = self._base_plan(finding)
@@ -282,11 +246,28 @@ class PgHba(_PostgresBase):
         record = _find_record(hba.records, finding)
         if record is None:
             return base
-        issues = checks.hba_issues(record)
+        client_certs = _params(params).client_certificates
+        issues = checks.hba_issues(record, client_certs)
         if finding.rule_id not in {rule for rule, _, _ in issues}:
             return base
         new_type, new_method, warnings, manual = _rewrite(record, cluster)
         replacements = {record.method_index: new_method}
+        if checks.wants_clientcert(record, client_certs):
+            new_type = "hostssl"  # clientcert is an option of TLS connections only
+            last = len(record.fields) - 1
+            replacements[last] = replacements.get(last, record.fields[last].text)
+            replacements[last] += " " + checks.CLIENTCERT
+            warnings.append(
+                f"{record.path} line {record.line}: clients from {record.address} must now "
+                "present a certificate issued by the CA in ssl_ca_file whose CN is their role "
+                "name (sslcert/sslkey in libpq)"
+            )
+            if not cluster.config.value("ssl_ca_file"):
+                warnings.append(
+                    f"ssl_ca_file is not set in {cluster.main}: the server cannot verify client "
+                    "certificates; apply postgresql-conf with ca_cert=, ca_key= and "
+                    "client_certificates=true first"
+                )
         if new_type != record.conn_type:
             replacements[0] = new_type
         lines = split_lines(hba.text, keepends=True)

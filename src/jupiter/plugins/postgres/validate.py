@@ -12,6 +12,10 @@ never run or loaded. Then ``postgres`` starts on a throw-away cluster
 (:mod:`jupiter.plugins.postgres.server`) with the copies, without TCP,
 and is stopped again.
 
+Keys and certificates the plan generates (``GenerateKey``,
+``IssueCertificate``) are made here with throw-away keys to the plan's spec;
+the real key is made only on apply.
+
 A private key is copied with mode 0600 when the candidate's mode would be
 accepted by the server on the target (0600, or 0640 for a root-owned key),
 else with its own mode, so a key the server would refuse is refused here.
@@ -23,7 +27,8 @@ import posixpath
 import shutil
 from pathlib import Path
 
-from jupiter.errors import InputError
+from jupiter.errors import InputError, JupiterError
+from jupiter.keygen import with_throwaway_material
 from jupiter.plans import Plan
 from jupiter.plugins.base import ValidationResult
 from jupiter.plugins.kit import read_text
@@ -114,8 +119,11 @@ def validate_candidate(plan: Plan, candidate: TargetView) -> ValidationResult:
     if isinstance(who, str):
         return ValidationResult(VALIDATOR, "skipped", who)
     try:
+        # The real key is made on apply: start the server with a throw-away
+        # one made to the same spec.
+        candidate = with_throwaway_material(candidate, plan)
         cluster = touched_cluster(plan, candidate)
-    except InputError as exc:
+    except JupiterError as exc:
         return ValidationResult(VALIDATOR, "failed", str(exc))
     if cluster is None:
         return ValidationResult(

@@ -19,7 +19,7 @@ from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord
 from jupiter.plans import Plan, Risk, WriteFile, sha256_bytes, unified_diff
 from jupiter.plugins.base import NoParams, Remediator, ValidationResult
-from jupiter.plugins.kit import decode_text
+from jupiter.plugins.kit import decode_text, keep_line_endings
 from jupiter.plugins.sql_injection.codemod import rewrite_site
 from jupiter.plugins.sql_injection.detect import (
     RULES,
@@ -117,7 +117,7 @@ class SqlInjectionPython(Remediator[NoParams]):
                 )
             return Plan(**base)  # the call is parameterised already
         try:
-            new_source = rewrite_site(scan, site)
+            new_source = keep_line_endings(source, rewrite_site(scan, site))
         except ManualFix as exc:
             return Plan(**base, needs_manual=f"{path} line {site.line}: {exc.reason}")
         return Plan(
