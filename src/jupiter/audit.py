@@ -112,6 +112,8 @@ class Checkpointed:
     result: VerifyResult
     checkpoint: dict[str, Any] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    against: Path | None = None
+    """The earlier checkpoint the chain was compared with, if any."""
 
 
 def verify(

@@ -53,9 +53,14 @@ class Auditing:
             return audit.verify(s, expected=cp.hashes)
 
     def audit_checkpoint(self, witness: Path | None = None) -> audit.Checkpointed:
-        """Sign the current chain (refused if it does not verify), write the
-        checkpoint to ``JUPITER_HOME/checkpoints/`` and to ``witness`` (a
-        file, or a directory to write into), and audit that it was made."""
+        """Sign the current chain, write the checkpoint to
+        ``JUPITER_HOME/checkpoints/`` and to ``witness`` (a file, or a
+        directory to write into), and audit that it was made.
+
+        Like a transparency-log witness, it refuses (nothing written) when
+        the chain does not verify, or when it no longer agrees with the newest
+        earlier checkpoint found in either place: signing then would launder
+        a rewrite made since."""
         from jupiter import checkpoints
         from jupiter.keys import KeyStore
 
@@ -65,19 +70,22 @@ class Auditing:
                 "create it or pass an existing directory"
             )
         workspace_id = self.workspace_id()
+        origin = checkpoints.origin_for(workspace_id)
         key = KeyStore(self.workspace.home).audit_signing_key()
+        local = self.workspace.home / "checkpoints"
+        earlier = checkpoints.previous(local, witness, workspace_id, origin, key.public_key())
+        against = earlier[-1] if earlier else None
         hashes = bytearray()
         with self.db.reading() as s:
-            result = audit.verify(s, collect=hashes)
+            result = audit.verify(s, against.hashes if against else None, collect=hashes)
         if not result.ok:
-            return audit.Checkpointed(result)
-        cp = checkpoints.sign(checkpoints.origin_for(workspace_id), bytes(hashes), key)
-        local = self.workspace.home / "checkpoints"
+            return audit.Checkpointed(result, against=against.path if against else None)
+        cp = checkpoints.sign(origin, bytes(hashes), key)
         local.mkdir(mode=0o700, exist_ok=True)
-        paths = [local / f"audit-{cp.entries:08d}.checkpoint"]
+        paths = [local / checkpoints.file_name(workspace_id, cp.entries)]
         if witness is not None:
             paths.append(
-                witness / f"{workspace_id}-{cp.entries:08d}.checkpoint"
+                witness / checkpoints.file_name(workspace_id, cp.entries)
                 if witness.is_dir()
                 else witness
             )
@@ -86,7 +94,7 @@ class Auditing:
         data = {**cp.to_json(), "files": [str(p) for p in paths]}
         with self.db.transaction() as s:
             audit.record(s, self.actor, "audit.checkpointed", f"checkpoint:{cp.entries}", data)
-        return audit.Checkpointed(result, data, paths)
+        return audit.Checkpointed(result, data, paths, against.path if against else None)
 
     def workspace_id(self) -> str:
         """The random id that names this workspace in signed checkpoints."""

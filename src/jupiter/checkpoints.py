@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +62,8 @@ class Checkpoint:
     hashes: bytes  # raw 32-byte entry hashes 1..entries
     key_id: str = ""
     signature: bytes = b""
+    path: Path | None = None
+    """Where it was read from."""
 
     @property
     def entries_digest(self) -> str:
@@ -208,6 +211,7 @@ def _parse(path: Path, fh: IO[bytes]) -> Checkpoint:
         bytes(hashes),
         sig[:4].hex(),
         sig[4:],
+        path,
     )
     claimed = digest_line.removeprefix("entries-sha256 ")
     if cp.body() != _body_as_written(origin, entries, head, time_line, claimed):
@@ -241,3 +245,56 @@ def write(cp: Checkpoint, path: Path) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise InputError(f"checkpoint cannot be written to {path} ({exc.strerror})") from None
+
+
+def file_name(workspace_id: str, entries: int) -> str:
+    """``<workspace id>-<entries>.checkpoint``: workspaces can share a directory."""
+    return f"{workspace_id}-{entries:08d}.checkpoint"
+
+
+def previous(
+    local: Path, witness: Path | None, workspace_id: str, origin: str, public: Ed25519PublicKey
+) -> list[Checkpoint]:
+    """The newest earlier checkpoint in ``local`` and at ``witness``,
+    authenticated, shortest first. InputError if ``witness`` is an existing
+    file that is not a checkpoint of this workspace (it is never overwritten),
+    or if two of them disagree (a fork between checkpoints)."""
+    found: list[Checkpoint] = []
+    newest = _newest(local, f"{workspace_id}-")
+    if newest is not None:
+        found.append(read(newest, origin, public))
+    if witness is not None and witness.is_dir():
+        newest = _newest(witness, f"{workspace_id}-")
+        if newest is not None:
+            found.append(read(newest, origin, public))
+    elif witness is not None and witness.exists():
+        try:
+            found.append(read(witness, origin, public))
+        except InputError as exc:
+            raise InputError(
+                f"witness file {witness} exists and is not a valid checkpoint of this "
+                f"workspace, so it is not overwritten ({exc.message})"
+            ) from None
+    found.sort(key=lambda cp: cp.entries)
+    for shorter, longer in itertools.pairwise(found):
+        if not longer.hashes.startswith(shorter.hashes):
+            k = next(
+                i // 32 + 1
+                for i in range(0, len(shorter.hashes), 32)
+                if shorter.hashes[i : i + 32] != longer.hashes[i : i + 32]
+            )
+            raise InputError(
+                f"checkpoints {shorter.path} and {longer.path} disagree about entry {k}: "
+                "both are signed, so the chain forked between them; investigate before "
+                "signing another"
+            )
+    return found
+
+
+def _newest(directory: Path, prefix: str) -> Path | None:
+    best: tuple[int, Path] | None = None
+    for path in directory.glob(f"{prefix}*.checkpoint"):
+        number = path.name.removeprefix(prefix).removesuffix(".checkpoint")
+        if number.isdigit() and (best is None or int(number) > best[0]):
+            best = (int(number), path)
+    return best[1] if best else None

@@ -58,9 +58,7 @@ def test_checkpoint_then_rewrite_is_caught(home: Path, tmp_path: Path) -> None:
     assert info["entries"] == 4 and info["head"] == _entries(home)[3][1]
     (written,) = witness.iterdir()
     assert written.name.endswith("-00000004.checkpoint")
-    assert (home / "checkpoints" / "audit-00000004.checkpoint").read_bytes() == (
-        written.read_bytes()
-    )
+    assert (home / "checkpoints" / written.name).read_bytes() == written.read_bytes()
     assert stat.S_IMODE((home / "keys").stat().st_mode) == 0o700
     assert stat.S_IMODE((home / "keys" / "audit-ed25519").stat().st_mode) == 0o600
     # The checkpoint itself is audited.

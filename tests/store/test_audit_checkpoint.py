@@ -168,3 +168,43 @@ def test_altered_checkpoint_is_refused(engine: Engine, tmp_path: Path) -> None:
     forged.write_text("".join(lines))
     with pytest.raises(InputError, match=r"entry hashes listed in checkpoint .* do not match"):
         engine.audit_verify(forged)
+
+
+def test_a_rewrite_since_the_last_checkpoint_is_not_signed_over(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Signing the rewritten chain would launder the rewrite: refused, like a
+    witness that will not cosign a head inconsistent with the one it holds."""
+    _chain(engine, 5)
+    first = _checkpoint(engine, tmp_path)
+    _rewrite_from(engine, 2)
+    local = sorted((engine.workspace.home / "checkpoints").iterdir())
+    done = engine.audit_checkpoint(tmp_path)
+    assert not done.checkpoint and done.result.first_bad == 2
+    assert done.against is not None and done.against.name == local[-1].name
+    assert sorted((engine.workspace.home / "checkpoints").iterdir()) == local
+    assert [p.name for p in tmp_path.glob("*.checkpoint")] == ["witness.checkpoint"]
+    assert first.exists()
+
+
+def test_checkpoints_extend_each_other(engine: Engine, tmp_path: Path) -> None:
+    _chain(engine, 3)
+    first = engine.audit_checkpoint(tmp_path)
+    _chain(engine, 3, start=3)
+    second = engine.audit_checkpoint(tmp_path)
+    assert second.checkpoint and second.against == first.files[-1]
+    assert second.checkpoint["entries"] == first.checkpoint["entries"] + 4  # 3 + its audit entry
+    assert len(list(tmp_path.glob("*.checkpoint"))) == 2
+    assert engine.audit_verify(first.files[-1]).ok and engine.audit_verify(second.files[-1]).ok
+
+
+def test_an_existing_file_that_is_not_a_checkpoint_is_never_overwritten(
+    engine: Engine, tmp_path: Path
+) -> None:
+    _chain(engine, 2)
+    precious = tmp_path / "notes.txt"
+    precious.write_text("do not lose me\n")
+    with pytest.raises(InputError, match=r"is not a valid checkpoint .* not overwritten"):
+        engine.audit_checkpoint(precious)
+    assert precious.read_text() == "do not lose me\n"
+    assert not (engine.workspace.home / "checkpoints").exists()

@@ -62,8 +62,9 @@ def checkpoint(
     """Sign the chain's current head with the workspace's audit key (Ed25519)."""
     done = state.engine().audit_checkpoint(witness)
     if not done.checkpoint:
+        against = f" (compared with {done.against})" if done.against else ""
         state.console(stderr=True).print(
-            f"audit chain BROKEN: {done.result.problem}; no checkpoint was signed"
+            f"audit chain BROKEN{against}: {done.result.problem}; no checkpoint was signed"
         )
         raise typer.Exit(1)
     if json:
