@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import stat
 import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jupiter.errors import KeyFileError, SealedDataError
 from jupiter.keys import KeyStore, load_public_key
@@ -100,3 +103,19 @@ def test_audit_key_pair_is_private_and_exportable(tmp_path: Path) -> None:
     (tmp_path / "not-a-key.pem").write_text("hello")
     with pytest.raises(KeyFileError, match="not an Ed25519 public key"):
         load_public_key(tmp_path / "not-a-key.pem")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    data=st.binary(max_size=3 * SEGMENT + 7),
+    cuts=st.lists(st.integers(min_value=0, max_value=3 * SEGMENT + 7), max_size=6),
+)
+def test_any_chunking_seals_to_the_same_plaintext(data: bytes, cuts: list[int]) -> None:
+    key = WorkspaceKey(bytes(range(32)))
+    points = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
+    chunks = [data[a:b] for a, b in itertools.pairwise(points)]
+    blob = b"".join(key.seal_chunks(chunks, "ctx"))
+    assert key.unseal(blob, "ctx") == data
+    assert len(blob) == 23 + len(data) + 16 * (len(data) // SEGMENT + 1) - (
+        16 if data and len(data) % SEGMENT == 0 else 0
+    )
