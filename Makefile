@@ -38,6 +38,7 @@ bench: install ## benchmarks; each prints one JSON object
 	$(BIN)/python benchmarks/codemod.py
 	$(BIN)/python benchmarks/sandbox.py
 	$(BIN)/python benchmarks/checked_write.py
+	$(BIN)/python benchmarks/audit_keys.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

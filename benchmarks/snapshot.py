@@ -142,8 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             print(f"verify_restored found {len(bad)} mismatches", file=sys.stderr)
             return 1
-        blob_count = sum(
-            1 for d in blobs.directory.iterdir() if len(d.name) == 2 for _ in d.iterdir()
+        blob_count = sum(  # plain blobs, and sealed ones (the tree's 0600 files)
+            1
+            for top in (blobs.directory, blobs.directory / "sealed")
+            if top.is_dir()
+            for d in top.iterdir()
+            if len(d.name) == 2
+            for _ in d.iterdir()
         )
         print(
             json.dumps(

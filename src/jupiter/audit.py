@@ -6,6 +6,12 @@ entry's hash covers a canonical encoding of (seq, time, actor, action,
 subject, data, previous hash); ``audit_head`` holds the newest link, so
 deleting the tail is noticed too. :func:`verify` names the first entry that
 was modified, deleted or reordered.
+
+Someone who can write the database can still rewrite the whole chain from
+one entry on, re-hashing every later one and the head. Signed checkpoints
+(:mod:`jupiter.checkpoints`) close that gap: given the entry hashes a
+checkpoint recorded, :func:`verify` also names the first entry that differs
+from them.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Generator, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -84,6 +91,8 @@ class VerifyResult:
     entries: int
     first_bad: int | None = None
     problem: str = ""
+    checkpoint_entries: int | None = None
+    """How many entries were also compared with a signed checkpoint."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,17 +100,66 @@ class VerifyResult:
             "entries": self.entries,
             "first_bad_entry": self.first_bad,
             "problem": self.problem,
+            "checkpoint_entries": self.checkpoint_entries,
         }
 
 
-def verify(session: Session) -> VerifyResult:
-    """Walk the chain from the first entry; stop at the first broken link."""
+@dataclass(frozen=True)
+class Checkpointed:
+    """What ``Engine.audit_checkpoint`` did: nothing (``checkpoint`` empty)
+    when the chain did not verify, else the signed facts and the files."""
+
+    result: VerifyResult
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    against: Path | None = None
+    """The earlier checkpoint the chain was compared with, if any."""
+
+
+def verify(
+    session: Session,
+    expected: bytes | None = None,
+    collect: bytearray | None = None,
+) -> VerifyResult:
+    """Walk the chain from the first entry; stop at the first broken link.
+
+    ``expected`` holds the raw 32-byte hashes of entries 1..N as a checkpoint
+    recorded them: entry k must still have that hash, and the chain must
+    still have at least N entries. ``collect`` receives the raw hash of every
+    entry walked (what a new checkpoint records).
+    """
     with closing(_rows(session)) as rows:
-        return _walk(session, rows)
+        return _walk(session, rows, expected, collect)
 
 
-def _walk(session: Session, rows: Iterator[AuditRow]) -> VerifyResult:
+def _walk(
+    session: Session,
+    rows: Iterator[AuditRow],
+    expected: bytes | None = None,
+    collect: bytearray | None = None,
+) -> VerifyResult:
+    checkpointed = None if expected is None else len(expected) // 32
+    result = _walk_chain(session, rows, expected, collect)
+    if result.ok and checkpointed is not None and result.entries < checkpointed:
+        result = VerifyResult(
+            False,
+            result.entries,
+            result.entries + 1,
+            f"the chain ends at entry {result.entries} but the checkpoint signed "
+            f"{checkpointed} entries: entries {result.entries + 1}-{checkpointed} were "
+            "deleted and the head rewritten to hide it",
+        )
+    return replace(result, checkpoint_entries=checkpointed)
+
+
+def _walk_chain(
+    session: Session,
+    rows: Iterator[AuditRow],
+    expected: bytes | None,
+    collect: bytearray | None,
+) -> VerifyResult:
     expected_seq, prev_hash, count = 1, GENESIS, 0
+    checkpointed = 0 if expected is None else len(expected) // 32
     for row in rows:
         if row.seq != expected_seq:
             return VerifyResult(
@@ -129,6 +187,20 @@ def _walk(session: Session, rows: Iterator[AuditRow]) -> VerifyResult:
                 row.seq,
                 f"entry {row.seq} was modified: its content no longer matches its hash",
             )
+        if row.seq <= checkpointed:
+            assert expected is not None
+            signed = expected[(row.seq - 1) * 32 : row.seq * 32].hex()
+            if row.hash != signed:
+                return VerifyResult(
+                    False,
+                    count,
+                    row.seq,
+                    f"entry {row.seq} differs from the signed checkpoint (hash {row.hash[:16]}… "
+                    f"instead of {signed[:16]}…): the chain was rewritten or forked from "
+                    f"entry {row.seq} on",
+                )
+        if collect is not None:
+            collect += bytes.fromhex(row.hash)
         prev_hash, expected_seq, count = row.hash, expected_seq + 1, count + 1
     head = session.get(AuditHeadRow, 1)
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)

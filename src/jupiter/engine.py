@@ -7,7 +7,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from jupiter import audit
+from jupiter.auditing import Auditing
 from jupiter.errors import InputError
 from jupiter.fixing import Fixing
 from jupiter.models import AssetSpec, FindingStatus, Severity
@@ -46,7 +47,7 @@ class IngestReport:
         return {"files": self.files, **self.stats.to_json()}
 
 
-class Engine(Fixing, RollingBack):
+class Engine(Fixing, RollingBack, Auditing):
     """Jupiter's core, bound to one workspace."""
 
     def __init__(self, workspace: Workspace, actor: str | None = None) -> None:
@@ -229,15 +230,6 @@ class Engine(Fixing, RollingBack):
         with self.db.transaction() as s:
             audit.record(s, self.actor, "script.removed", f"script:{name}", {})
         self._registry = None
-
-    # -- audit -----------------------------------------------------------
-    def audit_verify(self) -> audit.VerifyResult:
-        with self.db.reading() as s:
-            return audit.verify(s)
-
-    def audit_export(self) -> Iterator[dict[str, Any]]:
-        with self.db.reading() as s:
-            yield from audit.export_rows(s)
 
 
 def _bind_progress(progress: Callable[[Path, int, int], None], path: Path, size: int) -> Progress:

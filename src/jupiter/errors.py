@@ -40,6 +40,17 @@ class StoreError(WorkspaceError):
     retryable = True
 
 
+class KeyFileError(WorkspaceError):
+    """A workspace key file is missing, damaged or readable by others."""
+
+
+class SealedDataError(JupiterError):
+    """Sealed (encrypted) data failed authentication: it is damaged, was
+    altered, or was sealed for another purpose."""
+
+    exit_code = 1
+
+
 class TargetError(JupiterError):
     """A target refused an operation or could not be reached."""
 

@@ -1,4 +1,4 @@
-"""``jupiter audit``: verify and export the tamper-evident audit trail."""
+"""``jupiter audit``: verify, checkpoint and export the tamper-evident audit trail."""
 
 from __future__ import annotations
 
@@ -14,18 +14,84 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("verify")
 def verify(
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="Also compare the chain with this signed checkpoint: catches a rewrite, "
+            "truncation or fork before it.",
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key", help="Public key that signed the checkpoint (default: this workspace's)."
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Walk the hash chain; exit 1 and name the first bad entry if it was tampered with."""
-    result = state.engine().audit_verify()
+    result = state.engine().audit_verify(checkpoint, key)
     if json:
         state.emit_json(result.to_json())
     elif result.ok:
-        state.console().print(f"audit chain intact: {result.entries} entries verified")
+        against = (
+            f", the first {result.checkpoint_entries} as signed in {checkpoint}"
+            if checkpoint is not None
+            else ""
+        )
+        state.console().print(f"audit chain intact: {result.entries} entries verified{against}")
     else:
         state.console(stderr=True).print(f"audit chain BROKEN: {result.problem}")
     if not result.ok:
         raise typer.Exit(1)
+
+
+@app.command("checkpoint")
+def checkpoint(
+    witness: Annotated[
+        Path | None,
+        typer.Option(
+            "--witness",
+            help="Also write the checkpoint here (a file, or a directory to write into): "
+            "somewhere the database's writers cannot change.",
+        ),
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Sign the chain's current head with the workspace's audit key (Ed25519)."""
+    done = state.engine().audit_checkpoint(witness)
+    if not done.checkpoint:
+        against = f" (compared with {done.against})" if done.against else ""
+        state.console(stderr=True).print(
+            f"audit chain BROKEN{against}: {done.result.problem}; no checkpoint was signed"
+        )
+        raise typer.Exit(1)
+    if json:
+        state.emit_json(done.checkpoint)
+        return
+    cp = done.checkpoint
+    out = state.console()
+    out.print(f"checkpoint signed: {cp['entries']} entries, head {cp['head']}, key {cp['key_id']}")
+    for path in done.files:
+        out.print(f"written to {path}")
+
+
+@app.command("public-key")
+def public_key(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to a file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the public half of the audit signing key (PEM), to verify checkpoints elsewhere."""
+    from jupiter.keys import KeyStore
+
+    state.engine().workspace.ensure()
+    pem = KeyStore(state.engine().workspace.home).audit_public_pem()
+    if output is None:
+        state.console().print(pem, end="")
+        return
+    output.write_text(pem, encoding="ascii")
 
 
 @app.command("export")

@@ -7,6 +7,14 @@ content is written to an unnamed ``O_TMPFILE`` and linked into place (or, where
 that is unsupported, to a temp file renamed into place); large streams go
 through ``<directory>/tmp`` and a rename. ``<directory>/statcache`` holds the
 capture stat cache (see :mod:`jupiter.snapshots.statcache`).
+
+Secret content (see :mod:`jupiter.snapshots.secret_blobs`) is stored sealed
+under the workspace key instead, at ``<directory>/sealed/ab/cdef...`` — still
+named by the sha256 of its plaintext, so manifests and restores do not change:
+:meth:`BlobStore.open` decrypts, and a restore is still proven by re-hashing
+the plaintext. The key comes from ``keys`` (by default the ``keys/`` directory
+beside ``directory``, i.e. the workspace's own) and is created on the first
+secret blob.
 """
 
 from __future__ import annotations
@@ -20,9 +28,14 @@ import re
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from jupiter.errors import SnapshotError
+from jupiter.errors import SealedDataError, SnapshotError
+from jupiter.snapshots.secret_blobs import SealedStore, looks_secret
+
+if TYPE_CHECKING:
+    from jupiter.keys import KeyStore
+    from jupiter.sealing import WorkspaceKey
 
 CHUNK = 1 << 20
 SMALL_FILE = 4 << 20
@@ -53,7 +66,7 @@ class BlobStore:
     bulk writers pass ``sync=False`` and call :meth:`sync` once at the end.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, keys: KeyStore | None = None) -> None:
         self.directory = Path(directory)
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -66,6 +79,7 @@ class BlobStore:
         self._made_dirs: set[str] = set()
         self._prefix = f"{self.directory}/"
         self._present: dict[str, set[str]] | None = None
+        self._sealed = SealedStore(self.directory, keys)
 
     # -- naming ----------------------------------------------------------
 
@@ -75,11 +89,17 @@ class BlobStore:
             raise SnapshotError(f"blob id {sha!r} is not a lowercase sha256 hex digest")
         return self.directory / sha[:2] / sha[2:]
 
-    def has_listed(self, sha: str) -> bool:
+    def sealed_path_for(self, sha: str) -> Path:
+        """Where the sealed (encrypted) copy of blob ``sha`` lives."""
+        self.path_for(sha)  # validates the name
+        return self._sealed.path_for(sha)
+
+    def has_listed(self, sha: str, *, sealed: bool = False) -> bool:
         """Like :meth:`has`, answered from one listing per fan-out directory,
         taken on first use and kept for this store object's lifetime (plus the
         blobs it writes). For bulk checks right after a scan; a blob deleted
-        by someone else meanwhile is still reported present."""
+        by someone else meanwhile is still reported present. ``sealed=True``
+        asks for the sealed copy only."""
         if len(sha) != 64:
             return False
         if self._present is None:
@@ -94,9 +114,19 @@ class BlobStore:
             except FileNotFoundError:
                 names = set()
             self._present[fan] = names
-        return sha[2:] in names
+        if sha[2:] in names and not sealed:
+            return True
+        return self._sealed.has_listed(sha)
 
     def has(self, sha: str) -> bool:
+        """True when blob ``sha`` is stored, plain or sealed."""
+        return self._plain_exists(sha) or self.has_sealed(sha)
+
+    def has_sealed(self, sha: str) -> bool:
+        """True when blob ``sha`` is stored sealed (whether or not also plain)."""
+        return _SHA_RE.match(sha) is not None and self._sealed.has(sha)
+
+    def _plain_exists(self, sha: str) -> bool:
         # String paths, not Path objects: this runs once per file on re-snapshots.
         return _SHA_RE.match(sha) is not None and os.path.isfile(
             f"{self._prefix}{sha[:2]}/{sha[2:]}"
@@ -130,12 +160,19 @@ class BlobStore:
             self._made_dirs.add(fan)
         return f"{self._prefix}{fan}"
 
-    def put_bytes(self, data: bytes, *, sync: bool = True, bulk: bool = False) -> str:
+    def put_bytes(
+        self, data: bytes, *, sync: bool = True, bulk: bool = False, secret: bool = False
+    ) -> str:
         """Store ``data``; returns its sha256 hex digest. Content already in
         the store is not written again. ``bulk=True`` answers "is it there?"
         from directory listings (see :meth:`has_listed`) instead of one stat
-        per blob; a blob that appeared meanwhile is still handled."""
+        per blob; a blob that appeared meanwhile is still handled.
+        ``secret=True``, or content holding a private key, stores it sealed."""
         sha = hashlib.sha256(data).hexdigest()
+        if secret or looks_secret(data):
+            if not self.has_sealed(sha):
+                self._sealed.put(sha, [data], sync)
+            return sha
         if (self.has_listed(sha) and self.has(sha)) if bulk else self.has(sha):
             return sha
         fan_dir = self._ensure_fan(sha)
@@ -197,7 +234,13 @@ class BlobStore:
             raise
 
     def put_fd(
-        self, fd: int, size_hint: int, *, sync: bool = True, bulk: bool = False
+        self,
+        fd: int,
+        size_hint: int,
+        *,
+        sync: bool = True,
+        bulk: bool = False,
+        secret: bool = False,
     ) -> tuple[str, int]:
         """Store what is readable from an open descriptor (the caller closes
         it); returns ``(sha256, size)``. Files up to 4 MiB are read whole and
@@ -209,23 +252,31 @@ class BlobStore:
                 chunk = os.read(fd, max(size_hint + 1, 65536))
                 if not chunk:
                     data = parts[0] if len(parts) == 1 else b"".join(parts)
-                    return self.put_bytes(data, sync=sync, bulk=bulk), total
+                    return self.put_bytes(data, sync=sync, bulk=bulk, secret=secret), total
                 parts.append(chunk)
                 total += len(chunk)
             # It grew past the limit while we read: stream the rest.
             rest = iter(lambda: os.read(fd, CHUNK), b"")
-            return self.put_chunks(itertools.chain(parts, rest), sync=sync)
-        return self.put_chunks(iter(lambda: os.read(fd, CHUNK), b""), sync=sync)
+            return self.put_chunks(itertools.chain(parts, rest), sync=sync, secret=secret)
+        return self.put_chunks(iter(lambda: os.read(fd, CHUNK), b""), sync=sync, secret=secret)
 
-    def put_chunks(self, chunks: Iterable[bytes], *, sync: bool = True) -> tuple[str, int]:
+    def put_chunks(
+        self, chunks: Iterable[bytes], *, sync: bool = True, secret: bool = False
+    ) -> tuple[str, int]:
         """Store the concatenation of ``chunks`` in one pass (never all in
-        memory); returns ``(sha256, size)``."""
+        memory); returns ``(sha256, size)``. Sealed when ``secret`` or when
+        the first chunk holds a private key."""
+        stream = iter(chunks)
+        first = next(stream, b"")
+        if secret or looks_secret(first):
+            return self._sealed.put_stream(itertools.chain([first], stream), sync)
+        stream = itertools.chain([first], stream)
         digest = hashlib.sha256()
         size = 0
         fd, tmp = self._new_temp()
         try:
             try:
-                for chunk in chunks:
+                for chunk in stream:
                     digest.update(chunk)
                     size += len(chunk)
                     _write_all(fd, chunk)
@@ -241,14 +292,20 @@ class BlobStore:
             raise
         return sha, size
 
-    def put_stream(self, stream: BinaryIO, *, sync: bool = True) -> tuple[str, int]:
+    def put_stream(
+        self, stream: BinaryIO, *, sync: bool = True, secret: bool = False
+    ) -> tuple[str, int]:
         """Store everything readable from ``stream``; returns ``(sha256, size)``."""
-        return self.put_chunks(iter(lambda: stream.read(CHUNK), b""), sync=sync)
+        return self.put_chunks(iter(lambda: stream.read(CHUNK), b""), sync=sync, secret=secret)
 
-    def put_file(self, path: Path, *, sync: bool = True) -> tuple[str, int]:
+    def put_file(self, path: Path, *, sync: bool = True, secret: bool = False) -> tuple[str, int]:
         """Store a local file's content; returns ``(sha256, size)``."""
         with open(path, "rb") as fh:
-            return self.put_stream(fh, sync=sync)
+            return self.put_stream(fh, sync=sync, secret=secret)
+
+    def workspace_key(self, *, create: bool) -> WorkspaceKey:
+        """The key sealed blobs use (loaded once; created only when ``create``)."""
+        return self._sealed.workspace_key(create=create)
 
     def sync(self) -> None:
         """Flush blobs written with ``sync=False`` to disk (one ``sync(2)``)."""
@@ -257,27 +314,38 @@ class BlobStore:
     # -- reading ---------------------------------------------------------
 
     def open(self, sha: str) -> BinaryIO:
-        """Open a blob for streaming reads; SnapshotError if it is missing."""
+        """Open a blob's plaintext for streaming reads (a sealed blob is
+        decrypted as it is read); SnapshotError if it is missing,
+        KeyFileError if it is sealed and the workspace key is missing or another."""
         try:
             return open(self.path_for(sha), "rb")
-        except FileNotFoundError as exc:
+        except FileNotFoundError:
+            pass
+        sealed = self._sealed.open(sha, CHUNK)
+        if sealed is None:
             raise SnapshotError(
                 f"blob {sha} is missing from {self.directory}; the snapshot cannot be used"
-            ) from exc
+            )
+        return sealed
 
     def get(self, sha: str) -> bytes:
         with self.open(sha) as fh:
             return fh.read()
 
     def hash_of(self, sha: str) -> str | None:
-        """The actual sha256 of the stored blob ``sha``, or ``None`` if missing."""
+        """The actual sha256 of the stored blob ``sha`` (of its plaintext, for
+        a sealed blob), ``None`` if missing, ``"unauthentic"`` for a sealed
+        blob that fails authentication (damaged or swapped)."""
+        self.path_for(sha)  # an invalid name is an error, not a missing blob
         digest = hashlib.sha256()
         try:
-            with open(self.path_for(sha), "rb") as fh:
+            with self.open(sha) as fh:
                 while chunk := fh.read(CHUNK):
                     digest.update(chunk)
-        except FileNotFoundError:
+        except SnapshotError:
             return None
+        except SealedDataError:
+            return "unauthentic"
         return digest.hexdigest()
 
     def verify(self, sha: str) -> bool:

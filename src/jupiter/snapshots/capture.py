@@ -12,6 +12,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from jupiter.snapshots.blobs import BlobStore
 from jupiter.snapshots.manifest import ManifestEntry
+from jupiter.snapshots.secret_blobs import is_private_mode
 from jupiter.snapshots.statcache import StatCache
 from jupiter.targets.base import Expected, TargetView, normalise_relpath
 from jupiter.targets.local import LocalTarget
@@ -41,8 +42,14 @@ def _unique(paths: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(normalise_relpath(p) for p in paths))
 
 
-def capture(target: TargetView, paths: Iterable[str], blobs: BlobStore) -> list[ManifestEntry]:
+def capture(
+    target: TargetView, paths: Iterable[str], blobs: BlobStore, secret: Iterable[str] = ()
+) -> list[ManifestEntry]:
     """Snapshot exactly ``paths`` (normalised, duplicates dropped, order kept).
+
+    The copies of secret files are sealed in the blob store: the ``secret``
+    paths, files only their owner may access, and files holding a private
+    key (see :mod:`jupiter.snapshots.secret_blobs`).
 
     An absent path is recorded with ``existed=False`` so a rollback removes a
     file the fix created; its missing parent directories are appended as
@@ -56,10 +63,11 @@ def capture(target: TargetView, paths: Iterable[str], blobs: BlobStore) -> list[
     way every blob is durable when this returns.
     """
     rels = _unique(paths)
+    named = frozenset(_unique(secret))
     if isinstance(target, LocalTarget):
-        entries = _LocalCapture(target, blobs).run(rels)
+        entries = _LocalCapture(target, blobs, named).run(rels)
     else:
-        entries = [_capture_one(target, rel, blobs) for rel in rels]
+        entries = [_capture_one(target, rel, blobs, rel in named) for rel in rels]
     return entries + _missing_ancestors(target, entries)
 
 
@@ -90,7 +98,7 @@ def capture_tree(target: LocalTarget, blobs: BlobStore, under: str = "") -> list
     return _LocalCapture(target, blobs).run_scan(under)
 
 
-def _capture_one(target: TargetView, rel: str, blobs: BlobStore) -> ManifestEntry:
+def _capture_one(target: TargetView, rel: str, blobs: BlobStore, named: bool) -> ManifestEntry:
     state = target.stat(rel)
     if state is None:
         return ManifestEntry.absent(rel)
@@ -98,13 +106,14 @@ def _capture_one(target: TargetView, rel: str, blobs: BlobStore) -> ManifestEntr
         return ManifestEntry(
             rel, True, state.kind, state.mode, state.uid, state.gid, state.size, None
         )
+    secret = named or is_private_mode(state.mode)
     try:
         if isinstance(target, StreamingTarget):
             with target.open_read(rel) as fh:
-                sha, size = blobs.put_stream(fh)
+                sha, size = blobs.put_stream(fh, secret=secret)
         else:
             data = target.read_bytes(rel)
-            sha, size = blobs.put_bytes(data), len(data)
+            sha, size = blobs.put_bytes(data, secret=secret), len(data)
     except FileNotFoundError:
         # Removed between stat and read: "absent" is its current state.
         return ManifestEntry.absent(rel)
@@ -139,9 +148,12 @@ class _LocalCapture:
     # below it, sync(2) would mostly wait for other programs' dirty data.
     batch_sync_from = 64
 
-    def __init__(self, target: LocalTarget, blobs: BlobStore) -> None:
+    def __init__(
+        self, target: LocalTarget, blobs: BlobStore, secret: frozenset[str] = frozenset()
+    ) -> None:
         self._target = target
         self._blobs = blobs
+        self._secret = secret
         self._cache = StatCache(blobs.directory, str(target.root))
         self._wrote = False
         self._fsync_each = True
@@ -175,7 +187,7 @@ class _LocalCapture:
                     # The hot loop of an unchanged re-snapshot: one lstat per file.
                     st = item.stat
                     sha = lookup(item.rel, st)
-                    if sha is not None and present(sha):
+                    if sha is not None and present(sha, sealed=st.st_mode & 0o077 == 0):
                         entries.append(
                             ManifestEntry(
                                 item.rel,
@@ -230,7 +242,13 @@ class _LocalCapture:
             st = os.fstat(fd)
             if not stat_mod.S_ISREG(st.st_mode):
                 return None  # replaced by something else since the scan
-            sha, size = self._blobs.put_fd(fd, st.st_size, sync=self._fsync_each, bulk=True)
+            sha, size = self._blobs.put_fd(
+                fd,
+                st.st_size,
+                sync=self._fsync_each,
+                bulk=True,
+                secret=rel in self._secret or is_private_mode(st.st_mode),
+            )
         finally:
             os.close(fd)
         self._wrote = True
@@ -246,12 +264,18 @@ class _LocalCapture:
         if not stat_mod.S_ISREG(st.st_mode):
             return _entry_from_stat(rel, st, st.st_size, None)
         sha = self._cache.lookup(rel, st)
-        if sha is not None and self._blobs.has(sha):
+        secret = rel in self._secret or is_private_mode(st.st_mode)
+        if sha is not None and (self._blobs.has_sealed(sha) if secret else self._blobs.has(sha)):
             return _entry_from_stat(rel, st, st.st_size, sha)
         try:
             with self._target.open_read(rel) as fh:
                 fst = os.fstat(fh.fileno())
-                sha, size = self._blobs.put_fd(fh.fileno(), fst.st_size, sync=self._fsync_each)
+                sha, size = self._blobs.put_fd(
+                    fh.fileno(),
+                    fst.st_size,
+                    sync=self._fsync_each,
+                    secret=secret or is_private_mode(fst.st_mode),
+                )
         except FileNotFoundError:
             self._cache.forget(rel)
             return ManifestEntry.absent(rel)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jupiter.errors import StoreError, WorkspaceError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -146,6 +146,18 @@ class AuditHeadRow(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class WorkspaceInfoRow(Base):
+    """Facts about the workspace itself (one row, ``id == 1``): its random
+    ``workspace_id`` names it in signed audit checkpoints, so a checkpoint of
+    one workspace is never taken for another's."""
+
+    __tablename__ = "workspace_info"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    workspace_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class RunRow(Base):
     __tablename__ = "runs"
 
