@@ -21,7 +21,7 @@ demo: install ## run Jupiter's main job on the embedded example
 test: install ## run the test suite (services and scanners it needs are set up first)
 	@bash scripts/services.sh
 	@bash scripts/tools.sh
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not soak"
 
 lint: install ## ruff + mypy (strict on src/)
 	$(BIN)/ruff check src tests benchmarks
