@@ -119,7 +119,18 @@ def nested_text(indent: str, segments: list[str], value: Any, unit: str = "  ") 
     attributes for the innermost block."""
     if len(segments) == 1:
         if isinstance(value, dict) and segments[0] == "":
-            return [f"{indent}{k} = {render(v)}" for k, v in value.items()]
+            lines: list[str] = []
+            flat = {k: v for k, v in value.items() if not isinstance(v, dict)}
+            width = max((len(k) for k in flat), default=0)
+            lines += [f"{indent}{k.ljust(width)} = {render(v)}" for k, v in flat.items()]
+            for k, v in value.items():
+                if isinstance(v, dict):
+                    inner = nested_text(indent + unit, [""], v, unit)
+                    lines += [f"{indent}{k} {{", *inner, f"{indent}}}"]
+            return lines
+        if isinstance(value, dict):
+            inner = nested_text(indent + unit, [""], value, unit)
+            return [f"{indent}{segments[0]} {{", *inner, f"{indent}}}"]
         return [f"{indent}{segments[0]} = {render(value)}"]
     head, rest = segments[0], segments[1:]
     inner = nested_text(indent + unit, rest, value, unit)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import posixpath
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jupiter.catalog import FixEntry, load_catalog
 from jupiter.errors import ConflictError, InputError
@@ -45,6 +45,12 @@ class TerraformParams(BaseModel):
     approve: list[str] = Field(default_factory=list)
     """Catalog entry ids or Checkov ids whose ``risk`` fixes may be applied;
     ``risk`` approves every one."""
+
+    @field_validator("approve", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        # `-p terraform-iac.approve=risk` arrives as one string.
+        return [v for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
 class TerraformIac(Remediator[TerraformParams]):

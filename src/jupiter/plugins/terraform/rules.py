@@ -168,10 +168,25 @@ def _judge(entry: FixEntry, block: Block, segs: list[str], where: str) -> Verdic
         attrs = block.attributes()
         for name in entry.value or {}:
             sub = entry.model_copy(update={"value": entry.value[name], "accepted": None})
+            if isinstance(entry.value[name], dict) and not block.blocks(name):
+                return Verdict("fail")
             verdict = _judge(sub, block, [name], where)
             if verdict.state != "pass":
                 return verdict
         _ = attrs
+        return Verdict("pass")
+    if len(segs) == 1 and isinstance(entry.value, dict) and segs[0]:
+        # a block with these contents (nested mappings are nested blocks);
+        # accepted ["*"]: any such block will do (the user's own rules)
+        children = block.blocks(segs[0])
+        if not children:
+            return Verdict("fail")
+        if entry.accepted == ["*"]:
+            return Verdict("pass")
+        for child in children:
+            verdict = _judge(entry, child, [""], f"{where}.{segs[0]}")
+            if verdict.state != "pass":
+                return verdict
         return Verdict("pass")
     if len(segs) == 1:
         attr = block.attributes().get(segs[0])
@@ -209,6 +224,8 @@ def evaluate(entry: FixEntry, res: Resource, module: Module) -> Verdict:
     found = module.companions(res, kind)
     if not found:
         return Verdict("fail")
+    if entry.accepted == ["*"]:
+        return Verdict("pass")  # the user's own companion stands
     for comp in found:
         verdict = _judge(entry, comp.block, segs, comp.address)
         if verdict.state != "pass":
@@ -234,8 +251,20 @@ def _fix_in(entry: FixEntry, block: Block, segs: list[str], spans: list[edit.Spa
     if segs == [""]:
         lines = []
         attrs = block.attributes()
+        unit = edit.indent_unit(block)
+        indent = edit.attribute_line(block, "x", "").split("x", 1)[0]
         for name, value in (entry.value or {}).items():
             attr = attrs.get(name)
+            if isinstance(value, dict):
+                if block.blocks(name):
+                    sub = entry.model_copy(update={"value": value, "accepted": None})
+                    for child in block.blocks(name):
+                        reason = _fix_in(sub, child, [""], spans)
+                        if reason:
+                            return reason
+                else:
+                    lines += edit.nested_text(indent, [name, ""], value, unit)
+                continue
             if attr is None:
                 lines.append(edit.attribute_line(block, name, _render(value)))
             elif isinstance(attr.value, Expr):
@@ -244,6 +273,18 @@ def _fix_in(entry: FixEntry, block: Block, segs: list[str], spans: list[edit.Spa
                 spans.append(edit.set_value(attr, value))
         if lines:
             spans.append(edit.insert_lines(block, lines))
+        return None
+    if len(segs) == 1 and isinstance(entry.value, dict) and segs[0]:
+        children = block.blocks(segs[0])
+        if not children:
+            indent = edit.attribute_line(block, "x", "").split("x", 1)[0]
+            lines = edit.nested_text(indent, [segs[0], ""], entry.value, edit.indent_unit(block))
+            spans.append(edit.insert_lines(block, lines))
+            return None
+        for child in children:
+            reason = _fix_in(entry, child, [""], spans)
+            if reason:
+                return reason
         return None
     if len(segs) == 1:
         attr = block.attributes().get(segs[0])
@@ -327,9 +368,13 @@ def fix(entry: FixEntry, res: Resource, module: Module, out: Fix) -> str | None:
     indent = res.block.indent()
     body = [f"{indent}{unit}bucket = {res.type}.{res.name}.id"]
     if segs == [""]:
-        width = max([len("bucket"), *(len(k) for k in entry.value)])
+        flat = {k: v for k, v in entry.value.items() if not isinstance(v, dict)}
+        width = max([len("bucket"), *(len(k) for k in flat)])
         body = [f"{indent}{unit}{'bucket'.ljust(width)} = {res.type}.{res.name}.id"]
-        body += [f"{indent}{unit}{k.ljust(width)} = {_render(v)}" for k, v in entry.value.items()]
+        body += [f"{indent}{unit}{k.ljust(width)} = {_render(v)}" for k, v in flat.items()]
+        nested = {k: v for k, v in entry.value.items() if isinstance(v, dict)}
+        if nested:
+            body += edit.nested_text(indent + unit, [""], nested, unit)
     else:
         body += edit.nested_text(indent + unit, segs, entry.value, unit)
     text = "\n\n" + "\n".join([f'{indent}resource "{kind}" "{name}" {{', *body, f"{indent}}}"])
