@@ -85,8 +85,15 @@ def test_project_is_fixed_and_rolled_back(sqlite_engine: Engine, tmp_path: Path,
     failed_before = len(result.fixed) + len(result.still_failing)
     rate = len(result.fixed) / failed_before
     assert rate >= 0.80, (rate, sorted(result.still_failing))
-    unfixed_safe = [k for k in result.still_failing if _class_of(k[0], k[2]) == "safe"]
+    # Every safe fix is applied, except where a guard asks a person (a bucket
+    # that serves a public website stays public until someone decides).
+    guarded = {s["rule_id"] for s in steps if "public website" in (s["detail"] or "")}
+    unfixed_safe = [
+        k for k in result.still_failing if _class_of(k[0], k[2]) == "safe" and k[0] not in guarded
+    ]
     assert not unfixed_safe, unfixed_safe
+    if cloud == "aws":
+        assert "CKV2_AWS_6" in guarded  # the website bucket
 
     # Blocks no step touched are byte-identical; every file still parses.
     old, new = _blocks_from(original), _blocks(repo)
@@ -106,7 +113,7 @@ def test_project_is_fixed_and_rolled_back(sqlite_engine: Engine, tmp_path: Path,
     assert _tree(repo) != original
 
     back = sqlite_engine.rollback(run["run"])
-    assert back["status"] in ("rolled_back", "succeeded"), back
+    assert back["verified"] and back["full"], back
     assert _tree(repo) == original
     print(json.dumps({"cloud": cloud, "fixed": len(result.fixed), "failed_before": failed_before,
                       "rate": round(rate, 3), "steps": dict(statuses)}))
