@@ -125,4 +125,6 @@ def category_for(
     # Only the suffix matters to the domains' path patterns; keeping the
     # cache key short keeps the cache useful for big reports.
     suffix = (path or "").rsplit("/", 1)[-1].rpartition(".")[2].lower()
-    return _classify(rule_id, frozenset(c.upper() for c in cwes), text, "." + suffix if suffix else "")
+    return _classify(
+        rule_id, frozenset(c.upper() for c in cwes), text, "." + suffix if suffix else ""
+    )

@@ -17,7 +17,9 @@ DIRS = {"~> 5.0": "v5", "~> 3.76": "v3"}
 
 
 def fixable_entries() -> list[FixEntry]:
-    return [e for e in load_catalog().select(framework="terraform") if e.fix_class != "needs_manual"]
+    return [
+        e for e in load_catalog().select(framework="terraform") if e.fix_class != "needs_manual"
+    ]
 
 
 def build(root: Path, entries: list[FixEntry], copies: int = 1) -> list[tuple[Sample, str]]:

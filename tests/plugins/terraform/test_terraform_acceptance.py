@@ -46,7 +46,9 @@ def _class_of(check: str, address: str) -> str | None:
 
 
 @pytest.mark.parametrize("cloud", ["aws", "azure", "gcp"])
-def test_project_is_fixed_and_rolled_back(sqlite_engine: Engine, tmp_path: Path, cloud: str) -> None:
+def test_project_is_fixed_and_rolled_back(
+    sqlite_engine: Engine, tmp_path: Path, cloud: str
+) -> None:
     checkov = tool("checkov", "checkov")
     repo = tmp_path / cloud
     shutil.copytree(FIXTURES / cloud, repo)
@@ -54,7 +56,16 @@ def test_project_is_fixed_and_rolled_back(sqlite_engine: Engine, tmp_path: Path,
     before = gate.scan(repo, checkov)
     report = tmp_path / "checkov.json"
     proc = subprocess.run(
-        [str(checkov), "--skip-download", "--framework", "terraform", "-d", str(repo), "-o", "json"],
+        [
+            str(checkov),
+            "--skip-download",
+            "--framework",
+            "terraform",
+            "-d",
+            str(repo),
+            "-o",
+            "json",
+        ],
         capture_output=True,
         timeout=300,
         check=False,
@@ -72,7 +83,9 @@ def test_project_is_fixed_and_rolled_back(sqlite_engine: Engine, tmp_path: Path,
     statuses = Counter(s["status"] for s in steps)
     assert run["status"] == "succeeded", statuses
     assert not set(statuses) - {"verified", "needs_manual", "already_fixed"}, [
-        (s["rule_id"], s["detail"]) for s in steps if s["status"] not in ("verified", "needs_manual", "already_fixed")
+        (s["rule_id"], s["detail"])
+        for s in steps
+        if s["status"] not in ("verified", "needs_manual", "already_fixed")
     ]
     for step in steps:
         if step["status"] == "needs_manual":
@@ -107,7 +120,10 @@ def test_project_is_fixed_and_rolled_back(sqlite_engine: Engine, tmp_path: Path,
         assert key[1].startswith("resource "), key  # only resources are edited
 
     second = sqlite_engine.fix(
-        f"local:{repo}", asset=cloud, only=["iac.terraform"], raw_params=["terraform-iac.approve=risk"]
+        f"local:{repo}",
+        asset=cloud,
+        only=["iac.terraform"],
+        raw_params=["terraform-iac.approve=risk"],
     )
     assert second["status"] == "nothing_to_do", Counter(s["status"] for s in second["steps"])
     assert _tree(repo) != original
@@ -115,8 +131,17 @@ def test_project_is_fixed_and_rolled_back(sqlite_engine: Engine, tmp_path: Path,
     back = sqlite_engine.rollback(run["run"])
     assert back["verified"] and back["full"], back
     assert _tree(repo) == original
-    print(json.dumps({"cloud": cloud, "fixed": len(result.fixed), "failed_before": failed_before,
-                      "rate": round(rate, 3), "steps": dict(statuses)}))
+    print(
+        json.dumps(
+            {
+                "cloud": cloud,
+                "fixed": len(result.fixed),
+                "failed_before": failed_before,
+                "rate": round(rate, 3),
+                "steps": dict(statuses),
+            }
+        )
+    )
 
 
 def _blocks_from(tree: dict[str, bytes]) -> dict[tuple[str, str], bytes]:
@@ -126,5 +151,7 @@ def _blocks_from(tree: dict[str, bytes]) -> dict[tuple[str, str], bytes]:
             continue
         tf = parse(rel, data)
         for block in tf.blocks:
-            out[(rel, " ".join([block.kind, *block.labels]))] = data[block.node.start_byte : block.node.end_byte]
+            out[(rel, " ".join([block.kind, *block.labels]))] = data[
+                block.node.start_byte : block.node.end_byte
+            ]
     return out

@@ -24,7 +24,11 @@ def _prove(root: Path, copies: int) -> None:
     failing = {(check, address) for check, _, address in before.failed}
     for sample, _ in cases:
         for check in sample.entry.rule_ids():
-            assert (check, sample.address) in failing, (sample.entry.id, check, "not failing before")
+            assert (check, sample.address) in failing, (
+                sample.entry.id,
+                check,
+                "not failing before",
+            )
     snapshot = {p: p.read_bytes() for p in root.rglob("*.tf")}
 
     counts = fix_all(root, cases, approve=["risk"])

@@ -15,7 +15,9 @@ from jupiter.plugins.terraform.hcl import parse
 from jupiter.plugins.terraform.providers import Unknown, Version, provider_major
 from jupiter.targets.local import LocalTarget
 
-HEADER = 'terraform {\n  required_providers {\n    aws = {\n      version = "~> 5.0"\n    }\n  }\n}\n'
+HEADER = (
+    'terraform {\n  required_providers {\n    aws = {\n      version = "~> 5.0"\n    }\n  }\n}\n'
+)
 
 
 def _finding(rule: str, path: str, address: str) -> FindingRecord:
@@ -42,10 +44,10 @@ def _plan(tmp_path: Path, text: str, rule: str, address: str, approve: list[str]
 def test_changing_a_value_keeps_every_other_byte(tmp_path: Path) -> None:
     text = (
         HEADER
-        + "# keys\nresource \"aws_kms_key\" \"k\" {\n"
-        + "  description         = \"x\"   # why\n"
+        + '# keys\nresource "aws_kms_key" "k" {\n'
+        + '  description         = "x"   # why\n'
         + "  enable_key_rotation = false # TODO\n"
-        + "  policy = <<EOF\n{\"Version\": \"2012-10-17\"}\nEOF\n}\n"
+        + '  policy = <<EOF\n{"Version": "2012-10-17"}\nEOF\n}\n'
         + 'resource "aws_kms_key" "other" {\n    enable_key_rotation=false\n}\n'
     )
     plan = _plan(tmp_path, text, "CKV_AWS_7", "aws_kms_key.k")
@@ -54,7 +56,10 @@ def test_changing_a_value_keeps_every_other_byte(tmp_path: Path) -> None:
 
 
 def test_a_missing_attribute_joins_the_aligned_run(tmp_path: Path) -> None:
-    text = HEADER + 'resource "aws_ebs_volume" "v" {\n  availability_zone = "a"\n  size              = 1\n}\n'
+    text = (
+        HEADER
+        + 'resource "aws_ebs_volume" "v" {\n  availability_zone = "a"\n  size              = 1\n}\n'
+    )
     plan = _plan(tmp_path, text, "CKV_AWS_3", "aws_ebs_volume.v", ["risk"])
     after = plan.changes[0].content  # type: ignore[union-attr]
     assert after == text.replace("= 1\n}", "= 1\n  encrypted         = true\n}")
@@ -85,7 +90,7 @@ def test_expression_and_dynamic_block_are_needs_manual(tmp_path: Path) -> None:
     assert "var.rotate" in (plan.needs_manual or "")
     text = (
         HEADER + 'resource "aws_instance" "i" {\n  dynamic "metadata_options" {\n'
-        "    for_each = [1]\n    content {\n      http_tokens = \"optional\"\n    }\n  }\n}\n"
+        '    for_each = [1]\n    content {\n      http_tokens = "optional"\n    }\n  }\n}\n'
     )
     plan = _plan(tmp_path, text, "CKV_AWS_79", "aws_instance.i", ["risk"])
     assert "dynamic" in (plan.needs_manual or "")
@@ -114,7 +119,9 @@ def test_module_resource_is_needs_manual(tmp_path: Path) -> None:
 
 
 def test_provider_3_gets_inline_versioning(tmp_path: Path) -> None:
-    text = HEADER.replace("~> 5.0", "~> 3.76") + 'resource "aws_s3_bucket" "b" {\n  bucket = "b"\n}\n'
+    text = (
+        HEADER.replace("~> 5.0", "~> 3.76") + 'resource "aws_s3_bucket" "b" {\n  bucket = "b"\n}\n'
+    )
     plan = _plan(tmp_path, text, "CKV_AWS_21", "aws_s3_bucket.b")
     after = plan.changes[0].content  # type: ignore[union-attr]
     assert "versioning {\n    enabled = true\n  }" in after
@@ -135,10 +142,12 @@ def test_lock_file_wins_over_the_constraint(tmp_path: Path) -> None:
 
 
 def test_unknown_provider_version_is_one_sentence_and_needs_manual(tmp_path: Path) -> None:
-    text = HEADER.replace("~> 5.0", "banana") + 'resource "aws_s3_bucket" "b" {\n  bucket = "b"\n}\n'
+    text = (
+        HEADER.replace("~> 5.0", "banana") + 'resource "aws_s3_bucket" "b" {\n  bucket = "b"\n}\n'
+    )
     plan = _plan(tmp_path, text, "CKV_AWS_21", "aws_s3_bucket.b")
     assert "banana" in (plan.needs_manual or "")
-    found, problems = TerraformIac().survey(LocalTarget(str(tmp_path)))
+    _found, problems = TerraformIac().survey(LocalTarget(str(tmp_path)))
     assert any("banana" in p for p in problems)
 
 

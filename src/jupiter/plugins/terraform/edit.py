@@ -9,6 +9,7 @@ the new line, without re-aligning lines we did not touch).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ class Span:
 def apply(source: bytes, spans: list[Span]) -> bytes:
     """``source`` with every span replaced; spans must not overlap."""
     ordered = sorted(spans, key=lambda s: (s.start, s.end))
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         if b.start < a.end:
             raise ValueError(f"overlapping edits at bytes {a.start}-{a.end} and {b.start}-{b.end}")
     out = bytearray()

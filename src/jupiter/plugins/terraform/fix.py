@@ -117,9 +117,7 @@ class TerraformIac(Remediator[TerraformParams]):
             )
         manual = [e for e in chosen if e.fix_class == "needs_manual"]
         if manual:
-            return base.model_copy(
-                update={"needs_manual": f"{res.address}: {manual[0].decision}"}
-            )
+            return base.model_copy(update={"needs_manual": f"{res.address}: {manual[0].decision}"})
         todo = [e for e in chosen if evaluate(e, res, module).state != "pass"]
         if not todo:
             return base  # already fixed
@@ -198,9 +196,7 @@ class TerraformIac(Remediator[TerraformParams]):
 def _approved(entry: FixEntry, params: TerraformParams) -> bool:
     names = {a.strip().lower() for a in params.approve}
     return bool(
-        "risk" in names
-        or entry.id in names
-        or any(r.lower() in names for r in entry.rule_ids())
+        "risk" in names or entry.id in names or any(r.lower() in names for r in entry.rule_ids())
     )
 
 
@@ -248,7 +244,9 @@ def _gate(
     new = parse(path, after)
     old_addr = [r.address for r in old.resources()]
     new_addr = [r.address for r in new.resources()]
-    if sorted(new_addr) != sorted(old_addr + [a for a in added if a not in old_addr and a in new_addr]):
+    if sorted(new_addr) != sorted(
+        old_addr + [a for a in added if a not in old_addr and a in new_addr]
+    ):
         raise ConflictError(f"{path}: the edit would change resource addresses; nothing planned")
     if set(added) - set(new_addr) - set(r.address for r in module.resources()):
         raise ConflictError(f"{path}: a companion resource did not land; nothing planned")

@@ -133,7 +133,9 @@ class TfFile:
 
     def resources(self) -> list[Resource]:
         return [
-            Resource(self.path, b) for b in self.blocks if b.kind == "resource" and len(b.labels) == 2
+            Resource(self.path, b)
+            for b in self.blocks
+            if b.kind == "resource" and len(b.labels) == 2
         ]
 
 

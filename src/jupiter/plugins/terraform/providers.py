@@ -87,7 +87,9 @@ def provider_major(
                 )
             low, high = max(low, bounds[0]), min(high, bounds[1])
     if low > high:
-        return Unknown(f"the {provider} provider constraints in {module_dir or '.'} admit no version")
+        return Unknown(
+            f"the {provider} provider constraints in {module_dir or '.'} admit no version"
+        )
     major = min(high, max(low, LATEST.get(provider, low)))
     where = ", ".join(f"{p}: {t!r}" for p, t in constraints)
     return Version(major, f"required_providers ({where})")

@@ -69,8 +69,10 @@ class Module:
             if other.type != kind:
                 continue
             link = other.block.attributes().get("bucket")
-            if link is not None and isinstance(link.value, Expr) and link.value.text.startswith(
-                prefix
+            if (
+                link is not None
+                and isinstance(link.value, Expr)
+                and link.value.text.startswith(prefix)
             ):
                 out.append(other)
         return out
