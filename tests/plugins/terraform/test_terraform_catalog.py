@@ -69,3 +69,14 @@ def test_catalog_breadth_meets_the_terraform_goal() -> None:
     assert sum(1 for c in ids.values() if c != "needs_manual") >= 90
     providers = {e.provider for e in cov}
     assert providers == {"aws", "azure", "gcp"}
+
+
+def test_readme_table_is_the_generated_catalog() -> None:
+    from jupiter.catalog import markdown_table
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    start = readme.index("<!-- terraform-catalog:start -->\n") + len(
+        "<!-- terraform-catalog:start -->\n"
+    )
+    end = readme.index("<!-- terraform-catalog:end -->")
+    assert readme[start:end] == markdown_table(load_catalog().select(framework="terraform"))
