@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
+from functools import cache
 
 from jupiter.catalog import FixEntry, load_catalog
 from jupiter.errors import InputError
@@ -19,7 +20,7 @@ from jupiter.ingest.checkov import default_severity
 from jupiter.models import FindingRecord, Location
 from jupiter.plugins.kit import decode_text, project_files
 from jupiter.plugins.terraform import CATEGORY
-from jupiter.plugins.terraform.hcl import Resource, parse
+from jupiter.plugins.terraform.hcl import Resource, TfFile, parse
 from jupiter.plugins.terraform.providers import Unknown, Version
 from jupiter.plugins.terraform.rules import PROVIDERS, Module, evaluate, judged, select
 from jupiter.targets.base import TargetView
@@ -32,6 +33,7 @@ def entries() -> list[FixEntry]:
     return load_catalog().select(framework="terraform")
 
 
+@cache
 def by_type() -> dict[str, list[FixEntry]]:
     index: dict[str, list[FixEntry]] = {}
     for entry in entries():
@@ -40,28 +42,43 @@ def by_type() -> dict[str, list[FixEntry]]:
     return index
 
 
-def tf_paths(view: TargetView) -> list[str]:
-    return project_files(view, lambda p: p.endswith(".tf") and "/.terraform/" not in f"/{p}")
+def tf_paths(view: TargetView, under: str = "") -> list[str]:
+    found = project_files(view, lambda p: p.endswith(".tf") and "/.terraform/" not in f"/{p}")
+    if not under:
+        return found
+    return [p for p in found if p.startswith(under + "/")]
 
 
-def load_module(view: TargetView, directory: str, errors: list[str] | None = None) -> Module:
+def load_module(
+    view: TargetView, directory: str, errors: list[str] | None = None, first: str | None = None
+) -> Module:
     """The parsed ``.tf`` files of one directory; files that do not parse
-    raise :class:`InputError`, or are listed in ``errors`` when given."""
+    raise :class:`InputError`, or are listed in ``errors`` when given. With
+    ``first``, only that file is read now and the others when needed."""
     prefix = f"{directory}/" if directory else ""
-    files = {}
-    for path in tf_paths(view):
-        if posixpath.dirname(path) != directory:
-            continue
-        try:
-            files[path] = parse(path, decode_text(path, view.read_bytes(path)).encode())
-        except InputError as exc:
-            if errors is None:
-                raise
-            errors.append(str(exc))
+
+    def read(path: str) -> TfFile:
+        return parse(path, decode_text(path, view.read_bytes(path)).encode())
+
+    def rest() -> dict[str, TfFile]:
+        files = {}
+        for path in tf_paths(view, directory):
+            if posixpath.dirname(path) != directory or path == first:
+                continue
+            try:
+                files[path] = read(path)
+            except InputError as exc:
+                if errors is None:
+                    raise
+                errors.append(str(exc))
+        return files
+
     lock = None
     if view.stat(prefix + LOCK) is not None:
         lock = decode_text(prefix + LOCK, view.read_bytes(prefix + LOCK))
-    return Module(directory, files, lock)
+    if first is not None:
+        return Module(directory, {first: read(first)}, lock, rest)
+    return Module(directory, rest(), lock)
 
 
 @dataclass

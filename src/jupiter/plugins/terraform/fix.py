@@ -103,7 +103,7 @@ class TerraformIac(Remediator[TerraformParams]):
                     "secure value through that module's inputs (or fix the module's source)"
                 }
             )
-        module = tf_detect.load_module(view, posixpath.dirname(path))
+        module = tf_detect.load_module(view, posixpath.dirname(path), first=path)
         res = _locate(module, path, finding, wanted)
         chosen, why = select(load_catalog().for_rule(finding.rule_id), res, module)
         if why is not None:
@@ -137,9 +137,11 @@ class TerraformIac(Remediator[TerraformParams]):
                 return base.model_copy(update={"needs_manual": reason})
         edits = []
         for file_path, spans in out.spans.items():
-            before = module.files[file_path].source
+            before = module.file(file_path).source
             after = apply(before, spans)
-            _gate(module, file_path, before, after, out.added, todo, res.address)
+            refused = _gate(module, file_path, after, out.added, todo, res.address)
+            if refused:
+                return base.model_copy(update={"needs_manual": refused})
             edits.append((file_path, before.decode("utf-8"), after.decode("utf-8")))
         changes, diff = file_edits(view, edits)
         risks = [e.risk for e in todo if e.risk]
@@ -164,7 +166,7 @@ class TerraformIac(Remediator[TerraformParams]):
         if not path or view.stat(path) is None:
             return False
         try:
-            module = tf_detect.load_module(view, posixpath.dirname(path))
+            module = tf_detect.load_module(view, posixpath.dirname(path), first=path)
             res = _locate(module, path, finding, _wanted_address(finding))
         except (InputError, ConflictError):
             return False
@@ -208,10 +210,7 @@ def _wanted_address(finding: FindingRecord) -> str | None:
 
 
 def _locate(module: Module, path: str, finding: FindingRecord, wanted: str | None) -> Resource:
-    tf = module.files.get(path)
-    if tf is None:
-        raise InputError(f"{path} is not a Terraform file Jupiter could read")
-    resources = tf.resources()
+    resources = module.file(path).resources()
     if wanted is not None:
         # Checkov names an instance of a counted resource `type.name[0]`/`["k"]`.
         base_address = wanted.split("[", 1)[0]
@@ -232,25 +231,26 @@ def _locate(module: Module, path: str, finding: FindingRecord, wanted: str | Non
 def _gate(
     module: Module,
     path: str,
-    before: bytes,
     after: bytes,
     added: list[str],
     todo: list[FixEntry],
     address: str,
-) -> None:
-    """Refuse a plan whose result does not parse, renames or drops a
-    resource, or makes a catalog check that passed fail."""
-    old = module.files[path]
-    new = parse(path, after)
-    old_addr = [r.address for r in old.resources()]
-    new_addr = [r.address for r in new.resources()]
-    if sorted(new_addr) != sorted(
-        old_addr + [a for a in added if a not in old_addr and a in new_addr]
-    ):
-        raise ConflictError(f"{path}: the edit would change resource addresses; nothing planned")
-    if set(added) - set(new_addr) - set(r.address for r in module.resources()):
-        raise ConflictError(f"{path}: a companion resource did not land; nothing planned")
-    after_module = Module(module.dir, {**module.files, path: new}, module.lock)
+) -> str | None:
+    """Why a plan must not be offered: its result does not parse, renames or
+    drops a resource, does not satisfy its entries, or makes a catalog check
+    that passed fail (then a person fixes both together). ``None``: it may."""
+    old = module.file(path)
+    try:
+        new = parse(path, after)
+    except InputError as exc:
+        return f"the edit for {address} would not parse ({exc}); fix it by hand"
+    old_addr = sorted(r.address for r in old.resources())
+    new_addr = sorted(r.address for r in new.resources())
+    if sorted(a for a in new_addr if a not in added) != old_addr:
+        return f"{path}: the edit for {address} would change resource addresses; fix it by hand"
+    after_module = Module(
+        module.dir, {path: new}, module.lock, lambda: {**module.all_files(), path: new}
+    )
     index = tf_detect.by_type()
     after_by_addr = {r.address: r for r in new.resources()}
     for res in old.resources():
@@ -258,17 +258,16 @@ def _gate(
         for entry in index.get(res.type, []):
             if not judged(entry):
                 continue
-            was = evaluate(entry, res, module).state
-            now = evaluate(entry, twin, after_module).state
-            if was == "pass" and now != "pass":
-                raise ConflictError(
-                    f"{path}: fixing {address} would make {entry.id} fail on {res.address}; "
-                    "nothing planned"
+            if (
+                evaluate(entry, res, module).state == "pass"
+                and evaluate(entry, twin, after_module).state != "pass"
+            ):
+                return (
+                    f"fixing {address} this way would make {entry.rule_ids()[0]} "
+                    f"({entry.id}) fail on {res.address}; fix both together by hand"
                 )
     if address in after_by_addr:
         for entry in todo:
             if evaluate(entry, after_by_addr[address], after_module).state != "pass":
-                raise ConflictError(
-                    f"{path}: the edit for {entry.id} does not satisfy it on {address}; "
-                    "nothing planned"
-                )
+                return f"{path}: the edit does not satisfy {entry.id} on {address}; fix it by hand"
+    return None

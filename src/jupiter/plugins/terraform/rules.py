@@ -17,6 +17,7 @@ says where the value comes from.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +29,9 @@ from jupiter.plugins.terraform.providers import Unknown, Version, provider_major
 State = Literal["pass", "fail", "manual"]
 PROVIDERS = {"aws": "aws", "azure": "azurerm", "gcp": "google"}
 COMPANION = "companion:"
+#: In ``accepted``: the setting is out of scope while an enclosing block is
+#: absent (the scanner only judges it once the block exists).
+NO_BLOCK = "no-block"
 
 #: Entries that make a storage bucket or account private: on one that
 #: serves a public website they would take the site down.
@@ -45,20 +49,38 @@ WEBSITE_GUARDED = frozenset(
 
 @dataclass
 class Module:
-    """The ``.tf`` files of one directory (one Terraform module)."""
+    """The ``.tf`` files of one directory (one Terraform module).
+
+    ``files`` holds the files read so far; ``rest`` reads the others when a
+    question needs the whole module (a companion resource, the provider
+    version), so a plan that edits one attribute reads one file."""
 
     dir: str
     files: dict[str, TfFile]
     lock: str | None = None
+    rest: Callable[[], dict[str, TfFile]] | None = None
     _versions: dict[str, Version | Unknown] = field(default_factory=dict)
 
+    def all_files(self) -> dict[str, TfFile]:
+        if self.rest is not None:
+            loaded = self.rest()
+            self.rest = None
+            for path, tf in loaded.items():
+                self.files.setdefault(path, tf)
+        return self.files
+
+    def file(self, path: str) -> TfFile:
+        if path not in self.files:
+            self.all_files()
+        return self.files[path]
+
     def resources(self) -> list[Resource]:
-        return [r for tf in self.files.values() for r in tf.resources()]
+        return [r for tf in self.all_files().values() for r in tf.resources()]
 
     def version(self, provider: str) -> Version | Unknown:
         if provider not in self._versions:
             self._versions[provider] = provider_major(
-                provider, list(self.files.values()), self.lock, self.dir
+                provider, list(self.all_files().values()), self.lock, self.dir
             )
         return self._versions[provider]
 
@@ -152,6 +174,7 @@ def judged(entry: FixEntry) -> bool:
 
 def accepts(entry: FixEntry, value: Any, present: bool) -> bool:
     allowed = entry.accepted if entry.accepted is not None else [entry.value]
+    allowed = [a for a in allowed if a != NO_BLOCK]
     if not present:
         return None in allowed
     return any(a is not None and _same(a, value) for a in allowed)
@@ -182,7 +205,8 @@ def _judge(entry: FixEntry, block: Block, segs: list[str], where: str) -> Verdic
         # accepted ["*"]: any such block will do (the user's own rules)
         children = block.blocks(segs[0])
         if not children:
-            return Verdict("fail")
+            no_block = entry.accepted is not None and NO_BLOCK in entry.accepted
+            return Verdict("pass" if no_block else "fail")
         if entry.accepted == ["*"]:
             return Verdict("pass")
         for child in children:
@@ -208,7 +232,8 @@ def _judge(entry: FixEntry, block: Block, segs: list[str], where: str) -> Verdic
         )
     children = block.blocks(segs[0])
     if not children:
-        return Verdict("pass" if accepts(entry, None, False) else "fail")
+        no_block = entry.accepted is not None and NO_BLOCK in entry.accepted
+        return Verdict("pass" if no_block or accepts(entry, None, False) else "fail")
     for child in children:
         verdict = _judge(entry, child, segs[1:], f"{where}.{segs[0]}")
         if verdict.state != "pass":

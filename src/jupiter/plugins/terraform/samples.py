@@ -34,7 +34,8 @@ INSECURE: dict[str, Any] = {
     "CKV_AWS_341": 2,
     "CKV_AWS_331": "enable",
     "CKV_AWS_328": "monitor",
-    "CKV_GCP_68": False,
+    "CKV_GCP_68": {"enable_secure_boot": False, "enable_integrity_monitoring": True},
+    "CKV_GCP_72": False,
     # A node pool without node_config is out of scope of CKV_GCP_68; writing
     # one in would bring that check in (the run-level Checkov gate sees it).
     "CKV_GCP_69": "GCE_METADATA",
