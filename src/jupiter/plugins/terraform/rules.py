@@ -29,8 +29,8 @@ from jupiter.plugins.terraform.providers import Unknown, Version, provider_major
 State = Literal["pass", "fail", "manual"]
 PROVIDERS = {"aws": "aws", "azure": "azurerm", "gcp": "google"}
 COMPANION = "companion:"
-#: In ``accepted``: the setting is out of scope while an enclosing block is
-#: absent (the scanner only judges it once the block exists).
+#: In ``accepted``: the setting is out of scope while its outermost block is
+#: absent (the scanner only judges it once that block exists).
 NO_BLOCK = "no-block"
 
 #: Entries that make a storage bucket or account private: on one that
@@ -188,14 +188,14 @@ def _split(entry: FixEntry) -> tuple[str | None, list[str]]:
     return None, path.split(".")
 
 
-def _judge(entry: FixEntry, block: Block, segs: list[str], where: str) -> Verdict:
+def _judge(entry: FixEntry, block: Block, segs: list[str], where: str, top: bool = True) -> Verdict:
     if segs == [""]:
         attrs = block.attributes()
         for name in entry.value or {}:
             sub = entry.model_copy(update={"value": entry.value[name], "accepted": None})
             if isinstance(entry.value[name], dict) and not block.blocks(name):
                 return Verdict("fail")
-            verdict = _judge(sub, block, [name], where)
+            verdict = _judge(sub, block, [name], where, False)
             if verdict.state != "pass":
                 return verdict
         _ = attrs
@@ -205,12 +205,12 @@ def _judge(entry: FixEntry, block: Block, segs: list[str], where: str) -> Verdic
         # accepted ["*"]: any such block will do (the user's own rules)
         children = block.blocks(segs[0])
         if not children:
-            no_block = entry.accepted is not None and NO_BLOCK in entry.accepted
+            no_block = top and entry.accepted is not None and NO_BLOCK in entry.accepted
             return Verdict("pass" if no_block else "fail")
         if entry.accepted == ["*"]:
             return Verdict("pass")
         for child in children:
-            verdict = _judge(entry, child, [""], f"{where}.{segs[0]}")
+            verdict = _judge(entry, child, [""], f"{where}.{segs[0]}", False)
             if verdict.state != "pass":
                 return verdict
         return Verdict("pass")
@@ -232,10 +232,10 @@ def _judge(entry: FixEntry, block: Block, segs: list[str], where: str) -> Verdic
         )
     children = block.blocks(segs[0])
     if not children:
-        no_block = entry.accepted is not None and NO_BLOCK in entry.accepted
+        no_block = top and entry.accepted is not None and NO_BLOCK in entry.accepted
         return Verdict("pass" if no_block or accepts(entry, None, False) else "fail")
     for child in children:
-        verdict = _judge(entry, child, segs[1:], f"{where}.{segs[0]}")
+        verdict = _judge(entry, child, segs[1:], f"{where}.{segs[0]}", False)
         if verdict.state != "pass":
             return verdict
     return Verdict("pass")
