@@ -189,3 +189,49 @@ def test_checkov_ids_are_terraform_only_in_tf_files() -> None:
     plugin = TerraformIac()
     assert plugin.handles(_finding("CKV_AWS_21", "a/main.tf", "aws_s3_bucket.b"))
     assert not plugin.handles(_finding("CKV_AWS_21", "a/template.json", "AWS::S3::Bucket.B"))
+
+
+def test_ingest_classifies_shared_checkov_ids_by_file(tmp_path: Path) -> None:
+    import json
+
+    from jupiter.ingest import checkov as checkov_ingest
+    from jupiter.ingest import sarif
+
+    def check(path: str) -> dict[str, object]:
+        return {"check_id": "CKV_AWS_21", "check_name": "versioning", "file_path": path,
+                "file_line_range": [1, 3], "resource": "r"}  # fmt: skip
+
+    report = tmp_path / "checkov.json"
+    report.write_text(
+        json.dumps(
+            [
+                {"check_type": "terraform", "results": {"failed_checks": [check("/main.tf")]}},
+                {"check_type": "cloudformation", "results": {"failed_checks": [check("/t.yaml")]}},
+            ]
+        )
+    )
+    got = {r.location.path: r.category for r in checkov_ingest.parse(report)}
+    assert got["main.tf"] == "iac.terraform"
+    assert got["t.yaml"] != "iac.terraform"
+
+    log = {
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "checkov", "rules": [{"id": "CKV_AWS_21"}]}},
+                "results": [
+                    {
+                        "ruleId": "CKV_AWS_21",
+                        "message": {"text": "versioning"},
+                        "locations": [{"physicalLocation": {"artifactLocation": {"uri": p}}}],
+                    }
+                    for p in ("main.tf", "t.yaml")
+                ],
+            }
+        ],
+    }  # fmt: skip
+    sarif_file = tmp_path / "r.sarif"
+    sarif_file.write_text(json.dumps(log))
+    got = {r.location.path: r.category for r in sarif.parse(sarif_file)}
+    assert got["main.tf"] == "iac.terraform"
+    assert got["t.yaml"] != "iac.terraform"
