@@ -235,3 +235,38 @@ def test_ingest_classifies_shared_checkov_ids_by_file(tmp_path: Path) -> None:
     got = {r.location.path: r.category for r in sarif.parse(sarif_file)}
     assert got["main.tf"] == "iac.terraform"
     assert got["t.yaml"] != "iac.terraform"
+
+
+def test_rules_open_to_the_world_are_needs_manual_without_a_scanner(tmp_path: Path) -> None:
+    (tmp_path / "net.tf").write_text(
+        HEADER
+        + 'resource "aws_security_group" "web" {\n'
+        + '  ingress {\n    from_port = 3000\n    to_port = 3400\n    protocol = "tcp"\n'
+        + '    cidr_blocks = ["0.0.0.0/0"]\n  }\n'
+        + '  ingress {\n    from_port = 443\n    to_port = 443\n    protocol = "tcp"\n'
+        + '    cidr_blocks = ["0.0.0.0/0"]\n  }\n}\n'
+        + 'resource "aws_security_group_rule" "office" {\n  type = "ingress"\n  from_port = 22\n'
+        + '  to_port = 22\n  protocol = "tcp"\n  cidr_blocks = ["10.0.0.0/8"]\n}\n'
+        + 'resource "google_compute_firewall" "all" {\n  name = "all"\n  network = "n"\n'
+        + '  allow {\n    protocol = "all"\n  }\n  source_ranges = ["0.0.0.0/0"]\n}\n'
+        + 'resource "azurerm_network_security_rule" "rdp" {\n  direction = "Inbound"\n'
+        + '  access = "Allow"\n  source_address_prefix = "Internet"\n'
+        + '  destination_port_range = "3380-3390"\n}\n'
+    )
+    plugin = TerraformIac()
+    target = LocalTarget(str(tmp_path))
+    found = plugin.detect(target)
+    wanted = ("CKV_AWS_25", "CKV2_GCP_12", "CKV_AZURE_9")
+    open_rules = {(f.rule_id, f.identity) for f in found if f.rule_id in wanted}
+    assert open_rules == {
+        ("CKV_AWS_25", "aws_security_group.web"),
+        ("CKV2_GCP_12", "google_compute_firewall.all"),
+        ("CKV_AZURE_9", "azurerm_network_security_rule.rdp"),
+    }
+    assert not [f for f in found if f.identity == "aws_security_group_rule.office"]
+    before = (tmp_path / "net.tf").read_bytes()
+    for f in found:
+        if (f.rule_id, f.identity) in open_rules:
+            plan = plugin.plan(f, target, TerraformParams(approve=["risk"]))
+            assert not plan.changes and "network exposure" in (plan.needs_manual or "")
+    assert (tmp_path / "net.tf").read_bytes() == before

@@ -20,6 +20,7 @@ from jupiter.ingest.checkov import default_severity
 from jupiter.models import FindingRecord, Location
 from jupiter.plugins.kit import decode_text, project_files
 from jupiter.plugins.terraform import CATEGORY
+from jupiter.plugins.terraform.exposure import exposures
 from jupiter.plugins.terraform.hcl import Resource, TfFile, parse
 from jupiter.plugins.terraform.providers import Unknown, Version
 from jupiter.plugins.terraform.rules import PROVIDERS, Module, evaluate, judged, select
@@ -95,6 +96,10 @@ def scan(view: TargetView) -> ScanResult:
         module = load_module(view, directory, result.errors)
         reported: set[str] = set()
         for res in module.resources():
+            for rule_id in exposures(res):
+                entry = _manual_entry(rule_id, res.type)
+                if entry is not None:
+                    result.findings.append(_record(rule_id, entry, res, entry.decision or ""))
             candidates = index.get(res.type, [])
             if not candidates:
                 continue
@@ -117,6 +122,13 @@ def scan(view: TargetView) -> ScanResult:
                     result.findings.append(_record(rule_id, entry, res, verdict.reason))
                     break
     return result
+
+
+def _manual_entry(rule_id: str, kind: str) -> FixEntry | None:
+    for entry in load_catalog().for_rule(rule_id):
+        if entry.framework == "terraform" and kind in entry.resources:
+            return entry
+    return None
 
 
 def _note_assumed(
