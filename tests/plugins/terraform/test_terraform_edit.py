@@ -270,3 +270,17 @@ def test_rules_open_to_the_world_are_needs_manual_without_a_scanner(tmp_path: Pa
             plan = plugin.plan(f, target, TerraformParams(approve=["risk"]))
             assert not plan.changes and "network exposure" in (plan.needs_manual or "")
     assert (tmp_path / "net.tf").read_bytes() == before
+
+
+def test_crlf_file_stays_crlf(tmp_path: Path) -> None:
+    text = (HEADER + 'resource "aws_ecr_repository" "r" {\n  name = "r"\n}\n').replace("\n", "\r\n")
+    (tmp_path / "main.tf").write_bytes(text.encode())
+    plan = TerraformIac().plan(
+        _finding("CKV_AWS_163", "main.tf", "aws_ecr_repository.r"),
+        LocalTarget(str(tmp_path)),
+        TerraformParams(),
+    )
+    after = plan.changes[0].content  # type: ignore[union-attr]
+    assert "\n" not in after.replace("\r\n", "")
+    assert after.startswith(text[: text.index('  name = "r"')])
+    assert "scan_on_push = true\r\n" in after

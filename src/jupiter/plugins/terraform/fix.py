@@ -33,7 +33,7 @@ from jupiter.plans import Plan, Risk, file_edits
 from jupiter.plugins.base import Remediator, ValidationResult
 from jupiter.plugins.terraform import CATEGORY
 from jupiter.plugins.terraform import detect as tf_detect
-from jupiter.plugins.terraform.edit import apply
+from jupiter.plugins.terraform.edit import Span, apply
 from jupiter.plugins.terraform.hcl import Resource, parse
 from jupiter.plugins.terraform.rules import Fix, Module, evaluate, fix, judged, select
 from jupiter.targets.base import TargetView
@@ -138,7 +138,7 @@ class TerraformIac(Remediator[TerraformParams]):
         edits = []
         for file_path, spans in out.spans.items():
             before = module.file(file_path).source
-            after = apply(before, spans)
+            after = apply(before, _newlines(before, spans))
             refused = _gate(module, file_path, after, out.added, todo, res.address)
             if refused:
                 return base.model_copy(update={"needs_manual": refused})
@@ -193,6 +193,15 @@ class TerraformIac(Remediator[TerraformParams]):
                 "(it needs provider plugins)",
             )
         ]
+
+
+def _newlines(source: bytes, spans: list[Span]) -> list[Span]:
+    """New lines in the file's own line ending (a CRLF file stays CRLF)."""
+    if b"\r\n" not in source:
+        return spans
+    return [
+        Span(s.start, s.end, s.text.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")) for s in spans
+    ]
 
 
 def _approved(entry: FixEntry, params: TerraformParams) -> bool:
