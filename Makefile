@@ -21,7 +21,7 @@ demo: install ## run Jupiter's main job on the embedded example
 test: install ## run the test suite (services and scanners it needs are set up first)
 	@bash scripts/services.sh
 	@bash scripts/tools.sh
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not soak"
 
 soak: install ## the heavier concurrency variants (marked soak) of the test suite
 	@bash scripts/services.sh
@@ -39,6 +39,7 @@ bench: install ## benchmarks; each prints one JSON object
 	$(BIN)/python benchmarks/sandbox.py
 	$(BIN)/python benchmarks/checked_write.py
 	$(BIN)/python benchmarks/audit_keys.py
+	$(BIN)/python benchmarks/iac.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -53,6 +53,10 @@ class FixEntry(BaseModel):
     """The attribute or block path the fix sets, dotted (``versioning.enabled``)."""
     value: Any = None
     """The secure value written at ``path``."""
+    accepted: list[Any] | None = None
+    """Other values the scanner also accepts as secure, which a fixer leaves
+    alone (``null``: the attribute may be absent; ``">=14"``/``"<=90"``: a
+    numeric bound). Default: only ``value``."""
     fix_class: FixClass = Field(alias="class")
     risk: str | None = None
     decision: str | None = None

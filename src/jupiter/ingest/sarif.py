@@ -256,7 +256,10 @@ def _record(
     if severity is None:
         severity = (rule.default_level if rule else None) or Severity.MEDIUM
 
-    category = rule.category if rule is not None else category_for(rule_id, cwe, message)
+    if rule is not None and rule.category != Category.OTHER:
+        category = rule.category
+    else:  # a domain may claim a rule for some file types only (see Domain.paths)
+        category = category_for(rule_id, cwe, message, path=location.get("path"))
     extra: dict[str, Any] = {}
     if sec is not None:
         extra["security_severity"] = sec

@@ -48,6 +48,10 @@ class Domain:
     """Exact rule ids (upper-case) that get a category of their own, for a
     domain whose findings fall into several (Bandit's B113 is
     ``code.requests_timeout``, B506 ``code.yaml_load``); checked first."""
+    paths: re.Pattern[str] | None = None
+    """When set, only findings whose file path matches belong here: scanners
+    share rule ids across formats (Checkov's ``CKV_AWS_*`` fire on Terraform
+    and CloudFormation alike), so a domain may claim them for its files only."""
     catalog: str | None = None
     """The package whose ``catalog/*.yaml`` files hold this domain's fix
     catalog entries (see :mod:`jupiter.catalog`), if it has any."""
@@ -64,7 +68,15 @@ class Domain:
         if unknown:
             raise ValueError(f"domain {self.name!r}: rule categories {sorted(unknown)} undeclared")
 
-    def matches(self, rid: str, tail: str, cwes: frozenset[str], rule_id: str, text: str) -> bool:
+    def claims(self, path: str) -> bool:
+        """Whether a finding in ``path`` may belong here (see ``paths``)."""
+        return self.paths is None or bool(self.paths.search(path))
+
+    def matches(
+        self, rid: str, tail: str, cwes: frozenset[str], rule_id: str, text: str, path: str = ""
+    ) -> bool:
+        if not self.claims(path):
+            return False
         return bool(
             rid in self.rule_ids
             or (self.rule_prefixes and rid.startswith(self.rule_prefixes))
@@ -106,18 +118,26 @@ def load_domains() -> Domains:
 
 
 @lru_cache(maxsize=8192)
-def _classify(rule_id: str, cwes: frozenset[str], text: str) -> str:
+def _classify(rule_id: str, cwes: frozenset[str], text: str, path: str) -> str:
     rid = rule_id.upper()
     tail = rid.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
     for domain in load_domains().ordered:
-        if rid in domain.rule_categories:
+        if rid in domain.rule_categories and domain.claims(path):
             return known_category(domain.rule_categories[rid])
-        if domain.matches(rid, tail, cwes, rule_id, text):
+        if domain.matches(rid, tail, cwes, rule_id, text, path):
             return known_category(domain.category)
     return Category.OTHER
 
 
-def category_for(rule_id: str, cwes: Iterable[str] = (), text: str = "") -> str:
-    """The category of a finding from its rule id, CWEs and descriptive text,
-    by the first registered domain whose rules match; ``other`` if none does."""
-    return _classify(rule_id, frozenset(c.upper() for c in cwes), text)
+def category_for(
+    rule_id: str, cwes: Iterable[str] = (), text: str = "", path: str | None = None
+) -> str:
+    """The category of a finding from its rule id, CWEs, descriptive text and
+    file path, by the first registered domain whose rules match; ``other``
+    if none does."""
+    # Only the suffix matters to the domains' path patterns; keeping the
+    # cache key short keeps the cache useful for big reports.
+    suffix = (path or "").rsplit("/", 1)[-1].rpartition(".")[2].lower()
+    return _classify(
+        rule_id, frozenset(c.upper() for c in cwes), text, "." + suffix if suffix else ""
+    )
