@@ -40,6 +40,17 @@ class StoreError(WorkspaceError):
     retryable = True
 
 
+class StoreBusy(StoreError):
+    """A concurrent writer held the database past the busy timeout, or the
+    database broke a deadlock or a write conflict by aborting this
+    transaction: nothing was written, and the whole action can be retried."""
+
+
+class DatabaseDamaged(WorkspaceError):
+    """The workspace database file is not a readable database (truncated,
+    zeroed, overwritten)."""
+
+
 class TargetError(JupiterError):
     """A target refused an operation or could not be reached."""
 

@@ -20,7 +20,7 @@ from sqlalchemy import Table, Text, bindparam, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
-from jupiter.errors import InputError
+from jupiter.errors import InputError, StoreBusy
 from jupiter.models import Environment, FindingRecord, FindingStatus, Severity
 from jupiter.priority import priority_score
 from jupiter.store.assets import create_unregistered
@@ -67,14 +67,24 @@ def _insert_returning_sql(rows: int, mark: str) -> str:
     one = "(" + ", ".join([mark] * len(_NEW_FINDING_COLUMNS)) + ")"
     values = ", ".join([one] * rows)
     columns = ", ".join(_NEW_FINDING_COLUMNS)
-    return f"INSERT INTO findings ({columns}) VALUES {values} RETURNING fingerprint, id"  # noqa: S608
+    # ON CONFLICT: a concurrent ingest may have stored the same finding since
+    # our read; the caller merges into those rows instead of failing.
+    return (
+        f"INSERT INTO findings ({columns}) VALUES {values} "  # noqa: S608
+        "ON CONFLICT (fingerprint) DO NOTHING RETURNING fingerprint, id"
+    )
 
 
-@lru_cache(maxsize=8)
-def _insert_sql(table: str, columns: tuple[str, ...], mark: str) -> str:
-    # Table and column names are the module's own constants, never input.
-    placeholders = ", ".join([mark] * len(columns))
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
+@lru_cache(maxsize=4)
+def _insert_sources_sql(mark: str) -> str:
+    # Column names are the module's own constants, never input. A source a
+    # concurrent ingest added since our read is seen again, not an error.
+    placeholders = ", ".join([mark] * len(_SOURCE_COLUMNS))
+    return (
+        f"INSERT INTO finding_sources ({', '.join(_SOURCE_COLUMNS)}) "  # noqa: S608
+        f"VALUES ({placeholders}) ON CONFLICT (finding_id, scanner, rule_id) "
+        "DO UPDATE SET last_seen = excluded.last_seen"
+    )
 
 
 def _union(incoming: set[str], stored: str) -> set[str]:
@@ -223,35 +233,81 @@ class FindingWriter:
             out.update({fp: fid for fp, fid in conn.exec_driver_sql(sql, params)})
         return out
 
-    def _executemany(
-        self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
-    ) -> None:
+    def _insert_sources(self, rows: list[tuple[Any, ...]]) -> None:
         dialect = self.session.get_bind().dialect
-        sql = _insert_sql(table.name, columns, "?" if dialect.paramstyle == "qmark" else "%s")
+        sql = _insert_sources_sql("?" if dialect.paramstyle == "qmark" else "%s")
         self.session.connection().exec_driver_sql(sql, rows)
+
+    def _existing(self, fingerprints: list[str]) -> dict[str, Any]:
+        """Stored findings among ``fingerprints``. On PostgreSQL they are
+        locked (in fingerprint order) until the transaction ends, so a
+        concurrent ingest cannot merge into them between this read and our
+        update; SQLite needs no row locks (one writer holds the database)."""
+        stmt = select(
+            FindingRow.id,
+            FindingRow.fingerprint,
+            FindingRow.severity,
+            FindingRow.cvss_score,
+            FindingRow.cvss_vector,
+            # As stored text: on a re-ingest they are almost always
+            # identical, and comparing text avoids decoding 3 JSON
+            # values per finding.
+            sql_cast(FindingRow.aliases, Text).label("aliases"),
+            sql_cast(FindingRow.cwe, Text).label("cwe"),
+            sql_cast(FindingRow.fixed_versions, Text).label("fixed_versions"),
+        ).where(FindingRow.fingerprint.in_(fingerprints))
+        if self.session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.order_by(FindingRow.fingerprint).with_for_update()
+        return {r.fingerprint: r for r in self.session.execute(stmt)}
 
     def flush(self) -> None:
         if not self._buffer:
             return
         batch, self._buffer = self._buffer, {}
-        existing = {
-            r.fingerprint: r
-            for r in self.session.execute(
-                select(
-                    FindingRow.id,
-                    FindingRow.fingerprint,
-                    FindingRow.severity,
-                    FindingRow.cvss_score,
-                    FindingRow.cvss_vector,
-                    # As stored text: on a re-ingest they are almost always
-                    # identical, and comparing text avoids decoding 3 JSON
-                    # values per finding.
-                    sql_cast(FindingRow.aliases, Text).label("aliases"),
-                    sql_cast(FindingRow.cwe, Text).label("cwe"),
-                    sql_cast(FindingRow.fixed_versions, Text).label("fixed_versions"),
-                ).where(FindingRow.fingerprint.in_(list(batch)))
+        existing = self._existing(sorted(batch))
+        new_rows, touched, changed = self._plan(batch, existing)
+        ids = {fp: row.id for fp, row in existing.items()}
+        if new_rows:
+            # Straight to the driver with values converted once (the ORM bulk
+            # path spends ~4x as long per row): multi-row INSERT ... RETURNING.
+            inserted = self._insert_returning(new_rows)
+            ids.update(inserted)
+            self.stats.new += len(inserted)
+            # ON CONFLICT DO NOTHING skipped the findings a concurrent writer
+            # stored after our read: merge into them like any stored finding.
+            raced = {r[0]: batch[r[0]] for r in new_rows if r[0] not in inserted}
+            if raced:
+                late = self._existing(sorted(raced))
+                more_rows, more_touched, more_changed = self._plan(raced, late)
+                if more_rows:  # vanished again (deleted meanwhile): let a retry sort it out
+                    raise StoreBusy(
+                        "findings changed under a concurrent writer twice; nothing was "
+                        "written, try again"
+                    )
+                existing.update(late)
+                ids.update({fp: row.id for fp, row in late.items()})
+                touched += more_touched
+                changed += more_changed
+        if touched:
+            self.session.execute(
+                update(_FINDINGS).where(_FINDINGS.c.id.in_(touched)).values(last_seen=self.now)
             )
-        }
+        if changed:
+            stmt = (
+                update(_FINDINGS)
+                .where(_FINDINGS.c.id == bindparam("_id"))
+                .values(
+                    {k: bindparam(k) for k in changed[0] if k != "_id"} | {"last_seen": self.now}
+                )
+            )
+            self.session.execute(stmt, changed)
+        self.stats.seen_again += len(touched) + len(changed)
+        self._write_sources(batch, ids, set(existing))
+
+    def _plan(
+        self, batch: dict[str, _Merged], existing: dict[str, Any]
+    ) -> tuple[list[tuple[Any, ...]], list[int], list[dict[str, Any]]]:
+        """Rows to insert, ids only seen again, and merged updates for ``batch``."""
         now = self._time(self.now)
         scores: dict[tuple[Severity, float | None, str], float] = {}
         new_rows: list[tuple[Any, ...]] = []
@@ -332,27 +388,7 @@ class FindingWriter:
                     score,
                 )
             )
-        ids = {fp: row.id for fp, row in existing.items()}
-        if new_rows:
-            # Straight to the driver with values converted once (the ORM bulk
-            # path spends ~4x as long per row): multi-row INSERT ... RETURNING.
-            ids.update(self._insert_returning(new_rows))
-        if touched:
-            self.session.execute(
-                update(_FINDINGS).where(_FINDINGS.c.id.in_(touched)).values(last_seen=self.now)
-            )
-        if changed:
-            stmt = (
-                update(_FINDINGS)
-                .where(_FINDINGS.c.id == bindparam("_id"))
-                .values(
-                    {k: bindparam(k) for k in changed[0] if k != "_id"} | {"last_seen": self.now}
-                )
-            )
-            self.session.execute(stmt, changed)
-        self.stats.new += len(new_rows)
-        self.stats.seen_again += len(touched) + len(changed)
-        self._write_sources(batch, ids, set(existing))
+        return new_rows, touched, changed
 
     def _write_sources(self, batch: dict[str, _Merged], ids: dict[str, int], had: set[str]) -> None:
         known: dict[tuple[int, str, str], int] = {}
@@ -379,7 +415,7 @@ class FindingWriter:
                 else:
                     touches.append(sid)
         if inserts:
-            self._executemany(_SOURCES, _SOURCE_COLUMNS, inserts)
+            self._insert_sources(inserts)
             old = set(old_ids)
             self.stats.new_sources += sum(1 for i in inserts if i[0] in old)
         if touches:
