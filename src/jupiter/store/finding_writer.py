@@ -5,6 +5,11 @@ Ingestion writes in batches straight through the driver (ORM ``add_all`` is
 identified by its fingerprint (``FindingRecord.fingerprint``): re-ingesting a
 report only moves ``last_seen``; a second scanner reporting the same issue
 adds a source.
+
+Secrets that scanners quote in messages, snippets, paths or extra facts are
+masked by :func:`jupiter.redact.redact` before a finding is stored; the
+fingerprint is computed from the scanner's original values first, so
+deduplication does not change.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from sqlalchemy.orm import Session
 from jupiter.errors import InputError, StoreBusy
 from jupiter.models import Environment, FindingRecord, FindingStatus, Severity
 from jupiter.priority import priority_score
+from jupiter.redact import redact, redact_text
 from jupiter.store.assets import create_unregistered
 from jupiter.store.tables import AssetRow, FindingRow, FindingSourceRow
 
@@ -158,6 +164,7 @@ class FindingWriter:
         self._buffer: dict[str, _Merged] = {}
         self._assets: dict[str, tuple[int, Environment]] = {}
         self._times: dict[datetime, Any] = {}
+        self._titles: dict[str, str] = {}
         dialect = session.get_bind().dialect
         # The column type's own conversion for this dialect (SQLite stores a
         # string), applied once per distinct timestamp instead of per row.
@@ -357,6 +364,9 @@ class FindingWriter:
                     )
                 continue
             loc = rec.location
+            title = self._titles.get(rec.title)
+            if title is None:  # reports repeat a rule's message: redact each once
+                title = self._titles[rec.title] = redact_text(rec.title)
             key = (severity, cvss, m.asset_id)
             score = scores.get(key)
             if score is None:
@@ -367,20 +377,20 @@ class FindingWriter:
                     m.asset_id,
                     rec.rule_id,
                     rec.category.value,
-                    rec.title,
+                    title,
                     severity.value,
                     cvss,
                     vector,
                     _json(common["aliases"]),
                     _json(common["cwe"]),
                     _json(common["fixed_versions"]),
-                    loc.path,
+                    redact_text(loc.path) if loc.path else loc.path,
                     loc.start_line,
                     loc.end_line,
                     loc.package,
                     loc.version,
-                    rec.evidence,
-                    _json(rec.extra),
+                    redact_text(rec.evidence) if rec.evidence else rec.evidence,
+                    _json(redact(rec.extra)) if rec.extra else "{}",
                     rec.identity,
                     self._time(rec.detected_at) if rec.detected_at else now,
                     now,
