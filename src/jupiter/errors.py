@@ -46,6 +46,12 @@ class StoreBusy(StoreError):
     transaction: nothing was written, and the whole action can be retried."""
 
 
+class StoreConflict(StoreError):
+    """A unique key was taken by another transaction (or already existed):
+    nothing was written; an action that reads before it writes, such as an
+    ingest, can run again and find the row."""
+
+
 class DatabaseDamaged(WorkspaceError):
     """The workspace database file is not a readable database (truncated,
     zeroed, overwritten)."""

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from jupiter.errors import DatabaseDamaged, StoreBusy, StoreError, WorkspaceError
+from jupiter.errors import DatabaseDamaged, StoreBusy, StoreConflict, StoreError, WorkspaceError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0001"
@@ -186,16 +186,21 @@ class Database:
                 f"the database was busy with another writer ({_reason(exc)}); "
                 "nothing was written, try again"
             )
-        return StoreError(f"the database refused the change ({_reason(exc)}); nothing was written")
+        message = f"the database refused the change ({_reason(exc)}); nothing was written"
+        if is_unique_violation(exc):
+            return StoreConflict(message)
+        return StoreError(message)
 
     def retrying(self, action: Callable[[], T], attempts: int = RETRY_ATTEMPTS) -> T:
         """Run ``action`` (which opens its own transaction) again after a
-        :class:`StoreBusy`, with jittered exponential backoff, at most
-        ``attempts`` times in all; the last StoreBusy is raised."""
+        :class:`StoreBusy` or :class:`StoreConflict`, with jittered exponential
+        backoff, at most ``attempts`` times in all; the last error is raised.
+        Only for actions that read what exists before they write, so a run
+        after a conflict takes the other writer's rows into account."""
         for attempt in range(1, attempts + 1):
             try:
                 return action()
-            except StoreBusy:
+            except (StoreBusy, StoreConflict):
                 if attempt == attempts:
                     raise
                 time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
@@ -227,9 +232,8 @@ _SQLITE_DAMAGE = (
 )
 _SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
 #: PostgreSQL SQLSTATEs of a transaction aborted to resolve a concurrent
-#: conflict (serialization failure, deadlock, lock not available) or a
-#: unique key another transaction took first: the action can run again.
-_PG_TRANSIENT = frozenset({"40001", "40P01", "55P03", "23505"})
+#: conflict (serialization failure, deadlock, lock not available).
+_PG_TRANSIENT = frozenset({"40001", "40P01", "55P03"})
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -248,15 +252,21 @@ def damage_reason(exc: DBAPIError) -> str | None:
 
 def is_transient(exc: DBAPIError) -> bool:
     """Whether running the same action again may succeed: a busy SQLite,
-    or PostgreSQL aborting one side of a concurrent conflict."""
+    or PostgreSQL aborting one side of a deadlock or serialization conflict."""
     orig = getattr(exc, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate is not None:
         return sqlstate in _PG_TRANSIENT
     message = str(orig if orig is not None else exc).lower()
-    return any(words in message for words in _SQLITE_BUSY) or message.startswith(
-        "unique constraint failed"
-    )
+    return any(words in message for words in _SQLITE_BUSY)
+
+
+def is_unique_violation(exc: DBAPIError) -> bool:
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == "23505")
+    return str(orig if orig is not None else exc).lower().startswith("unique constraint failed")
 
 
 def sqlite_file_problem(path: Path) -> str | None:
