@@ -29,7 +29,7 @@ def read_yaml(path: Path, label: str, then: str) -> Any:
                 f"for a YAML file; split it and {then}"
             )
         text = path.read_text(encoding="utf-8")
-        _check_shape(YAML(typ="safe"), text, f"{label}{path}", then)
+        check_shape(YAML(typ="safe"), text, f"{label}{path}", then)
         return YAML(typ="safe").load(text)
     except (YAMLError, UnicodeDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -45,9 +45,12 @@ def read_yaml(path: Path, label: str, then: str) -> Any:
         ) from None
 
 
-def _check_shape(yaml: Any, text: str, what: str, then: str) -> None:
-    """Walk the parser's events (no recursion): nesting depth, and how many
-    values the document holds once every alias is expanded."""
+def check_shape(yaml: Any, text: str, what: str, then: str) -> None:
+    """Raise InputError naming ``what`` when the YAML ``text`` nests deeper
+    than ``MAX_NESTING`` or expands to more than ``MAX_YAML_VALUES`` values.
+
+    Walks the parser's events (no recursion, no objects built), so any YAML
+    reader can call it before loading."""
     from ruamel.yaml.events import (
         AliasEvent,
         CollectionEndEvent,
