@@ -25,6 +25,7 @@ redaction, so deduplication is unchanged.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 MASK = "***REDACTED***"
@@ -114,6 +115,12 @@ def _mask(match: re.Match[str]) -> str:
 
 def redact_text(value: str) -> str:
     """``value`` with every secret it quotes replaced by ``MASK``."""
+    if len(value) <= _CACHED_CHARS:
+        return _redact_short(value)
+    return _redact_text(value)
+
+
+def _redact_text(value: str) -> str:
     low = value.lower()
     for trigger in _TRIGGERS:
         if trigger in low:
@@ -121,15 +128,34 @@ def redact_text(value: str) -> str:
     return value
 
 
+#: Reports repeat short texts (a rule's message, a path, a snippet) across
+#: thousands of findings: short ones are redacted once. Long ones are not
+#: kept, so the cache stays small.
+_CACHED_CHARS = 512
+_redact_short = lru_cache(maxsize=8192)(_redact_text)
+
+
+@lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    return _SECRET_KEY.search(key) is not None
+
+
 def redact(value: Any) -> Any:
     """Return a copy of ``value`` with secrets masked (dicts, lists, strings)."""
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {
-            k: (MASK if isinstance(k, str) and _SECRET_KEY.search(k) and v else redact(v))
-            for k, v in value.items()
-        }
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, str) and item and _secret_key(key):
+                out[key] = MASK
+            elif isinstance(item, str):
+                out[key] = redact_text(item)
+            elif isinstance(item, dict | list | tuple):
+                out[key] = redact(item)
+            else:
+                out[key] = item
+        return out
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     return value

@@ -16,7 +16,6 @@ from pathlib import Path
 from jupiter.errors import InputError
 from jupiter.ingest import bandit, checkov, osv, pip_audit, sarif, seed, trivy
 from jupiter.ingest.common import collector_friendly
-from jupiter.limits import MAX_NESTING, nesting_depth
 from jupiter.models import FindingRecord
 
 __all__ = ["FORMATS", "detect_format", "parse_report"]
@@ -108,20 +107,4 @@ def parse_report(
         raise InputError(
             f"unknown report format {fmt!r}; use auto or one of: {', '.join(FORMATS)}."
         )
-    return collector_friendly(_bounded(path, parser(path, on_progress)))
-
-
-def _bounded(path: Path, records: Iterator[FindingRecord]) -> Iterator[FindingRecord]:
-    """``records``, refusing any whose kept extra facts nest deeper than
-    ``MAX_NESTING`` (the store, the redaction and JSON encoding walk them)."""
-    for number, record in enumerate(records, 1):
-        # Most extra facts are flat (a score, a word): walk only nested ones.
-        for value in record.extra.values():
-            if isinstance(value, dict | list):
-                if nesting_depth(record.extra) > MAX_NESTING:
-                    raise InputError(
-                        f"{path}: result {number} holds a value nested deeper than "
-                        f"{MAX_NESTING} levels, Jupiter's limit; fix or regenerate the report."
-                    )
-                break
-        yield record
+    return collector_friendly(parser(path, on_progress))

@@ -26,6 +26,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from jupiter.errors import InputError, StoreBusy
+from jupiter.limits import MAX_NESTING, nesting_depth
 from jupiter.models import Environment, FindingRecord, FindingStatus, Severity
 from jupiter.priority import priority_score
 from jupiter.redact import redact, redact_text
@@ -100,6 +101,14 @@ def _union(incoming: set[str], stored: str) -> set[str]:
     return incoming | set(orjson.loads(stored))
 
 
+def _redact_path(path: str | None) -> str | None:
+    """A location as stored: a file path holds a secret only as a URL's
+    password or query (DAST reports), so only those are scanned."""
+    if path and ("://" in path or "=" in path or "@" in path):
+        return redact_text(path)
+    return path
+
+
 def _json(value: Any) -> str:
     if not value:  # most findings carry no aliases, CWEs or extra facts
         return "[]" if isinstance(value, list) else "{}"
@@ -164,7 +173,6 @@ class FindingWriter:
         self._buffer: dict[str, _Merged] = {}
         self._assets: dict[str, tuple[int, Environment]] = {}
         self._times: dict[datetime, Any] = {}
-        self._titles: dict[str, str] = {}
         dialect = session.get_bind().dialect
         # The column type's own conversion for this dialect (SQLite stores a
         # string), applied once per distinct timestamp instead of per row.
@@ -217,6 +225,19 @@ class FindingWriter:
         known = (row.criticality, Environment(row.environment))
         self._assets[asset_id] = known
         return known
+
+    def _extra_json(self, extra: dict[str, Any]) -> str:
+        """A finding's extra facts as stored: nesting bounded, secrets masked."""
+        for value in extra.values():
+            # Most extra facts are flat (a score, a word): walk only nested ones.
+            if isinstance(value, dict | list):
+                if nesting_depth(extra) > MAX_NESTING:
+                    raise InputError(
+                        f"{self.source_name}: a finding's extra facts nest deeper than "
+                        f"{MAX_NESTING} levels, Jupiter's limit; fix or regenerate the report"
+                    )
+                break
+        return _json(redact(extra))
 
     def _time(self, value: datetime) -> Any:
         """A timestamp as the driver wants it (SQLite: the DateTime type's
@@ -364,9 +385,6 @@ class FindingWriter:
                     )
                 continue
             loc = rec.location
-            title = self._titles.get(rec.title)
-            if title is None:  # reports repeat a rule's message: redact each once
-                title = self._titles[rec.title] = redact_text(rec.title)
             key = (severity, cvss, m.asset_id)
             score = scores.get(key)
             if score is None:
@@ -377,20 +395,20 @@ class FindingWriter:
                     m.asset_id,
                     rec.rule_id,
                     rec.category.value,
-                    title,
+                    redact_text(rec.title),
                     severity.value,
                     cvss,
                     vector,
                     _json(common["aliases"]),
                     _json(common["cwe"]),
                     _json(common["fixed_versions"]),
-                    redact_text(loc.path) if loc.path else loc.path,
+                    _redact_path(loc.path),
                     loc.start_line,
                     loc.end_line,
                     loc.package,
                     loc.version,
                     redact_text(rec.evidence) if rec.evidence else rec.evidence,
-                    _json(redact(rec.extra)) if rec.extra else "{}",
+                    self._extra_json(rec.extra) if rec.extra else "{}",
                     rec.identity,
                     self._time(rec.detected_at) if rec.detected_at else now,
                     now,
