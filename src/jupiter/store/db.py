@@ -295,9 +295,14 @@ def sqlite_file_problem(path: Path) -> str | None:
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
     # The header's page count is valid when its "version valid for" number
-    # matches the change counter (SQLite >= 3.7.0 keeps both).
+    # matches the change counter (SQLite >= 3.7.0 keeps both). While another
+    # process checkpoints its write-ahead log, page 1 can be written before
+    # the pages that extend the file: with a non-empty WAL, leave it to
+    # SQLite, which reports missing pages as a malformed image.
     if header[24:28] == header[92:96] and page_size and size < pages * page_size:
-        return f"the file is truncated ({size} of {pages * page_size} bytes)"
+        wal = path.with_name(path.name + "-wal")
+        if not (wal.exists() and wal.stat().st_size > 0):
+            return f"the file is truncated ({size} of {pages * page_size} bytes)"
     return None
 
 
