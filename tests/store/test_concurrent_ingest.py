@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +20,7 @@ import pytest
 from tests.conftest import PG_URL, ROOT, need_service, postgres_problem
 
 from jupiter.engine import Engine
+from jupiter.errors import StoreBusy
 from jupiter.workspace import Workspace
 
 
@@ -199,3 +202,51 @@ def test_four_parallel_ingests_equal_sequential(backend: str, tmp_path: Path) ->
 )
 def test_parallel_ingests_equal_sequential_soak(backend: str, tmp_path: Path) -> None:
     _compare(backend, tmp_path, scale=6000, rounds=3)
+
+
+def _hold_write_lock(db: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+def test_ingest_waits_out_a_writer_then_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer holding SQLite's lock past the busy timeout makes the ingest
+    roll back and run again (bounded), not fail."""
+    monkeypatch.setattr("jupiter.store.db.BUSY_TIMEOUT_MS", 100)
+    report = tmp_path / "a.json"
+    _seed(report, 0, 50, 2)
+    home = tmp_path / "ws"
+    with Engine(Workspace(home, f"sqlite:///{home / 'jupiter.db'}"), actor="t") as eng:
+        eng.init()
+        holder = _hold_write_lock(home / "jupiter.db")
+        timer = threading.Timer(0.6, holder.rollback)
+        timer.start()
+        try:
+            report_ = eng.ingest([report])
+        finally:
+            timer.join()
+            holder.close()
+        assert report_.stats.new == 50
+        assert len(eng.list_findings()) == 50
+
+
+def test_ingest_gives_up_after_bounded_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("jupiter.store.db.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("jupiter.store.db.RETRY_ATTEMPTS", 2)
+    report = tmp_path / "a.json"
+    _seed(report, 0, 10, 1)
+    home = tmp_path / "ws"
+    with Engine(Workspace(home, f"sqlite:///{home / 'jupiter.db'}"), actor="t") as eng:
+        eng.init()
+        holder = _hold_write_lock(home / "jupiter.db")
+        try:
+            with pytest.raises(StoreBusy, match="busy with another writer"):
+                eng.ingest([report])
+        finally:
+            holder.close()
+        assert eng.list_findings() == []

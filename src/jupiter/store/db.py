@@ -27,7 +27,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0001"
 T = TypeVar("T")
 
-#: How long a SQLite writer waits for another one before giving up (ms).
+#: How long a writer waits for another one's lock before giving up (ms):
+#: SQLite's busy timeout, PostgreSQL's lock_timeout for ingests.
 BUSY_TIMEOUT_MS = 10_000
 #: Attempts of a whole action in :meth:`Database.retrying` (first one included).
 RETRY_ATTEMPTS = 6
@@ -159,14 +160,18 @@ class Database:
 
         ``immediate`` takes SQLite's write lock before the first read (waiting
         up to the busy timeout for another writer), so what the transaction
-        reads cannot change before it writes; PostgreSQL needs no such lock
-        (writers there use row locks and ``ON CONFLICT``)."""
+        reads cannot change before it writes. PostgreSQL writers use row locks
+        and ``ON CONFLICT`` instead; there ``immediate`` bounds each lock wait
+        by the same timeout (``lock_timeout``), so a stuck writer ends in
+        :class:`StoreBusy` rather than an endless wait."""
         session = self._session()
         try:
             if immediate and self.dialect == "sqlite":
                 # pysqlite opens no transaction of its own before a SELECT,
                 # so this BEGIN is the transaction's first statement.
                 session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            elif immediate and self.dialect == "postgresql":
+                session.execute(text(f"SET LOCAL lock_timeout = {int(BUSY_TIMEOUT_MS)}"))
             yield session
             session.commit()
         except DBAPIError as exc:
@@ -191,12 +196,13 @@ class Database:
             return StoreConflict(message)
         return StoreError(message)
 
-    def retrying(self, action: Callable[[], T], attempts: int = RETRY_ATTEMPTS) -> T:
+    def retrying(self, action: Callable[[], T], attempts: int | None = None) -> T:
         """Run ``action`` (which opens its own transaction) again after a
         :class:`StoreBusy` or :class:`StoreConflict`, with jittered exponential
         backoff, at most ``attempts`` times in all; the last error is raised.
         Only for actions that read what exists before they write, so a run
         after a conflict takes the other writer's rows into account."""
+        attempts = attempts or RETRY_ATTEMPTS
         for attempt in range(1, attempts + 1):
             try:
                 return action()
