@@ -17,11 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
-import orjson
-from sqlalchemy import Table, Text, bindparam, select, update
+from sqlalchemy import Text, bindparam, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
@@ -31,88 +29,21 @@ from jupiter.models import Environment, FindingRecord, FindingStatus, Severity
 from jupiter.priority import priority_score
 from jupiter.redact import redact, redact_text
 from jupiter.store.assets import create_unregistered
+from jupiter.store.finding_rows import (
+    FINDINGS,
+    ROWS_PER_STATEMENT,
+    SOURCES,
+    Merged,
+    insert_findings_sql,
+    insert_sources_sql,
+    json_text,
+    merge_record,
+    redact_path,
+    union,
+)
 from jupiter.store.tables import AssetRow, FindingRow, FindingSourceRow
 
 BATCH = 5000
-_FINDINGS = cast(Table, FindingRow.__table__)  # Core statements for bulk speed
-_SOURCES = cast(Table, FindingSourceRow.__table__)
-_NEW_FINDING_COLUMNS = (
-    "fingerprint",
-    "asset_id",
-    "rule_id",
-    "category",
-    "title",
-    "severity",
-    "cvss_score",
-    "cvss_vector",
-    "aliases",
-    "cwe",
-    "fixed_versions",
-    "path",
-    "start_line",
-    "end_line",
-    "package",
-    "version",
-    "evidence",
-    "extra",
-    "identity",
-    "first_seen",
-    "last_seen",
-    "status",
-    "priority",
-)
-_SOURCE_COLUMNS = ("finding_id", "scanner", "rule_id", "first_seen", "last_seen")
-
-
-# 23 columns x 1000 rows stays below SQLite's 32,766 bound parameters.
-_ROWS_PER_STATEMENT = 1000
-
-
-@lru_cache(maxsize=4)
-def _insert_returning_sql(rows: int, mark: str) -> str:
-    # Column names are the module's own constants, never input.
-    one = "(" + ", ".join([mark] * len(_NEW_FINDING_COLUMNS)) + ")"
-    values = ", ".join([one] * rows)
-    columns = ", ".join(_NEW_FINDING_COLUMNS)
-    # ON CONFLICT: a concurrent ingest may have stored the same finding since
-    # our read; the caller merges into those rows instead of failing.
-    return (
-        f"INSERT INTO findings ({columns}) VALUES {values} "  # noqa: S608
-        "ON CONFLICT (fingerprint) DO NOTHING RETURNING fingerprint, id"
-    )
-
-
-@lru_cache(maxsize=4)
-def _insert_sources_sql(mark: str) -> str:
-    # Column names are the module's own constants, never input. A source a
-    # concurrent ingest added since our read is seen again, not an error.
-    placeholders = ", ".join([mark] * len(_SOURCE_COLUMNS))
-    return (
-        f"INSERT INTO finding_sources ({', '.join(_SOURCE_COLUMNS)}) "  # noqa: S608
-        f"VALUES ({placeholders}) ON CONFLICT (finding_id, scanner, rule_id) "
-        "DO UPDATE SET last_seen = excluded.last_seen"
-    )
-
-
-def _union(incoming: set[str], stored: str) -> set[str]:
-    """``incoming`` with the stored JSON list's values (text from the database)."""
-    if stored == _json(sorted(incoming)):
-        return incoming
-    return incoming | set(orjson.loads(stored))
-
-
-def _redact_path(path: str | None) -> str | None:
-    """A location as stored: a file path holds a secret only as a URL's
-    password or query (DAST reports), so only those are scanned."""
-    if path and ("://" in path or "=" in path or "@" in path):
-        return redact_text(path)
-    return path
-
-
-def _json(value: Any) -> str:
-    if not value:  # most findings carry no aliases, CWEs or extra facts
-        return "[]" if isinstance(value, list) else "{}"
-    return orjson.dumps(value).decode()
 
 
 @dataclass
@@ -142,16 +73,6 @@ class IngestStats:
         }
 
 
-@dataclass
-class _Merged:
-    record: FindingRecord
-    asset_id: str
-    sources: set[tuple[str, str]]
-    aliases: set[str]
-    cwe: set[str]
-    fixed: set[str]
-
-
 class FindingWriter:
     """Buffers parsed records and writes them in batches, in the caller's
     transaction. ``default_asset`` applies to records that name none."""
@@ -170,13 +91,13 @@ class FindingWriter:
         self.strict_assets = strict_assets
         self.source_name = source_name
         self.stats = IngestStats()
-        self._buffer: dict[str, _Merged] = {}
+        self._buffer: dict[str, Merged] = {}
         self._assets: dict[str, tuple[int, Environment]] = {}
         self._times: dict[datetime, Any] = {}
         dialect = session.get_bind().dialect
         # The column type's own conversion for this dialect (SQLite stores a
         # string), applied once per distinct timestamp instead of per row.
-        self._time_processor = _FINDINGS.c.last_seen.type.dialect_impl(dialect).bind_processor(
+        self._time_processor = FINDINGS.c.last_seen.type.dialect_impl(dialect).bind_processor(
             dialect
         )
 
@@ -192,7 +113,7 @@ class FindingWriter:
         fp = record.fingerprint(asset_id)
         merged = self._buffer.get(fp)
         if merged is None:
-            self._buffer[fp] = _Merged(
+            self._buffer[fp] = Merged(
                 record,
                 asset_id,
                 {(record.scanner, record.rule_id)},
@@ -201,7 +122,7 @@ class FindingWriter:
                 set(record.fixed_versions),
             )
         else:
-            _merge_record(merged, record)
+            merge_record(merged, record)
         if len(self._buffer) >= BATCH:
             self.flush()
 
@@ -237,7 +158,7 @@ class FindingWriter:
                         f"{MAX_NESTING} levels, Jupiter's limit; fix or regenerate the report"
                     )
                 break
-        return _json(redact(extra))
+        return json_text(redact(extra))
 
     def _time(self, value: datetime) -> Any:
         """A timestamp as the driver wants it (SQLite: the DateTime type's
@@ -254,16 +175,16 @@ class FindingWriter:
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         conn = self.session.connection()
         out: dict[str, int] = {}
-        for i in range(0, len(rows), _ROWS_PER_STATEMENT):
-            chunk = rows[i : i + _ROWS_PER_STATEMENT]
-            sql = _insert_returning_sql(len(chunk), mark)
+        for i in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[i : i + ROWS_PER_STATEMENT]
+            sql = insert_findings_sql(len(chunk), mark)
             params = tuple(value for row in chunk for value in row)
             out.update({fp: fid for fp, fid in conn.exec_driver_sql(sql, params)})
         return out
 
     def _insert_sources(self, rows: list[tuple[Any, ...]]) -> None:
         dialect = self.session.get_bind().dialect
-        sql = _insert_sources_sql("?" if dialect.paramstyle == "qmark" else "%s")
+        sql = insert_sources_sql("?" if dialect.paramstyle == "qmark" else "%s")
         self.session.connection().exec_driver_sql(sql, rows)
 
     def _existing(self, fingerprints: list[str]) -> dict[str, Any]:
@@ -318,12 +239,12 @@ class FindingWriter:
                 changed += more_changed
         if touched:
             self.session.execute(
-                update(_FINDINGS).where(_FINDINGS.c.id.in_(touched)).values(last_seen=self.now)
+                update(FINDINGS).where(FINDINGS.c.id.in_(touched)).values(last_seen=self.now)
             )
         if changed:
             stmt = (
-                update(_FINDINGS)
-                .where(_FINDINGS.c.id == bindparam("_id"))
+                update(FINDINGS)
+                .where(FINDINGS.c.id == bindparam("_id"))
                 .values(
                     {k: bindparam(k) for k in changed[0] if k != "_id"} | {"last_seen": self.now}
                 )
@@ -333,7 +254,7 @@ class FindingWriter:
         self._write_sources(batch, ids, set(existing))
 
     def _plan(
-        self, batch: dict[str, _Merged], existing: dict[str, Any]
+        self, batch: dict[str, Merged], existing: dict[str, Any]
     ) -> tuple[list[tuple[Any, ...]], list[int], list[dict[str, Any]]]:
         """Rows to insert, ids only seen again, and merged updates for ``batch``."""
         now = self._time(self.now)
@@ -352,9 +273,9 @@ class FindingWriter:
                     severity = old_sev
                 if old.cvss_score is not None and (cvss is None or old.cvss_score > cvss):
                     cvss, vector = old.cvss_score, old.cvss_vector
-                aliases = _union(aliases, old.aliases)
-                cwe = _union(cwe, old.cwe)
-                fixed = _union(fixed, old.fixed_versions)
+                aliases = union(aliases, old.aliases)
+                cwe = union(cwe, old.cwe)
+                fixed = union(fixed, old.fixed_versions)
             crit, env = self._assets[m.asset_id]
             common = {
                 "severity": severity.value,
@@ -369,9 +290,9 @@ class FindingWriter:
                     common["severity"] == old.severity
                     and cvss == old.cvss_score
                     and vector == old.cvss_vector
-                    and _json(common["aliases"]) == old.aliases
-                    and _json(common["cwe"]) == old.cwe
-                    and _json(common["fixed_versions"]) == old.fixed_versions
+                    and json_text(common["aliases"]) == old.aliases
+                    and json_text(common["cwe"]) == old.cwe
+                    and json_text(common["fixed_versions"]) == old.fixed_versions
                 )
                 if unchanged:
                     touched.append(old.id)
@@ -399,10 +320,10 @@ class FindingWriter:
                     severity.value,
                     cvss,
                     vector,
-                    _json(common["aliases"]),
-                    _json(common["cwe"]),
-                    _json(common["fixed_versions"]),
-                    _redact_path(loc.path),
+                    json_text(common["aliases"]),
+                    json_text(common["cwe"]),
+                    json_text(common["fixed_versions"]),
+                    redact_path(loc.path),
                     loc.start_line,
                     loc.end_line,
                     loc.package,
@@ -418,7 +339,7 @@ class FindingWriter:
             )
         return new_rows, touched, changed
 
-    def _write_sources(self, batch: dict[str, _Merged], ids: dict[str, int], had: set[str]) -> None:
+    def _write_sources(self, batch: dict[str, Merged], ids: dict[str, int], had: set[str]) -> None:
         known: dict[tuple[int, str, str], int] = {}
         old_ids = [ids[fp] for fp in had]
         if old_ids:
@@ -448,25 +369,5 @@ class FindingWriter:
             self.stats.new_sources += sum(1 for i in inserts if i[0] in old)
         if touches:
             self.session.execute(
-                update(_SOURCES).where(_SOURCES.c.id.in_(touches)).values(last_seen=self.now)
+                update(SOURCES).where(SOURCES.c.id.in_(touches)).values(last_seen=self.now)
             )
-
-
-def _merge_record(merged: _Merged, record: FindingRecord) -> None:
-    merged.sources.add((record.scanner, record.rule_id))
-    merged.aliases.update(record.aliases)
-    merged.cwe.update(record.cwe)
-    merged.fixed.update(record.fixed_versions)
-    cur = merged.record
-    better_sev = record.severity.rank > cur.severity.rank
-    better_cvss = record.cvss_score is not None and (
-        cur.cvss_score is None or record.cvss_score > cur.cvss_score
-    )
-    if better_sev or better_cvss:
-        merged.record = cur.model_copy(
-            update={
-                "severity": record.severity if better_sev else cur.severity,
-                "cvss_score": record.cvss_score if better_cvss else cur.cvss_score,
-                "cvss_vector": record.cvss_vector if better_cvss else cur.cvss_vector,
-            }
-        )
