@@ -120,6 +120,26 @@ def redact_text(value: str) -> str:
     return _redact_text(value)
 
 
+def redact_texts(values: list[str]) -> list[str]:
+    """:func:`redact_text` of each value, faster for many short texts: the
+    literal pre-check runs once over all of them, then each text is tested
+    only for the trigger words that occur somewhere in the batch."""
+    joined = "\x00".join(values).lower()
+    present = [trigger for trigger in _TRIGGERS if trigger in joined]
+    if not present:
+        return list(values)
+    out: list[str] = []
+    for value in values:
+        low = value.lower()
+        for trigger in present:
+            if trigger in low:
+                out.append(redact_text(value))  # cached: snippets repeat
+                break
+        else:
+            out.append(value)
+    return out
+
+
 def _redact_text(value: str) -> str:
     low = value.lower()
     for trigger in _TRIGGERS:

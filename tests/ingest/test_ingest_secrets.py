@@ -205,3 +205,18 @@ def test_ordinary_text_is_left_alone(text: str) -> None:
 def test_structures_mask_secret_named_keys_and_values() -> None:
     out = redact({"token": "abc", "notes": [f"url postgresql://u:{URL_PASSWORD}@h/db"], "n": 3})
     assert out == {"token": MASK, "notes": [f"url postgresql://u:{MASK}@h/db"], "n": 3}
+
+
+def test_batch_redaction_equals_one_by_one() -> None:
+    from jupiter.redact import redact_texts
+
+    texts = [
+        PRIVATE_KEY,
+        "nothing here",
+        f"postgresql://app:{URL_PASSWORD}@db/prod",
+        "",
+        "Possible hardcoded password: 'hunter2'",
+        "a key rotated",
+    ]
+    assert redact_texts(texts) == [redact_text(t) for t in texts]
+    assert redact_texts(["plain", "text"]) == ["plain", "text"]

@@ -27,10 +27,11 @@ from jupiter.errors import InputError, StoreBusy
 from jupiter.limits import MAX_NESTING, nesting_depth
 from jupiter.models import Environment, FindingRecord, FindingStatus, Severity
 from jupiter.priority import priority_score
-from jupiter.redact import redact, redact_text
+from jupiter.redact import redact, redact_texts
 from jupiter.store.assets import create_unregistered
 from jupiter.store.finding_rows import (
     FINDINGS,
+    NEW_FINDING_COLUMNS,
     ROWS_PER_STATEMENT,
     SOURCES,
     Merged,
@@ -94,6 +95,7 @@ class FindingWriter:
         self._buffer: dict[str, Merged] = {}
         self._assets: dict[str, tuple[int, Environment]] = {}
         self._times: dict[datetime, Any] = {}
+        self._extras: dict[str, str] = {}
         dialect = session.get_bind().dialect
         # The column type's own conversion for this dialect (SQLite stores a
         # string), applied once per distinct timestamp instead of per row.
@@ -158,7 +160,16 @@ class FindingWriter:
                         f"{MAX_NESTING} levels, Jupiter's limit; fix or regenerate the report"
                     )
                 break
-        return json_text(redact(extra))
+        raw = json_text(extra)
+        if len(raw) > 512:
+            return json_text(redact(extra))
+        # Findings of one rule repeat the same extra facts: redact each once.
+        stored = self._extras.get(raw)
+        if stored is None:
+            if len(self._extras) >= 10_000:
+                self._extras.clear()
+            stored = self._extras[raw] = json_text(redact(extra))
+        return stored
 
     def _time(self, value: datetime) -> Any:
         """A timestamp as the driver wants it (SQLite: the DateTime type's
@@ -316,7 +327,7 @@ class FindingWriter:
                     m.asset_id,
                     rec.rule_id,
                     rec.category.value,
-                    redact_text(rec.title),
+                    rec.title,  # redacted by _redact_texts below
                     severity.value,
                     cvss,
                     vector,
@@ -328,7 +339,7 @@ class FindingWriter:
                     loc.end_line,
                     loc.package,
                     loc.version,
-                    redact_text(rec.evidence) if rec.evidence else rec.evidence,
+                    rec.evidence,
                     self._extra_json(rec.extra) if rec.extra else "{}",
                     rec.identity,
                     self._time(rec.detected_at) if rec.detected_at else now,
@@ -337,7 +348,7 @@ class FindingWriter:
                     score,
                 )
             )
-        return new_rows, touched, changed
+        return _redact_texts(new_rows), touched, changed
 
     def _write_sources(self, batch: dict[str, Merged], ids: dict[str, int], had: set[str]) -> None:
         known: dict[tuple[int, str, str], int] = {}
@@ -371,3 +382,23 @@ class FindingWriter:
             self.session.execute(
                 update(SOURCES).where(SOURCES.c.id.in_(touches)).values(last_seen=self.now)
             )
+
+
+_TITLE, _EVIDENCE = NEW_FINDING_COLUMNS.index("title"), NEW_FINDING_COLUMNS.index("evidence")
+
+
+def _redact_texts(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """New finding rows with secrets masked in their title and evidence,
+    redacted as one batch (see :func:`jupiter.redact.redact_texts`)."""
+    if not rows:
+        return rows
+    titles = redact_texts([row[_TITLE] for row in rows])
+    evidence = redact_texts([row[_EVIDENCE] or "" for row in rows])
+    out = []
+    for row, title, snippet in zip(rows, titles, evidence, strict=True):
+        if title != row[_TITLE] or snippet != (row[_EVIDENCE] or ""):
+            fields = list(row)
+            fields[_TITLE], fields[_EVIDENCE] = title, snippet
+            row = tuple(fields)
+        out.append(row)
+    return out
