@@ -385,10 +385,14 @@ def _read_sources(path: Path) -> Iterator[tuple[str, Any]]:
 
 
 def _parse_json(data: bytes, origin: str) -> Any:
+    from jupiter.limits import check_nesting
+
     try:
-        return orjson.loads(data)
+        loaded = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise InputError(f"{origin} is not valid JSON ({exc}); fix or remove the file") from exc
+    check_nesting(loaded, origin, "fix or remove the file")
+    return loaded
 
 
 def _read_json(path: Path) -> Any:

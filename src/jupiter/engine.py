@@ -128,7 +128,13 @@ class Engine(Fixing, RollingBack, Auditing):
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._ingest(paths, asset, fmt, strict_assets, progress)
+            # Concurrent ingests into one workspace: SQLite lets one writer in
+            # at a time (the others wait up to the busy timeout), PostgreSQL
+            # aborts one side of a deadlock; either way the loser is rolled
+            # back whole and runs again, so the result equals a sequential run.
+            return self.db.retrying(
+                lambda: self._ingest(paths, asset, fmt, strict_assets, progress)
+            )
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -145,7 +151,7 @@ class Engine(Fixing, RollingBack, Auditing):
 
         report = IngestReport()
         now = utcnow()
-        with self.db.transaction() as s:
+        with self.db.transaction(immediate=True) as s:
             for path in paths:
                 if not path.is_file():
                     raise InputError(f"report {path} does not exist or is not a file")

@@ -51,6 +51,23 @@ class SealedDataError(JupiterError):
     exit_code = 1
 
 
+class StoreBusy(StoreError):
+    """A concurrent writer held the database past the busy timeout, or the
+    database broke a deadlock or a write conflict by aborting this
+    transaction: nothing was written, and the whole action can be retried."""
+
+
+class StoreConflict(StoreError):
+    """A unique key was taken by another transaction (or already existed):
+    nothing was written; an action that reads before it writes, such as an
+    ingest, can run again and find the row."""
+
+
+class DatabaseDamaged(WorkspaceError):
+    """The workspace database file is not a readable database (truncated,
+    zeroed, overwritten)."""
+
+
 class TargetError(JupiterError):
     """A target refused an operation or could not be reached."""
 

@@ -31,7 +31,20 @@ def verify(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Walk the hash chain; exit 1 and name the first bad entry if it was tampered with."""
-    result = state.engine().audit_verify(checkpoint, key)
+    from jupiter.errors import DatabaseDamaged
+
+    try:
+        result = state.engine().audit_verify(checkpoint, key)
+    except DatabaseDamaged as exc:
+        # A check that cannot read what it checks has failed: exit 1, not 2.
+        message = f"the audit chain cannot be read: {exc.message}"
+        if json:
+            state.emit_json(
+                {"ok": False, "entries": 0, "first_bad_entry": None, "problem": message}
+            )
+        else:
+            state.console(stderr=True).print(f"audit chain UNREADABLE: {message}")
+        raise typer.Exit(1) from None
     if json:
         state.emit_json(result.to_json())
     elif result.ok:

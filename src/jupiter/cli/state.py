@@ -63,11 +63,13 @@ def report_error(exc: BaseException) -> int:
         message = (
             f"internal error: {type(exc).__name__}: {exc}; run again with --debug and report it"
         )
+    from jupiter.limits import shorten_message
     from jupiter.redact import redact_text
 
     if _state.debug:
         traceback.print_exception(exc, file=sys.stderr)
-    sys.stderr.write(f"error: {redact_text(message)}\n")
+    # Shortened last: a message quoting a huge input stays a sentence.
+    sys.stderr.write(f"error: {shorten_message(redact_text(message))}\n")
     if _state.engine is not None:
         _state.engine.close()
     return code

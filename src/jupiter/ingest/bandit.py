@@ -24,6 +24,7 @@ from jupiter.ingest.common import (
     text,
     timestamp,
 )
+from jupiter.limits import quote
 from jupiter.models import FindingRecord, Location, Severity
 from jupiter.plugins.domains import category_for
 
@@ -43,7 +44,7 @@ def parse(path: Path, on_progress: ProgressCallback | None = None) -> Iterator[F
             severity = severity_word(word)
             if severity is None:
                 if (word or "").upper() != "UNDEFINED":
-                    fail(path, f"{where}.issue_severity", f"unknown severity {word!r}")
+                    fail(path, f"{where}.issue_severity", f"unknown severity {quote(word)}")
                 severity = Severity.LOW
             cwe_raw = item.get("issue_cwe")
             cwe = cwe_ids([cwe_raw.get("id")]) if isinstance(cwe_raw, dict) else []

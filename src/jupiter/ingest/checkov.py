@@ -23,6 +23,7 @@ from jupiter.ingest.common import (
     severity_word,
     text,
 )
+from jupiter.limits import quote
 from jupiter.models import FindingRecord, Location, Severity
 from jupiter.plugins.domains import category_for
 
@@ -81,7 +82,7 @@ def _record(path: Path, check: dict[str, Any], where: str, check_type: str) -> F
     given = text(path, check.get("severity"), f"{where}.severity")
     severity = severity_word(given) if given else default_severity(check_id)
     if severity is None:
-        fail(path, f"{where}.severity", f"unknown severity {given!r}")
+        fail(path, f"{where}.severity", f"unknown severity {quote(given)}")
     file_path = text(path, check.get("file_path"), f"{where}.file_path") or ""
     lines = arr(path, check.get("file_line_range"), f"{where}.file_line_range")
     start = lines[0] if lines and isinstance(lines[0], int) and lines[0] > 0 else None

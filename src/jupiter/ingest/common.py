@@ -20,6 +20,7 @@ from cvss import CVSS2, CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
 from jupiter.errors import InputError
+from jupiter.limits import MAX_JSON_BYTES, quote
 from jupiter.models import Severity
 
 ProgressCallback = Callable[[int], None]
@@ -27,6 +28,8 @@ T = TypeVar("T")
 
 #: Bytes read per chunk; also how often ``on_progress`` is called while reading.
 CHUNK_SIZE = 1 << 20
+#: orjson refuses documents nested deeper than this (not configurable).
+JSON_PARSER_DEPTH = 1024
 
 
 def fail(path: Path, where: str, problem: str) -> NoReturn:
@@ -40,6 +43,12 @@ def read_bytes(path: Path, on_progress: ProgressCallback | None = None) -> bytes
     """Read ``path`` in chunks, calling ``on_progress(bytes_read)`` after each one."""
     try:
         with path.open("rb") as handle:
+            size = path.stat().st_size
+            if size > MAX_JSON_BYTES:
+                raise InputError(
+                    f"{path}: the report is {size} bytes, over Jupiter's limit of "
+                    f"{MAX_JSON_BYTES} bytes for a JSON document read whole; split the report"
+                )
             if on_progress is None:
                 return handle.read()
             chunks: list[bytes] = []
@@ -76,6 +85,11 @@ def json_document(path: Path, on_progress: ProgressCallback | None = None) -> It
     except orjson.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno} (byte {exc.pos})"
         reason = exc.msg.rstrip(".")
+        if "depth" in reason or "recursion" in reason:
+            raise InputError(
+                f"{path}: the JSON nests deeper than {JSON_PARSER_DEPTH} levels (the JSON "
+                f"parser's limit) at {where}; regenerate the report or repair the file."
+            ) from None
         if exc.pos >= len(data) - 1 and data:
             reason += " (the file looks truncated)"
         raise InputError(
@@ -160,7 +174,7 @@ def line_no(path: Path, value: Any, where: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        fail(path, where, f"expected a line number, found {value!r}")
+        fail(path, where, f"expected a line number, found {quote(value)}")
     return value or None
 
 
@@ -172,7 +186,7 @@ def timestamp(path: Path, value: Any, where: str) -> datetime | None:
     try:
         return datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        fail(path, where, f"{raw!r} is not an ISO 8601 date-time")
+        fail(path, where, f"{quote(raw)} is not an ISO 8601 date-time")
 
 
 def json_type(value: Any) -> str:
@@ -234,7 +248,7 @@ def score(path: Path, value: Any, where: str) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        fail(path, where, f"expected a score between 0.0 and 10.0, found {value!r}")
+        fail(path, where, f"expected a score between 0.0 and 10.0, found {quote(value)}")
     if not 0.0 <= number <= 10.0:
         fail(path, where, f"score {number} is outside 0.0-10.0")
     return number
@@ -252,7 +266,7 @@ def cvss_base(path: Path, vector: str, where: str) -> tuple[str, float]:
         v2 = CVSS2(vector.removeprefix("(").removesuffix(")"))
         return v2.clean_vector(), float(v2.base_score)
     except CVSSError as exc:
-        fail(path, where, f"invalid CVSS vector {vector!r} ({exc})")
+        fail(path, where, f"invalid CVSS vector {quote(vector)} ({exc})")
 
 
 # ------------------------------------------------------------------ categories

@@ -36,6 +36,7 @@ from jupiter.ingest.common import (
     severity_word,
     text,
 )
+from jupiter.limits import quote
 from jupiter.models import Category, FindingRecord, Location, Severity
 
 _CVSS_ORDER = {"CVSS_V4": 0, "CVSS_V3": 1, "CVSS_V2": 2}
@@ -158,7 +159,7 @@ def _record(
     if word:
         severity = severity_word(str(word))
         if severity is None:
-            fail(path, f"{pwhere}.database_specific.severity", f"unknown severity {word!r}")
+            fail(path, f"{pwhere}.database_specific.severity", f"unknown severity {quote(word)}")
     source = "database_specific"
     if severity is None and cvss_score is not None:
         severity, source = severity_from_score(cvss_score), "cvss"

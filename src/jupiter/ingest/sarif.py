@@ -52,6 +52,7 @@ from jupiter.ingest.common import (
     severity_word,
     text,
 )
+from jupiter.limits import quote
 from jupiter.models import Category, FindingRecord, Severity
 from jupiter.plugins.domains import category_for
 
@@ -94,7 +95,7 @@ def _level(path: Path, value: Any, where: str) -> Severity | None:
         return None
     found = _LEVELS.get(value) if isinstance(value, str) else None
     if found is None:
-        fail(path, where, f"level {value!r} is not one of error, warning, note, none")
+        fail(path, where, f"level {quote(value)} is not one of error, warning, note, none")
     return found
 
 
@@ -342,7 +343,7 @@ def _location(
             fail(
                 path,
                 _at(at, ".locations[0].physicalLocation.region.startLine"),
-                f"expected a line number, found {start!r}",
+                f"expected a line number, found {quote(start)}",
             )
         out["start_line"] = start or None
     end = region.get("endLine")
@@ -351,7 +352,7 @@ def _location(
             fail(
                 path,
                 _at(at, ".locations[0].physicalLocation.region.endLine"),
-                f"expected a line number, found {end!r}",
+                f"expected a line number, found {quote(end)}",
             )
         out["end_line"] = end or start or None
     else:

@@ -36,6 +36,7 @@ from jupiter.ingest.common import (
     text,
     timestamp,
 )
+from jupiter.limits import quote
 from jupiter.models import Category, FindingRecord, Location
 from jupiter.plugins.domains import category_for
 
@@ -98,7 +99,7 @@ def _record(path: Path, item: dict[str, Any], where: str) -> FindingRecord:
             fail(
                 path,
                 f"{where}.severity",
-                f"unknown severity {word!r} (use critical, high, medium, low or info)",
+                f"unknown severity {quote(word)} (use critical, high, medium, low or info)",
             )
     elif cvss_score is not None:
         severity = severity_from_score(cvss_score)

@@ -38,6 +38,7 @@ from jupiter.ingest.common import (
     text,
     timestamp,
 )
+from jupiter.limits import quote
 from jupiter.models import Category, FindingRecord, Location, Severity
 from jupiter.plugins.domains import category_for
 
@@ -76,7 +77,7 @@ def _severity(path: Path, value: Any, where: str) -> Severity | None:
         return None
     found = severity_word(word)
     if found is None:
-        fail(path, where, f"unknown severity {word!r}")
+        fail(path, where, f"unknown severity {quote(word)}")
     return found
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from jupiter.errors import NotFoundError
@@ -51,23 +53,31 @@ def upsert_asset(session: Session, spec: AssetSpec) -> tuple[AssetRow, bool]:
 
 
 def create_unregistered(session: Session, asset_id: str) -> AssetRow:
+    """The asset ``asset_id``, created as unregistered when it does not exist.
+
+    ``INSERT ... ON CONFLICT DO NOTHING``: a concurrent ingest naming the
+    same asset may create it first; then its row is used."""
     now = utcnow()
-    row = AssetRow(
-        id=asset_id,
-        name=asset_id,
-        kind=AssetKind.HOST.value,
-        environment=Environment.DEV.value,
-        criticality=3,
-        owner=None,
-        tags=[],
-        group_name=None,
-        connection=None,
-        registered=False,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
-    session.flush()
+    values = {
+        "id": asset_id,
+        "name": asset_id,
+        "kind": AssetKind.HOST.value,
+        "environment": Environment.DEV.value,
+        "criticality": 3,
+        "owner": None,
+        "tags": [],
+        "group_name": None,
+        "connection": None,
+        "registered": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(AssetRow).values(values).on_conflict_do_nothing(index_elements=["id"]))
+    row = session.get(AssetRow, asset_id, populate_existing=True)
+    if row is None:  # pragma: no cover - inserted or already there, in this transaction
+        raise NotFoundError(f"asset {asset_id!r} vanished while it was being created; try again")
     return row
 
 

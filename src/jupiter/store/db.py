@@ -8,21 +8,32 @@ lands whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from jupiter.errors import StoreError, WorkspaceError
+from jupiter.errors import DatabaseDamaged, StoreBusy, StoreConflict, StoreError, WorkspaceError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0003"
+T = TypeVar("T")
+
+#: How long a writer waits for another one's lock before giving up (ms):
+#: SQLite's busy timeout, PostgreSQL's lock_timeout for ingests.
+BUSY_TIMEOUT_MS = 10_000
+#: Attempts of a whole action in :meth:`Database.retrying` (first one included).
+RETRY_ATTEMPTS = 6
+#: PostgreSQL advisory lock key held while a schema is migrated ("JUPI").
+_MIGRATE_LOCK = 0x4A555049
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -30,7 +41,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # A bigger page cache keeps index B-trees in memory during bulk ingest.
     cur.execute("PRAGMA cache_size=-65536")
     cur.close()
@@ -71,17 +82,42 @@ class Database:
                 f"database URL {redact_url(url)} cannot be used ({exc}); "
                 "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB"
             ) from None
+        self.file: Path | None = None
+        if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
+            self.file = Path(parsed.database)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def where(self) -> str:
+        """The database for messages: its file, or its URL without password."""
+        return str(self.file) if self.file is not None else redact_url(self.url)
+
+    def damaged(self, reason: str) -> DatabaseDamaged:
+        return DatabaseDamaged(
+            f"the workspace database at {self.where} is damaged: {reason}; restore it from a backup"
+        )
+
+    def _check_file(self) -> None:
+        """Refuse a SQLite file that is visibly not a whole database (no
+        SQLite header, or shorter than its header says) before it is used."""
+        if self.file is None or not self.file.exists():
+            return
+        problem = sqlite_file_problem(self.file)
+        if problem:
+            raise self.damaged(problem)
+
     def migrate(self) -> None:
         """Bring the schema to the newest revision (cheap when it already is)."""
+        self._check_file()
         try:
             with self.engine.connect() as conn:
                 if self._current_revision(conn) == HEAD_REVISION:
                     return
-        except OperationalError as exc:
+        except DBAPIError as exc:
+            if (reason := damage_reason(exc)) is not None:
+                raise self.damaged(reason) from None
             raise StoreError(
                 f"cannot reach the database at {redact_url(self.url)} ({_reason(exc)}); "
                 "check JUPITER_DATABASE_URL and that the server is running"
@@ -93,9 +129,19 @@ class Database:
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
             with self.engine.begin() as conn:
+                # Processes opening a new workspace at once migrate one at a
+                # time; the ones that waited find the schema already there.
+                if self.dialect == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                elif self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
+                if self._current_revision(conn) == HEAD_REVISION:
+                    return
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except SQLAlchemyError as exc:
+            if isinstance(exc, DBAPIError) and (reason := damage_reason(exc)) is not None:
+                raise self.damaged(reason) from None
             raise StoreError(
                 f"could not migrate the database at {redact_url(self.url)} ({_reason(exc)}); "
                 "check that the database user may create tables"
@@ -109,28 +155,72 @@ class Database:
         return str(row[0]) if row else None
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session whose work commits on success and rolls back on any error."""
+    def transaction(self, immediate: bool = False) -> Iterator[Session]:
+        """A session whose work commits on success and rolls back on any error.
+
+        ``immediate`` takes SQLite's write lock before the first read (waiting
+        up to the busy timeout for another writer), so what the transaction
+        reads cannot change before it writes. PostgreSQL writers use row locks
+        and ``ON CONFLICT`` instead; there ``immediate`` bounds each lock wait
+        by the same timeout (``lock_timeout``), so a stuck writer ends in
+        :class:`StoreBusy` rather than an endless wait."""
         session = self._session()
         try:
+            if immediate and self.dialect == "sqlite":
+                # pysqlite opens no transaction of its own before a SELECT,
+                # so this BEGIN is the transaction's first statement.
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            elif immediate and self.dialect == "postgresql":
+                session.execute(text(f"SET LOCAL lock_timeout = {int(BUSY_TIMEOUT_MS)}"))
             yield session
             session.commit()
         except DBAPIError as exc:
             session.rollback()
-            raise StoreError(
-                f"the database refused the change ({_reason(exc)}); nothing was written"
-            ) from exc
+            raise self._translate(exc) from exc
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
 
+    def _translate(self, exc: DBAPIError) -> StoreError | DatabaseDamaged:
+        if (reason := damage_reason(exc)) is not None:
+            return self.damaged(reason)
+        if is_transient(exc):
+            return StoreBusy(
+                f"the database was busy with another writer ({_reason(exc)}); "
+                "nothing was written, try again"
+            )
+        message = f"the database refused the change ({_reason(exc)}); nothing was written"
+        if is_unique_violation(exc):
+            return StoreConflict(message)
+        return StoreError(message)
+
+    def retrying(self, action: Callable[[], T], attempts: int | None = None) -> T:
+        """Run ``action`` (which opens its own transaction) again after a
+        :class:`StoreBusy` or :class:`StoreConflict`, with jittered exponential
+        backoff, at most ``attempts`` times in all; the last error is raised.
+        Only for actions that read what exists before they write, so a run
+        after a conflict takes the other writer's rows into account."""
+        attempts = attempts or RETRY_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                return action()
+            except (StoreBusy, StoreConflict):
+                if attempt == attempts:
+                    raise
+                time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
+        raise AssertionError("unreachable")  # pragma: no cover
+
     @contextmanager
     def reading(self) -> Iterator[Session]:
         session = self._session()
         try:
             yield session
+        except DBAPIError as exc:
+            if (reason := damage_reason(exc)) is not None:
+                raise self.damaged(reason) from exc
+            raise
         finally:
             # close() ends the transaction without expiring loaded objects,
             # so rows read here stay usable (detached) by the caller.
@@ -143,6 +233,88 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: SQLite's words for a file that is not (or no longer) a whole database.
+_SQLITE_DAMAGE = (
+    "file is not a database",
+    "database disk image is malformed",
+    "file is encrypted or is not a database",
+)
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
+#: PostgreSQL SQLSTATEs of a transaction aborted to resolve a concurrent
+#: conflict (serialization failure, deadlock, lock not available).
+_PG_TRANSIENT = frozenset({"40001", "40P01", "55P03"})
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def damage_reason(exc: DBAPIError) -> str | None:
+    """Why the database is damaged, or None when ``exc`` means something else."""
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith("XX0"):
+        return _reason(exc)
+    message = str(orig if orig is not None else exc).lower()
+    for words in _SQLITE_DAMAGE:
+        if words in message:
+            return words
+    return None
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """Whether running the same action again may succeed: a busy SQLite,
+    or PostgreSQL aborting one side of a deadlock or serialization conflict."""
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _PG_TRANSIENT
+    message = str(orig if orig is not None else exc).lower()
+    return any(words in message for words in _SQLITE_BUSY)
+
+
+def is_unique_violation(exc: DBAPIError) -> bool:
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == "23505")
+    return str(orig if orig is not None else exc).lower().startswith("unique constraint failed")
+
+
+def sqlite_file_problem(path: Path) -> str | None:
+    """What is visibly wrong with a SQLite file's header, or None.
+
+    Checks that the file starts with SQLite's magic string and is at least as
+    long as the page count its header records (a truncated copy is shorter).
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            header = handle.read(100)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if size == 0:
+        # SQLite's own rule: an empty file is a new database (another
+        # process may be creating this workspace right now).
+        return None
+    if not header.startswith(_SQLITE_HEADER):
+        if not header.strip(b"\x00"):
+            return "the file starts with zero bytes instead of a SQLite header"
+        return "the file does not start with a SQLite header"
+    if len(header) < 100:
+        return f"the file is truncated ({size} bytes, shorter than its header)"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The header's page count is valid when its "version valid for" number
+    # matches the change counter (SQLite >= 3.7.0 keeps both). While another
+    # process checkpoints its write-ahead log, page 1 can be written before
+    # the pages that extend the file: with a non-empty WAL, leave it to
+    # SQLite, which reports missing pages as a malformed image.
+    if header[24:28] == header[92:96] and page_size and size < pages * page_size:
+        wal = path.with_name(path.name + "-wal")
+        if not (wal.exists() and wal.stat().st_size > 0):
+            return f"the file is truncated ({size} of {pages * page_size} bytes)"
+    return None
 
 
 def _reason(exc: SQLAlchemyError) -> str:

@@ -5,6 +5,11 @@ Ingestion writes in batches straight through the driver (ORM ``add_all`` is
 identified by its fingerprint (``FindingRecord.fingerprint``): re-ingesting a
 report only moves ``last_seen``; a second scanner reporting the same issue
 adds a source.
+
+Secrets that scanners quote in messages, snippets, paths or extra facts are
+masked by :func:`jupiter.redact.redact` before a finding is stored; the
+fingerprint is computed from the scanner's original values first, so
+deduplication does not change.
 """
 
 from __future__ import annotations
@@ -12,82 +17,34 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
-import orjson
-from sqlalchemy import Table, Text, bindparam, select, update
+from sqlalchemy import Text, bindparam, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
-from jupiter.errors import InputError
+from jupiter.errors import InputError, StoreBusy
+from jupiter.limits import MAX_NESTING, nesting_depth
 from jupiter.models import Environment, FindingRecord, FindingStatus, Severity
 from jupiter.priority import priority_score
+from jupiter.redact import redact, redact_texts
 from jupiter.store.assets import create_unregistered
+from jupiter.store.finding_rows import (
+    FINDINGS,
+    NEW_FINDING_COLUMNS,
+    ROWS_PER_STATEMENT,
+    SOURCES,
+    Merged,
+    insert_findings_sql,
+    insert_sources_sql,
+    json_text,
+    merge_record,
+    redact_path,
+    union,
+)
 from jupiter.store.tables import AssetRow, FindingRow, FindingSourceRow
 
 BATCH = 5000
-_FINDINGS = cast(Table, FindingRow.__table__)  # Core statements for bulk speed
-_SOURCES = cast(Table, FindingSourceRow.__table__)
-_NEW_FINDING_COLUMNS = (
-    "fingerprint",
-    "asset_id",
-    "rule_id",
-    "category",
-    "title",
-    "severity",
-    "cvss_score",
-    "cvss_vector",
-    "aliases",
-    "cwe",
-    "fixed_versions",
-    "path",
-    "start_line",
-    "end_line",
-    "package",
-    "version",
-    "evidence",
-    "extra",
-    "identity",
-    "first_seen",
-    "last_seen",
-    "status",
-    "priority",
-)
-_SOURCE_COLUMNS = ("finding_id", "scanner", "rule_id", "first_seen", "last_seen")
-
-
-# 23 columns x 1000 rows stays below SQLite's 32,766 bound parameters.
-_ROWS_PER_STATEMENT = 1000
-
-
-@lru_cache(maxsize=4)
-def _insert_returning_sql(rows: int, mark: str) -> str:
-    # Column names are the module's own constants, never input.
-    one = "(" + ", ".join([mark] * len(_NEW_FINDING_COLUMNS)) + ")"
-    values = ", ".join([one] * rows)
-    columns = ", ".join(_NEW_FINDING_COLUMNS)
-    return f"INSERT INTO findings ({columns}) VALUES {values} RETURNING fingerprint, id"  # noqa: S608
-
-
-@lru_cache(maxsize=8)
-def _insert_sql(table: str, columns: tuple[str, ...], mark: str) -> str:
-    # Table and column names are the module's own constants, never input.
-    placeholders = ", ".join([mark] * len(columns))
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
-
-
-def _union(incoming: set[str], stored: str) -> set[str]:
-    """``incoming`` with the stored JSON list's values (text from the database)."""
-    if stored == _json(sorted(incoming)):
-        return incoming
-    return incoming | set(orjson.loads(stored))
-
-
-def _json(value: Any) -> str:
-    if not value:  # most findings carry no aliases, CWEs or extra facts
-        return "[]" if isinstance(value, list) else "{}"
-    return orjson.dumps(value).decode()
 
 
 @dataclass
@@ -117,16 +74,6 @@ class IngestStats:
         }
 
 
-@dataclass
-class _Merged:
-    record: FindingRecord
-    asset_id: str
-    sources: set[tuple[str, str]]
-    aliases: set[str]
-    cwe: set[str]
-    fixed: set[str]
-
-
 class FindingWriter:
     """Buffers parsed records and writes them in batches, in the caller's
     transaction. ``default_asset`` applies to records that name none."""
@@ -145,13 +92,14 @@ class FindingWriter:
         self.strict_assets = strict_assets
         self.source_name = source_name
         self.stats = IngestStats()
-        self._buffer: dict[str, _Merged] = {}
+        self._buffer: dict[str, Merged] = {}
         self._assets: dict[str, tuple[int, Environment]] = {}
         self._times: dict[datetime, Any] = {}
+        self._extras: dict[str, str] = {}
         dialect = session.get_bind().dialect
         # The column type's own conversion for this dialect (SQLite stores a
         # string), applied once per distinct timestamp instead of per row.
-        self._time_processor = _FINDINGS.c.last_seen.type.dialect_impl(dialect).bind_processor(
+        self._time_processor = FINDINGS.c.last_seen.type.dialect_impl(dialect).bind_processor(
             dialect
         )
 
@@ -167,7 +115,7 @@ class FindingWriter:
         fp = record.fingerprint(asset_id)
         merged = self._buffer.get(fp)
         if merged is None:
-            self._buffer[fp] = _Merged(
+            self._buffer[fp] = Merged(
                 record,
                 asset_id,
                 {(record.scanner, record.rule_id)},
@@ -176,7 +124,7 @@ class FindingWriter:
                 set(record.fixed_versions),
             )
         else:
-            _merge_record(merged, record)
+            merge_record(merged, record)
         if len(self._buffer) >= BATCH:
             self.flush()
 
@@ -201,6 +149,28 @@ class FindingWriter:
         self._assets[asset_id] = known
         return known
 
+    def _extra_json(self, extra: dict[str, Any]) -> str:
+        """A finding's extra facts as stored: nesting bounded, secrets masked."""
+        for value in extra.values():
+            # Most extra facts are flat (a score, a word): walk only nested ones.
+            if isinstance(value, dict | list):
+                if nesting_depth(extra) > MAX_NESTING:
+                    raise InputError(
+                        f"{self.source_name}: a finding's extra facts nest deeper than "
+                        f"{MAX_NESTING} levels, Jupiter's limit; fix or regenerate the report"
+                    )
+                break
+        raw = json_text(extra)
+        if len(raw) > 512:
+            return json_text(redact(extra))
+        # Findings of one rule repeat the same extra facts: redact each once.
+        stored = self._extras.get(raw)
+        if stored is None:
+            if len(self._extras) >= 10_000:
+                self._extras.clear()
+            stored = self._extras[raw] = json_text(redact(extra))
+        return stored
+
     def _time(self, value: datetime) -> Any:
         """A timestamp as the driver wants it (SQLite: the DateTime type's
         string form), converted once per distinct value."""
@@ -216,42 +186,88 @@ class FindingWriter:
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         conn = self.session.connection()
         out: dict[str, int] = {}
-        for i in range(0, len(rows), _ROWS_PER_STATEMENT):
-            chunk = rows[i : i + _ROWS_PER_STATEMENT]
-            sql = _insert_returning_sql(len(chunk), mark)
+        for i in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[i : i + ROWS_PER_STATEMENT]
+            sql = insert_findings_sql(len(chunk), mark)
             params = tuple(value for row in chunk for value in row)
             out.update({fp: fid for fp, fid in conn.exec_driver_sql(sql, params)})
         return out
 
-    def _executemany(
-        self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
-    ) -> None:
+    def _insert_sources(self, rows: list[tuple[Any, ...]]) -> None:
         dialect = self.session.get_bind().dialect
-        sql = _insert_sql(table.name, columns, "?" if dialect.paramstyle == "qmark" else "%s")
+        sql = insert_sources_sql("?" if dialect.paramstyle == "qmark" else "%s")
         self.session.connection().exec_driver_sql(sql, rows)
+
+    def _existing(self, fingerprints: list[str]) -> dict[str, Any]:
+        """Stored findings among ``fingerprints``. On PostgreSQL they are
+        locked (in fingerprint order) until the transaction ends, so a
+        concurrent ingest cannot merge into them between this read and our
+        update; SQLite needs no row locks (one writer holds the database)."""
+        stmt = select(
+            FindingRow.id,
+            FindingRow.fingerprint,
+            FindingRow.severity,
+            FindingRow.cvss_score,
+            FindingRow.cvss_vector,
+            # As stored text: on a re-ingest they are almost always
+            # identical, and comparing text avoids decoding 3 JSON
+            # values per finding.
+            sql_cast(FindingRow.aliases, Text).label("aliases"),
+            sql_cast(FindingRow.cwe, Text).label("cwe"),
+            sql_cast(FindingRow.fixed_versions, Text).label("fixed_versions"),
+        ).where(FindingRow.fingerprint.in_(fingerprints))
+        if self.session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.order_by(FindingRow.fingerprint).with_for_update()
+        return {r.fingerprint: r for r in self.session.execute(stmt)}
 
     def flush(self) -> None:
         if not self._buffer:
             return
         batch, self._buffer = self._buffer, {}
-        existing = {
-            r.fingerprint: r
-            for r in self.session.execute(
-                select(
-                    FindingRow.id,
-                    FindingRow.fingerprint,
-                    FindingRow.severity,
-                    FindingRow.cvss_score,
-                    FindingRow.cvss_vector,
-                    # As stored text: on a re-ingest they are almost always
-                    # identical, and comparing text avoids decoding 3 JSON
-                    # values per finding.
-                    sql_cast(FindingRow.aliases, Text).label("aliases"),
-                    sql_cast(FindingRow.cwe, Text).label("cwe"),
-                    sql_cast(FindingRow.fixed_versions, Text).label("fixed_versions"),
-                ).where(FindingRow.fingerprint.in_(list(batch)))
+        existing = self._existing(sorted(batch))
+        new_rows, touched, changed = self._plan(batch, existing)
+        ids = {fp: row.id for fp, row in existing.items()}
+        if new_rows:
+            # Straight to the driver with values converted once (the ORM bulk
+            # path spends ~4x as long per row): multi-row INSERT ... RETURNING.
+            inserted = self._insert_returning(new_rows)
+            ids.update(inserted)
+            self.stats.new += len(inserted)
+            # ON CONFLICT DO NOTHING skipped the findings a concurrent writer
+            # stored after our read: merge into them like any stored finding.
+            raced = {r[0]: batch[r[0]] for r in new_rows if r[0] not in inserted}
+            if raced:
+                late = self._existing(sorted(raced))
+                more_rows, more_touched, more_changed = self._plan(raced, late)
+                if more_rows:  # vanished again (deleted meanwhile): let a retry sort it out
+                    raise StoreBusy(
+                        "findings changed under a concurrent writer twice; nothing was "
+                        "written, try again"
+                    )
+                existing.update(late)
+                ids.update({fp: row.id for fp, row in late.items()})
+                touched += more_touched
+                changed += more_changed
+        if touched:
+            self.session.execute(
+                update(FINDINGS).where(FINDINGS.c.id.in_(touched)).values(last_seen=self.now)
             )
-        }
+        if changed:
+            stmt = (
+                update(FINDINGS)
+                .where(FINDINGS.c.id == bindparam("_id"))
+                .values(
+                    {k: bindparam(k) for k in changed[0] if k != "_id"} | {"last_seen": self.now}
+                )
+            )
+            self.session.execute(stmt, changed)
+        self.stats.seen_again += len(touched) + len(changed)
+        self._write_sources(batch, ids, set(existing))
+
+    def _plan(
+        self, batch: dict[str, Merged], existing: dict[str, Any]
+    ) -> tuple[list[tuple[Any, ...]], list[int], list[dict[str, Any]]]:
+        """Rows to insert, ids only seen again, and merged updates for ``batch``."""
         now = self._time(self.now)
         scores: dict[tuple[Severity, float | None, str], float] = {}
         new_rows: list[tuple[Any, ...]] = []
@@ -268,9 +284,9 @@ class FindingWriter:
                     severity = old_sev
                 if old.cvss_score is not None and (cvss is None or old.cvss_score > cvss):
                     cvss, vector = old.cvss_score, old.cvss_vector
-                aliases = _union(aliases, old.aliases)
-                cwe = _union(cwe, old.cwe)
-                fixed = _union(fixed, old.fixed_versions)
+                aliases = union(aliases, old.aliases)
+                cwe = union(cwe, old.cwe)
+                fixed = union(fixed, old.fixed_versions)
             crit, env = self._assets[m.asset_id]
             common = {
                 "severity": severity.value,
@@ -285,9 +301,9 @@ class FindingWriter:
                     common["severity"] == old.severity
                     and cvss == old.cvss_score
                     and vector == old.cvss_vector
-                    and _json(common["aliases"]) == old.aliases
-                    and _json(common["cwe"]) == old.cwe
-                    and _json(common["fixed_versions"]) == old.fixed_versions
+                    and json_text(common["aliases"]) == old.aliases
+                    and json_text(common["cwe"]) == old.cwe
+                    and json_text(common["fixed_versions"]) == old.fixed_versions
                 )
                 if unchanged:
                     touched.append(old.id)
@@ -311,20 +327,20 @@ class FindingWriter:
                     m.asset_id,
                     rec.rule_id,
                     str(rec.category),
-                    rec.title,
+                    rec.title,  # redacted by _redact_texts below
                     severity.value,
                     cvss,
                     vector,
-                    _json(common["aliases"]),
-                    _json(common["cwe"]),
-                    _json(common["fixed_versions"]),
-                    loc.path,
+                    json_text(common["aliases"]),
+                    json_text(common["cwe"]),
+                    json_text(common["fixed_versions"]),
+                    redact_path(loc.path),
                     loc.start_line,
                     loc.end_line,
                     loc.package,
                     loc.version,
                     rec.evidence,
-                    _json(rec.extra),
+                    self._extra_json(rec.extra) if rec.extra else "{}",
                     rec.identity,
                     self._time(rec.detected_at) if rec.detected_at else now,
                     now,
@@ -332,29 +348,9 @@ class FindingWriter:
                     score,
                 )
             )
-        ids = {fp: row.id for fp, row in existing.items()}
-        if new_rows:
-            # Straight to the driver with values converted once (the ORM bulk
-            # path spends ~4x as long per row): multi-row INSERT ... RETURNING.
-            ids.update(self._insert_returning(new_rows))
-        if touched:
-            self.session.execute(
-                update(_FINDINGS).where(_FINDINGS.c.id.in_(touched)).values(last_seen=self.now)
-            )
-        if changed:
-            stmt = (
-                update(_FINDINGS)
-                .where(_FINDINGS.c.id == bindparam("_id"))
-                .values(
-                    {k: bindparam(k) for k in changed[0] if k != "_id"} | {"last_seen": self.now}
-                )
-            )
-            self.session.execute(stmt, changed)
-        self.stats.new += len(new_rows)
-        self.stats.seen_again += len(touched) + len(changed)
-        self._write_sources(batch, ids, set(existing))
+        return _redact_texts(new_rows), touched, changed
 
-    def _write_sources(self, batch: dict[str, _Merged], ids: dict[str, int], had: set[str]) -> None:
+    def _write_sources(self, batch: dict[str, Merged], ids: dict[str, int], had: set[str]) -> None:
         known: dict[tuple[int, str, str], int] = {}
         old_ids = [ids[fp] for fp in had]
         if old_ids:
@@ -379,30 +375,30 @@ class FindingWriter:
                 else:
                     touches.append(sid)
         if inserts:
-            self._executemany(_SOURCES, _SOURCE_COLUMNS, inserts)
+            self._insert_sources(inserts)
             old = set(old_ids)
             self.stats.new_sources += sum(1 for i in inserts if i[0] in old)
         if touches:
             self.session.execute(
-                update(_SOURCES).where(_SOURCES.c.id.in_(touches)).values(last_seen=self.now)
+                update(SOURCES).where(SOURCES.c.id.in_(touches)).values(last_seen=self.now)
             )
 
 
-def _merge_record(merged: _Merged, record: FindingRecord) -> None:
-    merged.sources.add((record.scanner, record.rule_id))
-    merged.aliases.update(record.aliases)
-    merged.cwe.update(record.cwe)
-    merged.fixed.update(record.fixed_versions)
-    cur = merged.record
-    better_sev = record.severity.rank > cur.severity.rank
-    better_cvss = record.cvss_score is not None and (
-        cur.cvss_score is None or record.cvss_score > cur.cvss_score
-    )
-    if better_sev or better_cvss:
-        merged.record = cur.model_copy(
-            update={
-                "severity": record.severity if better_sev else cur.severity,
-                "cvss_score": record.cvss_score if better_cvss else cur.cvss_score,
-                "cvss_vector": record.cvss_vector if better_cvss else cur.cvss_vector,
-            }
-        )
+_TITLE, _EVIDENCE = NEW_FINDING_COLUMNS.index("title"), NEW_FINDING_COLUMNS.index("evidence")
+
+
+def _redact_texts(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """New finding rows with secrets masked in their title and evidence,
+    redacted as one batch (see :func:`jupiter.redact.redact_texts`)."""
+    if not rows:
+        return rows
+    titles = redact_texts([row[_TITLE] for row in rows])
+    evidence = redact_texts([row[_EVIDENCE] or "" for row in rows])
+    out = []
+    for row, title, snippet in zip(rows, titles, evidence, strict=True):
+        if title != row[_TITLE] or snippet != (row[_EVIDENCE] or ""):
+            fields = list(row)
+            fields[_TITLE], fields[_EVIDENCE] = title, snippet
+            row = tuple(fields)
+        out.append(row)
+    return out

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from jupiter.errors import InputError, NotFoundError
 from jupiter.models import FindingRecord, Severity
+from jupiter.redact import redact_text
 from jupiter.store.finding_writer import FindingWriter, IngestStats
 from jupiter.store.tables import FindingRow, FindingSourceRow
 
@@ -25,13 +26,15 @@ __all__ = [
 
 
 def finding_to_json(row: FindingRow, sources: list[FindingSourceRow]) -> dict[str, Any]:
+    """The finding as printed and exported. Texts pass through the redaction
+    again, so rows stored before ingest redacted them do not leak either."""
     return {
         "id": row.id,
         "fingerprint": row.fingerprint,
         "asset": row.asset_id,
         "rule_id": row.rule_id,
         "category": row.category,
-        "title": row.title,
+        "title": redact_text(row.title),
         "severity": row.severity,
         "cvss_score": row.cvss_score,
         "cvss_vector": row.cvss_vector,
@@ -39,13 +42,13 @@ def finding_to_json(row: FindingRow, sources: list[FindingSourceRow]) -> dict[st
         "cwe": list(row.cwe),
         "fixed_versions": list(row.fixed_versions),
         "location": {
-            "path": row.path,
+            "path": redact_text(row.path) if row.path else row.path,
             "start_line": row.start_line,
             "end_line": row.end_line,
             "package": row.package,
             "version": row.version,
         },
-        "evidence": row.evidence,
+        "evidence": redact_text(row.evidence) if row.evidence else row.evidence,
         "first_seen": row.first_seen.isoformat(),
         "last_seen": row.last_seen.isoformat(),
         "status": row.status,

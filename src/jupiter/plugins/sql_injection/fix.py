@@ -30,6 +30,7 @@ from jupiter.plugins.sql_injection.detect import (
     scan_source,
 )
 from jupiter.plugins.sql_injection.template import ManualFix
+from jupiter.redact import redact_text
 from jupiter.targets.base import TargetView
 
 # Directories that hold third-party or generated code, never the project's own.
@@ -138,7 +139,14 @@ class SqlInjectionPython(Remediator[NoParams]):
         line = finding.location.start_line or 0
         if finding.rule_id in RULES:
             same = [s for s in scan.sites if s.rule_id == finding.rule_id]
-            exact = [s for s in same if s.line == line and finding.evidence in (None, s.evidence)]
+            # Stored evidence is redacted at ingest (a quoted password in the
+            # SQL): compare the detector's text the same way.
+            exact = [
+                s
+                for s in same
+                if s.line == line
+                and finding.evidence in (None, s.evidence, redact_text(s.evidence))
+            ]
             if not exact and finding.evidence:
                 # Earlier rewrites in the file may have moved the call: match its text.
                 function = finding.extra.get("function")
@@ -146,7 +154,7 @@ class SqlInjectionPython(Remediator[NoParams]):
                     (
                         s
                         for s in same
-                        if s.evidence == finding.evidence
+                        if finding.evidence in (s.evidence, redact_text(s.evidence))
                         and (function is None or s.function == function)
                     ),
                     key=lambda s: abs(s.line - line),
