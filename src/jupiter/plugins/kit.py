@@ -9,9 +9,10 @@ A third-party plugin gets the same helpers through the public API
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from jupiter.errors import InputError
+from jupiter.models import FindingRecord
 from jupiter.targets.base import TargetView
 
 #: Folders that hold tools, caches and other people's code, not the project's
@@ -36,6 +37,27 @@ VENDORED_DIRS = frozenset(
 def project_files(view: TargetView, wanted: Callable[[str], bool]) -> list[str]:
     """Files of ``view`` that ``wanted`` accepts, outside :data:`VENDORED_DIRS`."""
     return [p for p in view.walk() if wanted(p) and not VENDORED_DIRS & set(p.split("/")[:-1])]
+
+
+def survey_files(
+    view: TargetView,
+    paths: Iterable[str],
+    scan_one: Callable[[str, bytes], list[FindingRecord]],
+    tolerant: bool,
+) -> tuple[list[FindingRecord], list[str]]:
+    """``scan_one(path, bytes)`` over ``paths``: every finding, and, when
+    ``tolerant`` (a ``survey``), each file it could not read as one sentence
+    instead of stopping at the first (a ``detect``)."""
+    findings: list[FindingRecord] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            findings.extend(scan_one(path, view.read_bytes(path)))
+        except InputError as exc:
+            if not tolerant:
+                raise
+            problems.append(str(exc))
+    return findings, problems
 
 
 def decode_text(path: str, data: bytes) -> str:

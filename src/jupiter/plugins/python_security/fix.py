@@ -9,11 +9,10 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jupiter.errors import InputError
 from jupiter.models import FindingRecord, Location, Severity
 from jupiter.plans import Plan, Risk, WriteFile, sha256_bytes, unified_diff
 from jupiter.plugins.base import Remediator, ValidationResult
-from jupiter.plugins.kit import decode_text, project_files
+from jupiter.plugins.kit import decode_text, project_files, survey_files
 from jupiter.plugins.python_security import RULE_CATEGORIES
 from jupiter.plugins.python_security import codemods as cm
 from jupiter.plugins.python_security import detect as det
@@ -66,27 +65,10 @@ class PythonSecurity(Remediator[PythonSecurityParams]):
         return self._detect(view, tolerant=True)
 
     def _detect(self, view: TargetView, tolerant: bool) -> tuple[list[FindingRecord], list[str]]:
-        findings: list[FindingRecord] = []
-        problems: list[str] = []
         paths = project_files(
             view, lambda p: p.endswith(".py") and not _SKIP & set(p.split("/")[:-1])
         )
-        for path in paths:
-            try:
-                source = decode_text(path, view.read_bytes(path))
-                hits = det.scan(path, source)
-            except InputError as exc:
-                if not tolerant:
-                    raise
-                problems.append(str(exc))
-                continue
-            seen: set[tuple[str, int]] = set()
-            for hit in hits:
-                if (hit.rule_id, hit.line) in seen:
-                    continue  # two calls of one rule on a line are one finding
-                seen.add((hit.rule_id, hit.line))
-                findings.append(_record(path, hit))
-        return findings, problems
+        return survey_files(view, paths, _module_findings, tolerant)
 
     def is_fixed(
         self, finding: FindingRecord, view: TargetView, params: PythonSecurityParams
@@ -210,6 +192,16 @@ class PythonSecurity(Remediator[PythonSecurityParams]):
         from jupiter.plugins.python_security.validate import check_candidate
 
         return check_candidate(plan, candidate)
+
+
+def _module_findings(path: str, data: bytes) -> list[FindingRecord]:
+    findings: list[FindingRecord] = []
+    seen: set[tuple[str, int]] = set()
+    for hit in det.scan(path, decode_text(path, data)):
+        if (hit.rule_id, hit.line) not in seen:  # two calls of a rule on a line: one finding
+            seen.add((hit.rule_id, hit.line))
+            findings.append(_record(path, hit))
+    return findings
 
 
 def _record(path: str, hit: det.Hit) -> FindingRecord:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import posixpath
 from typing import ClassVar
 
-from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord
 from jupiter.plans import Plan, Risk, WriteFile, sha256_bytes, unified_diff
 from jupiter.plugins.base import NoParams, Remediator, ValidationResult
-from jupiter.plugins.kit import decode_text, keep_line_endings
+from jupiter.plugins.kit import decode_text, keep_line_endings, survey_files
 from jupiter.plugins.sql_injection.codemod import rewrite_site
 from jupiter.plugins.sql_injection.detect import (
     RULES,
@@ -73,21 +72,18 @@ class SqlInjectionPython(Remediator[NoParams]):
         return self._detect(view, tolerant=True)
 
     def _detect(self, view: TargetView, tolerant: bool) -> tuple[list[FindingRecord], list[str]]:
-        findings: list[FindingRecord] = []
-        problems: list[str] = []
-        for path in view.walk():
-            if not path.endswith(".py") or _SKIP_DIRS.intersection(path.split("/")[:-1]):
-                continue
-            data = view.read_bytes(path)
+        paths = [
+            p
+            for p in view.walk()
+            if p.endswith(".py") and not _SKIP_DIRS.intersection(p.split("/")[:-1])
+        ]
+
+        def scan_one(path: str, data: bytes) -> list[FindingRecord]:
             if not might_hold_sinks(data):
-                continue
-            try:
-                findings.extend(detect_source(path, decode_text(path, data)))
-            except InputError as exc:
-                if not tolerant:
-                    raise
-                problems.append(str(exc))
-        return findings, problems
+                return []
+            return detect_source(path, decode_text(path, data))
+
+        return survey_files(view, paths, scan_one, tolerant)
 
     def plan(self, finding: FindingRecord, view: TargetView, params: NoParams) -> Plan:
         base = {
