@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from pydantic import BaseModel
@@ -72,6 +72,23 @@ def parse_params_for(fixing: Fixing, raw: list[str] | None) -> dict[str, dict[st
     from jupiter.runs import parse_params
 
     return parse_params(fixing.registry, raw or [])
+
+
+def _gates_before(chain: list[tuple[Any, Any]], target: Target) -> list[Any]:
+    """The run gates of the remediators whose plans change something, each
+    having taken its 'before' look."""
+    gates = []
+    seen: set[str] = set()
+    for cand, plan in chain:
+        plugin = cand.remediator
+        if plugin.name in seen or not isinstance(plan, Plan) or not plan.changes:
+            continue
+        seen.add(plugin.name)
+        gate = plugin.run_gate(target)
+        if gate is not None:
+            gate.before()
+            gates.append(gate)
+    return gates
 
 
 def _actionable(preview: list[dict[str, Any]]) -> bool:
@@ -338,10 +355,31 @@ class Fixing:
                         "status": "nothing_to_do",
                         "steps": preview,
                     }
-                return {
+                gates = _gates_before(chain, target)
+                outcome = {
                     **base,
                     **self._run_chain(target, asset_id, params, chain, on_step, git_branch, lock),
                 }
+            # Outside the lock: a failed gate rolls back, and a rollback takes it.
+            return self._gates_after(gates, outcome)
+
+    def _gates_after(self, gates: list[Any], outcome: dict[str, Any]) -> dict[str, Any]:
+        """Each run gate's verdict after the run; a failed one rolls the run
+        back (proven by hashes, like any rollback) and fails the fix."""
+        if not gates:
+            return outcome
+        results = [gate.after() for gate in gates]
+        outcome["gates"] = [r.to_json() for r in results]
+        failed = [r for r in results if r.status == "failed"]
+        if failed and outcome.get("run") is not None:
+            rollback = cast(Any, self).rollback(outcome["run"])
+            outcome["rollback"] = rollback
+            outcome["status"] = "gate_failed"
+            for step in outcome["steps"]:
+                if step["status"] == "verified":
+                    step["status"] = "rolled_back"
+                    step["detail"] = f"rolled back: {failed[0].validator}: {failed[0].detail}"
+        return outcome
 
     def _run_chain(
         self,

@@ -11,14 +11,27 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Literal, TypeVar, cast
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from jupiter.models import FindingRecord
 from jupiter.plans import Plan
-from jupiter.targets.base import TargetView
+from jupiter.targets.base import Target, TargetView
 from jupiter.workspace import Workspace
+
+
+class RunGate(Protocol):
+    """A whole-target check around one fix run: ``before`` runs once before
+    the first change, ``after`` once after the last. A scanner's full rescan
+    lives here (Checkov costs seconds to start: once per run, not per
+    finding). A failed ``after`` rolls the whole run back."""
+
+    name: str
+
+    def before(self) -> None: ...
+
+    def after(self) -> ValidationResult: ...
 
 
 class NoParams(BaseModel):
@@ -113,6 +126,11 @@ class Remediator(ABC, Generic[P]):
         """
         key = finding.issue_key()
         return all(r.issue_key() != key for r in self.detect(view, params))
+
+    def run_gate(self, target: Target) -> RunGate | None:
+        """A check of the whole target around a fix run that applies this
+        remediator's plans (see :class:`RunGate`); ``None``: no such check."""
+        return None
 
     def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
         """Check the candidate state (target + plan) before it is applied.

@@ -82,6 +82,9 @@ def test_project_is_fixed_and_rolled_back(
     steps = run["steps"]
     statuses = Counter(s["status"] for s in steps)
     assert run["status"] == "succeeded", statuses
+    # the engine's own gate: Checkov once before and once after the run
+    (checked,) = run["gates"]
+    assert checked["validator"] == "checkov-rescan" and checked["status"] == "passed", checked
     assert not set(statuses) - {"verified", "needs_manual", "already_fixed"}, [
         (s["rule_id"], s["detail"])
         for s in steps

@@ -30,13 +30,13 @@ from jupiter.catalog import FixEntry, load_catalog
 from jupiter.errors import ConflictError, InputError
 from jupiter.models import FindingRecord
 from jupiter.plans import Plan, Risk, file_edits
-from jupiter.plugins.base import Remediator, ValidationResult
+from jupiter.plugins.base import Remediator, RunGate, ValidationResult
 from jupiter.plugins.terraform import CATEGORY
 from jupiter.plugins.terraform import detect as tf_detect
 from jupiter.plugins.terraform.edit import Span, apply
 from jupiter.plugins.terraform.hcl import Resource, parse
 from jupiter.plugins.terraform.rules import Fix, Module, evaluate, fix, judged, select
-from jupiter.targets.base import TargetView
+from jupiter.targets.base import Target, TargetView
 
 
 class TerraformParams(BaseModel):
@@ -174,6 +174,16 @@ class TerraformIac(Remediator[TerraformParams]):
         if why is not None or not chosen:
             return False
         return all(evaluate(e, res, module).state == "pass" for e in chosen)
+
+    def run_gate(self, target: Target) -> RunGate | None:
+        """Checkov's full rescan around the run, on a local tree (Checkov
+        reads files: an SSH target has none here to read)."""
+        from jupiter.plugins.terraform.gate import CheckovRunGate, find_checkov
+        from jupiter.targets.local import LocalTarget
+
+        if not isinstance(target, LocalTarget):
+            return None
+        return CheckovRunGate(target.root, find_checkov())
 
     def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
         """Re-parse every written file of the candidate."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jupiter.errors import InputError
+from jupiter.plugins.base import ValidationResult
 
 Key = tuple[str, str, str]
 """``(check id, file path relative to the root, resource address)``."""
@@ -121,3 +122,40 @@ def compare(before: Scan, after: Scan) -> GateResult:
         elif key not in known:
             out.new.add(key)
     return out
+
+
+class CheckovRunGate:
+    """:class:`jupiter.plugins.base.RunGate` for a fix run on a local
+    Terraform tree: Checkov once before, once after; the run fails (and is
+    rolled back) when a check that passed before fails after, or a resource
+    the run added fails one. Without Checkov the verdict is ``skipped``."""
+
+    name = "checkov-rescan"
+
+    def __init__(self, root: Path, checkov: Path | None) -> None:
+        self.root, self.checkov = root, checkov
+        self._before: Scan | None = None
+
+    def before(self) -> None:
+        if self.checkov is not None:
+            self._before = scan(self.root, self.checkov)
+
+    def after(self) -> ValidationResult:
+        if self.checkov is None or self._before is None:
+            return ValidationResult(self.name, "skipped", "Checkov is not installed")
+        try:
+            result = compare(self._before, scan(self.root, self.checkov))
+        except InputError as exc:
+            return ValidationResult(self.name, "failed", str(exc))
+        if not result.ok:
+            broken = sorted(result.regressed | result.new)[:5]
+            names = ", ".join(f"{c} on {r} ({f})" for c, f, r in broken)
+            return ValidationResult(
+                self.name, "failed", f"checks that passed before fail now: {names}"
+            )
+        return ValidationResult(
+            self.name,
+            "passed",
+            f"{len(result.fixed)} failed checks fixed, none that passed now fails, "
+            f"{len(result.still_failing)} still failing",
+        )
