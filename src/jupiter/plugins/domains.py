@@ -30,6 +30,11 @@ class Domain:
     an exact rule id, a rule-id prefix (``CKV_K8S_``), a pattern on the rule
     id's last segment (``KSV001`` in ``trivy/KSV001``), a CWE, or words in
     the rule id or title. Rule ids and CWEs are compared upper-case.
+
+    A domain that names ``frameworks`` (Checkov's ``check_type``:
+    ``cloudformation``, ``terraform`` ...) matches only findings that come
+    with one of them, because scanners share rule ids across frameworks
+    (``CKV_AWS_19`` is a Terraform and a CloudFormation check).
     """
 
     name: str
@@ -44,6 +49,7 @@ class Domain:
     category: str = field(default="")
     """The category given to a finding recognised by the rules above
     (default: the first of ``categories``)."""
+    frameworks: frozenset[str] = frozenset()
     catalog: str | None = None
     """The package whose ``catalog/*.yaml`` files hold this domain's fix
     catalog entries (see :mod:`jupiter.catalog`), if it has any."""
@@ -57,7 +63,17 @@ class Domain:
         if not self.category:
             object.__setattr__(self, "category", self.categories[0])
 
-    def matches(self, rid: str, tail: str, cwes: frozenset[str], rule_id: str, text: str) -> bool:
+    def matches(
+        self,
+        rid: str,
+        tail: str,
+        cwes: frozenset[str],
+        rule_id: str,
+        text: str,
+        framework: str = "",
+    ) -> bool:
+        if self.frameworks and framework.lower() not in self.frameworks:
+            return False
         return bool(
             rid in self.rule_ids
             or (self.rule_prefixes and rid.startswith(self.rule_prefixes))
@@ -99,16 +115,19 @@ def load_domains() -> Domains:
 
 
 @lru_cache(maxsize=8192)
-def _classify(rule_id: str, cwes: frozenset[str], text: str) -> str:
+def _classify(rule_id: str, cwes: frozenset[str], text: str, framework: str) -> str:
     rid = rule_id.upper()
     tail = rid.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
     for domain in load_domains().ordered:
-        if domain.matches(rid, tail, cwes, rule_id, text):
+        if domain.matches(rid, tail, cwes, rule_id, text, framework):
             return known_category(domain.category)
     return Category.OTHER
 
 
-def category_for(rule_id: str, cwes: Iterable[str] = (), text: str = "") -> str:
-    """The category of a finding from its rule id, CWEs and descriptive text,
-    by the first registered domain whose rules match; ``other`` if none does."""
-    return _classify(rule_id, frozenset(c.upper() for c in cwes), text)
+def category_for(
+    rule_id: str, cwes: Iterable[str] = (), text: str = "", framework: str = ""
+) -> str:
+    """The category of a finding from its rule id, CWEs, descriptive text
+    and the scanner's framework (Checkov's ``check_type``), by the first
+    registered domain whose rules match; ``other`` if none does."""
+    return _classify(rule_id, frozenset(c.upper() for c in cwes), text, framework)
