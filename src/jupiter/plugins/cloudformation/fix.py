@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jupiter.catalog import FixEntry
 from jupiter.errors import ConflictError, InputError
@@ -48,15 +48,21 @@ class CfnParams(BaseModel):
 
     * ``approve`` — ``risk`` fixes to apply: catalog entry ids
       (``cfn-s3-versioning``), Checkov ids (``CKV_AWS_21``) or ``all``;
-    * ``cfn_lint`` / ``checkov`` — paths of the tools for the gate (default:
-      ``$JUPITER_CFN_LINT`` / ``$JUPITER_CHECKOV``, the PATH, ``./.tools``).
+
+    The gate's tools are found by :func:`jupiter.plugins.cloudformation.validate.tools`.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     approve: list[str] = Field(default_factory=list)
-    cfn_lint: str | None = None
-    checkov: str | None = None
+
+    @field_validator("approve", mode="before")
+    @classmethod
+    def _commas(cls, value: object) -> object:
+        """``--param cloudformation-hardening.approve=a,b`` gives one string."""
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
 
 
 def _rule_ids() -> frozenset[str]:
@@ -217,9 +223,7 @@ class CloudFormationHardening(Remediator[CfnParams]):
         return bool(chosen) and all(catalog.failing(e, template, resource) is None for e in chosen)
 
     def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
-        p = CfnParams()
-        cfn_lint = gate.find_tool(p.cfn_lint, "JUPITER_CFN_LINT", "cfn-lint", "cfn-lint")
-        checkov = gate.find_tool(p.checkov, "JUPITER_CHECKOV", "checkov", "checkov")
+        cfn_lint, checkov = gate.tools()
         out: list[ValidationResult] = []
         for change in plan.changes:
             if not isinstance(change, WriteFile):

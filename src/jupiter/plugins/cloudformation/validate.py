@@ -42,9 +42,22 @@ def original(sha: str) -> bytes | None:
     return _ORIGINALS.get(sha)
 
 
-def find_tool(explicit: str | None, env: str, name: str, binary: str) -> str | None:
-    """An explicit path, ``$env``, the PATH, or ``./.tools/<name>/bin/<binary>``."""
-    for candidate in (explicit, os.environ.get(env), shutil.which(binary)):
+def tools() -> tuple[str | None, str | None]:
+    """cfn-lint and Checkov for the gate: ``$JUPITER_CFN_LINT`` /
+    ``$JUPITER_CHECKOV``, the PATH, or ``./.tools/<tool>/bin``. Setting
+    ``JUPITER_CFN_GATE=parse`` keeps only the re-parse checks (each tool run
+    costs seconds per fix; a batch job can rescan once at the end instead)."""
+    if os.environ.get("JUPITER_CFN_GATE", "").lower() == "parse":
+        return None, None
+    return (
+        find_tool(os.environ.get("JUPITER_CFN_LINT"), "cfn-lint", "cfn-lint"),
+        find_tool(os.environ.get("JUPITER_CHECKOV"), "checkov", "checkov"),
+    )
+
+
+def find_tool(explicit: str | None, name: str, binary: str) -> str | None:
+    """An explicit path, the PATH, or ``./.tools/<name>/bin/<binary>``."""
+    for candidate in (explicit, shutil.which(binary)):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     local = Path.cwd() / ".tools" / name / "bin" / binary
