@@ -67,6 +67,7 @@ CONTRACT: dict[str, Callable[[Engine], Callable[[Path], Path]]] = {
     "sql-injection-python": lambda e: _copy(FIXTURES / "sqli/sqlite_app.py"),
     "kubernetes-pod-security": lambda e: _copy(FIXTURES / "k8s"),
     "dockerfile-hardening": lambda e: _copy(FIXTURES / "docker/debian"),
+    "cloudformation-hardening": lambda e: _copy(FIXTURES / "cloudformation/contract"),
 }
 
 BUILTINS = sorted(n for n, src in load_registry().sources.items() if src == "jupiter-remediation")

@@ -21,13 +21,16 @@ from jupiter.plugins.cloudformation.template import Intrinsic, Resource, Templat
 ANY = object()
 #: Values other than the entry's own that the check accepts (``ANY``: any value).
 ACCEPTED: dict[str, tuple[object, ...]] = {
-    "cfn-s3-default-encryption": ("aws:kms", "aws:kms:dsse"),
+    # S3 encrypts every new object with SSE-S3 since January 2023 (and Checkov
+    # passes a bucket without BucketEncryption): only a wrong value is a finding.
+    "cfn-s3-default-encryption": ("aws:kms", "aws:kms:dsse", None),
     "cfn-log-group-retention": (ANY,),
     "cfn-sqs-encryption": (ANY,),
     "cfn-sns-encryption": (ANY,),
     "cfn-ecs-container-insights": ("enhanced",),
     "cfn-codebuild-artifact-encryption": (None,),
     "cfn-docdb-tls": (None,),
+    "cfn-qldb-deletion-protection": (None,),  # on unless turned off
     "cfn-elbv2-listener-tls12": (
         "ELBSecurityPolicy-FS-1-2*",
         "ELBSecurityPolicy-TLS-1-2*",
@@ -53,6 +56,8 @@ def _applies(entry_id: str, r: Resource) -> bool:
     if entry_id == "cfn-codebuild-artifact-encryption":
         artifacts = _prop(r, "Artifacts")
         return isinstance(artifacts, dict) and artifacts.get("Type") == "S3"
+    if entry_id == "cfn-rds-iam-auth":  # IAM auth exists for these engines only
+        return str(_prop(r, "Engine") or "").lower() in ("mysql", "postgres", "mariadb")
     if entry_id == "cfn-mq-audit-logs":
         return str(_prop(r, "EngineType") or "").upper() != "RABBITMQ"
     return True

@@ -38,13 +38,22 @@ ROOT_USER = "DOCKER-ROOT-USER"
 NO_HEALTHCHECK = "DOCKER-NO-HEALTHCHECK"
 ADD = "DOCKER-ADD"
 IMAGE_LATEST = "DOCKER-IMAGE-LATEST"
-CHECKOV_TO_RULE = {
-    "CKV_DOCKER_3": ROOT_USER,
-    "CKV_DOCKER_8": ROOT_USER,
-    "CKV_DOCKER_2": NO_HEALTHCHECK,
-    "CKV_DOCKER_4": ADD,
-    "CKV_DOCKER_7": IMAGE_LATEST,
-}
+
+
+def _checkov_to_rule() -> dict[str, str]:
+    """Checkov check -> built-in rule, from the fix catalog
+    (``catalog/dockerfile.yaml``, ``checks.jupiter`` names the rule)."""
+    from jupiter.catalog import load_catalog
+
+    return {
+        ck: rule
+        for entry in load_catalog().select(framework="dockerfile")
+        for rule in entry.checks.get("jupiter", [])
+        for ck in entry.checks.get("checkov", [])
+    }
+
+
+CHECKOV_TO_RULE = _checkov_to_rule()
 _TITLES = {
     ROOT_USER: ("The container runs as root", Severity.HIGH),
     NO_HEALTHCHECK: ("The image has no HEALTHCHECK", Severity.LOW),
