@@ -91,6 +91,10 @@ def _logical_id(entry_id: str) -> str:
     return "".join(w.capitalize() for w in re.split(r"[^a-z0-9]+", entry_id))
 
 
+def _own(entry_id: str) -> str:
+    return f"{_logical_id(entry_id)}/{entry_id}"
+
+
 def test_every_fixable_cloudformation_entry_against_checkov(tmp_path: Path) -> None:
     fixable = [e for e in catalog.entries() if e.fix_class in ("safe", "risk")]
     assert len({r for e in fixable for r in e.rule_ids()}) >= 40
