@@ -193,3 +193,14 @@ def failing(entry: FixEntry, template: Template, resource: Resource) -> Any:
 def guard(entry: FixEntry, template: Template, resource: Resource) -> str | None:
     check = GUARDS.get(entry.id)
     return check(template, resource) if check else None
+
+
+def computed(entry: FixEntry, resource: Resource) -> str | None:
+    """The intrinsic function that computes the entry's property, if one does."""
+    if entry.path is None:
+        return None
+    props = resource.properties()
+    for current in read(props, parse_path(entry.path)) if props is not None else []:
+        if isinstance(current, Intrinsic):
+            return current.name
+    return None

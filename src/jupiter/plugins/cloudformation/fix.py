@@ -258,7 +258,13 @@ def _refusal(entry: FixEntry, t: Template, r: Resource, p: CfnParams) -> str | N
     if not catalog.checkable(entry):
         return f"{entry.title} on {r.logical_id}: set {entry.path} by hand"
     if catalog.failing(entry, t, r) is None:
-        return ""
+        name = catalog.computed(entry, r)
+        if name is None:
+            return ""
+        return (
+            f"{entry.path} of {r.logical_id} is computed by {name}: change the parameter, "
+            f"condition or mapping it reads so that it is {entry.value!r}"
+        )
     why = catalog.guard(entry, t, r)
     if why is not None:
         return why
