@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord, Location, Severity
+from jupiter.plugins.dockerfile import instructions
 from jupiter.plugins.dockerfile.parse import Dockerfile, Instruction, Stage, parse, split_image
 from jupiter.plugins.kit import decode_text, project_files
 from jupiter.targets.base import TargetView
@@ -59,6 +60,7 @@ _TITLES = {
     NO_HEALTHCHECK: ("The image has no HEALTHCHECK", Severity.LOW),
     ADD: ("ADD is used where COPY would do", Severity.MEDIUM),
     IMAGE_LATEST: ("The base image has no fixed tag", Severity.MEDIUM),
+    **instructions.TITLES,
 }
 RULE_IDS = frozenset({*_TITLES, *CHECKOV_TO_RULE})
 ARCHIVE_SUFFIXES = (
@@ -216,6 +218,10 @@ def check_file(df: Dockerfile) -> list[FindingRecord]:
                     f": {stage.image}",
                 )
             )
+    for rule in instructions.FIXERS:
+        for instr in instructions.find(df, rule):
+            identity = f"{instr.keyword} {' '.join(instr.words())}"
+            out.append(_record(df, rule, instr.start_line, identity, _text(df, instr)))
     return out
 
 
