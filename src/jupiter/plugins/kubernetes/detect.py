@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord, Location, Severity
+from jupiter.plugins.kubernetes import extra
 from jupiter.plugins.kubernetes.resources import (
     POD_SPEC_PATHS,
     Container,
@@ -357,6 +358,10 @@ RULES: tuple[Rule, ...] = (
         "container",
         _resources,
     ),
+)
+RULES += tuple(
+    Rule(rule_id, title, severity, _checkov(rule_id), scope, check)
+    for rule_id, title, severity, scope, check in extra.RULES
 )
 RULES_BY_ID = {r.rule_id: r for r in RULES}
 CHECKOV_TO_RULE = {ck: r for r in RULES for ck in r.checkov}

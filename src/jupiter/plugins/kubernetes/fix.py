@@ -35,6 +35,7 @@ from jupiter.plugins.base import Remediator, ValidationResult
 from jupiter.plugins.kubernetes import detect as k8s
 from jupiter.plugins.kubernetes import parse as k8s_yaml
 from jupiter.plugins.kubernetes.fixes import FIXERS, Edit, K8sParams, api_violations
+from jupiter.plugins.kubernetes.fixes_extra import FIXERS as EXTRA_FIXERS
 from jupiter.targets.base import TargetView
 
 __all__ = ["K8sParams", "KubernetesPodSecurity"]
@@ -98,7 +99,7 @@ class KubernetesPodSecurity(Remediator[K8sParams]):
                 if container is not None and (target is None or target.name != container):
                     continue
                 if rule.check(resource, target) is not None:  # fixers run on failures only
-                    FIXERS[rule.rule_id](edit, resource, target)
+                    {**FIXERS, **EXTRA_FIXERS}[rule.rule_id](edit, resource, target)
             resource.doc.changed |= edit.changed
             changed |= edit.changed
         if edit.manual:
