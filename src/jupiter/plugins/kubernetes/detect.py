@@ -419,7 +419,10 @@ class Scan:
 
 def scan(view: TargetView) -> Scan:
     """All findings, and the files that could not be parsed (skipped)."""
+    from jupiter.plugins.kubernetes.layouts import kustomize, missing
+
     result = Scan([], [])
+    patches = kustomize(view)
     for path in manifest_paths(view):
         try:
             _, resources = load_resources(view, path)
@@ -428,7 +431,12 @@ def scan(view: TargetView) -> Scan:
             continue
         for resource in resources:
             for rule in RULES:
-                result.findings.extend(check_resource(resource, rule))
+                found = check_resource(resource, rule)
+                if patches.is_patch(path):
+                    # A kustomize patch produces only what it sets; a missing
+                    # field comes from the base, which is scanned on its own.
+                    found = (f for f in found if not missing(f.evidence))
+                result.findings.extend(found)
     return result
 
 
