@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean services
+.PHONY: install demo test soak lint bench clean services
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ demo: install ## run Jupiter's main job on the embedded example
 test: install ## run the test suite (services and scanners it needs are set up first)
 	@bash scripts/services.sh
 	@bash scripts/tools.sh
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not soak"
+
+soak: install ## the exhaustive, slow test variants
+	@bash scripts/tools.sh
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak
 
 lint: install ## ruff + mypy (strict on src/)
 	$(BIN)/ruff check src tests benchmarks
