@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from ruamel.yaml import YAML
@@ -111,7 +112,16 @@ def looks_like_template(text: str) -> bool:
 def parse(path: str, text: str) -> Template:
     """The template at ``path``; :class:`InputError` naming file and line for
     text that does not parse, a tag CloudFormation does not know, or a
-    document that is not a CloudFormation template."""
+    document that is not a CloudFormation template.
+
+    Results are cached by content: a chain of fixes parses each version of a
+    file once (the plan that wrote it checked it; the next plan starts from
+    it). Templates are never mutated (edits are splices of the text)."""
+    return _parse(path, text)
+
+
+@lru_cache(maxsize=32)
+def _parse(path: str, text: str) -> Template:
     fmt: Format = "json" if text.lstrip().startswith("{") else "yaml"
     if fmt == "json":
         try:
