@@ -36,6 +36,7 @@ bench: install ## benchmarks; each prints one JSON object
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/snapshot.py
 	$(BIN)/python benchmarks/codemod.py
+	$(BIN)/python benchmarks/cloudformation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
