@@ -15,6 +15,7 @@ no check ever mistakes for a literal.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -104,9 +105,12 @@ class Template:
         return next((r for r in self.resources if r.logical_id == logical_id), None)
 
 
+_RESOURCES_KEY = re.compile(r"""(^|[{,])\s*["']?Resources["']?\s*:""", re.M)
+
+
 def looks_like_template(text: str) -> bool:
-    """Cheap test before parsing: CloudFormation resource types appear."""
-    return "AWS::" in text and "Resources" in text
+    """Cheap test before parsing: a ``Resources`` key and an ``AWS::`` type."""
+    return "AWS::" in text and bool(_RESOURCES_KEY.search(text))
 
 
 def parse(path: str, text: str) -> Template:
