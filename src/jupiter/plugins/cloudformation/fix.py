@@ -187,7 +187,14 @@ class CloudFormationHardening(Remediator[CfnParams]):
     def _check_result(
         path: str, before: Template, text: str, logical_id: str, applied: list[FixEntry]
     ) -> None:
-        """The edited text re-parses, keeps every logical id, and passes."""
+        """The edited text re-parses, keeps every logical id, changes nothing
+        outside the fixed resource, and passes."""
+        res = before.resource(logical_id)
+        assert res is not None
+        head = before.text[: res.key.start_mark.index]
+        tail = before.text[res.node.end_mark.index :]
+        if not (text.startswith(head) and text.endswith(tail)):
+            raise InputError(f"{path}: the edit reached outside {logical_id}; not applied")
         after = parse(path, text)
         if [r.logical_id for r in after.resources] != [r.logical_id for r in before.resources]:
             raise InputError(f"{path}: the edit changed the template's resources; not applied")
