@@ -21,9 +21,10 @@ demo: install ## run Jupiter's main job on the embedded example
 test: install ## run the test suite (services and scanners it needs are set up first)
 	@bash scripts/services.sh
 	@bash scripts/tools.sh
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not soak"
+	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-soak: install ## the exhaustive, slow test variants
+soak: install ## the heavier variants (marked soak): concurrency trials, every catalog fix through the full gate
+	@bash scripts/services.sh
 	@bash scripts/tools.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak
 
@@ -36,6 +37,8 @@ bench: install ## benchmarks; each prints one JSON object
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/snapshot.py
 	$(BIN)/python benchmarks/codemod.py
+	$(BIN)/python benchmarks/sandbox.py
+	$(BIN)/python benchmarks/checked_write.py
 	$(BIN)/python benchmarks/cloudformation.py
 
 clean:

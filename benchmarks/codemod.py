@@ -1,4 +1,5 @@
-"""SQL injection codemod benchmark: detect + rewrite over a generated tree, and Bandit.
+"""Python codemod benchmark: SQL injection and python-security over a generated
+tree, against Bandit's own scan.
 
 Generates ``--files`` Python modules (default 2,000) in a temp dir: plain
 utility modules without SQL, data-access modules that already use
@@ -9,9 +10,12 @@ sqlite3, psycopg, Django and SQLAlchemy. Then, in one run, times
 * ``rewrite``: plan + apply of every finding, one at a time as the engine
   would (each plan re-reads the file the previous apply changed),
 * ``verify``: detect again (only needs_manual sites may remain),
-* Bandit's own scan of the same tree (``bandit -r``, every test), when a
-  bandit executable is found (``--bandit PATH``, ``.tools/bandit/bin/bandit`` (scripts/tools.sh)
-  or PATH).
+* ``python-security``: detect, then plan + apply + verify of every finding,
+  with the fix rate per Bandit rule id (needs_manual sites are the ones
+  judged not to be a security use, or that need a person's decision),
+* Bandit's own scan of the same tree, before and after both fixes
+  (``bandit -r``, every test), when a bandit executable is found
+  (``--bandit PATH``, ``.tools/bandit/bin/bandit`` from scripts/tools.sh, or PATH).
 
 Prints one JSON object on stdout.
 
@@ -154,6 +158,71 @@ def by_name(conn, name):
     return conn.execute(text("SELECT * FROM {w}s WHERE name = '" + name + "'")).fetchall()
 '''
 
+CLIENT = '''"""HTTP client and config for {w}s (generated)."""
+
+import os
+import random
+import hashlib
+import tempfile
+
+import requests
+import yaml
+
+
+def fetch_{w}(url):
+    return requests.get(url).json()
+
+
+def push_{w}(url, body):
+    return requests.post(url, json=body, verify=False, timeout=5).status_code
+
+
+def config_{w}(text):
+    return yaml.load(text)
+
+
+def reset_token_{w}():
+    return "".join(random.choice("abcdef0123456789") for _ in range(32))
+
+
+def shuffle_colour_{w}():
+    return random.choice(["red", "green", "blue"])
+
+
+def etag_{w}(body):
+    return hashlib.md5(body).hexdigest()
+
+
+def password_digest_{w}(password):
+    return hashlib.sha1(password.encode()).hexdigest()
+
+
+def cleanup_{w}():
+    os.system("rm -f /tmp/{w}.lock")
+
+
+def scratch_{w}():
+    path = tempfile.mktemp(suffix=".{w}")
+    return path
+'''
+
+PARSER = '''"""XML feed and pages for {w}s (generated)."""
+
+import xml.etree.ElementTree as ET
+
+import jinja2
+
+ENV = jinja2.Environment(loader=jinja2.DictLoader({{"p.html": "{{{{ x }}}}"}}))
+
+
+def names_{w}(document):
+    return [e.get("name") for e in ET.fromstring(document).iter("{w}")]
+
+
+def limits_{w}():
+    return eval("{{'page': {n}}}")
+'''
+
 KINDS = [
     (PLAIN, 55),
     (SAFE, 20),
@@ -161,12 +230,17 @@ KINDS = [
     (PSYCOPG_SQLI, 5),
     (DJANGO_SQLI, 5),
     (SA_SQLI, 3),
+    (CLIENT, 8),
+    (PARSER, 4),
 ]
+BANDIT_ONLY = (CLIENT, PARSER)
 
 
 def build_tree(root: Path, files: int, seed: int) -> int:
     """Write ``files`` modules under ``root``; returns how many hold SQLi."""
     rng = random.Random(seed)
+    # the project's dependency file, which the defusedxml fix declares into
+    (root / "requirements.txt").write_text("requests>=2.31\npyyaml>=6\njinja2>=3.1\n")
     templates = [t for t, weight in KINDS for _ in range(weight)]
     with_sqli = 0
     for i in range(files):
@@ -176,7 +250,7 @@ def build_tree(root: Path, files: int, seed: int) -> int:
         path = root / f"pkg{i % 20:02d}" / f"mod_{i:05d}.py"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        with_sqli += template not in (PLAIN, SAFE)
+        with_sqli += template not in (PLAIN, SAFE, *BANDIT_ONLY)
     return with_sqli
 
 
@@ -200,13 +274,53 @@ def run_bandit(bandit: str, root: Path) -> dict[str, object]:
     )
     seconds = time.perf_counter() - start
     results = json.loads(out.read_text())["results"] if out.exists() else []
+    by_rule: dict[str, int] = {}
+    for r in results:
+        by_rule[r["test_id"]] = by_rule.get(r["test_id"], 0) + 1
     return {
+        "by_rule": dict(sorted(by_rule.items())),
         "path": bandit,
         "returncode": proc.returncode,
         "seconds": round(seconds, 3),
         "files_per_second": None,
         "b608_results": sum(1 for r in results if r["test_id"] == "B608"),
         "all_results": len(results),
+    }
+
+
+def python_security(target: LocalTarget, files: int) -> dict[str, object]:
+    """Detect + plan + apply of every python-security finding, one at a
+    time as the engine would; the fix rate per Bandit rule id."""
+    from jupiter.plugins.python_security.fix import PythonSecurity
+
+    plugin = PythonSecurity()
+    params = plugin.default_params()
+    start = time.perf_counter()
+    findings = plugin.detect(target)
+    detect_s = time.perf_counter() - start
+    rules: dict[str, dict[str, int]] = {}
+    start = time.perf_counter()
+    for finding in findings:
+        row = rules.setdefault(finding.rule_id, {"findings": 0, "fixed": 0, "needs_manual": 0})
+        row["findings"] += 1
+        plan = plugin.plan(finding, target, params)
+        if plan.needs_manual:
+            row["needs_manual"] += 1
+            continue
+        for change in plan.changes:
+            assert isinstance(change, WriteFile)
+            target.write_bytes(change.path, change.content.encode())
+        if (plan.changes and plugin.is_fixed(finding, target, params)) or not plan.changes:
+            row["fixed"] += 1
+    fix_s = time.perf_counter() - start
+    for row in rules.values():
+        row["fix_rate_percent"] = round(100 * row["fixed"] / row["findings"])
+    return {
+        "findings": len(findings),
+        "detect_seconds": round(detect_s, 3),
+        "detect_files_per_second": round(files / detect_s, 1),
+        "fix_seconds": round(fix_s, 3),
+        "by_rule": dict(sorted(rules.items())),
     }
 
 
@@ -253,6 +367,11 @@ def main() -> int:
         remaining = remediator.detect(target)
         verify_s = time.perf_counter() - start
 
+        py_result = python_security(target, args.files)
+        if bandit is not None:
+            after = run_bandit(bandit, root)
+            py_result["bandit_after_by_rule"] = after["by_rule"]
+
     result = {
         "benchmark": "codemod-sql-injection-python",
         "files": args.files,
@@ -268,6 +387,7 @@ def main() -> int:
         "detect_plus_rewrite_files_per_second": round(args.files / (detect_s + rewrite_s), 1),
         "verify_seconds": round(verify_s, 3),
         "bandit": bandit_result,
+        "python_security": py_result,
         "python": platform.python_version(),
         "libcst": version("libcst"),
         "cpus": os.cpu_count(),

@@ -2,7 +2,8 @@
 # Make sure what the tests talk to is installed and answering on loopback:
 # PostgreSQL at 127.0.0.1:5432 (database `test`, trust auth), Debian's
 # openssh-server (sshd -t validator, test SSH server), nftables (nft -c),
-# shellcheck (exported bash scripts) and git (git delivery).
+# the shell linter (exported bash scripts), git (git delivery) and
+# bubblewrap (custom scripts run confined by bwrap).
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 
@@ -31,6 +32,8 @@ command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v git >/dev/null || missing+=(git)
+# bubblewrap confines custom remediation scripts (docs/remediation.md).
+command -v bwrap >/dev/null || missing+=(bubblewrap)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt_install "${missing[@]}"

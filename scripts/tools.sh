@@ -5,6 +5,7 @@
 #   checkov  - verifies Kubernetes / Dockerfile / CloudFormation fixes
 #   cfn-lint - CloudFormation templates lint clean before and after a fix
 #   ansible  - syntax- and check-mode runs of exported playbooks
+#   ssh-audit - judges a running sshd's algorithms (the sshd crypto levels)
 # Idempotent: a tool already installed at the pinned version is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +31,4 @@ install bandit bandit 'bandit[sarif]==1.9.4'
 install checkov checkov 'checkov==3.3.30'
 install cfn-lint cfn-lint 'cfn-lint==1.*'
 install ansible ansible-playbook 'ansible-core>=2.17,<2.20'
+install ssh-audit ssh-audit 'ssh-audit==3.9.0'

@@ -75,7 +75,12 @@ def test_ssh_writes_every_setting_the_checks_judge(tmp_path: Path) -> None:
     assert "# SSHD-PASSWORD-AUTH is required from level strict" in text
     # A baseline file is not clean at strict: the levels are real.
     strict = {f.rule_id for f in detect_at(tmp_path, text, "strict")}
-    assert strict == {"SSHD-PASSWORD-AUTH", "SSHD-KBD-INTERACTIVE"}
+    assert strict == {
+        "SSHD-PASSWORD-AUTH",
+        "SSHD-KBD-INTERACTIVE",
+        "SSHD-RSA-KEY-SIZE",
+        "SSHD-WEAK-PUBKEY-ALGORITHMS",
+    }
 
 
 def detect_at(tmp_path: Path, text: str, level: sshd_checks.Level) -> list[FindingRecord]:
@@ -99,7 +104,7 @@ def test_ssh_validator_catches_a_broken_rendering(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"colour": "red"}, "generate ssh: unknown parameter 'colour'; known: level, port,"),
+        ({"colour": "red"}, "unknown parameter 'colour'; known: level, openssh_version,"),
         ({"level": "paranoid"}, "generate ssh: parameter 'level'"),
         ({"port": 0}, "generate ssh: parameter 'port'"),
         ({"allow_users": ["alice", "bob\nPermitRootLogin yes"]}, "not a user or group pattern"),

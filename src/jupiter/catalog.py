@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from jupiter.errors import InputError
 
-Framework = Literal["terraform", "cloudformation", "kubernetes", "dockerfile"]
+Framework = Literal["terraform", "cloudformation", "kubernetes", "dockerfile", "python"]
 FixClass = Literal["safe", "risk", "needs_manual"]
-FRAMEWORKS: tuple[str, ...] = ("terraform", "cloudformation", "kubernetes", "dockerfile")
+FRAMEWORKS: tuple[str, ...] = ("terraform", "cloudformation", "kubernetes", "dockerfile", "python")
 CLASSES: tuple[str, ...] = ("safe", "risk", "needs_manual")
 
 

@@ -65,6 +65,54 @@ def _start_git(target: Target, branch: str) -> tuple[GitDelivery, BranchStart]:
     return git, git.start(branch)
 
 
+MAX_CONFIRM_ROUNDS = 5
+
+
+def parse_params_for(fixing: Fixing, raw: list[str] | None) -> dict[str, dict[str, object]]:
+    from jupiter.runs import parse_params
+
+    return parse_params(fixing.registry, raw or [])
+
+
+def _actionable(preview: list[dict[str, Any]]) -> bool:
+    # A plan that failed is worth a run too: its failure gets recorded.
+    return any(p["changes"] or p["status"] == "failed" for p in preview)
+
+
+def _chain_applies(chain: list[Any], target: Target) -> bool:
+    from jupiter.preconditions import chain_still_applies
+
+    return chain_still_applies((p for _, p in chain if isinstance(p, Plan)), target)
+
+
+def _confirm_bound(
+    confirm: Callable[[list[dict[str, Any]]], bool],
+    chain: list[Any],
+    preview: list[dict[str, Any]],
+    candidates: list[Any],
+    target: Target,
+) -> tuple[list[Any], list[dict[str, Any]]] | None:
+    """Ask until the answer is about the plan the target still matches: a
+    change made while the user was deciding shows the new plan and asks
+    again. ``None`` when declined."""
+    from jupiter.errors import ConflictError
+    from jupiter.runs import plan_chain, preview_step
+
+    for _ in range(MAX_CONFIRM_ROUNDS):
+        if not confirm(preview):
+            return None
+        if _chain_applies(chain, target):
+            return chain, preview
+        chain = plan_chain(candidates, target)
+        preview = [{**preview_step(c, p), "replanned": True} for c, p in chain]
+        if not _actionable(preview):
+            return chain, preview
+    raise ConflictError(
+        f"the target changed every time before the answer ({MAX_CONFIRM_ROUNDS} times); nothing "
+        "was applied — run the fix again when the target is quiet"
+    )
+
+
 def _default_asset_id(connection: str) -> str:
     """A readable asset id for a target given only by path: its folder name."""
     tail = connection.rstrip("/").rsplit("/", 1)[-1] or "root"
@@ -221,18 +269,26 @@ class Fixing:
         raw_params: list[str] | None = None,
         on_step: Callable[[Any], None] | None = None,
         git_branch: str | None = None,
+        lock_timeout: float = 0.0,
     ) -> dict[str, Any]:
         """Scan, plan, snapshot, validate, apply and verify every fixable finding.
 
         ``confirm`` sees the planned steps (with diffs) and returns whether to
-        apply; ``None`` applies without asking (``--yes``). With
-        ``git_branch`` the target must be a clean git work tree: the fixes
-        are delivered on that new branch, one commit per verified finding.
-        """
-        from jupiter.runs import RunExecutor, parse_params, plan_chain, preview_step
-        from jupiter.snapshots import BlobStore
+        apply; ``None`` applies without asking (``--yes``). The confirmation
+        is bound to what was shown: if the target changed before the answer,
+        ``confirm`` is called again with the new plan. With ``git_branch``
+        the target must be a clean git work tree: the fixes are delivered on
+        that new branch, one commit per verified finding.
 
-        params = parse_params(self.registry, raw_params or [])
+        Everything from the final planning to the last step runs under the
+        target's exclusive lock (:mod:`jupiter.locks`); another run holding it
+        makes this one wait up to ``lock_timeout`` seconds, then raise
+        LockBusy naming the holder.
+        """
+        from jupiter.locks import Holder, TargetLock
+        from jupiter.runs import plan_chain, preview_step
+
+        params = parse_params_for(self, raw_params)
         target, asset_id = self._open_target(target_spec, asset)
         with closing(target):
             scan = self._scan(target, asset_id, params)
@@ -246,38 +302,79 @@ class Fixing:
                 "scan": scan.to_json(),
                 "unhandled": unhandled,
             }
-            # A plan that failed is worth a run too: its failure gets recorded.
-            actionable = any(p["changes"] or p["status"] == "failed" for p in preview)
-            if dry_run or not actionable:
+            if dry_run or not _actionable(preview):
                 status = "dry_run" if dry_run else "nothing_to_do"
                 return {**base, "dry_run": dry_run, "run": None, "status": status, "steps": preview}
-            if confirm is not None and not confirm(preview):
+            holder = Holder.current("fix", self.actor)
+            with TargetLock(self.db, target, holder, timeout=lock_timeout) as lock:
+                if not _chain_applies(chain, target):
+                    # Changed while we waited for the lock: plan what is there now.
+                    chain = plan_chain(candidates, target)
+                    preview = [preview_step(c, p) for c, p in chain]
+                    if not _actionable(preview):
+                        return {
+                            **base,
+                            "dry_run": False,
+                            "run": None,
+                            "status": "nothing_to_do",
+                            "steps": preview,
+                        }
+                if confirm is not None:
+                    agreed = _confirm_bound(confirm, chain, preview, candidates, target)
+                    if agreed is None:
+                        return {
+                            **base,
+                            "dry_run": False,
+                            "run": None,
+                            "status": "declined",
+                            "steps": preview,
+                        }
+                    chain, preview = agreed
+                if not _actionable(preview):
+                    return {
+                        **base,
+                        "dry_run": False,
+                        "run": None,
+                        "status": "nothing_to_do",
+                        "steps": preview,
+                    }
                 return {
                     **base,
-                    "dry_run": False,
-                    "run": None,
-                    "status": "declined",
-                    "steps": preview,
+                    **self._run_chain(target, asset_id, params, chain, on_step, git_branch, lock),
                 }
-            git, run_params = None, dict(params)
-            if git_branch is not None:
-                git, started = _start_git(target, git_branch)
-                run_params["git"] = {
-                    "branch": started.branch,
-                    "base": started.base,
-                    "previous_branch": started.previous_branch,
-                }
-            executor = RunExecutor(
-                self.db, BlobStore(self.workspace.blobs), target, self.actor, on_step, git
-            )
-            run_id = executor.start(asset_id, run_params)
-            results = [
-                executor.execute(run_id, i, c, p if isinstance(p, Plan) else None)
-                for i, (c, p) in enumerate(chain, 1)
-            ]
-            status = executor.finish(run_id, results)
+
+    def _run_chain(
+        self,
+        target: Target,
+        asset_id: str,
+        params: dict[str, dict[str, object]],
+        chain: list[Any],
+        on_step: Callable[[Any], None] | None,
+        git_branch: str | None,
+        lock: Any,
+    ) -> dict[str, Any]:
+        from jupiter.runs import RunExecutor
+        from jupiter.snapshots import BlobStore
+
+        git, run_params = None, dict(params)
+        if git_branch is not None:
+            git, started = _start_git(target, git_branch)
+            run_params["git"] = {
+                "branch": started.branch,
+                "base": started.base,
+                "previous_branch": started.previous_branch,
+            }
+        executor = RunExecutor(
+            self.db, BlobStore(self.workspace.blobs), target, self.actor, on_step, git, lock
+        )
+        run_id = executor.start(asset_id, run_params)
+        lock.bind_run(run_id)
+        results = [
+            executor.execute(run_id, i, c, p if isinstance(p, Plan) else None)
+            for i, (c, p) in enumerate(chain, 1)
+        ]
+        status = executor.finish(run_id, results)
         return {
-            **base,
             "dry_run": False,
             "run": run_id,
             "status": status,

@@ -22,6 +22,20 @@ if TYPE_CHECKING:
     from jupiter.targets.base import TargetView
 
 
+class Basis(BaseModel):
+    """What a file change was planned from, recorded by the engine: the
+    content hash (the precondition) and the file's identity at that moment
+    (inode where the target can tell, size, mtime), so a conflict can say
+    whether the file was edited in place or replaced."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sha256: str | None
+    inode: int | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+
+
 class WriteFile(BaseModel):
     """Replace (or create) a text file. ``before_sha256`` is the precondition:
     the hash the file had when the plan was made, or ``None`` if it did not
@@ -34,6 +48,7 @@ class WriteFile(BaseModel):
     content: str
     before_sha256: str | None
     mode: int | None = None
+    planned_from: Basis | None = None
 
 
 class SetMode(BaseModel):
@@ -54,6 +69,7 @@ class RemoveFile(BaseModel):
     kind: Literal["remove"] = "remove"
     path: str
     before_sha256: str | None
+    planned_from: Basis | None = None
 
 
 class RunCommand(BaseModel):
@@ -134,9 +150,38 @@ class Plan(BaseModel):
         return any(isinstance(c, RunCommand) and c.watch for c in self.changes)
 
     def plan_hash(self) -> str:
-        """A stable hash over everything that would be applied."""
+        """A stable hash over everything that would be applied (and the
+        content hashes it was planned from; not the files' stat identity)."""
         body = self.model_dump(mode="json", exclude={"diff"})
+        for change in body["changes"]:
+            change.pop("planned_from", None)
         return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def effect_hash(self) -> str:
+        """A hash of what the plan *changes*, independent of the rest of the
+        files it edits: the lines its diff removes and adds, the paths and
+        modes it writes, every other change. A plan re-made on top of someone
+        else's unrelated edit has the same effect hash as the one a user
+        confirmed; one whose edit itself differs does not."""
+        edits = [
+            line
+            for line in self.diff.splitlines()
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))
+        ]
+        other: list[object] = []
+        for change in self.changes:
+            if isinstance(change, WriteFile):
+                # Without a diff to compare, the content itself is the effect.
+                body_sha = "" if edits else sha256_bytes(change.content.encode())
+                other.append(
+                    ["write", change.path, change.mode, change.before_sha256 is None, body_sha]
+                )
+            elif isinstance(change, RemoveFile):
+                other.append(["remove", change.path])
+            else:
+                other.append(change.model_dump(mode="json"))
+        body = [self.remediator, self.rule_id, self.needs_manual, edits, other]
+        return hashlib.sha256(orjson.dumps(body)).hexdigest()
 
     def to_json(self) -> dict[str, object]:
         data = self.model_dump(mode="json")

@@ -15,7 +15,7 @@ from jupiter.errors import ConflictError, Declined, InputError, JupiterError, No
 from jupiter.models import FindingStatus
 from jupiter.store.db import Database
 from jupiter.store.tables import RunRow, utcnow
-from jupiter.targets.base import Target
+from jupiter.targets.base import Expected, Target
 from jupiter.targets.factory import open_target
 from jupiter.workspace import Workspace
 
@@ -52,12 +52,18 @@ class RollingBack:
         paths: list[str] | None = None,
         confirm: Callable[[list[str]], bool] | None = None,
         force: bool = False,
+        lock_timeout: float = 0.0,
     ) -> dict[str, Any]:
         """Restore what a fix run changed (all, or only ``paths``) and prove it.
 
         A path changed by someone else since the run left it is not
         overwritten unless ``force``: the rollback is refused and names it.
+        Each path is restored only while it is still as checked (so an edit
+        made after the check, even with ``force``, is never overwritten), and
+        the whole rollback holds the target's lock (see :mod:`jupiter.locks`).
         """
+        from jupiter.locks import Holder, TargetLock
+        from jupiter.preconditions import observe
         from jupiter.runs import rollback_entries
         from jupiter.snapshots import BlobStore, check_blobs, restore, verify_restored
         from jupiter.targets.base import normalise_relpath
@@ -95,7 +101,10 @@ class RollingBack:
                 )
             raise
         target = open_target(run.target)
-        with closing(target):
+        holder = Holder.current("rollback", self.actor)
+        with closing(target), TargetLock(self.db, target, holder, timeout=lock_timeout) as lock:
+            # What every path is now: the restore happens only while it still is.
+            observed = observe(target, wanted)
             # Changed since the run left it, and not simply restored already
             # (by an earlier partial rollback of this run).
             left = [manifest.after[p] for p in wanted if p in manifest.after]
@@ -129,6 +138,7 @@ class RollingBack:
                 s.add(rb)
                 s.flush()
                 rb_id = rb.id
+                lock.run_id = rb_id
                 audit.record(
                     s,
                     self.actor,
@@ -140,7 +150,13 @@ class RollingBack:
                 if git_info:
                     _revert_git(target, git_info["branch"], commits, run_id)
                 else:
-                    restore(target, chosen, blobs)
+                    try:
+                        restore(target, chosen, blobs, expect=observed)
+                    except ConflictError as exc:
+                        raise ConflictError(
+                            f"rollback stopped: {exc}; paths restored before it stay restored — "
+                            "review the edit, then run the rollback again"
+                        ) from exc
                 mismatches = verify_restored(target, chosen)
                 full = set(wanted) == set(entries)
                 if full:
@@ -190,12 +206,16 @@ class RollingBack:
             "full": full,
         }
 
-    def recover(self, run_id: int) -> dict[str, Any]:
+    def recover(self, run_id: int, lock_timeout: float = 0.0) -> dict[str, Any]:
         """Finish a run whose process died mid-way: every step it left in the
         middle of applying is restored from its snapshot (proven by hashes),
-        steps not yet applied are marked failed, the run ``interrupted``."""
+        steps not yet applied are marked failed, the run ``interrupted``.
+        A file someone edited after the step wrote it is left alone (the
+        step then says so); the target's lock is held throughout, taking
+        over the dead run's lease."""
         from sqlalchemy import select
 
+        from jupiter.locks import Holder, TargetLock
         from jupiter.runs import APPLYING, FAILED, PLANNED, ROLLED_BACK, _set_finding_status
         from jupiter.snapshots import BlobStore, check_blobs, restore, verify_restored
         from jupiter.store.tables import RunStepRow
@@ -221,17 +241,26 @@ class RollingBack:
         blobs = BlobStore(self.workspace.blobs)
         outcome: list[dict[str, Any]] = []
         target = open_target(run.target)
-        with closing(target):
+        holder = Holder.current("recover", self.actor)
+        with closing(target), TargetLock(self.db, target, holder, timeout=lock_timeout):
             for step in steps:
                 if step.status == APPLYING:
                     entries = snapshots[step.id]
                     check_blobs(entries, blobs)
-                    restore(target, entries, blobs)
-                    mismatches = verify_restored(target, entries)
-                    status = ROLLED_BACK
-                    detail = "interrupted while applying; restored from its snapshot (" + (
-                        "verified by hash)" if not mismatches else f"MISMATCH: {mismatches})"
-                    )
+                    # Paths still as before (it died before writing them) need nothing.
+                    drifted = set(verify_restored(target, entries))
+                    todo = [e for e in entries if e.path in drifted]
+                    try:
+                        restore(target, todo, blobs, expect=_step_expectations(step, todo))
+                    except ConflictError as exc:
+                        status = FAILED
+                        detail = f"interrupted while applying; NOT restored: {exc}"
+                    else:
+                        mismatches = verify_restored(target, entries)
+                        status = ROLLED_BACK
+                        detail = "interrupted while applying; restored from its snapshot (" + (
+                            "verified by hash)" if not mismatches else f"MISMATCH: {mismatches})"
+                        )
                 else:
                     status, detail = FAILED, "interrupted before anything was applied"
                 with self.db.transaction() as s:
@@ -301,6 +330,22 @@ class RollingBack:
             step = s.get(RunStepRow, sid)
             if step is not None:
                 _set_finding_status(s, step.finding_id, FindingStatus.ROLLED_BACK, self.actor)
+
+
+def _step_expectations(step: Any, entries: list[Any]) -> dict[str, Expected] | None:
+    """What an interrupted step may have left each path as: the content its
+    plan writes, or still the snapshot (it died before writing). A path in
+    neither state was edited by someone else and is not overwritten."""
+    from pydantic import ValidationError
+
+    from jupiter.plans import Plan
+    from jupiter.preconditions import undo_expectations
+
+    try:
+        plan = Plan.model_validate({k: v for k, v in step.plan.items() if k != "hash"})
+    except ValidationError:
+        return None
+    return undo_expectations(plan, entries)
 
 
 def _refuse_if_alive(run: RunRow) -> None:

@@ -13,13 +13,21 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from jupiter import audit
+from jupiter.applying import (
+    CommandFailed,
+    PartlyApplied,
+    apply_plan,
+    check_preconditions,
+    outputs_text,
+    still_applies,
+)
 from jupiter.errors import (
     ConflictError,
     InputError,
@@ -29,9 +37,15 @@ from jupiter.errors import (
 )
 from jupiter.git_delivery import GitDelivery, commit_message
 from jupiter.models import FindingRecord, FindingStatus
-from jupiter.plans import Plan, RemoveFile, RunCommand, SetMode, WriteFile, sha256_bytes
+from jupiter.plans import Plan, RunCommand
 from jupiter.plugins.base import AnyRemediator
 from jupiter.plugins.registry import Registry
+from jupiter.preconditions import (
+    MAX_ATTEMPTS,
+    backoff,
+    undo_expectations,
+    with_basis,
+)
 from jupiter.redact import redact
 from jupiter.snapshots import (
     BlobStore,
@@ -43,13 +57,19 @@ from jupiter.snapshots import (
 )
 from jupiter.store.db import Database
 from jupiter.store.tables import FindingRow, RunRow, RunStepRow, SnapshotEntryRow, utcnow
-from jupiter.targets.base import CommandResult, Target, TargetView, normalise_relpath
+from jupiter.targets.base import Target, TargetView, normalise_relpath
 from jupiter.targets.local import LocalTarget
 from jupiter.targets.overlay import OverlayView
+
+if TYPE_CHECKING:
+    from jupiter.locks import TargetLock
 
 # Step states. A step only ever moves forward through these.
 PLANNED, APPLYING, VERIFIED, FAILED = "planned", "applying", "verified", "failed"
 ROLLED_BACK, NEEDS_MANUAL, ALREADY_FIXED = "rolled_back", "needs_manual", "already_fixed"
+# The target changed under the step and re-planning could not catch up (or
+# would change the reviewed edit): nothing of the fix is on the target.
+CONFLICT = "conflict"
 
 
 @dataclass
@@ -195,10 +215,12 @@ class RunExecutor:
         actor: str,
         on_step: Callable[[StepResult], None] | None = None,
         git: GitDelivery | None = None,
+        lock: TargetLock | None = None,
     ) -> None:
         self.db, self.blobs, self.target, self.actor = db, blobs, target, actor
         self.on_step = on_step
         self.git = git
+        self.lock = lock
 
     def start(self, asset_id: str | None, params: dict[str, Any]) -> int:
         with self.db.transaction() as s:
@@ -223,7 +245,12 @@ class RunExecutor:
                 self.actor,
                 "run.started",
                 f"run:{run.id}",
-                {"target": run.target, "asset": asset_id, "params": params},
+                {
+                    "target": run.target,
+                    "asset": asset_id,
+                    "params": params,
+                    "lock_taken_over": self.lock.taken_over if self.lock else None,
+                },
             )
             return run.id
 
@@ -231,7 +258,7 @@ class RunExecutor:
         counts: dict[str, int] = {}
         for r in results:
             counts[r.status] = counts.get(r.status, 0) + 1
-        failed = counts.get(FAILED, 0) + counts.get(ROLLED_BACK, 0)
+        failed = counts.get(FAILED, 0) + counts.get(ROLLED_BACK, 0) + counts.get(CONFLICT, 0)
         status = "failed" if failed else "succeeded"
         with self.db.transaction() as s:
             run = s.get(RunRow, run_id)
@@ -245,14 +272,24 @@ class RunExecutor:
     ) -> StepResult:
         """Walk one finding through the stages. ``reviewed`` is the plan shown
         to the user (dry run, confirmation): it is applied as is while the
-        target still matches it, so what was reviewed is what lands."""
+        target still matches it. When the target changed (before the step or
+        during its apply), the step is re-planned on top of the new content
+        and retried, up to :data:`~jupiter.preconditions.MAX_ATTEMPTS` times,
+        but only while the new plan makes the same edit as the reviewed one;
+        otherwise the step stops as ``conflict`` with the other edit intact."""
         plugin = cand.remediator
         result = StepResult(cand.finding_id, cand.record.rule_id, plugin.name, PLANNED)
+        if self.lock is not None and (lost := self.lock.lost()) is not None:
+            result.status = FAILED
+            result.detail = f"lost the lock on the target ({lost}); nothing applied"
+            self._record_step(run_id, seq, cand, reviewed, result)
+            return self._emit(result)
         try:
-            plan = (
-                reviewed if reviewed is not None and _still_applies(self.target, reviewed) else None
-            )
-            plan = plan or make_plan(cand, self.target)
+            plan = self._current_plan(cand, reviewed)
+        except ConflictError as exc:
+            result.status, result.detail = CONFLICT, f"{exc}; nothing was applied"
+            self._record_step(run_id, seq, cand, reviewed, result)
+            return self._emit(result)
         except JupiterError as exc:
             result.status, result.detail = FAILED, f"could not plan: {exc}"
             self._record_step(run_id, seq, cand, None, result, FindingStatus.FAILED)
@@ -270,7 +307,79 @@ class RunExecutor:
             return self._emit(result)
         step_id = self._record_step(run_id, seq, cand, plan, result)
         result.step_id = step_id
+        confirmed = reviewed or plan
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            outcome = self._attempt(step_id, cand, plan, result, attempt)
+            if isinstance(outcome, StepResult):
+                return outcome
+            if attempt == MAX_ATTEMPTS:
+                break
+            backoff(attempt)
+            try:
+                plan = self._replan(step_id, cand, confirmed, outcome)
+            except ConflictError as exc:
+                outcome = exc
+                break
+            except JupiterError as exc:
+                result.status, result.detail = FAILED, f"could not re-plan: {exc}"
+                self._update_step(step_id, result, FindingStatus.FAILED)
+                return self._emit(result)
+            if plan.empty or plan.needs_manual:
+                result.status = ALREADY_FIXED if plan.empty else NEEDS_MANUAL
+                result.detail = plan.needs_manual or "fixed meanwhile by someone else"
+                status = FindingStatus.VERIFIED if plan.empty else FindingStatus.OPEN
+                self._update_step(step_id, result, status)
+                return self._emit(result)
+        result.status = CONFLICT
+        result.detail = (
+            f"{outcome}; stopped after {attempt} attempt(s): the other party's edit is intact "
+            "and nothing of this fix was applied — run the fix again when the target is quiet"
+        )
+        self._update_step(step_id, result, FindingStatus.OPEN)
+        return self._emit(result)
 
+    def _current_plan(self, cand: Candidate, reviewed: Plan | None) -> Plan:
+        """The reviewed plan while the target still matches it; else a new
+        plan, accepted only if it makes the same edit."""
+        if reviewed is None:
+            return with_basis(make_plan(cand, self.target), self.target)
+        if still_applies(self.target, reviewed):
+            return with_basis(reviewed, self.target)
+        fresh = make_plan(cand, self.target)
+        if fresh.effect_hash() != reviewed.effect_hash():
+            raise ConflictError(
+                "the target changed after this plan was reviewed and the fix would now differ "
+                "from the reviewed one"
+            )
+        return with_basis(fresh, self.target)
+
+    def _replan(self, step_id: int, cand: Candidate, confirmed: Plan, why: ConflictError) -> Plan:
+        fresh = with_basis(make_plan(cand, self.target), self.target)
+        if not fresh.empty and fresh.effect_hash() != confirmed.effect_hash():
+            raise ConflictError(
+                f"{why}; re-planned on the new content, the fix would differ from the reviewed one"
+            )
+        with self.db.transaction() as s:
+            step = s.get(RunStepRow, step_id)
+            assert step is not None
+            step.plan, step.plan_hash = redact(fresh.to_json()), fresh.plan_hash()
+            audit.record(
+                s,
+                self.actor,
+                "step.replanned",
+                f"run:{step.run_id}/step:{step_id}",
+                {"reason": str(why), "plan_hash": step.plan_hash},
+            )
+        return fresh
+
+    def _attempt(
+        self, step_id: int, cand: Candidate, plan: Plan, result: StepResult, attempt: int
+    ) -> StepResult | ConflictError:
+        """Validate, snapshot, apply and verify ``plan`` once. A conflict
+        while applying comes back (after withdrawing whatever this attempt
+        already wrote) so the caller may re-plan; all else is final."""
+        plugin = cand.remediator
+        result.diff, result.risk = plan.diff, plan.risk.model_dump(mode="json")
         try:
             validations = plugin.validate(plan, OverlayView(self.target, plan))
         except JupiterError as exc:
@@ -295,43 +404,80 @@ class RunExecutor:
             self._update_step(step_id, result, FindingStatus.FAILED)
             return self._emit(result)
         result.status = APPLYING
-        self._update_step(step_id, result, FindingStatus.IN_PROGRESS, entries)
+        self._update_step(
+            step_id, result, FindingStatus.IN_PROGRESS, entries, replace_snapshot=attempt > 1
+        )
 
         try:
             check_preconditions(self.target, plan)
             outputs = apply_plan(self.target, plan)
-            result.output = _outputs_text(outputs)
+            result.output = outputs_text(outputs)
             if plan.watches_tree:
                 entries = self._check_undeclared(plan, entries)
             fixed = plugin.is_fixed(cand.record, self.target, cand.params)
         except _Undeclared as exc:
-            return self._undo(step_id, exc.entries, result, str(exc))
+            return self._undo(step_id, exc.entries, result, str(exc), plan)
+        except PartlyApplied as exc:
+            return self._withdraw(step_id, entries, result, plan, exc)
+        except ConflictError as exc:
+            return exc  # nothing of this attempt was written
         except CommandFailed as exc:
-            result.output = _outputs_text(exc.outputs)
-            return self._undo(step_id, entries, result, f"apply failed: {exc}")
+            result.output = outputs_text(exc.outputs)
+            return self._undo(step_id, entries, result, f"apply failed: {exc}", plan)
         except JupiterError as exc:
-            return self._undo(step_id, entries, result, f"apply failed: {exc}")
+            return self._undo(step_id, entries, result, f"apply failed: {exc}", plan)
         except OSError as exc:
-            return self._undo(step_id, entries, result, f"apply failed: {exc}")
+            return self._undo(step_id, entries, result, f"apply failed: {exc}", plan)
         if not fixed:
             return self._undo(
-                step_id, entries, result, "the finding is still detected after the fix"
+                step_id, entries, result, "the finding is still detected after the fix", plan
             )
         result.status, result.detail = VERIFIED, "fixed and verified by re-detection"
+        if attempt > 1:
+            result.detail += f" (re-planned {attempt - 1} time(s) on top of concurrent edits)"
         try:
             after = capture(self.target, plan.touched_paths(), self.blobs)
         except JupiterError as exc:
-            return self._undo(step_id, entries, result, f"could not record the result: {exc}")
+            return self._undo(step_id, entries, result, f"could not record the result: {exc}", plan)
         if self.git is not None:
             try:
                 result.commit = self._commit(cand, plan, entries)
             except JupiterError as exc:
-                return self._undo(step_id, entries, result, f"could not commit the fix: {exc}")
+                return self._undo(
+                    step_id, entries, result, f"could not commit the fix: {exc}", plan
+                )
             result.detail += f"; committed {result.commit[:12]}"
         if plan.risk.services_to_reload:
             result.detail += f"; reload needed: {', '.join(plan.risk.services_to_reload)}"
         self._update_step(step_id, result, FindingStatus.VERIFIED, after=after)
         return self._emit(result)
+
+    def _withdraw(
+        self,
+        step_id: int,
+        entries: list[ManifestEntry],
+        result: StepResult,
+        plan: Plan,
+        exc: PartlyApplied,
+    ) -> StepResult | ConflictError:
+        """A later change of the plan met a concurrent edit after earlier
+        ones were written: put those back (only while they are still ours),
+        so the step can be re-planned from a clean state."""
+        mine = undo_expectations(plan, entries)
+        written = [e for e in entries if e.path in exc.written]
+        try:
+            restore(
+                self.target,
+                written,
+                self.blobs,
+                expect={p: mine[p] for p in exc.written if p in mine},
+            )
+        except JupiterError as err:
+            result.status = FAILED
+            result.detail = f"{exc}; withdrawing the part already written FAILED: {err}"
+            self._update_step(step_id, result, FindingStatus.FAILED)
+            return self._emit(result)
+        return exc
 
     def _commit(self, cand: Candidate, plan: Plan, entries: list[ManifestEntry]) -> str:
         """One commit per verified finding on the delivery branch."""
@@ -385,11 +531,25 @@ class RunExecutor:
         return full
 
     def _undo(
-        self, step_id: int, entries: list[ManifestEntry], result: StepResult, why: str
+        self,
+        step_id: int,
+        entries: list[ManifestEntry],
+        result: StepResult,
+        why: str,
+        plan: Plan | None = None,
     ) -> StepResult:
+        expect = undo_expectations(plan, entries) if plan is not None else None
         try:
-            restore(self.target, entries, self.blobs)
+            restore(self.target, entries, self.blobs, expect=expect)
             mismatches = verify_restored(self.target, entries)
+        except ConflictError as exc:
+            result.status = FAILED
+            result.detail = (
+                f"{why}; NOT rolled back automatically, because {exc} — review the file, then "
+                "use `jupiter rollback`"
+            )
+            self._update_step(step_id, result, FindingStatus.FAILED)
+            return self._emit(result)
         except JupiterError as exc:
             result.status = FAILED
             result.detail = f"{why}; AUTOMATIC ROLLBACK FAILED: {exc}"
@@ -460,10 +620,20 @@ class RunExecutor:
         finding_status: FindingStatus,
         entries: list[ManifestEntry] | None = None,
         after: list[ManifestEntry] | None = None,
+        *,
+        replace_snapshot: bool = False,
     ) -> None:
         with self.db.transaction() as s:
             step = s.get(RunStepRow, step_id)
             assert step is not None
+            if replace_snapshot:
+                # A retried attempt: the earlier one wrote nothing (or put
+                # it back), so its snapshot no longer describes "before".
+                s.execute(
+                    delete(SnapshotEntryRow).where(
+                        SnapshotEntryRow.step_id == step_id, SnapshotEntryRow.phase == "before"
+                    )
+                )
             step.status, step.detail = result.status, result.detail
             step.validations = result.validations
             step.output = result.output
@@ -503,87 +673,12 @@ def _set_finding_status(
     )
 
 
-class CommandFailed(TargetError):
-    """A plan's command failed; carries every command result so far."""
-
-    retryable = False
-
-    def __init__(self, message: str, outputs: list[CommandResult]) -> None:
-        super().__init__(message)
-        self.outputs = outputs
-
-
 class _Undeclared(TargetError):
     retryable = False
 
     def __init__(self, message: str, entries: list[ManifestEntry]) -> None:
         super().__init__(message)
         self.entries = entries
-
-
-def _outputs_text(outputs: list[CommandResult]) -> str:
-    """Command output for the run record: redacted and bounded."""
-    parts = []
-    for res in outputs:
-        status = f"exit {res.returncode}" + (", timed out" if res.timed_out else "")
-        parts.append(
-            f"$ {' '.join(res.argv)}\n[{status}]\n{res.stdout[-4000:]}{res.stderr[-4000:]}"
-        )
-    return str(redact("\n".join(parts)))
-
-
-def _still_applies(target: TargetView, plan: Plan) -> bool:
-    try:
-        check_preconditions(target, plan)
-    except ConflictError:
-        return False
-    return True
-
-
-def check_preconditions(target: TargetView, plan: Plan) -> None:
-    """Refuse a plan whose files changed since it was made."""
-    for change in plan.changes:
-        if isinstance(change, WriteFile | RemoveFile):
-            try:
-                current: str | None = sha256_bytes(target.read_bytes(change.path))
-            except FileNotFoundError:
-                current = None
-            if current != change.before_sha256:
-                raise ConflictError(
-                    f"{change.path} changed since the plan was made; nothing was applied — "
-                    "plan again"
-                )
-
-
-def apply_plan(target: Target, plan: Plan) -> list[CommandResult]:
-    """Apply every change in order (the caller snapshotted first); returns
-    the results of the commands it ran."""
-    outputs: list[CommandResult] = []
-    for change in plan.changes:
-        if isinstance(change, WriteFile):
-            target.write_bytes(change.path, change.content.encode(), change.mode)
-        elif isinstance(change, RemoveFile):
-            target.remove(change.path)
-        elif isinstance(change, SetMode):
-            target.set_mode(change.path, change.mode)
-            if change.uid is not None or change.gid is not None:
-                state = target.stat(change.path)
-                if state is None:
-                    raise TargetError(f"{change.path} disappeared while it was being changed")
-                target.set_owner(
-                    change.path,
-                    change.uid if change.uid is not None else state.uid,
-                    change.gid if change.gid is not None else state.gid,
-                )
-        elif isinstance(change, RunCommand):
-            res = target.run(change.argv, change.timeout)
-            outputs.append(res)
-            if not res.ok:
-                why = "timed out" if res.timed_out else f"exited {res.returncode}"
-                last = (res.stderr.strip().splitlines() or [""])[-1][:300]
-                what = change.description or change.argv[0]
-                raise CommandFailed(f"{what} {why}: {redact(last)}", outputs)
-    return outputs
 
 
 # -- rollback -------------------------------------------------------------

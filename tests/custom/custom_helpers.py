@@ -36,6 +36,7 @@ def write_manifest(folder: Path, body: str, **fields: Any) -> Path:
     """A manifest (JSON is YAML) and its script ``script.sh`` in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "script.sh").write_text(body)
+    (folder / "script.sh").chmod(0o755)
     data: dict[str, Any] = {
         "name": "test-script",
         "description": "a test script",

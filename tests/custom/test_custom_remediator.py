@@ -63,7 +63,10 @@ def test_plan_apply_verify_with_a_command(workspace: Workspace, target: LocalTar
         "--nproc",
         "32",
     ]
-    assert command.argv[-3:] == ["--", str(script), "app/config.ini"]
+    assert command.argv[-2:] == ["--", "app/config.ini"]
+    assert ["--script", str(script)] == command.argv[command.argv.index("--script") :][:2]
+    assert command.argv[command.argv.index("--write") :][:2] == ["--write", "app/config.ini"]
+    assert "--network" not in command.argv and "--as-root" not in command.argv
     assert command.paths == ["app/config.ini"] == plan.touched_paths()
     assert command.watch and plan.watches_tree
     assert command.timeout == 30
@@ -112,7 +115,8 @@ def test_verify_command_runs_in_the_sandbox(
     assert rem.is_fixed(finding(), target, rem.parse_params(None))
     result = rem.last_verification
     assert result is not None
-    assert sorted(line.split("=")[0] for line in result.stdout.splitlines()) == ["LANG", "PATH"]
+    names = sorted(line.split("=")[0] for line in result.stdout.splitlines())
+    assert names == ["LANG", "PATH", "PWD"]
 
     rem = make_script(
         "#!/bin/sh\n", name="failing", verify={"command": ["false"]}, limits={"open_files": 40}
@@ -137,7 +141,8 @@ def test_verify_with_a_builtin_detector(workspace: Workspace, target: LocalTarge
 
     plan = rem.plan(record, target, params)
     command = _only_command(plan)
-    assert command.argv[-4:] == ["--", "/bin/sh", str(rem._script.script_path), "srv/data.txt"]
+    assert command.argv[-2:] == ["--", "srv/data.txt"]
+    assert command.argv[command.argv.index("--interpreter") + 1] == "/bin/sh"
     assert plan.risk.change_kind == "permissions"
     assert target.run(command.argv, command.timeout).ok
     assert data.stat().st_mode & 0o777 == 0o664
@@ -181,8 +186,11 @@ def test_paths_expand_globs_against_the_view(make_script: MakeScript, target: Lo
 class _RemoteView:
     """A read-only view that is not local (as an SSH target's would be)."""
 
+    def __init__(self, described: str = "ssh:admin@host1/") -> None:
+        self.described = described
+
     def describe(self) -> str:
-        return "ssh:admin@host1/"
+        return self.described
 
     def read_bytes(self, path: str) -> bytes:
         raise FileNotFoundError(path)
@@ -197,10 +205,13 @@ class _RemoteView:
         return []
 
 
-def test_only_local_targets_are_supported(make_script: MakeScript) -> None:
+def test_only_local_and_ssh_targets_are_supported(make_script: MakeScript) -> None:
     rem = make_script("#!/bin/sh\n")
-    with pytest.raises(InputError, match="can only run on local targets, not ssh:admin@host1/"):
-        rem.plan(finding(), _RemoteView(), rem.parse_params(None))
+    with pytest.raises(InputError, match="run on local and SSH targets, not docker:web/"):
+        rem.plan(finding(), _RemoteView("docker:web/"), rem.parse_params(None))
+    # A read-only SSH view (no Target to ask): planned; the wrapper checks the host.
+    plan = rem.plan(finding(), _RemoteView(), rem.parse_params(None))
+    assert _only_command(plan).argv[:3] == ["python3", "-I", "-c"]
     assert not rem.is_fixed(finding(), _RemoteView(), rem.parse_params(None))
 
 
@@ -242,6 +253,6 @@ def test_plan_on_the_candidate_of_a_local_target(
         "a.txt",
         "b.txt",
     ]
-    remote = OverlayView(_RemoteView(), Plan(remediator="x", rule_id="y", title="t"))
-    with pytest.raises(InputError, match="only run on local targets, not candidate of ssh:"):
+    remote = OverlayView(_RemoteView("docker:x/"), Plan(remediator="x", rule_id="y", title="t"))
+    with pytest.raises(InputError, match="local and SSH targets, not docker:x/"):
         rem.plan(finding(), remote, rem.parse_params(None))

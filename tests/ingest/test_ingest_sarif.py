@@ -35,7 +35,8 @@ def test_bandit_sarif_reads_issue_severity_when_level_is_missing() -> None:
     assert records[0].cwe == ["CWE-89"]
     assert records[0].extra["confidence"] == "MEDIUM"
     assert "SELECT id, username" in (records[0].evidence or "")
-    assert records[2].category is Category.OTHER
+    assert records[2].category == "code.debug"  # B201: the python-security domain
+    assert records[3].category == "code.bind_all"  # B104
     assert all(r.asset is None for r in records)
 
 

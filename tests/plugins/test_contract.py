@@ -68,6 +68,7 @@ CONTRACT: dict[str, Callable[[Engine], Callable[[Path], Path]]] = {
     "kubernetes-pod-security": lambda e: _copy(FIXTURES / "k8s"),
     "dockerfile-hardening": lambda e: _copy(FIXTURES / "docker/debian"),
     "cloudformation-hardening": lambda e: _copy(FIXTURES / "cloudformation/contract"),
+    "python-security": lambda e: _copy(FIXTURES / "pyapp"),
 }
 
 BUILTINS = sorted(n for n, src in load_registry().sources.items() if src == "jupiter-remediation")

@@ -22,6 +22,15 @@ ParamOpt = Annotated[
         help="Remediator parameter REMEDIATOR.KEY=VALUE, e.g. sshd-hardening.level=baseline.",
     ),
 ]
+LockTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--lock-timeout",
+        min=0.0,
+        help="Seconds to wait for another run holding the target's lock (default 0: do not "
+        "wait; exit 2 naming the holder).",
+    ),
+]
 TargetArg = Annotated[
     str, typer.Argument(help="A directory, local:PATH, or ssh:USER@HOST[:PORT]/ROOT.")
 ]
@@ -36,6 +45,7 @@ _STATUS_STYLE = {
     "planned": "cyan",
     "failed": "bold red",
     "rolled_back": "bold red",
+    "conflict": "bold yellow",
 }
 
 
@@ -119,11 +129,17 @@ def fix(
             "one commit per finding.",
         ),
     ] = None,
+    lock_timeout: LockTimeoutOpt = 0.0,
     json: JsonOpt = False,
 ) -> None:
     out = state.console()
 
     def confirm(preview: list[dict[str, Any]]) -> bool:
+        if any(s.get("replanned") for s in preview):
+            state.console(stderr=True).print(
+                "[bold yellow]the target changed while you were deciding; this is the new plan "
+                "(nothing was applied yet):[/]"
+            )
         if not json:
             _print_preview(preview)
         if not sys.stdin.isatty():
@@ -151,8 +167,9 @@ def fix(
         raw_params=param or [],
         on_step=on_step,
         git_branch=git_branch,
+        lock_timeout=lock_timeout,
     )
-    failed = [s for s in result["steps"] if s["status"] in ("failed", "rolled_back")]
+    failed = [s for s in result["steps"] if s["status"] in ("failed", "rolled_back", "conflict")]
     if not json and result.get("unhandled"):
         out.print(
             f"[yellow]{len(result['unhandled'])} open finding(s) no remediator handles[/] "
@@ -204,6 +221,7 @@ def rollback(
             "--force", help="Roll back even paths someone changed after the fix (discards that)."
         ),
     ] = False,
+    lock_timeout: LockTimeoutOpt = 0.0,
     json: JsonOpt = False,
 ) -> None:
     """Exit 1 if a restored path does not match its snapshot."""
@@ -217,7 +235,9 @@ def rollback(
             raise InputError("refusing to roll back without confirmation; pass --yes")
         return typer.confirm("Roll back?", default=False, err=True)
 
-    result = state.engine().rollback(run, path or [], confirm=None if yes else confirm, force=force)
+    result = state.engine().rollback(
+        run, path or [], confirm=None if yes else confirm, force=force, lock_timeout=lock_timeout
+    )
     if json:
         state.emit_json(result)
     else:
@@ -260,10 +280,11 @@ def runs_list(json: JsonOpt = False) -> None:
 @runs_app.command("recover")
 def runs_recover(
     run: Annotated[int, typer.Argument(help="Id of a run whose process died.")],
+    lock_timeout: LockTimeoutOpt = 0.0,
     json: JsonOpt = False,
 ) -> None:
     """Finish a run whose process died: restore what it left half-applied."""
-    data = state.engine().recover(run)
+    data = state.engine().recover(run, lock_timeout=lock_timeout)
     if json:
         state.emit_json(data)
         return

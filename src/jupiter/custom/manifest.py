@@ -13,6 +13,10 @@ limits it runs under. Example::
     verify: {command: [grep, -q, "debug = false", "{finding.path}"]}
     timeout: 30
     limits: {cpu_seconds: 10, memory_mb: 256}
+    # Confinement (see docs/remediation.md): these are the defaults.
+    network: false                    # true opens the host network (a risk fact)
+    user: nobody                      # or needs_root: true + root_reason: "..."
+    sandbox: bwrap                    # none: run unconfined where bwrap is missing
 
 Unknown fields are errors. :func:`load_manifest` turns every problem into one
 :class:`~jupiter.errors.InputError` sentence naming the file and the field.
@@ -25,12 +29,21 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jupiter.errors import InputError
 
 MAX_TIMEOUT = 3600.0
 NAME_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
 REMEDIATOR_PREFIX = "custom-"
 """Custom scripts become remediators named ``custom-<name>``; built-in and
 third-party remediators must never use this prefix, so names cannot collide."""
@@ -137,6 +150,16 @@ class ScriptManifest(BaseModel):
     change_kind: Literal["config", "code", "permissions"] = "config"
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     """Recorded at registration; if given beforehand it pins the script."""
+    network: bool = False
+    """Keep the host's network in the sandbox (a risk fact in the plan)."""
+    user: str | None = Field(default=None, pattern=USER_PATTERN)
+    """The unprivileged user the script runs as (default ``nobody``)."""
+    needs_root: bool = False
+    """Run as root (with file capabilities only); needs ``root_reason``."""
+    root_reason: str | None = Field(default=None, min_length=1, max_length=300)
+    sandbox: Literal["bwrap", "none"] = "bwrap"
+    """``none``: on a host without bubblewrap, run unconfined (a risk fact);
+    where bubblewrap is installed the sandbox is used anyway."""
 
     @field_validator("verify", mode="before")
     @classmethod
@@ -166,6 +189,25 @@ class ScriptManifest(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("a rule id is listed twice")
         return value
+
+    @model_validator(mode="after")
+    def _root_needs_reason(self) -> ScriptManifest:
+        if self.needs_root and not (self.root_reason or "").strip():
+            raise ValueError(
+                "'needs_root: true' needs a 'root_reason' saying why the script must run as root"
+            )
+        if self.root_reason is not None and not self.needs_root:
+            raise ValueError("'root_reason' is given but 'needs_root' is not true")
+        if self.needs_root and self.user is not None:
+            raise ValueError("give either 'user' or 'needs_root: true', not both")
+        if self.user == "root":
+            raise ValueError("'user: root' is not allowed; say 'needs_root: true' with a reason")
+        return self
+
+    @property
+    def run_as(self) -> str:
+        """Who the script runs as, for plans and docs."""
+        return "root" if self.needs_root else (self.user or "nobody")
 
     @property
     def remediator_name(self) -> str:

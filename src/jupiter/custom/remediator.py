@@ -6,17 +6,20 @@ What a caller needs to know:
 * ``detect`` returns ``[]``: a custom script fixes findings that scanners or
   built-in detectors produced; it has no check of its own. Verification is
   the manifest's ``verify`` (a command, or a built-in detector).
-* ``plan`` is pure. Its one change is a :class:`RunCommand` that runs the
-  script through :mod:`jupiter.custom.sandbox` (limits, scrubbed
-  environment, sha256 check) with ``paths`` = the manifest's paths expanded
-  against the view and ``watch=True``: the engine snapshots the whole tree
-  and refuses (restoring it) if the script changed anything else. A glob
-  that matches nothing allows nothing: declare files a script creates by
-  their literal path. The diff is a description, because a script's effect
+* ``plan`` changes nothing. Its one change is a :class:`RunCommand` that
+  runs the script through :mod:`jupiter.custom.sandbox` (bubblewrap, limits,
+  scrubbed environment, sha256 check; see :mod:`jupiter.custom.confine`)
+  with ``paths`` = the manifest's paths expanded against the view and
+  ``watch=True``: the engine snapshots the whole tree and refuses
+  (restoring it) if the script changed anything else. A glob that matches
+  nothing allows nothing: declare files a script creates by their literal
+  path. The diff is a description, because a script's effect
   cannot be known before it runs.
-* Only local targets are supported (the script lives on the Jupiter host):
-  ``plan`` raises InputError for any other target (a candidate view of a
-  local target is accepted, so a script can follow another fix in a chain).
+* Local and SSH targets are supported (a candidate view of either is
+  accepted, so a script can follow another fix in a chain). Before planning,
+  the host is asked once whether it can confine the script
+  (:func:`~jupiter.custom.confine.check_host`): a host that cannot is an
+  InputError, and nothing runs.
 * With a ``verify.command``, ``is_fixed`` must run the command, so it needs
   the real :class:`~jupiter.targets.base.Target`; on a read-only view (such
   as the candidate ``OverlayView``) it answers ``False``. Such a plan cannot
@@ -34,9 +37,9 @@ What a caller needs to know:
 from __future__ import annotations
 
 import shlex
-import sys
 from typing import ClassVar, cast
 
+from jupiter.custom.confine import check_host, command_argv, script_argv, where
 from jupiter.custom.manifest import (
     PLACEHOLDER,
     CommandVerify,
@@ -58,8 +61,6 @@ from jupiter.plans import Plan, Risk, RunCommand
 from jupiter.plugins.base import AnyRemediator, NoParams, Remediator, ValidationResult
 from jupiter.targets.base import CommandResult, Target, TargetView, normalise_relpath
 from jupiter.workspace import Workspace
-
-SANDBOX_MODULE = "jupiter.custom.sandbox"
 
 
 class _Unusable(Exception):
@@ -98,40 +99,31 @@ def substitute(template: str, finding: FindingRecord) -> str:
     return out
 
 
-def sandbox_argv(
-    manifest: ScriptManifest, program: list[str], sha_checks: list[tuple[str, str]], label: str
-) -> list[str]:
-    """The argument vector running ``program`` inside the sandbox wrapper."""
-    lim = manifest.limits
-    argv = [
-        sys.executable,
-        "-I",
-        "-m",
-        SANDBOX_MODULE,
-        "--cpu",
-        str(lim.cpu_seconds),
-        "--memory",
-        str(lim.memory_mb),
-        "--fsize",
-        str(lim.file_size_mb),
-        "--nofile",
-        str(lim.open_files),
-        "--nproc",
-        str(lim.processes),
+def confinement(m: ScriptManifest) -> str:
+    """One line saying how the script is confined, for the plan's diff."""
+    net = "network: OPEN" if m.network else "network: none"
+    text = f"sandbox: bubblewrap, host read-only, private /tmp, {net}, runs as {m.run_as}"
+    if m.sandbox == "none":
+        text += "; UNCONFINED on a host without bubblewrap (sandbox: none)"
+    return text
+
+
+def risk_facts(m: ScriptManifest) -> list[str]:
+    """What a reviewer (and the approval rules) must weigh beyond the change itself."""
+    facts = [
+        "custom script: its effect cannot be previewed; the declared paths are "
+        "snapshotted and the rest of the target tree is watched",
     ]
-    for path, digest in sha_checks:
-        argv += ["--check-sha256", path, digest]
-    argv += ["--label", label]
-    return [*argv, "--", *program]
-
-
-def is_local(view: TargetView) -> bool:
-    """Whether ``view`` is a local target, or a candidate view built on one
-    (the engine plans a chain of fixes on the state earlier plans leave)."""
-    described = view.describe()
-    while described.startswith("candidate of "):
-        described = described.removeprefix("candidate of ")
-    return described.startswith("local:")
+    if m.network:
+        facts.append("custom script: network access is open (network: true)")
+    if m.needs_root:
+        facts.append(f"custom script: runs as root (needs_root): {m.root_reason}")
+    if m.sandbox == "none":
+        facts.append(
+            "custom script: sandbox: none, so on a host without bubblewrap it runs "
+            "unconfined, with everything its login user can reach"
+        )
+    return facts
 
 
 class CustomScriptRemediator(Remediator[NoParams]):
@@ -191,14 +183,11 @@ class CustomScriptRemediator(Remediator[NoParams]):
 
     def plan(self, finding: FindingRecord, view: TargetView, params: NoParams) -> Plan:
         """One sandboxed RunCommand (see the module docstring); InputError for
-        non-local targets or a script modified since registration."""
+        a target that is neither local nor SSH, a host that cannot confine
+        the script, or a script modified since registration."""
         m = self.manifest
-        if not is_local(view):
-            raise InputError(
-                f"custom script {m.name!r} can only run on local targets, not "
-                f"{view.describe()}; use a local: asset or a built-in remediator"
-            )
         self._script.check_unchanged()
+        at = check_host(view, m)
         base = Plan(
             remediator=self.name,
             rule_id=finding.rule_id,
@@ -231,29 +220,25 @@ class CustomScriptRemediator(Remediator[NoParams]):
                     f"{', '.join(m.paths)} match nothing in {view.describe()}"
                 }
             )
-        script = str(self._script.script_path)
-        program = [*(m.interpreter or []), script, *args]
+        script = self._script.script_path
+        data = self._script.read_checked()
+        shown = [*(m.interpreter or []), m.script, *args]
         command = RunCommand(
-            argv=sandbox_argv(m, program, [(script, m.sha256 or "")], f"custom script {m.name}"),
+            argv=script_argv(at.kind, m, script, data, args, paths),
             paths=paths,
             watch=True,
             timeout=m.timeout,
-            description=f"run custom script {m.name!r}: {m.description}",
+            description=f"run custom script {m.name!r} in a sandbox: {m.description}",
         )
         diff = (
             f"# custom script {m.name!r} cannot be previewed as a diff: its effect is known\n"
             f"# only after it runs. It will run in the target root as:\n"
-            f"#   {shlex.join(program)}\n"
+            f"#   {shlex.join(shown)}\n"
             f"# and may change only: {', '.join(paths)}\n"
             f"# (anything else it changes is refused and restored from the snapshot)\n"
+            f"# {confinement(m)}\n"
         )
-        risk = Risk(
-            change_kind=m.change_kind,
-            warnings=[
-                "custom script: its effect cannot be previewed; the declared paths are "
-                "snapshotted and the rest of the target tree is watched",
-            ],
-        )
+        risk = Risk(change_kind=m.change_kind, warnings=risk_facts(m))
         return base.model_copy(update={"changes": [command], "risk": risk, "diff": diff})
 
     def is_fixed(self, finding: FindingRecord, view: TargetView, params: NoParams) -> bool:
@@ -263,14 +248,15 @@ class CustomScriptRemediator(Remediator[NoParams]):
         if isinstance(verify, DetectorVerify):
             return self._detector_fixed(verify, finding, view)
         assert isinstance(verify, CommandVerify)
-        if not isinstance(view, Target) or not view.describe().startswith("local:"):
+        if not isinstance(view, Target):
             return False
         try:
+            kind = where(view).kind
             program = [substitute(a, finding) for a in verify.command]
-        except _Unusable:
+        except (_Unusable, InputError):
             return False
-        argv = sandbox_argv(self.manifest, program, [], f"verify command of {self.manifest.name}")
-        result = view.run(argv, timeout=self.manifest.timeout)
+        label = f"verify command of {self.manifest.name}"
+        result = view.run(command_argv(kind, self.manifest, program, label), self.manifest.timeout)
         self.last_verification = result
         return result.ok
 

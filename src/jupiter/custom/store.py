@@ -67,6 +67,14 @@ class RegisteredScript:
                 f"{(self.manifest.sha256 or '')[:12]}…); review it and register it again"
             )
 
+    def read_checked(self) -> bytes:
+        """The script's bytes, or InputError when they no longer match the hash."""
+        self.check_unchanged()
+        data = self.script_path.read_bytes()
+        if sha256_bytes(data) != self.manifest.sha256:
+            self.check_unchanged()  # changed in between: the same sentence
+        return data
+
     def to_json(self) -> dict[str, object]:
         m = self.manifest
         actual = self.current_sha256()
@@ -78,6 +86,9 @@ class RegisteredScript:
             "paths": list(m.paths),
             "verify": m.verify.model_dump(mode="json"),
             "timeout": m.timeout,
+            "network": m.network,
+            "run_as": m.run_as,
+            "sandbox": m.sandbox,
             "script": str(self.script_path),
             "sha256": m.sha256,
             "status": "ok" if actual == m.sha256 else ("missing" if actual is None else "modified"),
@@ -100,13 +111,18 @@ def _builtin_names() -> set[str]:
     return set(builtin_registry().plugins)
 
 
-def _check_script(manifest: ScriptManifest, source: Path, manifest_path: Path) -> bytes:
+def check_script(manifest: ScriptManifest, source: Path, manifest_path: Path) -> bytes:
     if not source.is_file():
         raise InputError(
             f"script manifest {manifest_path}, field 'script': {source} does not exist; "
             "put the script next to the manifest"
         )
     data = source.read_bytes()
+    if manifest.interpreter is None and not os.access(source, os.X_OK):
+        raise InputError(
+            f"script manifest {manifest_path}, field 'script': {source.name} is not executable; "
+            f"run 'chmod +x {source.name}' or set 'interpreter' (e.g. [/bin/sh])"
+        )
     if manifest.interpreter is None and not data.startswith(b"#!"):
         raise InputError(
             f"script manifest {manifest_path}, field 'script': {source.name} has no '#!' line; "
@@ -135,7 +151,7 @@ def register_script(workspace: Workspace, manifest_path: Path) -> dict[str, obje
             f"script manifest {manifest_path}, field 'script': the script may not be named "
             f"{MANIFEST_NAME}; rename it"
         )
-    data = _check_script(manifest, manifest_path.parent / manifest.script, manifest_path)
+    data = check_script(manifest, manifest_path.parent / manifest.script, manifest_path)
     builtins = _builtin_names()
     if manifest.remediator_name in builtins:
         raise InputError(

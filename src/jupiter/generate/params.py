@@ -45,13 +45,16 @@ def _address(text: str) -> str:
 
 
 class SshParams(BaseModel):
-    """``level`` as in ``sshd-hardening``; ``port``; ``listen_address``
-    (addresses, none = all); ``allow_users``/``allow_groups`` (sshd patterns);
-    ``sftp`` (internal-sftp subsystem); ``banner`` (absolute path or none)."""
+    """``level`` as in ``sshd-hardening``; ``openssh_version`` (the release
+    the file is for, e.g. ``9.2``; default: the OpenSSH installed here);
+    ``port``; ``listen_address`` (addresses, none = all);
+    ``allow_users``/``allow_groups`` (sshd patterns); ``sftp`` (internal-sftp
+    subsystem); ``banner`` (absolute path or none)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     level: Literal["baseline", "strict", "maximum"] = "strict"
+    openssh_version: str | None = Field(default=None, pattern=r"^\d+\.\d+(p\d+)?$")
     port: int = Field(default=22, ge=1, le=65535)
     listen_address: list[str] = Field(default_factory=list)
     allow_users: list[str] = Field(default_factory=list)

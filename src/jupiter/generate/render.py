@@ -13,7 +13,10 @@ from jupiter.generate.params import FirewallGenParams, PostgresqlParams, SshPara
 from jupiter.plugins.nftables.detect import RULESET_PATH
 from jupiter.plugins.nftables.fix import NEW_FILE_MODE as RULESET_MODE
 from jupiter.plugins.nftables.fix import FirewallParams, render_ruleset
+from jupiter.plugins.sshd import algorithms as algos
 from jupiter.plugins.sshd import detect as sshd_checks
+from jupiter.plugins.sshd.openssh import OpenSSH, this_machine
+from jupiter.plugins.sshd.openssh import for_version as for_target_version
 from jupiter.plugins.sshd.parse import MAIN_CONFIG
 from jupiter.templating import render as render_template
 
@@ -38,20 +41,29 @@ def _render(template: str, **values: object) -> str:
     return render_template(template, **values)
 
 
-def sshd_values(level: sshd_checks.Level) -> tuple[dict[str, str], dict[str, str]]:
+def sshd_values(level: sshd_checks.Level, ssh: OpenSSH) -> tuple[dict[str, str], dict[str, str]]:
     """(keyword → value, keyword → note) for every setting the sshd checks
-    judge: the value that satisfies ``level``, or OpenSSH's default with a
-    note for rules required only from a higher level."""
+    judge: the value that satisfies ``level`` on the release ``ssh``, or
+    OpenSSH's default with a note for rules required only from a higher level
+    (``""`` for a setting that release does not know)."""
+    ctx = sshd_checks.Context(level, ssh)
     values: dict[str, str] = {}
     notes: dict[str, str] = {}
     for rule in sshd_checks.RULES:
         applies = sshd_checks.level_rank(rule.since) <= sshd_checks.level_rank(level)
+        known = rule.rule_id != "SSHD-RSA-KEY-SIZE" or ssh.has_required_rsa_size
         for setting in rule.settings:
-            if applies:
-                values[setting.keyword] = sshd_checks.judge(setting, None, level).fixed
+            if not known:
+                values[setting.keyword] = ""
+                notes[setting.keyword] = f"OpenSSH {ssh.label} has no {setting.keyword}"
+            elif applies:
+                values[setting.keyword] = sshd_checks.judge(setting, None, ctx).fixed
                 notes[setting.keyword] = ""
             else:
-                values[setting.keyword] = setting.default or ""
+                default = setting.default
+                if default is None and setting.kind in algos.KINDS:
+                    default = ",".join(ssh.defaults[setting.kind])
+                values[setting.keyword] = default or ""
                 notes[setting.keyword] = (
                     f"{rule.rule_id} is required from level {rule.since}; OpenSSH's default "
                     f"is kept at level {level}"
@@ -60,10 +72,14 @@ def sshd_values(level: sshd_checks.Level) -> tuple[dict[str, str], dict[str, str
 
 
 def render_ssh(p: SshParams) -> GeneratedConfig:
-    values, notes = sshd_values(p.level)
+    version = p.openssh_version
+    ssh = this_machine() if version is None else for_target_version(version)
+    values, notes = sshd_values(p.level, ssh)
     text = _render(
         "ssh/sshd_config.j2",
         level=p.level,
+        openssh=ssh.label,
+        pubkey_keyword=ssh.pubkey_keyword,
         port=p.port,
         listen_address=p.listen_address,
         allow_users=p.allow_users,
@@ -76,11 +92,18 @@ def render_ssh(p: SshParams) -> GeneratedConfig:
     out = [
         "sshd reads this file only: check with 'sshd -t -f /etc/ssh/sshd_config' and keep an "
         "open session while reloading, so a mistake cannot lock you out.",
+        f"Algorithms are chosen for {ssh.source}; pass openssh_version=X.Y for a host that "
+        "runs another release (a list naming an algorithm sshd does not know stops it).",
     ]
     if p.level == "maximum":
         out.append(
-            "Level maximum offers only the ed25519 host key and the strongest "
-            "algorithms; clients older than OpenSSH 8.5 may not connect."
+            "Level maximum offers only post-quantum key exchange, Ed25519 and RSA-SHA2 host "
+            "keys: clients older than OpenSSH 8.5 cannot connect, and the RSA host key must "
+            "have 3072 bits or more (ssh-keygen -t rsa -b 4096)."
+        )
+        out.extend(
+            f"Level maximum cannot be met on OpenSSH {ssh.label}: {m}."
+            for m in algos.missing_for_maximum(ssh)
         )
     if p.level != "baseline":
         out.append(

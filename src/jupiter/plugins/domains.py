@@ -11,7 +11,7 @@ instead of a closed list, so a new domain needs no edit anywhere else.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib.metadata import entry_points
@@ -50,6 +50,10 @@ class Domain:
     """The category given to a finding recognised by the rules above
     (default: the first of ``categories``)."""
     frameworks: frozenset[str] = frozenset()
+    rule_categories: Mapping[str, str] = field(default_factory=dict)
+    """Exact rule ids (upper-case) that get a category of their own, for a
+    domain whose findings fall into several (Bandit's B113 is
+    ``code.requests_timeout``, B506 ``code.yaml_load``); checked first."""
     catalog: str | None = None
     """The package whose ``catalog/*.yaml`` files hold this domain's fix
     catalog entries (see :mod:`jupiter.catalog`), if it has any."""
@@ -62,6 +66,13 @@ class Domain:
                 raise ValueError(f"domain {self.name!r}: category {cat!r} is not dotted lower-case")
         if not self.category:
             object.__setattr__(self, "category", self.categories[0])
+        unknown = set(self.rule_categories.values()) - set(self.categories)
+        if unknown:
+            raise ValueError(f"domain {self.name!r}: rule categories {sorted(unknown)} undeclared")
+
+    def accepts(self, framework: str) -> bool:
+        """Whether a finding from ``framework`` may belong here at all."""
+        return not self.frameworks or framework.lower() in self.frameworks
 
     def matches(
         self,
@@ -72,7 +83,7 @@ class Domain:
         text: str,
         framework: str = "",
     ) -> bool:
-        if self.frameworks and framework.lower() not in self.frameworks:
+        if not self.accepts(framework):
             return False
         return bool(
             rid in self.rule_ids
@@ -119,6 +130,8 @@ def _classify(rule_id: str, cwes: frozenset[str], text: str, framework: str) -> 
     rid = rule_id.upper()
     tail = rid.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
     for domain in load_domains().ordered:
+        if rid in domain.rule_categories and domain.accepts(framework):
+            return known_category(domain.rule_categories[rid])
         if domain.matches(rid, tail, cwes, rule_id, text, framework):
             return known_category(domain.category)
     return Category.OTHER

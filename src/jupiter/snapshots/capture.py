@@ -13,7 +13,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 from jupiter.snapshots.blobs import BlobStore
 from jupiter.snapshots.manifest import ManifestEntry
 from jupiter.snapshots.statcache import StatCache
-from jupiter.targets.base import TargetView, normalise_relpath
+from jupiter.targets.base import Expected, TargetView, normalise_relpath
 from jupiter.targets.local import LocalTarget
 
 
@@ -31,6 +31,7 @@ class StreamingTarget(Protocol):
         mode: int | None = None,
         *,
         sync: bool = True,
+        expect: Expected | None = None,
     ) -> None: ...
 
     def flush(self) -> None: ...

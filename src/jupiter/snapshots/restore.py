@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from jupiter.errors import InputError, SnapshotError, TargetError
+from jupiter.errors import ConflictError, InputError, SnapshotError, TargetError
 from jupiter.snapshots.blobs import CHUNK, BlobStore
 from jupiter.snapshots.capture import StreamingTarget
 from jupiter.snapshots.manifest import ManifestEntry
-from jupiter.targets.base import Target, TargetView, normalise_relpath
+from jupiter.targets.base import Expected, Target, TargetView, normalise_relpath
 from jupiter.targets.local import LocalTarget
 
 BATCH_SYNC_FROM = 64
@@ -89,8 +89,14 @@ def restore(
     entries: Sequence[ManifestEntry],
     blobs: BlobStore,
     only: Iterable[str] | None = None,
+    expect: Mapping[str, Expected] | None = None,
 ) -> RestoreReport:
     """Put the snapshotted state of ``entries`` (or of the ``only`` paths) back.
+
+    ``expect`` maps paths to the state the caller last saw them in (what a
+    run left, or what a rollback checked): such a path is restored only while
+    it still is in that state, else ConflictError and the newer edit stays
+    (see :class:`~jupiter.targets.base.Expected`).
 
     Every needed blob is checked (exists, re-hashes to its name) before
     anything is written; if one fails, SnapshotError and the target is
@@ -114,7 +120,16 @@ def restore(
         for entry in ordered:
             rel = normalise_relpath(entry.path)
             try:
-                _restore_one(target, entry, rel, blobs, report, streaming, sync=not batch)
+                _restore_one(
+                    target,
+                    entry,
+                    rel,
+                    blobs,
+                    report,
+                    streaming,
+                    sync=not batch,
+                    expect=(expect or {}).get(rel),
+                )
             except (TargetError, OSError) as exc:
                 raise SnapshotError(
                     f"restoring {rel!r} on {target.describe()} failed ({exc}); "
@@ -151,13 +166,22 @@ def _restore_one(
     streaming: bool,
     *,
     sync: bool,
+    expect: Expected | None = None,
 ) -> None:
     current = target.stat(rel)
+    if expect is not None and current is not None and current.kind != "file":
+        raise ConflictError(
+            f"{rel} on {target.describe()} is now a {current.kind}, not what it was when "
+            "checked; it was left as is"
+        )
     if not entry.existed:
         if current is None:
             return
         try:
-            target.remove(rel)
+            if expect is not None:
+                target.remove(rel, expect=expect)
+            else:
+                target.remove(rel)
         except TargetError:
             if current.kind != "dir":
                 raise
@@ -174,7 +198,11 @@ def _restore_one(
             target.remove(rel)
         if streaming:
             with blobs.open(entry.sha256) as fh:
-                cast(StreamingTarget, target).write_stream(rel, fh, mode=entry.mode, sync=sync)
+                cast(StreamingTarget, target).write_stream(
+                    rel, fh, mode=entry.mode, sync=sync, expect=expect
+                )
+        elif expect is not None:
+            target.write_bytes(rel, blobs.get(entry.sha256), mode=entry.mode, expect=expect)
         else:
             target.write_bytes(rel, blobs.get(entry.sha256), mode=entry.mode)
         report.written.append(rel)

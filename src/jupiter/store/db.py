@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jupiter.errors import StoreError, WorkspaceError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -135,6 +135,11 @@ class Database:
             # close() ends the transaction without expiring loaded objects,
             # so rows read here stay usable (detached) by the caller.
             session.close()
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, for messages."""
+        return redact_url(self.url)
 
     def dispose(self) -> None:
         self.engine.dispose()

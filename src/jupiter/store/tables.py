@@ -203,3 +203,22 @@ class SnapshotEntryRow(Base):
     gid: Mapped[int | None] = mapped_column(Integer)
     size: Mapped[int | None] = mapped_column(Integer)
     sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class TargetLeaseRow(Base):
+    """Who holds a target's exclusive lock (see ``jupiter.locks``): one row
+    per locked target, kept alive by heartbeats; a row whose lease expired
+    (or whose process is gone) may be taken over, with an audit entry."""
+
+    __tablename__ = "target_leases"
+
+    target: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(32))  # fix | rollback | recover | deploy
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

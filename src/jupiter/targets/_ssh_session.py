@@ -65,6 +65,11 @@ class SSHSession:
         return self._sftp
 
     @property
+    def connection(self) -> asyncssh.SSHClientConnection:
+        assert self._conn is not None, "SSHSession used before guarded() opened it"
+        return self._conn
+
+    @property
     def root_real(self) -> str:
         """The root as the server resolves it (symlinks in the root itself followed)."""
         return self._root_real

@@ -27,6 +27,26 @@ class FileState:
     mode: int
     uid: int
     gid: int
+    inode: int | None = None
+    """Inode number where the target can tell (LocalTarget; not over SFTP)."""
+    mtime_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A write's precondition: the path must still hold content hashing to
+    ``sha256`` (a regular file), or be absent when ``sha256`` is ``None``.
+
+    A target given one checks it right before the atomic replace and again,
+    on the replaced file itself, after it (see ``docs/reliability.md``); when
+    the path changed it raises :class:`~jupiter.errors.ConflictError` and
+    leaves the other party's content in place.
+    """
+
+    sha256: str | None
+
+    def describe(self) -> str:
+        return "absent" if self.sha256 is None else f"sha256 {self.sha256[:12]}"
 
 
 @dataclass(frozen=True)
@@ -71,18 +91,23 @@ class TargetView(Protocol):
 class Target(TargetView, Protocol):
     """A view that can also change things."""
 
-    def write_bytes(self, path: str, data: bytes, mode: int | None = None) -> None:
+    def write_bytes(
+        self, path: str, data: bytes, mode: int | None = None, *, expect: Expected | None = None
+    ) -> None:
         """Atomically replace ``path`` (temp file + rename); keeps the old mode
-        and owner when ``mode`` is ``None`` and the file existed."""
+        and owner when ``mode`` is ``None`` and the file existed. With
+        ``expect``, only if the path still matches it (else ConflictError,
+        nothing of ours left in place)."""
         ...
 
     def set_mode(self, path: str, mode: int) -> None: ...
 
     def set_owner(self, path: str, uid: int, gid: int) -> None: ...
 
-    def remove(self, path: str) -> None:
+    def remove(self, path: str, *, expect: Expected | None = None) -> None:
         """Remove a file, a symlink (never its target) or an empty directory;
-        no error if it is already absent."""
+        no error if it is already absent. With ``expect``, a regular file is
+        removed only while it still matches (else ConflictError)."""
         ...
 
     def run(self, argv: list[str], timeout: float) -> CommandResult:
@@ -90,6 +115,39 @@ class Target(TargetView, Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class TargetLockHandle(Protocol):
+    """An exclusive lock a target carries itself (see :class:`LockableTarget`)."""
+
+    def alive(self) -> bool:
+        """Whether the lock is still held (an SSH lock dies with its connection)."""
+        ...
+
+    def release(self) -> None:
+        """Release the lock; idempotent."""
+        ...
+
+    def note(self, owner: str) -> None:
+        """Tell later contenders who holds the lock (best effort)."""
+        ...
+
+
+@runtime_checkable
+class LockableTarget(Protocol):
+    """A target that can carry an exclusive lock, so that Jupiter processes of
+    different workspaces or machines exclude each other on it."""
+
+    def describe(self) -> str: ...
+
+    def acquire_lock(self, timeout: float) -> TargetLockHandle | None:
+        """Take the target's exclusive lock, waiting up to ``timeout`` seconds
+        (0: do not wait); ``None`` when another process holds it."""
+        ...
+
+    def lock_owner(self) -> str | None:
+        """Who holds the target's lock, as its holder noted it (if known)."""
+        ...
 
 
 def normalise_relpath(path: str) -> str:

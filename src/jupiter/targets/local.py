@@ -22,36 +22,28 @@ import contextlib
 import errno
 import fnmatch
 import os
-import secrets
 import stat as stat_mod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from jupiter.errors import PathEscapeError, TargetError
-from jupiter.targets.base import CommandResult, FileState, normalise_relpath
+from jupiter.targets.base import (
+    CommandResult,
+    Expected,
+    FileState,
+    TargetLockHandle,
+    normalise_relpath,
+)
 from jupiter.targets.local_commands import run_argv
-from jupiter.targets.local_io import DIR_FLAGS, ScannedFile, fill_fd, scan_tree
+from jupiter.targets.local_io import DIR_FLAGS, ScannedFile, kind_of, scan_tree, what_of
+from jupiter.targets.local_lock import flock_dir, noted_owner
+from jupiter.targets.local_write import LocalWrites
 
-NEW_FILE_MODE = 0o644
 NEW_DIR_MODE = 0o755
 
 
-def _kind(st: os.stat_result) -> str:
-    if stat_mod.S_ISREG(st.st_mode):
-        return "file"
-    if stat_mod.S_ISDIR(st.st_mode):
-        return "dir"
-    if stat_mod.S_ISLNK(st.st_mode):
-        return "symlink"
-    return "other"
-
-
-def _what(st: os.stat_result) -> str:
-    return {"dir": "directory", "other": "special file"}.get(_kind(st), _kind(st))
-
-
-class LocalTarget:
+class LocalTarget(LocalWrites):
     """The :class:`~jupiter.targets.base.Target` protocol on a local directory.
 
     New files get mode 0o644 and new parent directories 0o755 when no mode is
@@ -225,7 +217,7 @@ class LocalTarget:
         if not stat_mod.S_ISREG(st.st_mode):
             os.close(file_fd)
             raise TargetError(
-                f"path {rel!r} on {self.describe()} is a {_what(st)}, not a regular file; "
+                f"path {rel!r} on {self.describe()} is a {what_of(st)}, not a regular file; "
                 "name a file"
             )
         return os.fdopen(file_fd, "rb")
@@ -253,7 +245,14 @@ class LocalTarget:
         if st is None:
             return None
         return FileState(
-            rel, _kind(st), st.st_size, stat_mod.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+            rel,
+            kind_of(st),
+            st.st_size,
+            stat_mod.S_IMODE(st.st_mode),
+            st.st_uid,
+            st.st_gid,
+            st.st_ino,
+            st.st_mtime_ns,
         )
 
     def glob(self, pattern: str) -> list[str]:
@@ -313,84 +312,9 @@ class LocalTarget:
 
     # -- writing ---------------------------------------------------------
 
-    def write_bytes(self, path: str, data: bytes, mode: int | None = None) -> None:
-        self.write_stream(path, [data], mode)
-
-    def write_stream(
-        self,
-        path: str,
-        chunks: BinaryIO | list[bytes],
-        mode: int | None = None,
-        *,
-        sync: bool = True,
-    ) -> None:
-        """Atomically replace ``path`` with the concatenated ``chunks`` (a list
-        of byte strings, or a binary file object: copied in the kernel when
-        possible, else read in 1 MiB pieces).
-
-        Temp file in the same directory, fsync, rename, fsync of the directory.
-        Keeps mode and owner of an existing file when ``mode`` is ``None``.
-        Bulk writers pass ``sync=False`` and call :meth:`flush` once at the end.
-        """
-        self._check_open()
-        rel = normalise_relpath(path)
-        real_rel = self._resolve(rel, follow_final=False)
-        with self._parent_fd(real_rel, create=True) as (fd, name):
-            old = self._lstat_at(fd, name)
-            if old is not None and stat_mod.S_ISLNK(old.st_mode):
-                self._refuse_symlink(rel, fd, name)
-            if old is not None and not stat_mod.S_ISREG(old.st_mode):
-                raise TargetError(
-                    f"path {rel!r} on {self.describe()} is a {_what(old)}, not a regular file; "
-                    "remove it first or name a file"
-                )
-            tmp = f".{name}.jupiter-{secrets.token_hex(6)}.tmp"
-            tmp_fd = os.open(
-                tmp,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-                dir_fd=fd,
-            )
-            try:
-                try:
-                    fill_fd(tmp_fd, chunks)
-                    if old is not None and (old.st_uid, old.st_gid) != (
-                        os.geteuid(),
-                        os.getegid(),
-                    ):
-                        self._keep_owner(tmp_fd, old, rel)
-                    # chmod after chown: chown clears setuid/setgid bits.
-                    if mode is not None:
-                        final_mode = mode
-                    elif old is not None:
-                        final_mode = stat_mod.S_IMODE(old.st_mode)
-                    else:
-                        final_mode = NEW_FILE_MODE
-                    os.fchmod(tmp_fd, final_mode)
-                    if sync:
-                        os.fsync(tmp_fd)
-                finally:
-                    os.close(tmp_fd)
-                os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp, dir_fd=fd)
-                raise
-            if sync:
-                os.fsync(fd)
-
     def flush(self) -> None:
         """Make writes done with ``sync=False`` durable (one ``sync(2)``)."""
         os.sync()
-
-    def _keep_owner(self, fd: int, old: os.stat_result, rel: str) -> None:
-        try:
-            os.fchown(fd, old.st_uid, old.st_gid)
-        except PermissionError as exc:
-            raise TargetError(
-                f"cannot keep owner {old.st_uid}:{old.st_gid} of {rel!r} on {self.describe()} "
-                "when replacing it; run Jupiter as root or as the file's owner"
-            ) from exc
 
     def _existing_nonlink(self, rel: str, fd: int, name: str) -> os.stat_result:
         st = self._lstat_at(fd, name)
@@ -433,9 +357,10 @@ class LocalTarget:
                     "run Jupiter as root to change ownership"
                 ) from exc
 
-    def remove(self, path: str) -> None:
+    def remove(self, path: str, *, expect: Expected | None = None) -> None:
         """Remove a file, a symlink (the link, not its target) or an empty
-        directory; absent is fine."""
+        directory; absent is fine. With ``expect`` a regular file is removed
+        only while it matches (checked before and after, as for writes)."""
         self._check_open()
         rel = normalise_relpath(path)
         real_rel = self._resolve(rel, follow_final=False)
@@ -454,12 +379,27 @@ class LocalTarget:
                             f"path {rel!r} on {self.describe()} is a directory that is not "
                             "empty; remove only removes files and empty directories"
                         ) from exc
+                elif expect is not None and stat_mod.S_ISREG(st.st_mode):
+                    self._remove_checked(fd, name, rel, expect)
+                    return
                 else:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(name, dir_fd=fd)
                 os.fsync(fd)
         except (FileNotFoundError, NotADirectoryError):
             return
+
+    # -- locking -----------------------------------------------------------
+
+    def acquire_lock(self, timeout: float) -> TargetLockHandle | None:
+        """``flock`` the root directory (exclusive), waiting up to ``timeout``
+        seconds; ``None`` when another process holds it. The lock is the
+        kernel's: it ends with the process, so a crash never leaves it behind."""
+        self._check_open()
+        return flock_dir(self._root, timeout)
+
+    def lock_owner(self) -> str | None:
+        return noted_owner(self._root)
 
     # -- commands --------------------------------------------------------
 

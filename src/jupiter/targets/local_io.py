@@ -5,12 +5,29 @@ from __future__ import annotations
 
 import errno
 import os
+import stat as stat_mod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 CHUNK = 1 << 20
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def kind_of(st: os.stat_result) -> str:
+    """``file``, ``dir``, ``symlink`` or ``other``."""
+    if stat_mod.S_ISREG(st.st_mode):
+        return "file"
+    if stat_mod.S_ISDIR(st.st_mode):
+        return "dir"
+    if stat_mod.S_ISLNK(st.st_mode):
+        return "symlink"
+    return "other"
+
+
+def what_of(st: os.stat_result) -> str:
+    """The kind in words, for messages."""
+    return {"dir": "directory", "other": "special file"}.get(kind_of(st), kind_of(st))
 
 
 @dataclass(slots=True)  # not frozen: built once per file on hot scans

@@ -32,6 +32,11 @@ class OverlayView:
             elif isinstance(change, SetMode):
                 self._modes[normalise_relpath(change.path)] = change.mode
 
+    @property
+    def base(self) -> TargetView:
+        """The target as it is now, without the plan."""
+        return self._base
+
     def changed_paths(self) -> list[str]:
         return sorted(set(self._files) | set(self._modes))
 

@@ -31,12 +31,9 @@ users below the root.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import errno
 import math
 import posixpath
-import secrets
 import shlex
 import stat as stat_mod
 import threading
@@ -50,30 +47,23 @@ import asyncssh
 from jupiter.errors import InputError, TargetError
 from jupiter.targets._loopthread import LoopThread
 from jupiter.targets._ssh_session import SSHSession
-from jupiter.targets.base import CommandResult, FileState, normalise_relpath
+from jupiter.targets._ssh_writes import SSHWrites, kind_of
+from jupiter.targets.base import (
+    CommandResult,
+    FileState,
+    TargetLockHandle,
+    normalise_relpath,
+)
 from jupiter.targets.connection import LocalConnection, SSHConnection, parse_connection
 
 T = TypeVar("T")
-NEW_FILE_MODE = 0o644
-_CLEANUP_LIMIT = 2.0  # seconds spent removing a temp file after a failed write
 # The same fixed PATH as LocalTarget's: a command must not depend on (or be
 # hijacked through) the login environment on the host.
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 StrPath = str | PathLike[str]
 
 
-def _kind(attrs: asyncssh.SFTPAttrs) -> str:
-    mode = attrs.permissions or 0
-    if stat_mod.S_ISREG(mode):
-        return "file"
-    if stat_mod.S_ISDIR(mode):
-        return "dir"
-    if stat_mod.S_ISLNK(mode):
-        return "symlink"
-    return "other"
-
-
-class SSHTarget:
+class SSHTarget(SSHWrites):
     """The Target protocol on directory ``root`` of ``host``, over one SSH connection.
 
     ``client_keys``: private key files to offer (``None``: asyncssh's defaults,
@@ -189,7 +179,7 @@ class SSHTarget:
                 )
             if not stat_mod.S_ISREG(attrs.permissions or 0):
                 raise TargetError(
-                    f"path {rel!r} on {self.describe()} is a {_kind(attrs)}, not a regular "
+                    f"path {rel!r} on {self.describe()} is a {kind_of(attrs)}, not a regular "
                     "file; name a file"
                 )
             async with self._session.sftp.open(remote, "rb") as fh:
@@ -206,13 +196,18 @@ class SSHTarget:
             _, attrs = await self._session.resolve(rel, follow_final=False)
             if attrs is None:
                 return None
+            mtime_ns = None
+            if attrs.mtime is not None:
+                mtime_ns = int(attrs.mtime) * 1_000_000_000 + (attrs.mtime_ns or 0) % 1_000_000_000
             return FileState(
                 rel,
-                _kind(attrs),
+                kind_of(attrs),
                 attrs.size or 0,
                 stat_mod.S_IMODE(attrs.permissions or 0),
                 attrs.uid if attrs.uid is not None else -1,
                 attrs.gid if attrs.gid is not None else -1,
+                None,
+                mtime_ns,
             )
 
         return self._call(f"checking {rel}", op)
@@ -231,67 +226,6 @@ class SSHTarget:
         return self._call(f"listing {prefix or 'the root'}", lambda: self._session.walk(prefix))
 
     # -- writing ---------------------------------------------------------
-
-    def write_bytes(self, path: str, data: bytes, mode: int | None = None) -> None:
-        """Atomically replace ``path``; new files get 0o644 and new directories 0o755."""
-        rel = normalise_relpath(path)
-        self._call(f"writing {rel}", lambda: self._write(rel, data, mode))
-
-    async def _write(self, rel: str, data: bytes, mode: int | None) -> None:
-        session = self._session
-        sftp = session.sftp
-        parent, _, name = rel.rpartition("/")
-        directory = await session.ensure_dir(parent) if parent else session.root_real
-        remote = posixpath.join(directory, name)
-        old = await session.lstat_or_none(remote)
-        if old is not None and stat_mod.S_ISLNK(old.permissions or 0):
-            await session.refuse_link(rel, remote)
-        if old is not None and not stat_mod.S_ISREG(old.permissions or 0):
-            raise TargetError(
-                f"path {rel!r} on {self.describe()} is a {_kind(old)}, not a regular file; "
-                "remove it first or name a file"
-            )
-        tmp = posixpath.join(directory, f".{name}.jupiter-{secrets.token_hex(6)}.tmp")
-        # "x": O_EXCL, so a planted file or link at the temp name is never followed.
-        fh = await sftp.open(tmp, "xb", asyncssh.SFTPAttrs(permissions=0o600))
-        try:
-            try:
-                await fh.write(data)
-                # Without the server's fsync extension the rename still stays atomic.
-                with contextlib.suppress(asyncssh.SFTPOpUnsupported):
-                    await fh.fsync()
-            finally:
-                await fh.close()
-            if old is not None:
-                mine = await sftp.lstat(tmp)
-                if (old.uid, old.gid) != (mine.uid, mine.gid):
-                    await self._keep_owner(tmp, old, rel)
-            # chmod after chown: chown clears setuid/setgid bits.
-            final_mode = (
-                mode
-                if mode is not None
-                else (stat_mod.S_IMODE(old.permissions or 0) if old is not None else NEW_FILE_MODE)
-            )
-            await sftp.chmod(tmp, final_mode)
-            await session.replace(tmp, remote, old is not None)
-        except asyncio.CancelledError:
-            raise  # timed out: the connection is being aborted, nothing more gets through
-        except BaseException:
-            # Best effort: the original error is what the caller needs to see.
-            with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
-                await asyncio.wait_for(sftp.remove(tmp), _CLEANUP_LIMIT)
-            raise
-
-    async def _keep_owner(self, tmp: str, old: asyncssh.SFTPAttrs, rel: str) -> None:
-        if old.uid is None or old.gid is None:
-            return  # the server does not report owners, so there is nothing to keep
-        try:
-            await self._session.sftp.chown(tmp, old.uid, old.gid)
-        except (asyncssh.SFTPPermissionDenied, asyncssh.SFTPFailure) as exc:
-            raise TargetError(
-                f"cannot keep owner {old.uid}:{old.gid} of {rel!r} on {self.describe()} when "
-                "replacing it; connect as root or as the file's owner"
-            ) from exc
 
     async def _existing_nonlink(self, rel: str) -> str:
         session = self._session
@@ -328,23 +262,30 @@ class SSHTarget:
 
         self._call(f"changing the owner of {rel}", op)
 
-    def remove(self, path: str) -> None:
-        """Remove a file or symlink (the link, not its target); absent is fine."""
-        rel = normalise_relpath(path)
+    # -- locking ---------------------------------------------------------
 
-        async def op() -> None:
-            remote, attrs = await self._session.resolve(rel, follow_final=False)
-            if attrs is None:
-                return
-            if stat_mod.S_ISDIR(attrs.permissions or 0):
-                raise TargetError(
-                    f"path {rel!r} on {self.describe()} is a directory; remove only removes files"
-                )
-            # Removed by someone else meanwhile is the outcome we wanted.
-            with contextlib.suppress(asyncssh.SFTPNoSuchFile):
-                await self._session.sftp.remove(remote)
+    def acquire_lock(self, timeout: float) -> TargetLockHandle | None:
+        """Hold the host's ``flock`` on the root directory through a remote
+        command that lives as long as this connection (see
+        :mod:`._ssh_lock`); ``None`` when another process holds it."""
+        from jupiter.targets import _ssh_lock
 
-        self._call(f"removing {rel}", op)
+        command = self.command_line(_ssh_lock.lock_argv(timeout))
+        where = self.describe()
+
+        async def op() -> asyncssh.SSHClientProcess[str] | None:
+            return await _ssh_lock.hold(self._session.connection, command, where)
+
+        process = self._call("taking the target lock", op, max(timeout, 0) + self._command_timeout)
+        return None if process is None else _ssh_lock.RemoteLock(self, process)
+
+    def lock_owner(self) -> str | None:
+        """Unknown over SSH: the holder's own workspace names it."""
+        return None
+
+    def call_on_loop(self, what: str, op: Callable[[], Awaitable[T]], timeout: float) -> T:
+        """Run ``op`` on this target's connection loop (for its helpers)."""
+        return self._call(what, op, timeout)
 
     # -- commands --------------------------------------------------------
 

@@ -22,7 +22,7 @@ def test_readme_catalog_table_is_generated(framework: str) -> None:
 
 def test_breadth_of_these_frameworks() -> None:
     cat = load_catalog()
-    mine = [e for e in cat.entries if e.framework != "terraform"]
+    mine = [e for e in cat.entries if e.framework in ("cloudformation", "kubernetes", "dockerfile")]
     ids = {r for e in mine for r in e.checks.get("checkov", [])}
     fixable = {
         r for e in mine if e.fix_class in ("safe", "risk") for r in e.checks.get("checkov", [])

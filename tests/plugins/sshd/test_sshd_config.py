@@ -10,6 +10,7 @@ import pytest
 from jupiter.errors import InputError, PathEscapeError
 from jupiter.plugins.sshd import algorithms as algos
 from jupiter.plugins.sshd.detect import parse_seconds
+from jupiter.plugins.sshd.openssh import from_version
 from jupiter.plugins.sshd.parse import include_pattern, parse, split_lines, tokenize
 from jupiter.targets.local import LocalTarget
 
@@ -155,15 +156,22 @@ def test_parse_seconds(text: str, seconds: int | None) -> None:
 
 
 def test_algorithm_lists_resolve_like_sshd() -> None:
-    default = list(algos.DEFAULTS["macs"])
-    assert algos.resolve("macs", None) == default
-    assert algos.resolve("macs", "+hmac-md5")[-1] == "hmac-md5"
-    assert algos.resolve("macs", "^hmac-md5")[0] == "hmac-md5"
-    stripped = algos.resolve("macs", "-*sha1*,umac-64*")
-    assert not [m for m in stripped if algos.is_weak("macs", m)]
-    assert algos.resolve("ciphers", "aes*-cbc") == ["aes128-cbc", "aes192-cbc", "aes256-cbc"]
-    assert algos.fixed_list("ciphers", "aes128-cbc,aes256-ctr", maximum=False) == "aes256-ctr"
-    assert algos.fixed_list("ciphers", "3des-cbc", maximum=False) == algos.MODERN["ciphers"]
-    assert algos.fixed_list("ciphers", "aes256-ctr", maximum=True) == algos.MAXIMUM["ciphers"]
-    assert algos.not_allowed("kexalgorithms", ["curve25519-sha256"], maximum=True) == []
-    assert algos.not_allowed("kexalgorithms", ["diffie-hellman-group14-sha1"], maximum=False)
+    ssh = from_version((9, 2), "test")
+    default = list(ssh.defaults["macs"])
+    assert algos.resolve("macs", None, ssh) == default
+    assert algos.resolve("macs", "+hmac-md5", ssh)[-1] == "hmac-md5"
+    assert algos.resolve("macs", "^hmac-md5", ssh)[0] == "hmac-md5"
+    stripped = algos.resolve("macs", "-*sha1*,umac-64*", ssh)
+    assert stripped and not [m for m in stripped if algos.is_broken("macs", m)]
+    assert algos.resolve("ciphers", "aes*-cbc", ssh) == ["aes128-cbc", "aes192-cbc", "aes256-cbc"]
+    assert algos.fixed_list("ciphers", "aes128-cbc,aes256-ctr", "strict", ssh) == "aes256-ctr"
+    assert algos.fixed_list("ciphers", "3des-cbc", "strict", ssh) == ",".join(
+        algos.STRONGEST["ciphers"]
+    )
+    assert algos.fixed_list("ciphers", "aes256-ctr", "maximum", ssh) == "aes256-ctr"
+    assert algos.fixed_list("kexalgorithms", "curve25519-sha256", "maximum", ssh) == (
+        "sntrup761x25519-sha512@openssh.com"
+    )
+    assert algos.not_allowed("kexalgorithms", ["curve25519-sha256"], "strict", ssh) == []
+    assert algos.not_allowed("kexalgorithms", ["curve25519-sha256"], "maximum", ssh)
+    assert algos.not_allowed("kexalgorithms", ["diffie-hellman-group14-sha1"], "strict", ssh)

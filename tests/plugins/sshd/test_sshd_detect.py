@@ -27,12 +27,16 @@ BASELINE = {
     ("SSHD-WEAK-CIPHERS", MAIN, 35),
     ("SSHD-WEAK-MACS", MAIN, 36),
     ("SSHD-WEAK-KEX", LEGACY, 2),
+    # unset: OpenSSH's defaults sign with and accept ECDSA on NIST curves
+    ("SSHD-WEAK-HOSTKEY-ALGORITHMS", MAIN, None),
     ("SSHD-MATCH-OVERRIDE", MAIN, 50),  # Match Address: X11Forwarding yes
 }
 STRICT = BASELINE | {
     ("SSHD-PASSWORD-AUTH", CLOUD, 1),  # the drop-in wins over line 22's "no"
     ("SSHD-KBD-INTERACTIVE", MAIN, 28),  # ChallengeResponseAuthentication yes
     ("SSHD-MATCH-OVERRIDE", MAIN, 46),  # Match User backup: PasswordAuthentication yes
+    ("SSHD-RSA-KEY-SIZE", MAIN, None),  # RequiredRSASize 1024 by default
+    ("SSHD-WEAK-PUBKEY-ALGORITHMS", MAIN, None),  # users' ECDSA keys: may lock out
 }
 MAXIMUM = STRICT | {
     ("SSHD-AGENT-FORWARDING", MAIN, None),
@@ -101,6 +105,10 @@ def test_unset_insecure_defaults_are_reported_on_the_main_file(tmp_path: Path) -
         ("SSHD-LOGIN-GRACE-TIME", MAIN, None),  # 120
         ("SSHD-CLIENT-ALIVE", MAIN, None),  # 0
         ("SSHD-WEAK-MACS", MAIN, None),  # default includes hmac-sha1, umac-64
+        ("SSHD-WEAK-KEX", MAIN, None),  # default includes ecdh-sha2-nistp*
+        ("SSHD-WEAK-HOSTKEY-ALGORITHMS", MAIN, None),  # ecdsa-sha2-nistp*
+        ("SSHD-WEAK-PUBKEY-ALGORITHMS", MAIN, None),
+        ("SSHD-RSA-KEY-SIZE", MAIN, None),  # 1024
         ("SSHD-PASSWORD-AUTH", MAIN, None),  # yes
         ("SSHD-X11-FORWARDING", MAIN, 90),  # Debian sets it to yes
     }
@@ -153,7 +161,8 @@ def test_plugin_is_registered_with_its_rules() -> None:
     assert "sshd-hardening" not in registry.errors
     plugin = registry.get("sshd-hardening")
     assert isinstance(plugin, SshdHardening)
-    assert {r.rule_id for r in RULES} | {"SSHD-MATCH-OVERRIDE"} == set(plugin.rule_ids)
+    extra = {"SSHD-MATCH-OVERRIDE", "SSHD-WEAK-HOST-KEY", "SSHD-DH-MODULI"}
+    assert {r.rule_id for r in RULES} | extra == set(plugin.rule_ids)
     assert plugin.parse_params({"level": "maximum"}) == SshdParams(level="maximum")
     with pytest.raises(ValueError, match="level"):
         plugin.parse_params({"level": "paranoid"})

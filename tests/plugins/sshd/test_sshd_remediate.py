@@ -95,8 +95,18 @@ def test_strict_result_in_detail(tmp_path: Path) -> None:
     assert "MACs hmac-sha2-512" in main
     # the unset setting lands after the last global line, above the Match comment
     sub = main.index("Subsystem\tsftp\t/usr/lib/openssh/sftp-server")
-    assert main[sub + 1] == "ClientAliveInterval 300"
-    assert main[sub + 2 : sub + 4] == [
+    # settings nobody wrote are written explicitly, because the defaults of
+    # this OpenSSH offer what the level refuses
+    inserted = main[sub + 1 : sub + 5]
+    assert {ln.split()[0] for ln in inserted} == {
+        "ClientAliveInterval",
+        "HostKeyAlgorithms",
+        "PubkeyAcceptedAlgorithms",
+        "RequiredRSASize",
+    }
+    assert "ClientAliveInterval 300" in inserted and "RequiredRSASize 2048" in inserted
+    assert "ecdsa" not in " ".join(inserted)
+    assert main[sub + 5 : sub + 7] == [
         "",
         "# The backup robot still logs in with a password (ticket OPS-1422)",
     ]
@@ -266,6 +276,10 @@ def test_password_auth_is_not_turned_off_while_pubkey_is_off(tmp_path: Path) -> 
         "SSHD-LOGIN-GRACE-TIME",
         "SSHD-CLIENT-ALIVE",
         "SSHD-WEAK-MACS",
+        "SSHD-WEAK-KEX",  # the defaults of OpenSSH 9.x include ecdh-sha2-nistp*
+        "SSHD-WEAK-HOSTKEY-ALGORITHMS",
+        "SSHD-WEAK-PUBKEY-ALGORITHMS",
+        "SSHD-RSA-KEY-SIZE",
     }
     for rule in ("SSHD-PASSWORD-AUTH", "SSHD-KBD-INTERACTIVE"):
         assert plans[rule].changes == []
@@ -302,6 +316,11 @@ def test_example_host_for_the_demo(tmp_path: Path) -> None:
         ("SSHD-WEAK-MACS", crypto, 3),
         ("SSHD-PASSWORD-AUTH", "etc/ssh/sshd_config.d/50-cloud-init.conf", 1),
         ("SSHD-MATCH-OVERRIDE", MAIN, 67),
+        # from OpenSSH's defaults: the config never names these
+        ("SSHD-WEAK-KEX", MAIN, None),
+        ("SSHD-WEAK-HOSTKEY-ALGORITHMS", MAIN, None),
+        ("SSHD-WEAK-PUBKEY-ALGORITHMS", MAIN, None),
+        ("SSHD-RSA-KEY-SIZE", MAIN, None),
     }
     fix_everything(target, "strict", check=True)
     assert [f.rule_id for f in PLUGIN.detect(target)] == ["SSHD-MATCH-OVERRIDE"]
@@ -330,11 +349,20 @@ def test_maximum_keeps_only_the_strongest_algorithms(tmp_path: Path) -> None:
     target = host(tmp_path, "messy")
     fix_everything(target, "maximum")
     main = (target.root / MAIN).read_text().splitlines()
-    assert "Ciphers aes256-gcm@openssh.com" in main  # the configured strong one is kept
-    assert "MACs hmac-sha2-512-etm@openssh.com" in main  # nothing left: the level's list
+    # the configured strong ones are kept (AEAD and CTR)
+    assert "Ciphers aes256-ctr,aes256-gcm@openssh.com" in main
+    # nothing left: the level's list
+    assert (
+        "MACs hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com"
+        in main
+    )
+    assert "RequiredRSASize 3072" in main
     assert "AllowAgentForwarding no" in main and "AllowTcpForwarding no" in main
     legacy = (target.root / "etc/ssh/sshd_config.d/60-legacy-clients.conf").read_text()
-    assert legacy.splitlines()[1] == (
-        "KexAlgorithms sntrup761x25519-sha512@openssh.com,"
-        "curve25519-sha256,curve25519-sha256@libssh.org"
-    )
+    # post-quantum only: what OpenSSH 9.2 (Debian) supports of it
+    kex = legacy.splitlines()[1].split(" ", 1)[1].split(",")
+    assert kex and set(kex) <= {
+        "mlkem768x25519-sha256",
+        "sntrup761x25519-sha512",
+        "sntrup761x25519-sha512@openssh.com",
+    }

@@ -114,7 +114,7 @@ def _append_arg(call: cst.Call, arg: cst.Arg) -> cst.Call:
 
 
 def _style(scan: ModuleScan, site: Site) -> Paramstyle:
-    if site.kind == "sqlalchemy_text":
+    if site.kind in ("sqlalchemy_text", "sqlalchemy_execute"):
         return "named"
     if site.kind in ("django_raw", "django_extra"):
         return "format"
@@ -141,8 +141,27 @@ def _check_existing_params(site: Site) -> None:
         )
 
 
+def _mapping(values: list[tuple[str, cst.BaseExpression]]) -> cst.Dict:
+    """``{"name": value, ...}`` for the named and pyformat styles."""
+    elements = [
+        cst.DictElement(
+            key=cst.SimpleString(f'"{name}"'),  # bind names are identifiers
+            value=value,
+            comma=cst.MaybeSentinel.DEFAULT
+            if i == len(values) - 1
+            else cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
+        )
+        for i, (name, value) in enumerate(values)
+    ]
+    return cst.Dict(elements)
+
+
 def _params_call(
-    site: Site, updated: cst.Call, values: list[tuple[str, cst.BaseExpression]]
+    site: Site,
+    updated: cst.Call,
+    values: list[tuple[str, cst.BaseExpression]],
+    style: Paramstyle = "format",
+    text_name: str = "text",
 ) -> cst.BaseExpression:
     if site.kind == "sqlalchemy_text":
         kwargs = [
@@ -161,6 +180,13 @@ def _params_call(
         ]
         return cst.Call(func=cst.Attribute(value=updated, attr=cst.Name("bindparams")), args=kwargs)
     exprs = [v for _, v in values]
+    if site.kind == "sqlalchemy_execute":
+        # A raw string to Session/Engine.execute: SQLAlchemy wants text(),
+        # with ':name' binds and a dict of values.
+        args = list(updated.args)
+        wrapped = cst.Call(func=cst.parse_expression(text_name), args=[cst.Arg(args[0].value)])
+        args[0] = args[0].with_changes(value=wrapped)
+        return _append_arg(updated.with_changes(args=args), cst.Arg(_mapping(values)))
     if site.kind == "django_extra":
         return _append_arg(
             updated,
@@ -173,7 +199,52 @@ def _params_call(
                 ),
             ),
         )
+    if style in ("named", "pyformat"):
+        return _append_arg(updated, cst.Arg(_mapping(values)))
+    if style == "dollar":  # asyncpg: each value is its own argument
+        for expr in exprs:
+            updated = _append_arg(updated, cst.Arg(expr))
+        return updated
     return _append_arg(updated, cst.Arg(_sequence(exprs, as_list=site.kind == "django_raw")))
+
+
+def _text_name(module: cst.Module) -> tuple[str, bool]:
+    """How the module can call SQLAlchemy's text(), and whether an import
+    must be added for it."""
+    for stmt in module.body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+                base = cst.helpers.get_full_name_for_node(small.module) if small.module else ""
+                for alias in small.names:
+                    if (
+                        base == "sqlalchemy"
+                        and cst.helpers.get_full_name_for_node(alias.name) == "text"
+                    ):
+                        local = alias.asname.name if alias.asname else alias.name
+                        if isinstance(local, cst.Name):
+                            return local.value, False
+            elif isinstance(small, cst.Import):
+                for alias in small.names:
+                    if cst.helpers.get_full_name_for_node(alias.name) == "sqlalchemy":
+                        local = alias.asname.name if alias.asname else alias.name
+                        if isinstance(local, cst.Name):
+                            return f"{local.value}.text", False
+    return "text", True
+
+
+def _with_import(module: cst.Module, line: str) -> cst.Module:
+    """``line`` after the module's last top-level import."""
+    body = list(module.body)
+    at = 0
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, cst.SimpleStatementLine) and isinstance(
+            stmt.body[0], cst.Import | cst.ImportFrom
+        ):
+            at = i + 1
+    body.insert(at, cst.parse_statement(line))
+    return module.with_changes(body=body)
 
 
 def _constant(node: cst.CSTNode) -> Replace:
@@ -206,13 +277,17 @@ def rewrite_site(scan: ModuleScan, site: Site) -> str:
     if not values:
         raise ManualFix("nothing in the call's SQL is built from variables; review it by hand")
 
+    text_name, import_text = _text_name(scan.module)
+
     def fix_call(updated: cst.CSTNode) -> cst.CSTNode:
         assert isinstance(updated, cst.Call)
-        return _params_call(site, updated, values)
+        return _params_call(site, updated, values, style, text_name)
 
     replacements[id(site.call)] = fix_call
     new_module = scan.module.visit(_Replacer(replacements))
     assert isinstance(new_module, cst.Module)
+    if site.kind == "sqlalchemy_execute" and import_text:
+        new_module = _with_import(new_module, "from sqlalchemy import text")
     code = new_module.code
     parse_python(scan.path, code)  # a codemod bug must never produce broken code
     return code

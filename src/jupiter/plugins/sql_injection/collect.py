@@ -17,7 +17,9 @@ from typing import Literal
 import libcst as cst
 from libcst._nodes.internal import CodegenState
 
-SinkKind = Literal["execute", "executemany", "django_raw", "django_extra", "sqlalchemy_text"]
+SinkKind = Literal[
+    "execute", "executemany", "django_raw", "django_extra", "sqlalchemy_text", "sqlalchemy_execute"
+]
 
 
 @dataclass
@@ -184,6 +186,10 @@ class Collector(cst.CSTVisitor):
         if attr in ("execute", "executemany") and positional:
             kind: SinkKind = "execute" if attr == "execute" else "executemany"
             scope.calls.append(SinkCall(kind, node, self.tick, positional[:1]))
+        elif attr in _ASYNCPG_QUERIES and positional:
+            # asyncpg's connection.fetch/fetchrow/fetchval(query, *args):
+            # kept only in modules that import asyncpg (see finish()).
+            scope.calls.append(SinkCall("execute", node, self.tick, positional[:1]))
         elif attr == "raw" and positional:
             scope.calls.append(SinkCall("django_raw", node, self.tick, positional[:1]))
         elif attr == "extra":
@@ -196,14 +202,23 @@ class Collector(cst.CSTVisitor):
     def finish(self) -> None:
         """Keep Django sinks only in Django code and text() only from SQLAlchemy."""
         django = any(m == "django" or m.startswith("django.") for m in self.modules)
+        asyncpg = any(m == "asyncpg" or m.startswith("asyncpg.") for m in self.modules)
         for scope in self.scopes:
             scope.calls = [
                 c
                 for c in scope.calls
-                if django
-                or c.kind not in ("django_raw", "django_extra")
-                or _is_manager_call(c.call)
+                if (
+                    django
+                    or c.kind not in ("django_raw", "django_extra")
+                    or _is_manager_call(c.call)
+                )
+                and (asyncpg or not _is_asyncpg_query(c.call))
             ]
+        orm = any(m.startswith(("sqlalchemy", "flask_sqlalchemy")) for m in self.modules)
+        for scope in self.scopes:
+            for c in scope.calls:
+                if orm and c.kind == "execute" and _is_orm_receiver(c.call):
+                    c.kind = "sqlalchemy_execute"
         for scope, call, tick in self._text_calls:
             func = call.func
             if (isinstance(func, cst.Name) and func.value in self.text_names) or (
@@ -214,6 +229,30 @@ class Collector(cst.CSTVisitor):
                 scope.calls.append(SinkCall("sqlalchemy_text", call, tick, [call.args[0].value]))
         for scope in self.scopes:
             scope.calls.sort(key=lambda c: c.tick)
+
+
+#: What an ORM session or engine is usually called (``db.session``,
+#: ``db.engine``, ``session``, ``Session()``): execute() there takes text().
+_ORM_RECEIVERS = frozenset({"session", "engine", "db_session", "Session"})
+
+
+def _is_orm_receiver(call: cst.Call) -> bool:
+    func = call.func
+    if not isinstance(func, cst.Attribute):
+        return False
+    receiver = func.value
+    if isinstance(receiver, cst.Call):
+        receiver = receiver.func
+    if isinstance(receiver, cst.Attribute):
+        return receiver.attr.value in _ORM_RECEIVERS
+    return isinstance(receiver, cst.Name) and receiver.value in _ORM_RECEIVERS
+
+
+_ASYNCPG_QUERIES = frozenset({"fetch", "fetchrow", "fetchval"})
+
+
+def _is_asyncpg_query(call: cst.Call) -> bool:
+    return isinstance(call.func, cst.Attribute) and call.func.attr.value in _ASYNCPG_QUERIES
 
 
 class _LineState(CodegenState):

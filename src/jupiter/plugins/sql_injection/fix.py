@@ -53,7 +53,7 @@ class SqlInjectionPython(Remediator[NoParams]):
     name = "sql-injection-python"
     summary = "Parameterise SQL built with %, f-strings, format() or + in Python code"
     categories: ClassVar[frozenset[Category]] = frozenset({Category.CODE_SQL_INJECTION})
-    rule_ids: ClassVar[frozenset[str]] = frozenset({*RULES, "B608"})
+    rule_ids: ClassVar[frozenset[str]] = frozenset({*RULES, "B608", "B610", "B611"})
 
     def handles(self, finding: FindingRecord) -> bool:
         path = finding.location.path

@@ -125,8 +125,16 @@ def _fstring_value(contents: list[Atom], percent_escaped: bool) -> cst.BaseExpre
     return cst.parse_expression('f"' + "".join(body) + '"')
 
 
-def _placeholder(style: Paramstyle, name: str) -> str:
-    return {"qmark": "?", "format": "%s", "named": ":" + name}[style]
+def _placeholder(style: Paramstyle, name: str, position: int) -> str:
+    """The placeholder of the ``position``-th (1-based) value called ``name``."""
+    return {
+        "qmark": "?",
+        "format": "%s",
+        "pyformat": f"%({name})s",
+        "named": ":" + name,
+        "numeric": f":{position}",
+        "dollar": f"${position}",
+    }[style]
 
 
 def _scan_quoted(atoms: list[Atom], start: int, quote: str) -> tuple[int, list[Atom]]:
@@ -166,7 +174,7 @@ def parameterise(
 
     def emit(sql: str, escape: bool = True) -> None:
         text.append(sql)
-        if escape and style == "format" and not percent_escaped:
+        if escape and style in ("format", "pyformat") and not percent_escaped:
             sql = sql.replace("%", "%%")
         if out.parts and isinstance(out.parts[-1], str):
             out.parts[-1] += sql
@@ -176,7 +184,7 @@ def parameterise(
     def add_value(value: cst.BaseExpression, name_from: cst.BaseExpression) -> None:
         name = _bind_name(name_from, taken)
         out.values.append((name, value))
-        emit(_placeholder(style, name), escape=False)
+        emit(_placeholder(style, name, len(out.values)), escape=False)
 
     i = 0
     while i < len(atoms):

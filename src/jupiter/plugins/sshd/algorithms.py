@@ -1,19 +1,29 @@
-"""Which SSH algorithms sshd ends up offering, and which of them are weak.
+"""Which SSH algorithms sshd ends up offering, and which of them a level accepts.
 
-OpenSSH lets ``Ciphers``, ``MACs`` and ``KexAlgorithms`` be written as an
-explicit list or relative to the compiled-in default: ``+a,b`` appends,
-``-pat,...`` removes (wildcards allowed), ``^a,b`` puts first. To judge such a
-value we resolve it against the OpenSSH 9.x server defaults below (measured
-with ``sshd -T`` on OpenSSH 9.2; newer releases only add stronger entries).
+OpenSSH lets ``Ciphers``, ``MACs``, ``KexAlgorithms``, ``HostKeyAlgorithms``
+and ``PubkeyAcceptedAlgorithms`` be written as an explicit list or relative
+to the compiled-in default: ``+a,b`` appends, ``-pat,...`` removes
+(wildcards allowed), ``^a,b`` puts first. A value is resolved against the
+defaults *of the target's release* (:class:`~jupiter.plugins.sshd.openssh.OpenSSH`),
+so a config that never names ``KexAlgorithms`` is judged by what that
+release offers — on OpenSSH 9.2 that includes ``ecdh-sha2-nistp*``.
 
-Levels:
+The classes below follow ssh-audit (3.9), the auditor SSH administrators
+point at a server, so that each level keeps its promise there:
 
-* ``baseline`` / ``strict`` remove what is broken or deprecated (CBC, 3DES,
-  RC4, MD5, SHA-1, 64-bit tags, 1024/2048-bit SHA-1 groups); the rest of the
-  configured list is kept;
-* ``maximum`` keeps only the strongest: ChaCha20-Poly1305 and AES-256-GCM,
-  HMAC-SHA2-512 (encrypt-then-MAC), and hybrid post-quantum or X25519 key
-  exchange.
+* ``BROKEN`` — ssh-audit *fails* them (SHA-1, MD5, NIST-curve ECDH/ECDSA, DSA,
+  3DES, RC4) — plus what Jupiter has always refused (CBC modes, 64-bit tags);
+* ``baseline`` and ``strict`` refuse ``BROKEN``: 0 failures from the auditor.
+  At ``baseline`` an asset that declares legacy clients (``ssh_clients:
+  legacy`` with a reason) keeps the ``LEGACY`` subset its clients need;
+* ``maximum`` accepts only ``STRONGEST``: post-quantum hybrid key exchange,
+  AEAD and CTR ciphers, encrypt-then-MAC SHA-2 MACs, Ed25519 and RSA-SHA2
+  signatures — 0 failures and 0 warnings. On a release without a
+  post-quantum key exchange (< 8.5) X25519 is the best it can do, and the
+  plan says what is missing.
+
+Every list written is explicit (never ``+``/``-``/``^``), in the release's
+own preference order, and names only what that release supports.
 """
 
 from __future__ import annotations
@@ -21,51 +31,13 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Literal
 
-AlgoKind = Literal["ciphers", "macs", "kexalgorithms"]
+from jupiter.plugins.sshd.openssh import KINDS, AlgoKind, OpenSSH
 
-DEFAULTS: dict[AlgoKind, tuple[str, ...]] = {
-    "ciphers": (
-        "chacha20-poly1305@openssh.com",
-        "aes128-ctr",
-        "aes192-ctr",
-        "aes256-ctr",
-        "aes128-gcm@openssh.com",
-        "aes256-gcm@openssh.com",
-    ),
-    "macs": (
-        "umac-64-etm@openssh.com",
-        "umac-128-etm@openssh.com",
-        "hmac-sha2-256-etm@openssh.com",
-        "hmac-sha2-512-etm@openssh.com",
-        "hmac-sha1-etm@openssh.com",
-        "umac-64@openssh.com",
-        "umac-128@openssh.com",
-        "hmac-sha2-256",
-        "hmac-sha2-512",
-        "hmac-sha1",
-    ),
-    "kexalgorithms": (
-        "sntrup761x25519-sha512@openssh.com",
-        "curve25519-sha256",
-        "curve25519-sha256@libssh.org",
-        "ecdh-sha2-nistp256",
-        "ecdh-sha2-nistp384",
-        "ecdh-sha2-nistp521",
-        "diffie-hellman-group-exchange-sha256",
-        "diffie-hellman-group16-sha512",
-        "diffie-hellman-group18-sha512",
-        "diffie-hellman-group14-sha256",
-    ),
-}
+Level = Literal["baseline", "strict", "maximum"]
 
-# Names sshd knows besides the defaults, so that ``-pattern`` and wildcard
-# entries resolve the way sshd resolves them.
+# Names older releases knew, so that ``-pattern`` entries resolve like sshd.
 _EXTRA_KNOWN: dict[AlgoKind, tuple[str, ...]] = {
     "ciphers": (
-        "3des-cbc",
-        "aes128-cbc",
-        "aes192-cbc",
-        "aes256-cbc",
         "rijndael-cbc@lysator.liu.se",
         "blowfish-cbc",
         "cast128-cbc",
@@ -74,70 +46,106 @@ _EXTRA_KNOWN: dict[AlgoKind, tuple[str, ...]] = {
         "arcfour256",
     ),
     "macs": (
-        "hmac-sha1-96",
-        "hmac-md5",
-        "hmac-md5-96",
-        "hmac-sha1-96-etm@openssh.com",
-        "hmac-md5-etm@openssh.com",
-        "hmac-md5-96-etm@openssh.com",
         "hmac-ripemd160",
         "hmac-ripemd160@openssh.com",
         "hmac-ripemd160-etm@openssh.com",
     ),
+    "kexalgorithms": (),
+    "hostkeyalgorithms": (),
+    "pubkeyalgorithms": (),
+}
+
+_SIG_BROKEN = (
+    "ssh-rsa",
+    "ssh-rsa-cert-*",
+    "ssh-dss*",
+    "ecdsa-sha2-*",
+    "sk-ecdsa-*",
+    "webauthn-sk-ecdsa-*",
+)
+BROKEN: dict[AlgoKind, tuple[str, ...]] = {
+    "ciphers": ("*-cbc", "*-cbc@*", "3des*", "arcfour*", "blowfish*", "cast128*", "none"),
+    "macs": ("*md5*", "*sha1*", "*ripemd160*", "*-96", "*-96-etm@*", "umac-64*"),
     "kexalgorithms": (
-        "diffie-hellman-group1-sha1",
+        "*-sha1",
+        "*-sha1@*",
+        "*-sha1-*",
+        "diffie-hellman-group1-*",
+        "ecdh-sha2-*",
+        "gss-*",
+        "sntrup4591761x25519-sha512@tinyssh.org",
+    ),
+    "hostkeyalgorithms": _SIG_BROKEN,
+    "pubkeyalgorithms": _SIG_BROKEN,
+}
+# What ``ssh_clients: legacy`` keeps at baseline: old but not trivially
+# broken. 3DES, RC4, MD5, DSA and 1024-bit groups are never kept.
+_SIG_LEGACY = ("ssh-rsa", "ssh-rsa-cert-v01@openssh.com", "ecdsa-sha2-nistp*", "sk-ecdsa-*")
+LEGACY: dict[AlgoKind, tuple[str, ...]] = {
+    "ciphers": ("aes128-cbc", "aes192-cbc", "aes256-cbc"),
+    "macs": ("hmac-sha1", "hmac-sha1-etm@openssh.com"),
+    "kexalgorithms": (
+        "ecdh-sha2-nistp*",
         "diffie-hellman-group14-sha1",
         "diffie-hellman-group-exchange-sha1",
-        "sntrup761x25519-sha512",
-        "mlkem768x25519-sha256",
+    ),
+    "hostkeyalgorithms": _SIG_LEGACY,
+    "pubkeyalgorithms": _SIG_LEGACY,
+}
+POST_QUANTUM = (
+    "mlkem768x25519-sha256",
+    "sntrup761x25519-sha512",
+    "sntrup761x25519-sha512@openssh.com",
+)
+_SIG_STRONG = (
+    "ssh-ed25519",
+    "ssh-ed25519-cert-v01@openssh.com",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+    "rsa-sha2-512-cert-v01@openssh.com",
+    "rsa-sha2-256-cert-v01@openssh.com",
+)
+STRONGEST: dict[AlgoKind, tuple[str, ...]] = {
+    "ciphers": (
+        "chacha20-poly1305@openssh.com",
+        "aes256-gcm@openssh.com",
+        "aes128-gcm@openssh.com",
+        "aes256-ctr",
+        "aes192-ctr",
+        "aes128-ctr",
+    ),
+    "macs": (
+        "hmac-sha2-512-etm@openssh.com",
+        "hmac-sha2-256-etm@openssh.com",
+        "umac-128-etm@openssh.com",
+    ),
+    "kexalgorithms": POST_QUANTUM,
+    "hostkeyalgorithms": _SIG_STRONG,
+    "pubkeyalgorithms": _SIG_STRONG,
+}
+# The best a release without post-quantum key exchange can offer.
+X25519 = ("curve25519-sha256", "curve25519-sha256@libssh.org")
+# Written at baseline/strict when nothing acceptable is left: 0 failures.
+RECOMMENDED: dict[AlgoKind, tuple[str, ...]] = {
+    **STRONGEST,
+    "kexalgorithms": (
+        *POST_QUANTUM,
+        *X25519,
+        "diffie-hellman-group16-sha512",
+        "diffie-hellman-group18-sha512",
+        "diffie-hellman-group-exchange-sha256",
     ),
 }
 
-WEAK_PATTERNS: dict[AlgoKind, tuple[str, ...]] = {
-    "ciphers": ("*-cbc", "*-cbc@*", "3des*", "arcfour*", "blowfish*", "cast128*", "none"),
-    "macs": ("hmac-md5*", "hmac-sha1*", "*-96", "*-96-etm@*", "umac-64*", "hmac-ripemd160*"),
-    "kexalgorithms": ("*-sha1", "*-sha1@*", "gss-*-sha1-*", "diffie-hellman-group1-*"),
-}
 
-STRONGEST: dict[AlgoKind, frozenset[str]] = {
-    "ciphers": frozenset({"chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com"}),
-    "macs": frozenset({"hmac-sha2-512-etm@openssh.com"}),
-    "kexalgorithms": frozenset(
-        {
-            "mlkem768x25519-sha256",
-            "sntrup761x25519-sha512",
-            "sntrup761x25519-sha512@openssh.com",
-            "curve25519-sha256",
-            "curve25519-sha256@libssh.org",
-        }
-    ),
-}
-
-# Written when a list has to be set from scratch (unset, or nothing left).
-# mlkem768x25519-sha256 needs OpenSSH >= 9.9, so it is not in a default we
-# write without knowing the host's version.
-MODERN: dict[AlgoKind, str] = {
-    "ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,"
-    "aes256-ctr,aes192-ctr,aes128-ctr",
-    "macs": "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com",
-    "kexalgorithms": "sntrup761x25519-sha512@openssh.com,curve25519-sha256,"
-    "curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,"
-    "diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256",
-}
-MAXIMUM: dict[AlgoKind, str] = {
-    "ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com",
-    "macs": "hmac-sha2-512-etm@openssh.com",
-    "kexalgorithms": "sntrup761x25519-sha512@openssh.com,curve25519-sha256,"
-    "curve25519-sha256@libssh.org",
-}
-
-
-def resolve(kind: AlgoKind, value: str | None) -> list[str]:
+def resolve(kind: AlgoKind, value: str | None, ssh: OpenSSH) -> list[str]:
     """The list sshd offers for ``value`` (``None`` = unset, the default)."""
-    default = list(DEFAULTS[kind])
+    default = list(ssh.defaults[kind])
     if value is None or not value.strip():
         return default
-    known = default + [a for a in _EXTRA_KNOWN[kind] if a not in default]
+    known = _dedup([*default, *ssh.supported[kind], *_EXTRA_KNOWN[kind]])
     head, body = value[0], value[1:]
     if head == "-":
         patterns = _items(body)
@@ -149,27 +157,69 @@ def resolve(kind: AlgoKind, value: str | None) -> list[str]:
     return _dedup(_expand(_items(value), known))
 
 
-def is_weak(kind: AlgoKind, name: str) -> bool:
-    return any(fnmatchcase(name.lower(), p) for p in WEAK_PATTERNS[kind])
+def is_broken(kind: AlgoKind, name: str) -> bool:
+    return _matches(name, BROKEN[kind])
 
 
-def not_allowed(kind: AlgoKind, names: list[str], maximum: bool) -> list[str]:
-    """The entries of ``names`` the level does not accept."""
-    if maximum:
-        return [n for n in names if n.lower() not in STRONGEST[kind]]
-    return [n for n in names if is_weak(kind, n)]
+def accepted(kind: AlgoKind, level: Level, ssh: OpenSSH, *, legacy: bool = False) -> set[str]:
+    """Every name the level accepts from what ``ssh`` supports (and the
+    legacy names of a baseline asset with legacy clients)."""
+    known = _dedup([*ssh.supported[kind], *_EXTRA_KNOWN[kind]])
+    if level == "maximum":
+        return set(n for n in strongest(kind, ssh) if n in known)
+    keep_legacy = legacy and level == "baseline"
+    return {
+        n for n in known if not is_broken(kind, n) or (keep_legacy and _matches(n, LEGACY[kind]))
+    }
 
 
-def fixed_list(kind: AlgoKind, value: str | None, maximum: bool) -> str:
-    """The value to write: the configured list without what the level refuses,
-    or the level's modern list when the setting is unset or nothing is left."""
-    fallback = MAXIMUM[kind] if maximum else MODERN[kind]
-    if value is None or not value.strip():
-        return fallback
-    names = resolve(kind, value)
-    bad = set(not_allowed(kind, names, maximum))
+def strongest(kind: AlgoKind, ssh: OpenSSH) -> tuple[str, ...]:
+    """``STRONGEST`` for ``kind`` as far as ``ssh`` supports it (X25519
+    standing in for post-quantum key exchange on releases without one)."""
+    names = tuple(n for n in STRONGEST[kind] if ssh.supports(kind, n))
+    if kind == "kexalgorithms" and not names:
+        return tuple(n for n in X25519 if ssh.supports(kind, n))
+    return names
+
+
+def missing_for_maximum(ssh: OpenSSH) -> list[str]:
+    """What level maximum wants that this release lacks (one phrase each)."""
+    if any(ssh.supports("kexalgorithms", n) for n in POST_QUANTUM):
+        return []
+    return [
+        "a post-quantum key exchange (sntrup761x25519-sha512@openssh.com needs OpenSSH >= 8.5, "
+        f"mlkem768x25519-sha256 >= 9.9; OpenSSH {ssh.label} offers none): upgrade OpenSSH to "
+        "reach level maximum"
+    ]
+
+
+def not_allowed(
+    kind: AlgoKind, names: list[str], level: Level, ssh: OpenSSH, *, legacy: bool = False
+) -> list[str]:
+    """The entries of ``names`` the level refuses (unknown names are left to
+    ``sshd -t``, which rejects them with a clearer message)."""
+    ok = accepted(kind, level, ssh, legacy=legacy)
+    known = set(ssh.supported[kind]) | set(_EXTRA_KNOWN[kind])
+    return [n for n in names if n not in ok and (n in known or level == "maximum")]
+
+
+def fixed_list(
+    kind: AlgoKind, value: str | None, level: Level, ssh: OpenSSH, *, legacy: bool = False
+) -> str:
+    """The explicit value to write: what sshd offers now without what the
+    level refuses, or the level's own list when nothing is left."""
+    names = resolve(kind, value, ssh)
+    bad = set(not_allowed(kind, names, level, ssh, legacy=legacy))
     keep = [n for n in names if n not in bad]
-    return ",".join(keep) if keep else fallback
+    if not keep:
+        pool = strongest(kind, ssh) if level == "maximum" else RECOMMENDED[kind]
+        keep = [n for n in pool if ssh.supports(kind, n)]
+    return ",".join(keep)
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    low = name.lower()
+    return any(fnmatchcase(low, p) for p in patterns)
 
 
 def _items(text: str) -> list[str]:
@@ -188,3 +238,19 @@ def _expand(items: list[str], known: list[str]) -> list[str]:
 
 def _dedup(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
+
+
+__all__ = [
+    "BROKEN",
+    "KINDS",
+    "LEGACY",
+    "STRONGEST",
+    "AlgoKind",
+    "accepted",
+    "fixed_list",
+    "is_broken",
+    "missing_for_maximum",
+    "not_allowed",
+    "resolve",
+    "strongest",
+]

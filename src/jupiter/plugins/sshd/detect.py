@@ -15,7 +15,14 @@ SSHD-CLIENT-ALIVE             baseline   ``ClientAliveInterval`` 1s..300s and
                                          ``ClientAliveCountMax`` 1..3
 SSHD-WEAK-CIPHERS             baseline   no weak cipher (maximum: strongest only)
 SSHD-WEAK-MACS                baseline   no weak MAC (maximum: strongest only)
-SSHD-WEAK-KEX                 baseline   no weak key exchange (maximum: strongest)
+SSHD-WEAK-KEX                 baseline   no weak key exchange (maximum: post-quantum)
+SSHD-WEAK-HOSTKEY-ALGORITHMS  baseline   no SHA-1, DSA or NIST-curve host key signatures
+SSHD-WEAK-PUBKEY-ALGORITHMS   strict     the same for users' keys (``PubkeyAccepted…``)
+SSHD-WEAK-HOST-KEY            baseline   no DSA or RSA < 2048 host key (strict: no
+                                         ECDSA; maximum: RSA >= 3072); manual
+SSHD-RSA-KEY-SIZE             strict     ``RequiredRSASize`` >= 2048 (maximum: 3072;
+                                         OpenSSH >= 9.1 only)
+SSHD-DH-MODULI                strict     ``/etc/ssh/moduli`` has no group < 3072 bits
 SSHD-PASSWORD-AUTH            strict     ``PasswordAuthentication no``
 SSHD-KBD-INTERACTIVE          strict     ``KbdInteractiveAuthentication no``
                                          (alias ``ChallengeResponseAuthentication``)
@@ -24,6 +31,11 @@ SSHD-AGENT-FORWARDING         maximum    ``AllowAgentForwarding no``
 SSHD-TCP-FORWARDING           maximum    ``AllowTcpForwarding no``
 SSHD-MATCH-OVERRIDE           baseline   no ``Match`` block undoes one of the above
 ============================  =========  ====================================
+
+**Algorithms** are judged against the target's OpenSSH release (see
+:mod:`jupiter.plugins.sshd.openssh` and :mod:`jupiter.plugins.sshd.algorithms`):
+an unset list counts with that release's defaults. ``baseline`` and
+``strict`` leave nothing ssh-audit fails, ``maximum`` nothing it warns about.
 
 **Levels and verification.** :func:`check` takes the level; the remediator's
 ``detect(view)`` uses ``strict`` (the default level) and ``detect(view,
@@ -40,14 +52,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from jupiter.models import Category, FindingRecord, Location, Severity
 from jupiter.plugins.sshd import algorithms as algos
+from jupiter.plugins.sshd import keyfiles
+from jupiter.plugins.sshd.openssh import OpenSSH, for_target
 from jupiter.plugins.sshd.parse import Directive, SshdConfig, parse
 from jupiter.targets.base import TargetView
 
-Level = Literal["baseline", "strict", "maximum"]
+Level = algos.Level
 LEVELS: tuple[Level, ...] = ("baseline", "strict", "maximum")
 DEFAULT_LEVEL: Level = "strict"
 SCANNER = "jupiter-sshd"
@@ -66,10 +79,33 @@ def level_rank(level: Level) -> int:
 
 
 @dataclass(frozen=True)
+class Context:
+    """What a value is judged against: the level, the target's OpenSSH, and
+    the reason its clients need legacy algorithms (``None``: they do not)."""
+
+    level: Level
+    openssh: OpenSSH
+    legacy_reason: str | None = None
+
+    @property
+    def legacy(self) -> bool:
+        return self.legacy_reason is not None
+
+    def applies(self, rule: Rule) -> bool:
+        if level_rank(rule.since) > level_rank(self.level):
+            return False
+        return rule.rule_id != "SSHD-RSA-KEY-SIZE" or self.openssh.has_required_rsa_size
+
+
+_ALGO_KINDS: dict[str, algos.AlgoKind] = {k: k for k in algos.KINDS}
+
+
+@dataclass(frozen=True)
 class Verdict:
     ok: bool
     severity: Severity
     fixed: str  # the value that satisfies the level
+    refused: tuple[str, ...] = ()  # algorithms the level does not accept
 
 
 @dataclass(frozen=True)
@@ -177,6 +213,32 @@ RULES: tuple[Rule, ...] = (
         warnings=("clients that only support the removed algorithms cannot connect",),
     ),
     Rule(
+        "SSHD-WEAK-HOSTKEY-ALGORITHMS",
+        "sshd signs with weak host key algorithms",
+        "baseline",
+        (Setting("HostKeyAlgorithms", None, "hostkeyalgorithms", in_match=False),),
+        ("CWE-327",),
+        warnings=(
+            "clients that only know the removed host key types cannot connect, and clients "
+            "that pinned such a key see a new host key",
+        ),
+        manual_steps=(
+            "publish the remaining host keys' fingerprints (ssh-keygen -lf "
+            "/etc/ssh/ssh_host_ed25519_key.pub) so users can update known_hosts",
+        ),
+        disruption=True,
+    ),
+    Rule(
+        "SSHD-WEAK-PUBKEY-ALGORITHMS",
+        "sshd accepts weak user key algorithms",
+        "strict",
+        (Setting("PubkeyAcceptedAlgorithms", None, "pubkeyalgorithms"),),
+        ("CWE-327",),
+        warnings=("users whose only key is DSA, ECDSA or SHA-1 RSA can no longer log in",),
+        manual_steps=("make sure every user has an Ed25519 or RSA key before reloading sshd",),
+        disruption=True,
+    ),
+    Rule(
         "SSHD-PASSWORD-AUTH",
         "sshd allows password authentication",
         "strict",
@@ -204,6 +266,16 @@ RULES: tuple[Rule, ...] = (
         ("CWE-308",),
     ),
     Rule(
+        "SSHD-RSA-KEY-SIZE",
+        "sshd accepts short RSA user keys",
+        "strict",
+        (Setting("RequiredRSASize", "1024", "rsa_size", severity=Severity.LOW),),
+        ("CWE-326",),
+        warnings=("users whose RSA key is shorter than the minimum can no longer log in",),
+        manual_steps=("replace short RSA user keys (ssh-keygen -t ed25519) before reloading sshd",),
+        disruption=True,
+    ),
+    Rule(
         "SSHD-AGENT-FORWARDING",
         "sshd allows agent forwarding",
         "maximum",
@@ -223,7 +295,7 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 RULES_BY_ID = {r.rule_id: r for r in RULES}
-RULE_IDS = frozenset([*RULES_BY_ID, MATCH_OVERRIDE])
+RULE_IDS = frozenset([*RULES_BY_ID, MATCH_OVERRIDE, keyfiles.HOST_KEY, keyfiles.MODULI])
 
 
 def rules_for(level: Level) -> list[Rule]:
@@ -243,8 +315,12 @@ def _int(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def judge(setting: Setting, args: tuple[str, ...] | None, level: Level) -> Verdict:
-    """Whether a value (``None`` = unset) satisfies ``level``, and the fix."""
+RSA_SIZE: dict[Level, int] = {"baseline": 1024, "strict": 2048, "maximum": 3072}
+
+
+def judge(setting: Setting, args: tuple[str, ...] | None, ctx: Context) -> Verdict:
+    """Whether a value (``None`` = unset) satisfies ``ctx.level``, and the fix."""
+    level = ctx.level
     value = " ".join(args) if args else (setting.default or "")
     low = value.lower()
     kind = setting.kind
@@ -269,16 +345,21 @@ def judge(setting: Setting, args: tuple[str, ...] | None, level: Level) -> Verdi
             setting.severity,
             str(CLIENT_ALIVE_COUNT),
         )
-    algo_kind: algos.AlgoKind = kind  # type: ignore[assignment]
+    if kind == "rsa_size":
+        n = _int(low)
+        want = RSA_SIZE[level]
+        return Verdict(n is not None and n >= want, setting.severity, str(want))
+    algo_kind = _ALGO_KINDS[kind]
     raw = ",".join(args) if args else None
-    names = algos.resolve(algo_kind, raw)
-    maximum = level == "maximum"
-    bad = algos.not_allowed(algo_kind, names, maximum)
-    weak = [n for n in names if algos.is_weak(algo_kind, n)]
+    ssh = ctx.openssh
+    names = algos.resolve(algo_kind, raw, ssh)
+    bad = algos.not_allowed(algo_kind, names, level, ssh, legacy=ctx.legacy)
+    broken = [n for n in bad if algos.is_broken(algo_kind, n)]
     return Verdict(
         not bad,
-        Severity.MEDIUM if weak else Severity.LOW,
-        algos.fixed_list(algo_kind, raw, maximum),
+        Severity.MEDIUM if broken else Severity.LOW,
+        algos.fixed_list(algo_kind, raw, level, ssh, legacy=ctx.legacy),
+        tuple(bad),
     )
 
 
@@ -291,11 +372,11 @@ class SettingState:
     verdict: Verdict
 
 
-def evaluate(rule: Rule, config: SshdConfig, level: Level) -> list[SettingState]:
+def evaluate(rule: Rule, config: SshdConfig, ctx: Context) -> list[SettingState]:
     states = []
     for setting in rule.settings:
         d = config.effective(setting.keyword)
-        states.append(SettingState(setting, d, judge(setting, d.args if d else None, level)))
+        states.append(SettingState(setting, d, judge(setting, d.args if d else None, ctx)))
     return states
 
 
@@ -308,9 +389,11 @@ class Override:
     verdict: Verdict
 
 
-def match_overrides(config: SshdConfig, level: Level) -> list[Override]:
+def match_overrides(config: SshdConfig, ctx: Context) -> list[Override]:
     found: list[Override] = []
-    for rule in rules_for(level):
+    for rule in rules_for(ctx.level):
+        if not ctx.applies(rule):
+            continue
         for setting in rule.settings:
             if not setting.in_match:
                 continue
@@ -322,30 +405,52 @@ def match_overrides(config: SshdConfig, level: Level) -> list[Override]:
                 if d is effective or block in seen:
                     continue
                 seen.add(block)  # within a block, too, the first value wins
-                verdict = judge(setting, d.args, level)
+                verdict = judge(setting, d.args, ctx)
                 if not verdict.ok:
                     found.append(Override(rule, d, verdict))
     return found
 
 
-def check(view: TargetView, level: Level = DEFAULT_LEVEL) -> list[FindingRecord]:
-    """Findings for ``etc/ssh/sshd_config`` (and its Includes) at ``level``;
-    empty when the target has no sshd configuration."""
+def context(
+    view: TargetView,
+    level: Level = DEFAULT_LEVEL,
+    *,
+    openssh_version: str | None = None,
+    legacy_reason: str | None = None,
+) -> Context:
+    """The judging context for ``view``: its OpenSSH is probed (or taken from
+    ``openssh_version``) as :func:`jupiter.plugins.sshd.openssh.for_target` says."""
+    return Context(level, for_target(view, openssh_version), legacy_reason)
+
+
+def check(
+    view: TargetView, level: Level = DEFAULT_LEVEL, ctx: Context | None = None
+) -> list[FindingRecord]:
+    """Findings for ``etc/ssh/sshd_config`` (and its Includes) at ``level``
+    (or at ``ctx``); empty when the target has no sshd configuration."""
     config = parse(view)
     if config is None:
         return []
+    ctx = ctx or context(view, level)
+    level = ctx.level
     findings = []
     for rule in rules_for(level):
-        failing = [s for s in evaluate(rule, config, level) if not s.verdict.ok]
+        if not ctx.applies(rule):
+            continue
+        failing = [s for s in evaluate(rule, config, ctx) if not s.verdict.ok]
         if failing:
-            findings.append(_finding(rule, failing, config, level))
-    findings.extend(_override_finding(o, level) for o in match_overrides(config, level))
+            findings.append(_finding(rule, failing, config, ctx))
+    findings.extend(_override_finding(o, level) for o in match_overrides(config, ctx))
+    findings.extend(keyfiles.host_key_findings(view, config, level, SCANNER))
+    if level_rank(level) >= level_rank("strict"):
+        findings.extend(keyfiles.moduli_findings(view, level, SCANNER))
     return findings
 
 
 def _finding(
-    rule: Rule, failing: list[SettingState], config: SshdConfig, level: Level
+    rule: Rule, failing: list[SettingState], config: SshdConfig, ctx: Context
 ) -> FindingRecord:
+    level = ctx.level
     first = failing[0]
     d = first.directive
     shown = ", ".join(_shown(s) for s in failing)
@@ -354,7 +459,9 @@ def _finding(
         evidence = d.text.strip()
     else:
         location = Location(path=config.main)
-        evidence = f"{first.setting.keyword} is not set; OpenSSH's default applies"
+        evidence = (
+            f"{first.setting.keyword} is not set; the default of {ctx.openssh.source} applies"
+        )
     severity = max((s.verdict.severity for s in failing), key=lambda s: s.rank)
     return FindingRecord(
         scanner=SCANNER,
@@ -373,12 +480,18 @@ def _finding(
             "since": rule.since,
             "settings": [s.setting.keyword for s in failing],
             "unset": [s.setting.keyword for s in failing if s.directive is None],
+            "openssh": ctx.openssh.label,
+            "openssh_source": ctx.openssh.source,
         },
     )
 
 
 def _shown(state: SettingState) -> str:
     d, keyword = state.directive, state.setting.keyword
+    refused = state.verdict.refused
+    if refused:
+        origin = "by default" if d is None else "set"
+        return f"{keyword} {origin}: {', '.join(refused)}"
     if d is None:
         return f"{keyword} {state.setting.default or 'default'} by default"
     if d.raw_keyword.lower() != keyword.lower():

@@ -16,22 +16,32 @@ order and layout:
   ``needs_manual``, because only a human knows whether the exception is
   still wanted.
 
+Host keys and the DH ``moduli`` file are handled as
+:mod:`jupiter.plugins.sshd.keyfiles` says (keys: ``needs_manual`` with the
+commands; moduli: the small groups are removed).
+
 Parameters (:class:`SshdParams`): ``level`` — ``baseline``, ``strict``
 (default) or ``maximum``; see :mod:`jupiter.plugins.sshd.detect` for what each level
-requires. Detect and verify with the same params the plan was made with.
+requires. ``openssh_version`` — the release the target runs (default: read
+from the target, see :mod:`jupiter.plugins.sshd.openssh`); ``ssh_clients`` —
+``modern`` (default) or ``legacy`` with ``ssh_clients_reason``: at
+``baseline`` the algorithms old clients need are kept. Detect and verify
+with the same params the plan was made with.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jupiter.errors import ConflictError, InputError
 from jupiter.models import Category, FindingRecord
 from jupiter.plans import Plan, Risk, WriteFile, file_edits
 from jupiter.plugins.base import Remediator, ValidationResult
+from jupiter.plugins.sshd import algorithms as algos
 from jupiter.plugins.sshd import detect as checks
+from jupiter.plugins.sshd import keyfiles
 from jupiter.plugins.sshd.parse import MAIN_CONFIG, SshdConfig, parse, tokenize
 from jupiter.plugins.sshd.validate import sshd_syntax_check
 from jupiter.targets.base import TargetView
@@ -43,6 +53,18 @@ class SshdParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     level: Literal["baseline", "strict", "maximum"] = "strict"
+    openssh_version: str | None = Field(default=None, pattern=r"^\d+\.\d+(p\d+)?$")
+    ssh_clients: Literal["modern", "legacy"] = "modern"
+    ssh_clients_reason: str | None = Field(default=None, min_length=3, max_length=300)
+
+    @model_validator(mode="after")
+    def _legacy_needs_a_reason(self) -> SshdParams:
+        if self.ssh_clients == "legacy" and not self.ssh_clients_reason:
+            raise ValueError(
+                "ssh_clients=legacy needs ssh_clients_reason: say which clients need the old "
+                "algorithms (e.g. 'monitoring appliance, ticket NET-311')"
+            )
+        return self
 
 
 class SshdHardening(Remediator[SshdParams]):
@@ -57,7 +79,7 @@ class SshdHardening(Remediator[SshdParams]):
 
     def detect(self, view: TargetView, params: SshdParams | None = None) -> list[FindingRecord]:
         """Findings at the level of ``params`` (``strict`` when omitted)."""
-        return checks.check(view, _level(params))
+        return checks.check(view, _level(params), _context(view, params))
 
     def plan(self, finding: FindingRecord, view: TargetView, params: SshdParams) -> Plan:
         level = _level(params)
@@ -78,8 +100,13 @@ class SshdHardening(Remediator[SshdParams]):
                 f"{MAIN_CONFIG} no longer exists on {view.describe()}; "
                 "run detect again and plan the new findings"
             )
+        ctx = _context(view, params)
         if finding.rule_id == checks.MATCH_OVERRIDE:
-            return self._plan_override(finding, config, level)
+            return self._plan_override(finding, config, ctx)
+        if finding.rule_id == keyfiles.HOST_KEY:
+            return _plan_host_key(self.name, finding, view, config, level)
+        if finding.rule_id == keyfiles.MODULI:
+            return _plan_moduli(self.name, finding, view, level)
         rule = checks.RULES_BY_ID[finding.rule_id]
         base = Plan(
             remediator=self.name,
@@ -93,12 +120,18 @@ class SshdHardening(Remediator[SshdParams]):
                 f"{level!r} nothing is changed"
             )
             return base.model_copy(update={"risk": Risk(warnings=[note])})
-        failing = [s for s in checks.evaluate(rule, config, level) if not s.verdict.ok]
+        if not ctx.applies(rule):
+            note = (
+                f"{ctx.openssh.source} has no {rule.settings[0].keyword}; "
+                f"{rule.rule_id} does not apply and nothing is changed"
+            )
+            return base.model_copy(update={"risk": Risk(warnings=[note])})
+        failing = [s for s in checks.evaluate(rule, config, ctx) if not s.verdict.ok]
         if not failing:
             return base
         if rule.rule_id in _NEEDS_PUBKEY:
             pubkey = checks.RULES_BY_ID["SSHD-PUBKEY-AUTH"]
-            if not checks.evaluate(pubkey, config, level)[0].verdict.ok:
+            if not checks.evaluate(pubkey, config, ctx)[0].verdict.ok:
                 return base.model_copy(
                     update={
                         "needs_manual": (
@@ -114,7 +147,10 @@ class SshdHardening(Remediator[SshdParams]):
             if d is not None and d.match is None:
                 edits.replace(d.path, d.line, d.value_span, state.verdict.fixed)
             else:
-                edits.insert(f"{state.setting.keyword} {state.verdict.fixed}")
+                keyword = state.setting.keyword
+                if keyword == "PubkeyAcceptedAlgorithms":
+                    keyword = ctx.openssh.pubkey_keyword
+                edits.insert(f"{keyword} {state.verdict.fixed}")
             if state.setting.keyword == "KbdInteractiveAuthentication":
                 # Before OpenSSH 8.7 ChallengeResponseAuthentication was a
                 # separate switch: turn every global "yes" of either name off.
@@ -122,17 +158,18 @@ class SshdHardening(Remediator[SshdParams]):
                     if other is not d and other.value.lower() != "no":
                         edits.replace(other.path, other.line, other.value_span, "no")
         changes, diff = edits.build(view)
+        warnings, manual = _crypto_notes(rule, failing, ctx, params)
         risk = Risk(
             change_kind="config",
             services_to_reload=["sshd"],
-            warnings=list(rule.warnings),
-            manual_steps=list(rule.manual_steps),
+            warnings=[*rule.warnings, *warnings],
+            manual_steps=[*rule.manual_steps, *manual],
             disruption=rule.disruption,
         )
         return base.model_copy(update={"changes": changes, "diff": diff, "risk": risk})
 
     def _plan_override(
-        self, finding: FindingRecord, config: SshdConfig, level: checks.Level
+        self, finding: FindingRecord, config: SshdConfig, ctx: checks.Context
     ) -> Plan:
         base = Plan(
             remediator=self.name,
@@ -151,7 +188,7 @@ class SshdHardening(Remediator[SshdParams]):
                     )
                 }
             )
-        for o in checks.match_overrides(config, level):
+        for o in checks.match_overrides(config, ctx):
             d = o.directive
             assert d.match is not None
             if (
@@ -178,6 +215,100 @@ _NEEDS_PUBKEY = frozenset({"SSHD-PASSWORD-AUTH", "SSHD-KBD-INTERACTIVE"})
 
 def _level(params: SshdParams | None) -> checks.Level:
     return checks.DEFAULT_LEVEL if params is None else params.level
+
+
+def _context(view: TargetView, params: SshdParams | None) -> checks.Context:
+    p = params or SshdParams()
+    reason = p.ssh_clients_reason if p.ssh_clients == "legacy" else None
+    return checks.context(view, p.level, openssh_version=p.openssh_version, legacy_reason=reason)
+
+
+_ALGORITHM_RULES = frozenset(
+    {
+        "SSHD-WEAK-CIPHERS",
+        "SSHD-WEAK-MACS",
+        "SSHD-WEAK-KEX",
+        "SSHD-WEAK-HOSTKEY-ALGORITHMS",
+        "SSHD-WEAK-PUBKEY-ALGORITHMS",
+    }
+)
+
+
+def _crypto_notes(
+    rule: checks.Rule,
+    failing: list[checks.SettingState],
+    ctx: checks.Context,
+    params: SshdParams,
+) -> tuple[list[str], list[str]]:
+    """Plan warnings and manual steps that depend on the target's OpenSSH and
+    on the clients the asset declares."""
+    if rule.rule_id not in _ALGORITHM_RULES:
+        return [], []
+    warnings = [f"algorithms chosen for {ctx.openssh.source}"]
+    manual: list[str] = []
+    if ctx.level == "baseline" and ctx.legacy:
+        kept = [
+            n for s in failing for n in s.verdict.fixed.split(",") if algos.is_broken(_kind(s), n)
+        ]
+        if kept:
+            warnings.append(
+                f"kept for legacy clients ({ctx.legacy_reason}): {', '.join(kept)}; "
+                "ssh-audit flags these, so plan the clients' upgrade"
+            )
+    elif params.ssh_clients == "legacy":
+        warnings.append(
+            f"the asset declares legacy SSH clients ({params.ssh_clients_reason}), but level "
+            f"{ctx.level} removes the algorithms they need; only level baseline keeps them"
+        )
+    if ctx.level == "maximum" and rule.rule_id == "SSHD-WEAK-KEX":
+        manual.extend(algos.missing_for_maximum(ctx.openssh))
+    return warnings, manual
+
+
+def _kind(state: checks.SettingState) -> algos.AlgoKind:
+    kind = state.setting.kind
+    assert kind in algos.KINDS
+    return kind
+
+
+def _plan_host_key(
+    name: str, finding: FindingRecord, view: TargetView, config: SshdConfig, level: checks.Level
+) -> Plan:
+    base = Plan(
+        remediator=name, rule_id=finding.rule_id, title=finding.title, severity=finding.severity
+    )
+    for key in keyfiles.loaded_host_keys(view, config):
+        since = key.refused_from
+        if key.path == finding.location.path and since is not None:
+            if checks.level_rank(since) > checks.level_rank(level):
+                note = f"{key.path} is refused from level {since!r}; nothing to do at {level!r}"
+                return base.model_copy(update={"risk": Risk(warnings=[note])})
+            return base.model_copy(update={"needs_manual": keyfiles.regeneration_steps(key)})
+    return base  # the key is gone or strong now
+
+
+def _plan_moduli(name: str, finding: FindingRecord, view: TargetView, level: checks.Level) -> Plan:
+    base = Plan(
+        remediator=name, rule_id=finding.rule_id, title=finding.title, severity=finding.severity
+    )
+    state = keyfiles.moduli_state(view)
+    if state is None or state.small == 0:
+        return base
+    if checks.level_rank(level) < checks.level_rank("strict"):
+        note = f"{keyfiles.MODULI} is required from level 'strict'; at {level!r} nothing changes"
+        return base.model_copy(update={"risk": Risk(warnings=[note])})
+    if state.left == 0:
+        return base.model_copy(update={"needs_manual": keyfiles.moduli_regeneration()})
+    changes, diff = file_edits(view, [(keyfiles.MODULI_PATH, state.text, state.kept)])
+    risk = Risk(
+        change_kind="config",
+        services_to_reload=[],
+        warnings=[
+            f"{state.small} Diffie-Hellman groups under {keyfiles.MIN_DH_BITS} bits are "
+            f"removed; {state.left} stay (sshd reads the file for each new connection)"
+        ],
+    )
+    return base.model_copy(update={"changes": changes, "diff": diff, "risk": risk})
 
 
 class _Edits:

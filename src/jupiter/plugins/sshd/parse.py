@@ -34,7 +34,10 @@ SSH_DIR = "etc/ssh"
 MAX_INCLUDE_DEPTH = 16
 
 # Options that are one and the same setting under two names (OpenSSH >= 8.7).
-ALIASES = {"challengeresponseauthentication": "kbdinteractiveauthentication"}
+ALIASES = {
+    "challengeresponseauthentication": "kbdinteractiveauthentication",
+    "pubkeyacceptedkeytypes": "pubkeyacceptedalgorithms",
+}
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def sshd_syntax_check(candidate: TargetView, sshd: str | None = None) -> Validat
         )
     with tempfile.TemporaryDirectory(prefix="jupiter-sshd-") as tmp:
         root = Path(tmp) / "root"
-        _materialise(config, root)
+        materialise(config, root)
         key = Path(tmp) / "hostkey"
         made = _run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "jupiter", "-f", str(key)])
         if made.returncode != 0:
@@ -96,7 +96,7 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(argv, 124, "", f"{argv[0]} timed out after {TIMEOUT}s")
 
 
-def _materialise(config: SshdConfig, root: Path) -> None:
+def materialise(config: SshdConfig, root: Path) -> None:
     """Write every file of ``config`` under ``root``, Includes re-pointed there."""
     by_line = {(d.path, d.line): d for d in config.includes}
     for path, text in config.texts.items():
