@@ -23,8 +23,9 @@ test: install ## run the test suite (services and scanners it needs are set up f
 	@bash scripts/tools.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not soak"
 
-soak: install ## the heavier concurrency variants (marked soak) of the test suite
+soak: install ## the heavier variants (marked soak): concurrency trials, every catalog fix through the full gate
 	@bash scripts/services.sh
+	@bash scripts/tools.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak
 
 lint: install ## ruff + mypy (strict on src/)
@@ -40,6 +41,7 @@ bench: install ## benchmarks; each prints one JSON object
 	$(BIN)/python benchmarks/checked_write.py
 	$(BIN)/python benchmarks/audit_keys.py
 	$(BIN)/python benchmarks/iac.py
+	$(BIN)/python benchmarks/cloudformation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -2,7 +2,8 @@
 # External tools the tests drive as real subprocesses, each in its own venv
 # under .tools/ (they pin versions that would fight the project's own):
 #   bandit   - verifies SQL-injection fixes (B608 gone)
-#   checkov  - verifies Kubernetes / Dockerfile fixes
+#   checkov  - verifies Kubernetes / Dockerfile / CloudFormation fixes
+#   cfn-lint - CloudFormation templates lint clean before and after a fix
 #   ansible  - syntax- and check-mode runs of exported playbooks
 #   ssh-audit - judges a running sshd's algorithms (the sshd crypto levels)
 #   sslyze   - judges a PostgreSQL server fixed by Jupiter against Mozilla's TLS profiles
@@ -29,6 +30,7 @@ install() { # name, probe-binary, pip requirement...
 
 install bandit bandit 'bandit[sarif]==1.9.4'
 install checkov checkov 'checkov==3.3.30'
+install cfn-lint cfn-lint 'cfn-lint==1.*'
 install ansible ansible-playbook 'ansible-core>=2.17,<2.20'
 install ssh-audit ssh-audit 'ssh-audit==3.9.0'
 install sslyze sslyze 'sslyze==6.3.1'

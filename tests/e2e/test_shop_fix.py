@@ -480,15 +480,15 @@ def test_what_needs_a_human_is_listed_with_its_reason(outcome: Outcome) -> None:
 
 def test_only_findings_no_remediator_handles_stay_open_without_a_step(outcome: Outcome) -> None:
     """Every finding some remediator can fix gets a step. What is left is
-    outside every remediator: Checkov's NetworkPolicy graph check, and the
-    "has a securityContext" checks (fixed in passing, see Checkov after)."""
+    outside every remediator: Checkov's NetworkPolicy graph check (the
+    "has a securityContext" checks CKV_K8S_29/30 have their own rules now)."""
     stepped = {s["finding"] for s in _steps(outcome)}
     orphans = {
         f["rule_id"]
         for f in outcome.findings_after
         if f["id"] not in stepped and f["status"] == "open"
     }
-    assert orphans == {"CKV2_K8S_6", "CKV_K8S_29", "CKV_K8S_30"}, orphans
+    assert orphans == {"CKV2_K8S_6"}, orphans
     # ... and the run lists them, each with the reason and what to do.
     listed = {u["rule_id"]: u["reason"] for u in outcome.result["unhandled"]}
     assert orphans <= set(listed), listed

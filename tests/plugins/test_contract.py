@@ -67,6 +67,7 @@ CONTRACT: dict[str, Callable[[Engine], Callable[[Path], Path]]] = {
     "sql-injection-python": lambda e: _copy(FIXTURES / "sqli/sqlite_app.py"),
     "kubernetes-pod-security": lambda e: _copy(FIXTURES / "k8s"),
     "dockerfile-hardening": lambda e: _copy(FIXTURES / "docker/debian"),
+    "cloudformation-hardening": lambda e: _copy(FIXTURES / "cloudformation/contract"),
     "python-security": lambda e: _copy(FIXTURES / "pyapp"),
     "terraform-iac": lambda e: _copy(FIXTURES / "terraform/gcp"),
 }

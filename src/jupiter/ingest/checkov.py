@@ -100,7 +100,7 @@ def _record(path: Path, check: dict[str, Any], where: str, check_type: str) -> F
     return FindingRecord(
         scanner="checkov",
         rule_id=check_id,
-        category=category_for(check_id, (), name, path=file_path),
+        category=category_for(check_id, (), name, check_type, path=file_path),
         title=name,
         severity=severity,
         location=Location(path=file_path.lstrip("/") or None, start_line=start, end_line=end),

@@ -30,6 +30,11 @@ class Domain:
     an exact rule id, a rule-id prefix (``CKV_K8S_``), a pattern on the rule
     id's last segment (``KSV001`` in ``trivy/KSV001``), a CWE, or words in
     the rule id or title. Rule ids and CWEs are compared upper-case.
+
+    A domain that names ``frameworks`` (Checkov's ``check_type``:
+    ``cloudformation``, ``terraform`` ...) matches only findings that come
+    with one of them, because scanners share rule ids across frameworks
+    (``CKV_AWS_19`` is a Terraform and a CloudFormation check).
     """
 
     name: str
@@ -44,6 +49,7 @@ class Domain:
     category: str = field(default="")
     """The category given to a finding recognised by the rules above
     (default: the first of ``categories``)."""
+    frameworks: frozenset[str] = frozenset()
     rule_categories: Mapping[str, str] = field(default_factory=dict)
     """Exact rule ids (upper-case) that get a category of their own, for a
     domain whose findings fall into several (Bandit's B113 is
@@ -68,14 +74,28 @@ class Domain:
         if unknown:
             raise ValueError(f"domain {self.name!r}: rule categories {sorted(unknown)} undeclared")
 
-    def claims(self, path: str) -> bool:
-        """Whether a finding in ``path`` may belong here (see ``paths``)."""
-        return self.paths is None or bool(self.paths.search(path))
+    def accepts(self, framework: str, path: str = "") -> bool:
+        """Whether a finding may belong here at all: by the scanner's
+        framework when the domain names frameworks and the finding has one
+        (Checkov's ``check_type``), else by its file (``paths``); a domain
+        with neither restriction takes anything."""
+        if self.frameworks and framework:
+            return framework.lower() in self.frameworks
+        if self.paths is not None:
+            return bool(self.paths.search(path))
+        return not self.frameworks
 
     def matches(
-        self, rid: str, tail: str, cwes: frozenset[str], rule_id: str, text: str, path: str = ""
+        self,
+        rid: str,
+        tail: str,
+        cwes: frozenset[str],
+        rule_id: str,
+        text: str,
+        framework: str = "",
+        path: str = "",
     ) -> bool:
-        if not self.claims(path):
+        if not self.accepts(framework, path):
             return False
         return bool(
             rid in self.rule_ids
@@ -118,26 +138,34 @@ def load_domains() -> Domains:
 
 
 @lru_cache(maxsize=8192)
-def _classify(rule_id: str, cwes: frozenset[str], text: str, path: str) -> str:
+def _classify(rule_id: str, cwes: frozenset[str], text: str, framework: str, path: str) -> str:
     rid = rule_id.upper()
     tail = rid.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
     for domain in load_domains().ordered:
-        if rid in domain.rule_categories and domain.claims(path):
+        if rid in domain.rule_categories and domain.accepts(framework, path):
             return known_category(domain.rule_categories[rid])
-        if domain.matches(rid, tail, cwes, rule_id, text, path):
+        if domain.matches(rid, tail, cwes, rule_id, text, framework, path):
             return known_category(domain.category)
     return Category.OTHER
 
 
 def category_for(
-    rule_id: str, cwes: Iterable[str] = (), text: str = "", path: str | None = None
+    rule_id: str,
+    cwes: Iterable[str] = (),
+    text: str = "",
+    framework: str = "",
+    path: str | None = None,
 ) -> str:
-    """The category of a finding from its rule id, CWEs, descriptive text and
-    file path, by the first registered domain whose rules match; ``other``
-    if none does."""
+    """The category of a finding from its rule id, CWEs, descriptive text,
+    the scanner's framework (Checkov's ``check_type``) and file path, by the
+    first registered domain whose rules match; ``other`` if none does."""
     # Only the suffix matters to the domains' path patterns; keeping the
     # cache key short keeps the cache useful for big reports.
     suffix = (path or "").rsplit("/", 1)[-1].rpartition(".")[2].lower()
     return _classify(
-        rule_id, frozenset(c.upper() for c in cwes), text, "." + suffix if suffix else ""
+        rule_id,
+        frozenset(c.upper() for c in cwes),
+        text,
+        framework,
+        "." + suffix if suffix else "",
     )

@@ -58,7 +58,10 @@ def test_detects_per_container_with_stable_identity(tmp_path: Path) -> None:
     assert root.evidence == "runAsUser: 0" and root.severity is Severity.HIGH
     assert root.location.path == "app.yaml" and root.location.start_line == 32  # "- name: web"
     assert root.extra["resource"] == "Deployment.shop.shop-web"
-    assert by_rule(findings, "Deployment/shop-web") == {"K8S-SA-TOKEN-AUTOMOUNT"}
+    assert by_rule(findings, "Deployment/shop-web") == {
+        "K8S-SA-TOKEN-AUTOMOUNT",
+        "K8S-POD-SECURITY-CONTEXT",
+    }
     # The CronJob: no probes (batch), its own namespace, pod-level rule on the resource.
     cron = by_rule(findings, "CronJob/nightly-report/report")
     assert "K8S-PROBES" not in cron and "K8S-RUN-AS-NON-ROOT" in cron
@@ -175,6 +178,14 @@ def test_checkov_ids_exist_in_installed_checkov() -> None:
         "K8S-DEFAULT-NAMESPACE": "namespace",
         "K8S-PROBES": "probe",
         "K8S-RESOURCES": ("cpu", "memory"),
+        "K8S-POD-SECURITY-CONTEXT": "security context",
+        "K8S-CONTAINER-SC": "security context",
+        "K8S-IMAGE-PULL-POLICY": "pull policy",
+        "K8S-DEFAULT-SA-TOKEN": "default service accounts",
+        "K8S-HOST-NAMESPACES": "share the host",
+        "K8S-HOST-PORT": "hostport",
+        "K8S-DOCKER-SOCKET": "docker daemon socket",
+        "K8S-SECRET-ENV": "secrets as environment variables",
     }
     for rule in k8s.RULES:
         for ck in rule.checkov:

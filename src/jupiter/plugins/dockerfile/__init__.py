@@ -18,5 +18,6 @@ DOMAIN = Domain(
     categories=(Category.IAC_DOCKER,),
     order=20,
     rule_prefixes=("CKV_DOCKER_", "CKV2_DOCKER_"),
+    catalog="jupiter.plugins.dockerfile",
     rule_tail=re.compile(r"(AVD-)?DS-?\d"),
 )

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord, Location, Severity
+from jupiter.plugins.dockerfile import instructions
 from jupiter.plugins.dockerfile.parse import Dockerfile, Instruction, Stage, parse, split_image
 from jupiter.plugins.kit import decode_text, project_files
 from jupiter.targets.base import TargetView
@@ -38,18 +39,28 @@ ROOT_USER = "DOCKER-ROOT-USER"
 NO_HEALTHCHECK = "DOCKER-NO-HEALTHCHECK"
 ADD = "DOCKER-ADD"
 IMAGE_LATEST = "DOCKER-IMAGE-LATEST"
-CHECKOV_TO_RULE = {
-    "CKV_DOCKER_3": ROOT_USER,
-    "CKV_DOCKER_8": ROOT_USER,
-    "CKV_DOCKER_2": NO_HEALTHCHECK,
-    "CKV_DOCKER_4": ADD,
-    "CKV_DOCKER_7": IMAGE_LATEST,
-}
+
+
+def _checkov_to_rule() -> dict[str, str]:
+    """Checkov check -> built-in rule, from the fix catalog
+    (``catalog/dockerfile.yaml``, ``checks.jupiter`` names the rule)."""
+    from jupiter.catalog import load_catalog
+
+    return {
+        ck: rule
+        for entry in load_catalog().select(framework="dockerfile")
+        for rule in entry.checks.get("jupiter", [])
+        for ck in entry.checks.get("checkov", [])
+    }
+
+
+CHECKOV_TO_RULE = _checkov_to_rule()
 _TITLES = {
     ROOT_USER: ("The container runs as root", Severity.HIGH),
     NO_HEALTHCHECK: ("The image has no HEALTHCHECK", Severity.LOW),
     ADD: ("ADD is used where COPY would do", Severity.MEDIUM),
     IMAGE_LATEST: ("The base image has no fixed tag", Severity.MEDIUM),
+    **instructions.TITLES,
 }
 RULE_IDS = frozenset({*_TITLES, *CHECKOV_TO_RULE})
 ARCHIVE_SUFFIXES = (
@@ -207,6 +218,10 @@ def check_file(df: Dockerfile) -> list[FindingRecord]:
                     f": {stage.image}",
                 )
             )
+    for rule in instructions.FIXERS:
+        for instr in instructions.find(df, rule):
+            identity = f"{instr.keyword} {' '.join(instr.words())}"
+            out.append(_record(df, rule, instr.start_line, identity, _text(df, instr)))
     return out
 
 

@@ -36,6 +36,7 @@ from jupiter.models import Category, FindingRecord
 from jupiter.plans import Plan, Risk, WriteFile, sha256_bytes, unified_diff
 from jupiter.plugins.base import Remediator, ValidationResult
 from jupiter.plugins.dockerfile import detect as checks
+from jupiter.plugins.dockerfile import instructions
 from jupiter.plugins.dockerfile.parse import Dockerfile, Instruction, split_image
 from jupiter.plugins.kit import keep_line_endings
 from jupiter.targets.base import TargetView
@@ -191,6 +192,12 @@ class DockerfileHardening(Remediator[DockerfileParams]):
                     )
                     continue
                 lines[instr.start_line - 1] = lines[instr.start_line - 1].replace(image, pin, 1)
+        elif rule in instructions.FIXERS:
+            for record in open_here:
+                instr = _instruction_at(df, record.location.start_line)
+                reason = instructions.FIXERS[rule](df, lines, instr)
+                if reason is not None:
+                    manual.append(reason)
         else:
             manual.append(
                 "a HEALTHCHECK runs an app-specific probe (e.g. HEALTHCHECK CMD "

@@ -18,5 +18,6 @@ DOMAIN = Domain(
     categories=(Category.IAC_KUBERNETES,),
     order=10,
     rule_prefixes=("CKV_K8S_", "CKV2_K8S_"),
+    catalog="jupiter.plugins.kubernetes",
     rule_tail=re.compile(r"(AVD-)?KSV-?\d"),
 )

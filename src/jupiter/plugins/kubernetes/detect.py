@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord, Location, Severity
+from jupiter.plugins.kubernetes import extra
 from jupiter.plugins.kubernetes.resources import (
     POD_SPEC_PATHS,
     Container,
@@ -218,16 +219,34 @@ def _show(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _checkov(rule_id: str) -> tuple[str, ...]:
+    """The Checkov checks a built-in rule answers, from the fix catalog
+    (``catalog/kubernetes.yaml``, ``checks.jupiter`` names the rule)."""
+    from jupiter.catalog import load_catalog
+
+    return tuple(
+        ck
+        for entry in load_catalog().select(framework="kubernetes")
+        if rule_id in entry.checks.get("jupiter", [])
+        for ck in entry.checks.get("checkov", [])
+    )
+
+
 H, M, L = Severity.HIGH, Severity.MEDIUM, Severity.LOW
 RULES: tuple[Rule, ...] = (
     Rule(
-        "K8S-PRIVILEGED", "Container runs privileged", H, ("CKV_K8S_16",), "container", _privileged
+        "K8S-PRIVILEGED",
+        "Container runs privileged",
+        H,
+        _checkov("K8S-PRIVILEGED"),
+        "container",
+        _privileged,
     ),
     Rule(
         "K8S-PRIV-ESCALATION",
         "Container allows privilege escalation",
         H,
-        ("CKV_K8S_20",),
+        _checkov("K8S-PRIV-ESCALATION"),
         "container",
         _escalation,
     ),
@@ -235,7 +254,7 @@ RULES: tuple[Rule, ...] = (
         "K8S-CAP-SYS-ADMIN",
         "Container adds CAP_SYS_ADMIN",
         H,
-        ("CKV_K8S_39",),
+        _checkov("K8S-CAP-SYS-ADMIN"),
         "container",
         _sys_admin,
     ),
@@ -243,7 +262,7 @@ RULES: tuple[Rule, ...] = (
         "K8S-RUN-AS-NON-ROOT",
         "Container may run as root",
         H,
-        ("CKV_K8S_23",),
+        _checkov("K8S-RUN-AS-NON-ROOT"),
         "container",
         _non_root,
         init_containers=False,
@@ -252,7 +271,7 @@ RULES: tuple[Rule, ...] = (
         "K8S-LOW-UID",
         "Container does not run as a high UID (>= 10000)",
         M,
-        ("CKV_K8S_40",),
+        _checkov("K8S-LOW-UID"),
         "container",
         _low_uid,
         init_containers=False,
@@ -261,18 +280,23 @@ RULES: tuple[Rule, ...] = (
         "K8S-CAPS-DROP-ALL",
         "Container does not drop all capabilities",
         M,
-        ("CKV_K8S_37",),
+        _checkov("K8S-CAPS-DROP-ALL"),
         "container",
         _drop_all,
     ),
     Rule(
-        "K8S-CAP-NET-RAW", "Container keeps CAP_NET_RAW", M, ("CKV_K8S_28",), "container", _net_raw
+        "K8S-CAP-NET-RAW",
+        "Container keeps CAP_NET_RAW",
+        M,
+        _checkov("K8S-CAP-NET-RAW"),
+        "container",
+        _net_raw,
     ),
     Rule(
         "K8S-SECCOMP",
         "Container runs without a seccomp profile",
         M,
-        ("CKV_K8S_31",),
+        _checkov("K8S-SECCOMP"),
         "container",
         _seccomp,
     ),
@@ -280,7 +304,7 @@ RULES: tuple[Rule, ...] = (
         "K8S-SA-TOKEN-AUTOMOUNT",
         "Pod mounts a service account token automatically",
         M,
-        ("CKV_K8S_38",),
+        _checkov("K8S-SA-TOKEN-AUTOMOUNT"),
         "pod",
         _sa_token,
     ),
@@ -288,7 +312,7 @@ RULES: tuple[Rule, ...] = (
         "K8S-READ-ONLY-ROOT-FS",
         "Container root filesystem is writable",
         L,
-        ("CKV_K8S_22",),
+        _checkov("K8S-READ-ONLY-ROOT-FS"),
         "container",
         _read_only,
     ),
@@ -296,7 +320,7 @@ RULES: tuple[Rule, ...] = (
         "K8S-IMAGE-LATEST",
         "Container image has no fixed tag",
         M,
-        ("CKV_K8S_14",),
+        _checkov("K8S-IMAGE-LATEST"),
         "container",
         _image_latest,
     ),
@@ -304,7 +328,7 @@ RULES: tuple[Rule, ...] = (
         "K8S-IMAGE-DIGEST",
         "Container image is not pinned by digest",
         L,
-        ("CKV_K8S_43",),
+        _checkov("K8S-IMAGE-DIGEST"),
         "container",
         _image_digest,
     ),
@@ -312,7 +336,7 @@ RULES: tuple[Rule, ...] = (
         "K8S-DEFAULT-NAMESPACE",
         "Resource is in the default namespace",
         L,
-        ("CKV_K8S_21",),
+        _checkov("K8S-DEFAULT-NAMESPACE"),
         "resource",
         _namespace,
     ),
@@ -320,7 +344,7 @@ RULES: tuple[Rule, ...] = (
         "K8S-PROBES",
         "Container has no liveness or readiness probe",
         L,
-        ("CKV_K8S_8", "CKV_K8S_9"),
+        _checkov("K8S-PROBES"),
         "container",
         _probes,
         init_containers=False,
@@ -330,10 +354,14 @@ RULES: tuple[Rule, ...] = (
         "K8S-RESOURCES",
         "Container has no CPU/memory requests or limits",
         L,
-        ("CKV_K8S_10", "CKV_K8S_11", "CKV_K8S_12", "CKV_K8S_13"),
+        _checkov("K8S-RESOURCES"),
         "container",
         _resources,
     ),
+)
+RULES += tuple(
+    Rule(rule_id, title, severity, _checkov(rule_id), scope, check)
+    for rule_id, title, severity, scope, check in extra.RULES
 )
 RULES_BY_ID = {r.rule_id: r for r in RULES}
 CHECKOV_TO_RULE = {ck: r for r in RULES for ck in r.checkov}
@@ -391,7 +419,10 @@ class Scan:
 
 def scan(view: TargetView) -> Scan:
     """All findings, and the files that could not be parsed (skipped)."""
+    from jupiter.plugins.kubernetes.layouts import kustomize, missing
+
     result = Scan([], [])
+    patches = kustomize(view)
     for path in manifest_paths(view):
         try:
             _, resources = load_resources(view, path)
@@ -400,7 +431,12 @@ def scan(view: TargetView) -> Scan:
             continue
         for resource in resources:
             for rule in RULES:
-                result.findings.extend(check_resource(resource, rule))
+                found = check_resource(resource, rule)
+                if patches.is_patch(path):
+                    # A kustomize patch produces only what it sets; a missing
+                    # field comes from the base, which is scanned on its own.
+                    found = (f for f in found if not missing(f.evidence))
+                result.findings.extend(found)
     return result
 
 

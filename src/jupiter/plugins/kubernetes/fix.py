@@ -34,8 +34,10 @@ from jupiter.plans import Plan, Risk, WriteFile, sha256_bytes, unified_diff
 from jupiter.plugins.base import Remediator, ValidationResult
 from jupiter.plugins.kit import keep_line_endings
 from jupiter.plugins.kubernetes import detect as k8s
+from jupiter.plugins.kubernetes import layouts
 from jupiter.plugins.kubernetes import parse as k8s_yaml
 from jupiter.plugins.kubernetes.fixes import FIXERS, Edit, K8sParams, api_violations
+from jupiter.plugins.kubernetes.fixes_extra import FIXERS as EXTRA_FIXERS
 from jupiter.targets.base import TargetView
 
 __all__ = ["K8sParams", "KubernetesPodSecurity"]
@@ -68,6 +70,15 @@ class KubernetesPodSecurity(Remediator[K8sParams]):
         p = _params(params)
         rule = _rule(finding)
         path = _path(finding, view)
+        outside = _elsewhere(finding, view, path, rule)
+        if outside is not None:
+            return Plan(
+                remediator=self.name,
+                rule_id=finding.rule_id,
+                severity=finding.severity,
+                title=f"{rule.title} ({path})",
+                needs_manual=outside,
+            )
         raw = view.read_bytes(path)  # read once: the plan's precondition is these bytes
         chosen, container = _select(finding, k8s.parse_resources(path, raw)[1])
         if not chosen:
@@ -99,7 +110,7 @@ class KubernetesPodSecurity(Remediator[K8sParams]):
                 if container is not None and (target is None or target.name != container):
                     continue
                 if rule.check(resource, target) is not None:  # fixers run on failures only
-                    FIXERS[rule.rule_id](edit, resource, target)
+                    {**FIXERS, **EXTRA_FIXERS}[rule.rule_id](edit, resource, target)
             resource.doc.changed |= edit.changed
             changed |= edit.changed
         if edit.manual:
@@ -210,6 +221,38 @@ def _path(finding: FindingRecord, view: TargetView) -> str:
             f"{view.describe()}; run detect again and plan the new findings"
         )
     return path
+
+
+def _elsewhere(finding: FindingRecord, view: TargetView, path: str, rule: k8s.Rule) -> str | None:
+    """Why the fix does not belong in ``path``: a Helm template (the values
+    key decides), or a kustomize patch that does not set the field (its base
+    does). ``None`` when ``path`` is where the field is produced."""
+    chart = layouts.helm_chart(view, path)
+    if chart is not None:
+        return layouts.helm_decision(view, path, chart, rule.rule_id)
+    patches = layouts.kustomize(view)
+    if not patches.is_patch(path):
+        return None
+    try:
+        _, resources = k8s.load_resources(view, path)
+    except InputError:
+        return None  # plan reports the parse error itself
+    chosen, container = _select(finding, resources)
+    records = [
+        r
+        for res in chosen
+        for r in k8s.check_resource(res, rule)
+        if container is None or r.extra.get("container") == container
+    ]
+    if not records or any(not layouts.missing(r.evidence) for r in records):
+        return None
+    names = ", ".join(sorted({f"{r.kind} {r.name}" for r in chosen}))
+    return (
+        f"{path} is a kustomize patch ({patches.patches[path]}) that does not set what "
+        f"{rule.rule_id} looks at for {names}: the field comes from the base, where "
+        "Jupiter's own scan finds and fixes it (scanning a patch alone, without "
+        "kustomize build, reports fields the base sets)"
+    )
 
 
 def _select(

@@ -115,7 +115,12 @@ def uid_of(value: Any) -> int | None:
 
 
 def manifest_paths(view: TargetView) -> list[str]:
-    return project_files(view, lambda p: p.endswith((".yaml", ".yml")))
+    from jupiter.plugins.kubernetes.layouts import helm_chart
+
+    # Helm templates are not YAML until rendered (see layouts.helm_decision).
+    return project_files(
+        view, lambda p: p.endswith((".yaml", ".yml")) and helm_chart(view, p) is None
+    )
 
 
 def load_resources(
