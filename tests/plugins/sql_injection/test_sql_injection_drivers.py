@@ -175,3 +175,28 @@ def test_flask_sqlalchemy_raw_sql_becomes_text_with_binds(tmp_path: Path) -> Non
     assert fixed.users_in("x' OR '1'='1") == []
     fixed.db.session.close()
     engine.dispose()
+
+
+def test_pandas_read_sql_gets_params(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    run = _fixed(tmp_path, "pandas_report.py")
+    assert len(run.applied) == 1 and not run.manual
+    assert 'LIKE ? ORDER BY id", conn,\n        params=(f"%@{domain}",)\n' in run.fixed
+    conn = _sqlite(tmp_path / "p.db")
+    fixed = harness.import_file(tmp_path / "pandas_report.py")
+    assert fixed.users_from(conn, "example.com")["name"].tolist() == ["alice"]
+    assert fixed.users_from(conn, "x' OR '1'='1").empty
+
+
+def test_style_from_the_projects_declared_driver(tmp_path: Path) -> None:
+    """No import, no parameterised call: the requirements file decides."""
+    (tmp_path / "requirements.txt").write_text("flask>=3\nPyMySQL==1.1.1\n")
+    run = _fixed(tmp_path, "declared_dao.py")
+    assert len(run.applied) == 1, [p.needs_manual for p in run.manual]
+    assert 'cur.execute("SELECT id FROM users WHERE name = %s", (name,))' in run.fixed
+    other = tmp_path / "again"
+    other.mkdir()
+    (other / "requirements.txt").write_text("psycopg2-binary\naiosqlite\n")
+    run = _fixed(other, "declared_dao.py")
+    (plan,) = run.manual
+    assert "declares drivers of different styles" in (plan.needs_manual or "")

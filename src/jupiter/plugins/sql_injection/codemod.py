@@ -128,10 +128,10 @@ def _style(scan: ModuleScan, site: Site) -> Paramstyle:
 
 def _check_existing_params(site: Site) -> None:
     call = site.call
-    if site.kind == "django_extra":
+    if site.kind in ("django_extra", "pandas_read_sql"):
         if any(a.keyword is not None and a.keyword.value == "params" for a in call.args):
             raise ManualFix(
-                "extra() already passes params=, so the order of new and existing "
+                "the call already passes params=, so the order of new and existing "
                 "parameters must be decided by hand"
             )
     elif len(call.args) > 1:
@@ -187,6 +187,21 @@ def _params_call(
         wrapped = cst.Call(func=cst.parse_expression(text_name), args=[cst.Arg(args[0].value)])
         args[0] = args[0].with_changes(value=wrapped)
         return _append_arg(updated.with_changes(args=args), cst.Arg(_mapping(values)))
+    if site.kind == "pandas_read_sql":
+        container = (
+            _mapping(values) if style in ("named", "pyformat") else _sequence(exprs, as_list=False)
+        )
+        return _append_arg(
+            updated,
+            cst.Arg(
+                value=container,
+                keyword=cst.Name("params"),
+                equal=cst.AssignEqual(
+                    whitespace_before=cst.SimpleWhitespace(""),
+                    whitespace_after=cst.SimpleWhitespace(""),
+                ),
+            ),
+        )
     if site.kind == "django_extra":
         return _append_arg(
             updated,

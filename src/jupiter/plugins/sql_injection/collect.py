@@ -18,7 +18,13 @@ import libcst as cst
 from libcst._nodes.internal import CodegenState
 
 SinkKind = Literal[
-    "execute", "executemany", "django_raw", "django_extra", "sqlalchemy_text", "sqlalchemy_execute"
+    "execute",
+    "executemany",
+    "django_raw",
+    "django_extra",
+    "sqlalchemy_text",
+    "sqlalchemy_execute",
+    "pandas_read_sql",
 ]
 
 
@@ -190,6 +196,10 @@ class Collector(cst.CSTVisitor):
             # asyncpg's connection.fetch/fetchrow/fetchval(query, *args):
             # kept only in modules that import asyncpg (see finish()).
             scope.calls.append(SinkCall("execute", node, self.tick, positional[:1]))
+        elif attr in ("read_sql", "read_sql_query") and positional:
+            # pandas: read_sql(sql, con, params=...); kept only where pandas
+            # is imported (see finish()).
+            scope.calls.append(SinkCall("pandas_read_sql", node, self.tick, positional[:1]))
         elif attr == "raw" and positional:
             scope.calls.append(SinkCall("django_raw", node, self.tick, positional[:1]))
         elif attr == "extra":
@@ -203,6 +213,7 @@ class Collector(cst.CSTVisitor):
         """Keep Django sinks only in Django code and text() only from SQLAlchemy."""
         django = any(m == "django" or m.startswith("django.") for m in self.modules)
         asyncpg = any(m == "asyncpg" or m.startswith("asyncpg.") for m in self.modules)
+        pandas = any(m == "pandas" or m.startswith("pandas.") for m in self.modules)
         for scope in self.scopes:
             scope.calls = [
                 c
@@ -213,6 +224,7 @@ class Collector(cst.CSTVisitor):
                     or _is_manager_call(c.call)
                 )
                 and (asyncpg or not _is_asyncpg_query(c.call))
+                and (pandas or c.kind != "pandas_read_sql")
             ]
         orm = any(m.startswith(("sqlalchemy", "flask_sqlalchemy")) for m in self.modules)
         for scope in self.scopes:

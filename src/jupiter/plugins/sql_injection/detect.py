@@ -46,12 +46,13 @@ _RULE_OF: dict[SinkKind, str] = {
     "django_extra": RULE_DJANGO,
     "sqlalchemy_text": RULE_TEXT,
     "sqlalchemy_execute": RULE_TEXT,
+    "pandas_read_sql": RULE_EXECUTE,
 }
 SCANNER = "jupiter-sqli"
 
 # Substrings one of which a module must contain to hold a sink: a cheap
 # filter that spares the parse of most files in a large tree.
-_SINK_HINTS = (b"execute", b"raw(", b"extra(", b"text(", b"fetch")
+_SINK_HINTS = (b"execute", b"raw(", b"extra(", b"text(", b"fetch", b"read_sql")
 #: Database drivers by import name and the placeholder style they take.
 DRIVER_STYLES: dict[str, Paramstyle] = {
     "sqlite3": "qmark",
@@ -427,7 +428,18 @@ def finding_for(path: str, site: Site) -> FindingRecord:
 
 
 _SINK_NAMES = frozenset(
-    {"execute", "executemany", "raw", "extra", "text", "fetch", "fetchrow", "fetchval"}
+    {
+        "execute",
+        "executemany",
+        "raw",
+        "extra",
+        "text",
+        "fetch",
+        "fetchrow",
+        "fetchval",
+        "read_sql",
+        "read_sql_query",
+    }
 )
 
 

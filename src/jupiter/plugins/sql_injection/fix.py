@@ -13,6 +13,7 @@ with a ``needs_manual`` reason.
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import ClassVar
 
 from jupiter.models import Category, FindingRecord
@@ -21,8 +22,10 @@ from jupiter.plugins.base import NoParams, Remediator, ValidationResult
 from jupiter.plugins.kit import decode_text, keep_line_endings, survey_files
 from jupiter.plugins.sql_injection.codemod import rewrite_site
 from jupiter.plugins.sql_injection.detect import (
+    DRIVER_STYLES,
     RULES,
     ModuleScan,
+    Paramstyle,
     Site,
     detect_source,
     might_hold_sinks,
@@ -39,6 +42,50 @@ _SKIP_DIRS = frozenset(
 # External reports may point at the line that builds the string rather than
 # the call; within one function, the nearest sink this many lines away counts.
 _NEARBY_LINES = 15
+
+
+#: Distribution names (normalised) of the drivers in DRIVER_STYLES.
+_DISTRIBUTIONS: dict[str, str] = {
+    "psycopg": "psycopg",
+    "psycopg-binary": "psycopg",
+    "psycopg2": "psycopg2",
+    "psycopg2-binary": "psycopg2",
+    "aiopg": "aiopg",
+    "asyncpg": "asyncpg",
+    "pymysql": "pymysql",
+    "aiomysql": "aiomysql",
+    "mysqlclient": "MySQLdb",
+    "mysql-connector-python": "mysql.connector",
+    "pyodbc": "pyodbc",
+    "oracledb": "oracledb",
+    "cx-oracle": "cx_Oracle",
+    "aiosqlite": "aiosqlite",
+}
+_DEPENDENCY_FILES = ("requirements.txt", "requirements.in", "pyproject.toml", "setup.cfg")
+
+
+def declared_paramstyle(view: TargetView, module: str) -> tuple[Paramstyle | None, str]:
+    """The placeholder style of the one database driver the project declares
+    (requirements, pyproject, setup.cfg nearest the module), with the
+    evidence; ``None`` when none or several styles are declared."""
+    folder = posixpath.dirname(module)
+    while True:
+        for name in _DEPENDENCY_FILES:
+            path = posixpath.join(folder, name) if folder else name
+            state = view.stat(path)
+            if state is None or state.kind != "file":
+                continue
+            text = view.read_bytes(path).decode("utf-8", errors="replace").lower()
+            words = set(re.findall(r"[a-z0-9][a-z0-9._-]*", text.replace("_", "-")))
+            found = sorted({_DISTRIBUTIONS[w] for w in words if w in _DISTRIBUTIONS})
+            styles = {DRIVER_STYLES[m] for m in found}
+            if len(styles) == 1:
+                return next(iter(styles)), f"the project declares {found[0]} in {path}"
+            if styles:
+                return None, f"{path} declares drivers of different styles ({', '.join(found)})"
+        if not folder:
+            return None, "the project declares no database driver"
+        folder = posixpath.dirname(folder)
 
 
 def _is_external_sqli(rule_id: str) -> bool:
@@ -102,6 +149,13 @@ class SqlInjectionPython(Remediator[NoParams]):
             return Plan(**base, needs_manual=f"{path} does not exist on {view.describe()}")
         source = decode_text(path, data)
         scan = scan_source(path, source)
+        if scan.paramstyle is None:
+            style, why = declared_paramstyle(view, path)
+            if style is not None:
+                scan.paramstyle = style
+                scan.paramstyle_reason = f"{scan.paramstyle_reason}; {why}"
+            else:
+                scan.paramstyle_reason = f"{scan.paramstyle_reason}; {why}"
         site, external_miss = self._locate(scan, finding)
         if site is None:
             if external_miss:
