@@ -196,13 +196,18 @@ def fix(
             )
     else:
         out.print(f"run {result['run']}: {result['status']}")
+        for gate in result.get("gates") or []:
+            out.print(f"gate {gate['validator']}: {gate['status']} — {gate['detail']}")
+        if result.get("rollback"):
+            undo = result["rollback"]["rollback_run"]
+            out.print(f"rolled back by the gate (rollback run {undo})")
         if result.get("git"):
             commits = sum(1 for s in result["steps"] if s.get("commit"))
             out.print(
                 f"delivered on branch {result['git']['branch']}: {commits} commit(s) on top of "
                 f"{result['git']['base'][:12]}"
             )
-        if not failed:
+        if not failed and not result.get("rollback"):
             out.print(f"undo with: jupiter rollback {result['run']}")
     if failed:
         raise typer.Exit(1)
