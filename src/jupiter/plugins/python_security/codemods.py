@@ -19,12 +19,9 @@ from libcst.helpers import get_full_name_for_node
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from jupiter.plugins.python_security import context
+from jupiter.plugins.python_security.cstargs import drop_kw, kw, list_expr, literal, set_kw, target
 from jupiter.plugins.python_security.detect import DEFUSED, XML_CALLS, Names
-
-_COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-_EQUAL = cst.AssignEqual(
-    whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
-)
+from jupiter.plugins.python_security.imports import add_imports, remove_unused
 
 #: Characters that make a command string mean more to a shell than its words.
 _SHELL_SYNTAX = set("|&;<>()$`\\\"'*?[]#~=%{}!\n\t")
@@ -90,77 +87,6 @@ class Ctx:
         return cst.parse_expression(f"{local}.{attr}")
 
 
-def _kw(call: cst.Call, name: str) -> cst.Arg | None:
-    return next((a for a in call.args if a.keyword is not None and a.keyword.value == name), None)
-
-
-def _set_kw(call: cst.Call, name: str, value: cst.BaseExpression) -> cst.Call:
-    """``call`` with keyword ``name`` set to ``value`` (replaced or appended).
-
-    Appended to a call written one argument per line with a trailing comma,
-    the new argument gets its own line at the same indentation, and a comment
-    after the last argument stays on that argument's line.
-    """
-    existing = _kw(call, name)
-    if existing is not None:
-        args = [a.with_changes(value=value) if a is existing else a for a in call.args]
-        return call.with_changes(args=args)
-    new = cst.Arg(keyword=cst.Name(name), value=value, equal=_EQUAL)
-    args = list(call.args)
-    if not args:
-        return call.with_changes(args=[new])
-    last = args[-1]
-    comma = last.comma
-    tail = comma.whitespace_after if isinstance(comma, cst.Comma) else None
-    if isinstance(comma, cst.Comma) and isinstance(tail, cst.ParenthesizedWhitespace):
-        indent = _arg_indent(args)
-        if indent is not None:
-            args[-1] = last.with_changes(
-                comma=comma.with_changes(
-                    whitespace_after=tail.with_changes(
-                        last_line=indent.last_line, indent=indent.indent
-                    )
-                )
-            )
-            closing = cst.ParenthesizedWhitespace(
-                first_line=cst.TrailingWhitespace(),
-                empty_lines=[],
-                indent=tail.indent,
-                last_line=tail.last_line,
-            )
-            return call.with_changes(
-                args=[*args, new.with_changes(comma=cst.Comma(whitespace_after=closing))]
-            )
-    if isinstance(comma, cst.Comma):  # a trailing comma on one line: keep it last
-        new = new.with_changes(comma=comma)
-    args[-1] = last.with_changes(comma=_COMMA)
-    return call.with_changes(args=[*args, new])
-
-
-def _arg_indent(args: list[cst.Arg]) -> cst.ParenthesizedWhitespace | None:
-    """The whitespace that starts an argument line (after a comma), or the
-    opening one before the first argument."""
-    for arg in args[:-1]:
-        ws = arg.comma.whitespace_after if isinstance(arg.comma, cst.Comma) else None
-        if isinstance(ws, cst.ParenthesizedWhitespace):
-            return ws
-    return None
-
-
-def _drop_kw(call: cst.Call, name: str) -> cst.Call:
-    args = [a for a in call.args if not (a.keyword is not None and a.keyword.value == name)]
-    if args:
-        args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-    return call.with_changes(args=args)
-
-
-def _literal(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.SimpleString):
-        value = node.evaluated_value
-        return value if isinstance(value, str) else None
-    return None
-
-
 def _argv(command: str) -> list[str]:
     """The argument vector a shell would run for ``command``, when it has no
     shell syntax at all (then the shell's word splitting is plain splitting
@@ -176,27 +102,16 @@ def _argv(command: str) -> list[str]:
     return argv
 
 
-def _target(text: str) -> cst.AssignTarget:
-    expr = cst.parse_expression(text)
-    assert isinstance(expr, cst.Tuple)
-    return cst.AssignTarget(expr)
-
-
-def _list_expr(items: list[str]) -> cst.List:
-    return cst.List([cst.Element(cst.SimpleString(repr(i))) for i in items])
-
-
-# -- rewrites --------------------------------------------------------------
 def timeout(call: cst.Call, ctx: Ctx) -> cst.Call:
     value = ctx.options.timeout
     text = str(int(value)) if float(value).is_integer() else repr(value)
-    return _set_kw(call, "timeout", cst.Integer(text) if text.isdigit() else cst.Float(text))
+    return set_kw(call, "timeout", cst.Integer(text) if text.isdigit() else cst.Float(text))
 
 
 def verify(call: cst.Call, ctx: Ctx) -> cst.Call:
     bundle = ctx.options.ca_bundle
     value: cst.BaseExpression = cst.SimpleString(repr(bundle)) if bundle else cst.Name("True")
-    return _set_kw(call, "verify", value)
+    return set_kw(call, "verify", value)
 
 
 def yaml_load(call: cst.Call, ctx: Ctx) -> cst.Call:
@@ -208,11 +123,11 @@ def yaml_load(call: cst.Call, ctx: Ctx) -> cst.Call:
                 "tags are trusted and build a SafeLoader subclass that allows only those"
             )
     loader = ctx.reference("yaml", "SafeLoader")
-    if _kw(call, "Loader") is None and len(call.args) > 1 and call.args[1].keyword is None:
+    if kw(call, "Loader") is None and len(call.args) > 1 and call.args[1].keyword is None:
         args = list(call.args)
         args[1] = args[1].with_changes(value=loader)
         return call.with_changes(args=args)
-    return _set_kw(call, "Loader", loader)
+    return set_kw(call, "Loader", loader)
 
 
 def unverified_context(call: cst.Call, ctx: Ctx) -> cst.Call:
@@ -222,15 +137,13 @@ def unverified_context(call: cst.Call, ctx: Ctx) -> cst.Call:
 def flask_debug(call: cst.Call, ctx: Ctx) -> cst.Call:
     ctx.edit.imports.append(("os", None))
     local = ctx.local_name("os") or "os"
-    return _set_kw(
-        call, "debug", cst.parse_expression(f'{local}.environ.get("FLASK_DEBUG") == "1"')
-    )
+    return set_kw(call, "debug", cst.parse_expression(f'{local}.environ.get("FLASK_DEBUG") == "1"'))
 
 
 def subprocess_shell(call: cst.Call, ctx: Ctx) -> cst.Call:
     if not call.args or call.args[0].keyword is not None:
         raise ManualFix("the command is not the first argument; write it as an argv list")
-    command = _literal(call.args[0].value)
+    command = literal(call.args[0].value)
     if command is None:
         raise ManualFix(
             "the command is built at run time; pass subprocess a list [program, arg, ...] with "
@@ -238,8 +151,8 @@ def subprocess_shell(call: cst.Call, ctx: Ctx) -> cst.Call:
         )
     argv = _argv(command)
     args = list(call.args)
-    args[0] = args[0].with_changes(value=_list_expr(argv))
-    return _drop_kw(call.with_changes(args=args), "shell")
+    args[0] = args[0].with_changes(value=list_expr(argv))
+    return drop_kw(call.with_changes(args=args), "shell")
 
 
 def os_system(call: cst.Call, ctx: Ctx) -> cst.Call:
@@ -249,7 +162,7 @@ def os_system(call: cst.Call, ctx: Ctx) -> cst.Call:
         )
     if len(call.args) != 1:
         raise ManualFix("os.system takes one command string; rewrite the call by hand")
-    command = _literal(call.args[0].value)
+    command = literal(call.args[0].value)
     if command is None:
         raise ManualFix(
             "the command is built at run time; use subprocess.run([program, arg, ...]) with each "
@@ -277,7 +190,7 @@ def weak_hash(call: cst.Call, ctx: Ctx) -> cst.Call:
             "decide whether this digest protects a secret; if not (a checksum, cache key or "
             "ETag), add usedforsecurity=False; if it does, move to SHA-256 or a password hash"
         )
-    return _set_kw(call, "usedforsecurity", cst.Name("False"))
+    return set_kw(call, "usedforsecurity", cst.Name("False"))
 
 
 def insecure_random(call: cst.Call, ctx: Ctx) -> cst.BaseExpression:
@@ -318,13 +231,13 @@ def insecure_random(call: cst.Call, ctx: Ctx) -> cst.BaseExpression:
 
 
 def literal_eval(call: cst.Call, ctx: Ctx) -> cst.Call:
-    if len(call.args) != 1 or _literal(call.args[0].value) is None:
+    if len(call.args) != 1 or literal(call.args[0].value) is None:
         raise ManualFix(
             "eval runs code built at run time; decide what the input may contain and use "
             "ast.literal_eval for data or an explicit dispatch for operations"
         )
     try:
-        ast.literal_eval(_literal(call.args[0].value) or "")
+        ast.literal_eval(literal(call.args[0].value) or "")
     except (ValueError, SyntaxError):
         raise ManualFix(
             "the evaluated string is code, not a literal; rewrite it as Python"
@@ -333,15 +246,15 @@ def literal_eval(call: cst.Call, ctx: Ctx) -> cst.Call:
 
 
 def torch_weights_only(call: cst.Call, ctx: Ctx) -> cst.Call:
-    return _set_kw(call, "weights_only", cst.Name("True"))
+    return set_kw(call, "weights_only", cst.Name("True"))
 
 
 def tar_filter(call: cst.Call, ctx: Ctx) -> cst.Call:
-    return _set_kw(call, "filter", cst.SimpleString('"data"'))
+    return set_kw(call, "filter", cst.SimpleString('"data"'))
 
 
 def jinja_autoescape(call: cst.Call, ctx: Ctx) -> cst.Call:
-    return _set_kw(call, "autoescape", cst.Call(func=ctx.reference("jinja2", "select_autoescape")))
+    return set_kw(call, "autoescape", cst.Call(func=ctx.reference("jinja2", "select_autoescape")))
 
 
 def defused_xml(call: cst.Call, ctx: Ctx) -> cst.Call:
@@ -357,10 +270,10 @@ def defused_xml(call: cst.Call, ctx: Ctx) -> cst.Call:
 
 
 def cookie_flags(call: cst.Call, ctx: Ctx) -> cst.Call:
-    call = _set_kw(call, "secure", cst.Name("True"))
-    call = _set_kw(call, "httponly", cst.Name("True"))
-    if _kw(call, "samesite") is None:
-        call = _set_kw(call, "samesite", cst.SimpleString('"Lax"'))
+    call = set_kw(call, "secure", cst.Name("True"))
+    call = set_kw(call, "httponly", cst.Name("True"))
+    if kw(call, "samesite") is None:
+        call = set_kw(call, "samesite", cst.SimpleString('"Lax"'))
     return call
 
 
@@ -481,7 +394,7 @@ class _MktempAtLine(cst.CSTTransformer):
         self.ctx.edit.imports.append(("os", None))
         fd = f"_{name}_fd"
         first = updated.with_changes(
-            body=[stmt.with_changes(targets=[_target(f"{fd}, {name}")], value=call)]
+            body=[stmt.with_changes(targets=[target(f"{fd}, {name}")], value=call)]
         )
         close = cst.parse_statement(f"os.close({fd})")
         self.done += 1
@@ -523,97 +436,7 @@ def rewrite(
     elif total == 0:
         return source, edit
     if edit.imports:
-        module = _add_imports(module, [m for m, _ in edit.imports], names)
+        module = add_imports(module, [m for m, _ in edit.imports], names)
     if edit.maybe_unused:
-        module = _remove_unused(module, set(edit.maybe_unused), names)
+        module = remove_unused(module, set(edit.maybe_unused), names)
     return module.code, edit
-
-
-def _add_imports(module: cst.Module, wanted: list[str], names: Names) -> cst.Module:
-    """``import X`` for each module in ``wanted`` the module does not import
-    yet, after its last top-level import (or its docstring): one statement
-    each, in the order asked."""
-    have = {qual for local, qual in names.alias.items() if local == qual}
-    have |= {m for m, _ in names.imports}
-    missing = [m for m in dict.fromkeys(wanted) if m not in have]
-    if not missing:
-        return module
-    body = list(module.body)
-    at = 0
-    for i, stmt in enumerate(body):
-        if isinstance(stmt, cst.SimpleStatementLine) and isinstance(
-            stmt.body[0], cst.Import | cst.ImportFrom
-        ):
-            at = i + 1
-        elif i == 0 and _is_docstring(stmt):
-            at = 1
-        elif at and not _is_import(stmt):
-            break
-    new = [cst.SimpleStatementLine([cst.Import([cst.ImportAlias(_dotted(m))])]) for m in missing]
-    if at == 1 and _is_docstring(body[0]) and not _is_import(body[0]):
-        new[0] = new[0].with_changes(leading_lines=[cst.EmptyLine()])
-    return module.with_changes(body=[*body[:at], *new, *body[at:]])
-
-
-def _is_import(stmt: cst.CSTNode) -> bool:
-    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(
-        stmt.body[0], cst.Import | cst.ImportFrom
-    )
-
-
-def _is_docstring(stmt: cst.CSTNode) -> bool:
-    return (
-        isinstance(stmt, cst.SimpleStatementLine)
-        and isinstance(stmt.body[0], cst.Expr)
-        and isinstance(stmt.body[0].value, cst.SimpleString | cst.ConcatenatedString)
-    )
-
-
-def _dotted(name: str) -> cst.Attribute | cst.Name:
-    expr = cst.parse_expression(name)
-    assert isinstance(expr, cst.Attribute | cst.Name)
-    return expr
-
-
-def _remove_unused(module: cst.Module, locals_: set[str], names: Names) -> cst.Module:
-    """Drop the imports of ``locals_`` that nothing in the module uses now;
-    a dropped statement's blank lines and comments above it stay."""
-    tree = ast.parse(module.code)
-    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-    unused = {name for name in locals_ if name not in used and name in names.alias}
-    if not unused:
-        return module
-    return module.visit(_DropImports(unused))
-
-
-class _DropImports(cst.CSTTransformer):
-    def __init__(self, unused: set[str]) -> None:
-        super().__init__()
-        self.unused = unused
-        self.carry: list[cst.EmptyLine] = []
-
-    def _bound(self, alias: cst.ImportAlias) -> str:
-        if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-            return alias.asname.name.value
-        full = get_full_name_for_node(alias.name) or ""
-        return full.partition(".")[0]
-
-    def leave_SimpleStatementLine(
-        self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
-    ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
-        if self.carry:
-            updated = updated.with_changes(leading_lines=[*self.carry, *updated.leading_lines])
-            self.carry = []
-        if len(updated.body) != 1 or not isinstance(updated.body[0], cst.Import | cst.ImportFrom):
-            return updated
-        stmt = updated.body[0]
-        if isinstance(stmt.names, cst.ImportStar):
-            return updated
-        keep = [a for a in stmt.names if self._bound(a) not in self.unused]
-        if len(keep) == len(stmt.names):
-            return updated
-        if not keep:
-            self.carry = list(updated.leading_lines)
-            return cst.RemovalSentinel.REMOVE
-        keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        return updated.with_changes(body=[stmt.with_changes(names=keep)])

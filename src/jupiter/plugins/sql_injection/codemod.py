@@ -14,11 +14,11 @@ import libcst as cst
 
 from jupiter.plugins.sql_injection.detect import (
     ModuleScan,
-    Paramstyle,
     Site,
     is_dynamic,
     parse_python,
 )
+from jupiter.plugins.sql_injection.paramstyle import Paramstyle
 from jupiter.plugins.sql_injection.sql import Parameterised, parameterise
 from jupiter.plugins.sql_injection.template import Kept, ManualFix, code_of, extract
 

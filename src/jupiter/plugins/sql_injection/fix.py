@@ -13,7 +13,6 @@ with a ``needs_manual`` reason.
 from __future__ import annotations
 
 import posixpath
-import re
 from typing import ClassVar
 
 from jupiter.models import Category, FindingRecord
@@ -22,15 +21,14 @@ from jupiter.plugins.base import NoParams, Remediator, ValidationResult
 from jupiter.plugins.kit import decode_text, keep_line_endings, survey_files
 from jupiter.plugins.sql_injection.codemod import rewrite_site
 from jupiter.plugins.sql_injection.detect import (
-    DRIVER_STYLES,
     RULES,
     ModuleScan,
-    Paramstyle,
     Site,
     detect_source,
     might_hold_sinks,
     scan_source,
 )
+from jupiter.plugins.sql_injection.paramstyle import declared_paramstyle
 from jupiter.plugins.sql_injection.template import ManualFix
 from jupiter.redact import redact_text
 from jupiter.targets.base import TargetView
@@ -42,50 +40,6 @@ _SKIP_DIRS = frozenset(
 # External reports may point at the line that builds the string rather than
 # the call; within one function, the nearest sink this many lines away counts.
 _NEARBY_LINES = 15
-
-
-#: Distribution names (normalised) of the drivers in DRIVER_STYLES.
-_DISTRIBUTIONS: dict[str, str] = {
-    "psycopg": "psycopg",
-    "psycopg-binary": "psycopg",
-    "psycopg2": "psycopg2",
-    "psycopg2-binary": "psycopg2",
-    "aiopg": "aiopg",
-    "asyncpg": "asyncpg",
-    "pymysql": "pymysql",
-    "aiomysql": "aiomysql",
-    "mysqlclient": "MySQLdb",
-    "mysql-connector-python": "mysql.connector",
-    "pyodbc": "pyodbc",
-    "oracledb": "oracledb",
-    "cx-oracle": "cx_Oracle",
-    "aiosqlite": "aiosqlite",
-}
-_DEPENDENCY_FILES = ("requirements.txt", "requirements.in", "pyproject.toml", "setup.cfg")
-
-
-def declared_paramstyle(view: TargetView, module: str) -> tuple[Paramstyle | None, str]:
-    """The placeholder style of the one database driver the project declares
-    (requirements, pyproject, setup.cfg nearest the module), with the
-    evidence; ``None`` when none or several styles are declared."""
-    folder = posixpath.dirname(module)
-    while True:
-        for name in _DEPENDENCY_FILES:
-            path = posixpath.join(folder, name) if folder else name
-            state = view.stat(path)
-            if state is None or state.kind != "file":
-                continue
-            text = view.read_bytes(path).decode("utf-8", errors="replace").lower()
-            words = set(re.findall(r"[a-z0-9][a-z0-9._-]*", text.replace("_", "-")))
-            found = sorted({_DISTRIBUTIONS[w] for w in words if w in _DISTRIBUTIONS})
-            styles = {DRIVER_STYLES[m] for m in found}
-            if len(styles) == 1:
-                return next(iter(styles)), f"the project declares {found[0]} in {path}"
-            if styles:
-                return None, f"{path} declares drivers of different styles ({', '.join(found)})"
-        if not folder:
-            return None, "the project declares no database driver"
-        folder = posixpath.dirname(folder)
 
 
 def _is_external_sqli(rule_id: str) -> bool:

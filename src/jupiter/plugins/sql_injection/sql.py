@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from jupiter.plugins.sql_injection.detect import Paramstyle
+from jupiter.plugins.sql_injection.paramstyle import Paramstyle
 from jupiter.plugins.sql_injection.template import Kept, ManualFix, Piece, Slot, Text, code_of
 
 _IDENT_MANUAL = (
