@@ -64,7 +64,7 @@ class RollingBack:
         """
         from jupiter.locks import Holder, TargetLock
         from jupiter.preconditions import observe
-        from jupiter.runs import rollback_entries
+        from jupiter.run_manifest import rollback_entries
         from jupiter.snapshots import BlobStore, check_blobs, restore, verify_restored
         from jupiter.targets.base import normalise_relpath
 
@@ -375,7 +375,7 @@ def _refuse_if_alive(run: RunRow) -> None:
 def _before_entries(s: Session, step_id: int) -> list[Any]:
     from sqlalchemy import select
 
-    from jupiter.runs import manifest_entry
+    from jupiter.run_manifest import manifest_entry
     from jupiter.store.tables import SnapshotEntryRow
 
     rows = s.scalars(

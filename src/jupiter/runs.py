@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from jupiter import audit
@@ -32,7 +32,6 @@ from jupiter.errors import (
     ConflictError,
     InputError,
     JupiterError,
-    NotFoundError,
     TargetError,
 )
 from jupiter.git_delivery import GitDelivery, commit_message
@@ -685,88 +684,3 @@ class _Undeclared(TargetError):
     def __init__(self, message: str, entries: list[ManifestEntry]) -> None:
         super().__init__(message)
         self.entries = entries
-
-
-# -- rollback -------------------------------------------------------------
-@dataclass
-class RollbackOutcome:
-    run_id: int
-    rollback_run_id: int
-    restored: list[str]
-    mismatches: list[str]
-
-    @property
-    def verified(self) -> bool:
-        return not self.mismatches
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run": self.run_id,
-            "rollback_run": self.rollback_run_id,
-            "restored": self.restored,
-            "verified": self.verified,
-            "mismatches": self.mismatches,
-        }
-
-
-def manifest_entry(row: SnapshotEntryRow) -> ManifestEntry:
-    """A stored snapshot row as the snapshot package's entry."""
-    return ManifestEntry(
-        path=row.path,
-        existed=row.existed,
-        kind=row.kind or "absent",
-        mode=row.mode,
-        uid=row.uid,
-        gid=row.gid,
-        size=row.size,
-        sha256=row.sha256,
-    )
-
-
-@dataclass
-class RunManifest:
-    """What a run changed: every path as it was before the run first
-    touched it, and as the run last left it (when the step finished)."""
-
-    run: RunRow
-    before: dict[str, ManifestEntry]
-    after: dict[str, ManifestEntry]
-    step_ids: list[int]
-
-
-def rollback_entries(s: Session, run_id: int) -> RunManifest:
-    """The manifest of a fix run that can still be rolled back."""
-    run = s.get(RunRow, run_id)
-    if run is None:
-        raise NotFoundError(f"no run {run_id}; see `jupiter runs list`")
-    if run.kind == "rollback":
-        raise InputError(
-            f"run {run_id} is itself a rollback (of run {run.rollback_of}); a rollback cannot be "
-            "rolled back — run `jupiter fix` again to re-apply the fix"
-        )
-    if run.status == "rolled_back":
-        raise InputError(f"run {run_id} was already rolled back in full; nothing to restore")
-    steps = list(
-        s.scalars(
-            select(RunStepRow)
-            .where(RunStepRow.run_id == run_id, RunStepRow.status.in_([VERIFIED, APPLYING]))
-            .order_by(RunStepRow.seq)
-        )
-    )
-    first: dict[str, ManifestEntry] = {}
-    last: dict[str, ManifestEntry] = {}
-    for step in steps:
-        touched: set[str] = set()
-        rows = s.scalars(select(SnapshotEntryRow).where(SnapshotEntryRow.step_id == step.id))
-        for row in rows:
-            entry = manifest_entry(row)
-            if row.phase == "after":
-                last[row.path] = entry
-            else:
-                first.setdefault(row.path, entry)
-                touched.add(row.path)
-        if step.status == APPLYING:
-            # Interrupted mid-apply: what it left behind is unknown.
-            for path in touched:
-                last.pop(path, None)
-    return RunManifest(run, first, last, [st.id for st in steps])
