@@ -4,15 +4,13 @@ after (one run each)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 from jupiter.plans import WriteFile
 from jupiter.plugins.dockerfile.detect import check
 from jupiter.plugins.dockerfile.fix import DockerfileHardening, DockerfileParams
 from jupiter.targets.local import LocalTarget
-from tests.tools import tool
+from tests.tools import checkov_failed
 
 DOCKERFILE = """\
 # syntax=docker/dockerfile:1
@@ -35,27 +33,7 @@ LEFT = {"CKV_DOCKER_1", "CKV_DOCKER_5", "CKV_DOCKER_11"}
 
 
 def _checkov(root: Path) -> set[str]:
-    proc = subprocess.run(
-        [
-            str(tool("checkov", "checkov")),
-            "--skip-download",
-            "--quiet",
-            "-o",
-            "json",
-            "--framework",
-            "dockerfile",
-            "-d",
-            str(root),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    doc = json.loads(proc.stdout)
-    reports = doc if isinstance(doc, list) else [doc]
-    return {c["check_id"] for r in reports for c in r.get("results", {}).get("failed_checks", [])}
+    return checkov_failed(root, "dockerfile")
 
 
 def test_instruction_rules_against_checkov(tmp_path: Path) -> None:

@@ -3,15 +3,13 @@ every built-in finding planned and applied, one run after."""
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from pathlib import Path
 
 from jupiter.plans import WriteFile
 from jupiter.plugins.kubernetes.fix import K8sParams, KubernetesPodSecurity
 from jupiter.targets.local import LocalTarget
-from tests.tools import tool
+from tests.tools import checkov_failed
 
 MANIFESTS = """\
 apiVersion: v1
@@ -66,27 +64,7 @@ LEFT = {"CKV_K8S_17", "CKV_K8S_19", "CKV_K8S_26", "CKV_K8S_27", "CKV_K8S_35"}
 
 
 def _checkov(root: Path) -> set[str]:
-    proc = subprocess.run(
-        [
-            str(tool("checkov", "checkov")),
-            "--skip-download",
-            "--quiet",
-            "-o",
-            "json",
-            "--framework",
-            "kubernetes",
-            "-d",
-            str(root),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    doc = json.loads(proc.stdout)
-    reports = doc if isinstance(doc, list) else [doc]
-    return {c["check_id"] for r in reports for c in r.get("results", {}).get("failed_checks", [])}
+    return checkov_failed(root, "kubernetes")
 
 
 def test_extra_rules_against_checkov(tmp_path: Path) -> None:
