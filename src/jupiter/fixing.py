@@ -371,6 +371,12 @@ class Fixing:
         results = [gate.after() for gate in gates]
         outcome["gates"] = [r.to_json() for r in results]
         failed = [r for r in results if r.status == "failed"]
+        if outcome.get("run") is not None:
+            # The verdict is part of the run's record, before any rollback.
+            with self.db.transaction() as s:
+                audit.record(
+                    s, self.actor, "run.gated", f"run:{outcome['run']}", {"gates": outcome["gates"]}
+                )
         if failed and outcome.get("run") is not None:
             rollback = cast(Any, self).rollback(outcome["run"])
             outcome["rollback"] = rollback

@@ -77,5 +77,9 @@ def test_a_failed_gate_rolls_the_whole_run_back(
     assert result["rollback"]["verified"] is True and result["rollback"]["restored"]
     assert {p.relative_to(repo): p.read_bytes() for p in repo.rglob("*") if p.is_file()} == original
     assert any(s["status"] == "rolled_back" for s in result["steps"])
+    (gated,) = [e for e in sqlite_engine.audit_export() if e["action"] == "run.gated"]
+    assert gated["subject"] == f"run:{result['run']}"
+    assert gated["data"]["gates"][0]["status"] == "failed"
+    assert sqlite_engine.audit_verify().ok
     assert os.environ["JUPITER_CHECKOV"] == str(fake)
     json.dumps(result)  # the outcome stays plain data
