@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from jupiter.health.model import Probe
+
 
 class Severity(StrEnum):
     CRITICAL = "critical"
@@ -191,6 +193,16 @@ def canonical_advisory_id(ids: list[str]) -> str:
     return upper[0] if upper else ""
 
 
+class BlueGreenLayout(BaseModel):
+    """``{link: current, slots: [blue, green]}`` under the asset's root:
+    ``link`` is a symlink naming the live slot directory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    link: str = "current"
+    slots: list[str] = Field(default_factory=lambda: ["blue", "green"], min_length=2, max_length=2)
+
+
 class AssetSpec(BaseModel):
     """An asset as declared in ``assets.yaml``."""
 
@@ -205,6 +217,12 @@ class AssetSpec(BaseModel):
     tags: list[str] = Field(default_factory=list)
     group: str | None = None
     connection: str | None = None
+    # What the remediation workflows use (docs/workflows.md): health probes,
+    # the asset's own test command, a blue-green layout, a maintenance window.
+    probes: list[Probe] = Field(default_factory=list)
+    tests: list[str] | None = Field(default=None, min_length=1)
+    blue_green: BlueGreenLayout | None = None
+    window: str | None = None
 
     @field_validator("connection")
     @classmethod

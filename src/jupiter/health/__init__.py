@@ -1,0 +1,2 @@
+"""Health probes, baselines and the judge that decides whether a deploy
+stays (see :mod:`jupiter.health.model`)."""

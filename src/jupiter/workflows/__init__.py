@@ -1,0 +1,2 @@
+"""Remediation workflows: typed definitions (:mod:`.definitions`), loading
+(:mod:`.loading`), and the stages the runner walks through."""
