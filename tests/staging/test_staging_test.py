@@ -1,0 +1,215 @@
+"""The staging test (the remediation runner's ``test`` stage) on real
+copies of examples/host: sshd fixes validated by the real ``sshd -t``."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jupiter.engine import Engine
+from jupiter.errors import InputError
+from jupiter.health.model import CommandProbe, HealthConfig
+from jupiter.models import AssetSpec, Environment
+from jupiter.plugins.sshd.validate import find_sshd
+from jupiter.store import assets as asset_repo
+from jupiter.workflows.definitions import ALL_CHECKS
+from jupiter.workflows.staging import StagingReport, run_staging_test
+from jupiter.workflows.staging_health import UNAVAILABLE
+from tests.conftest import ROOT, need_service
+from tests.engine.test_fix_and_rollback import tree_state
+
+SSHD = ["config.ssh"]
+
+
+def _host(path: Path) -> Path:
+    shutil.copytree(ROOT / "examples/host", path, symlinks=True)
+    return path
+
+
+def _asset(engine: Engine, asset_id: str, root: Path, env: Environment) -> AssetSpec:
+    spec = AssetSpec(id=asset_id, environment=env, group="web", connection=f"local:{root}")
+    with engine.db.transaction() as s:
+        asset_repo.upsert_asset(s, spec)
+    return spec
+
+
+def _test(engine: Engine, prod: list[str], stg: list[str], **kw: object) -> StagingReport:
+    args: dict[str, object] = {
+        "production_assets": prod,
+        "staging_assets": stg,
+        "finding_rules": SSHD,
+        "raw_params": [],
+        "checks": list(ALL_CHECKS),
+        "health": HealthConfig(interval=0.01, baseline_samples=1, samples=1),
+        "timeout": 120.0,
+        "subject": "REM-1",
+    }
+    args.update(kw)
+    return run_staging_test(engine, **args)  # type: ignore[arg-type]
+
+
+def _by_name(report: StagingReport) -> dict[str, dict[str, object]]:
+    return {c.name: c.to_json() for c in report.checks}
+
+
+@pytest.fixture
+def need_sshd() -> None:
+    need_service(find_sshd() is not None, "sshd is not installed; run scripts/services.sh")
+
+
+def test_on_a_staging_asset_every_check_passes_and_the_change_stays(
+    sqlite_engine: Engine, tmp_path: Path, need_sshd: None
+) -> None:
+    prod = _host(tmp_path / "prod")
+    stg = _host(tmp_path / "stg")
+    _asset(sqlite_engine, "web1", prod, Environment.PROD)
+    spec = _asset(sqlite_engine, "web-stg", stg, Environment.STAGING)
+    spec = spec.model_copy(
+        update={"tests": ["grep", "-q", "^PermitRootLogin no", "etc/ssh/sshd_config"]}
+    )
+    prod_before = tree_state(prod)
+
+    report = _test(sqlite_engine, ["web1"], ["web-stg"], asset_specs={"web-stg": spec})
+
+    checks = _by_name(report)
+    assert report.ready_for_production, report.to_json()
+    assert report.target == "web-stg"
+    assert report.tests_passed == report.tests_run == 6  # health: no probes declared
+    assert checks["health"]["outcome"] == "skipped"
+    assert "sshd -t" in str(checks["validator"]["evidence"])
+    assert checks["asset_tests"]["outcome"] == "passed"
+    assert "SSHD-ROOT-LOGIN" in str(checks["finding_gone"]["evidence"])
+    # The change stays applied on staging (it mirrors production) ...
+    assert "PermitRootLogin no" in (stg / "etc/ssh/sshd_config").read_text()
+    assert report.runs[0]["run"] != report.runs[0]["rehearsed_run"]
+    # ... and production was never touched.
+    assert tree_state(prod) == prod_before
+    entries = [e for e in list(sqlite_engine.audit_export()) if e["action"] == "test.check"]
+    assert [e["data"]["name"] for e in entries] == [c.name for c in report.checks]
+    assert all(e["subject"] == "REM-1" for e in entries)
+    assert sqlite_engine.audit_verify().ok
+    assert report.to_json()["checks"][0]["outcome"] in ("passed", "failed", "skipped")
+
+
+def test_without_staging_a_throw_away_copy_is_tested_and_deleted(
+    engine: Engine, tmp_path: Path, need_sshd: None
+) -> None:
+    prod = _host(tmp_path / "prod")
+    _asset(engine, "web1", prod, Environment.PROD)
+    prod_before = tree_state(prod)
+
+    report = _test(engine, ["web1"], [])
+
+    assert report.ready_for_production, report.to_json()
+    assert report.target == "throw-away copy of web1"
+    assert tree_state(prod) == prod_before, "production must stay byte-identical"
+    assert not list((engine.workspace.home / "staging").glob("copy-*")), "copy not deleted"
+    # Rehearsal: rolled back to the snapshot, which is production's own bytes.
+    rehearsal = _by_name(report)["rollback_rehearsal"]
+    assert rehearsal["outcome"] == "passed"
+    paths = rehearsal["details"]["paths"]  # type: ignore[index]
+    assert "etc/ssh/sshd_config" in paths
+    for path, h in paths.items():
+        original = hashlib.sha256((prod / path).read_bytes()).hexdigest()
+        assert h["snapshot"] == h["after_rollback"] == original
+        assert h["applied"] == h["after_reapply"] != original
+    # The copy's findings are its own asset's, never production's.
+    assert {f["asset"] for f in engine.list_findings(status="verified")} == {"web1.staging-copy"}
+
+
+def test_a_failing_asset_test_makes_it_not_ready(
+    sqlite_engine: Engine, tmp_path: Path, need_sshd: None
+) -> None:
+    prod = _host(tmp_path / "prod")
+    spec = _asset(sqlite_engine, "web1", prod, Environment.PROD)
+    spec = spec.model_copy(update={"tests": ["false"]})
+
+    report = _test(
+        sqlite_engine,
+        ["web1"],
+        [],
+        asset_specs={"web1": spec},
+        checks=["validator", "asset_tests"],
+    )
+
+    checks = _by_name(report)
+    assert checks["asset_tests"]["outcome"] == "failed"
+    assert checks["asset_tests"]["evidence"] == "'false' exited 1"
+    assert (report.tests_run, report.tests_passed) == (2, 1)
+    assert not report.ready_for_production
+    assert "asset_tests" in report.reason
+
+
+def test_a_plan_the_validator_rejects_fails_and_staging_keeps_its_config(
+    sqlite_engine: Engine, tmp_path: Path, need_sshd: None
+) -> None:
+    prod = _host(tmp_path / "prod")
+    stg = _host(tmp_path / "stg")
+    # Staging's config carries a line sshd -t refuses: every candidate fails.
+    extra = stg / "etc/ssh/sshd_config.d/50-cloud-init.conf"
+    extra.write_text(extra.read_text() + "NoSuchSshdOption yes\n")
+    _asset(sqlite_engine, "web1", prod, Environment.PROD)
+    _asset(sqlite_engine, "web-stg", stg, Environment.STAGING)
+    stg_before = tree_state(stg)
+
+    report = _test(sqlite_engine, ["web1"], ["web-stg"])
+
+    checks = _by_name(report)
+    assert checks["validator"]["outcome"] == "failed"
+    assert "NoSuchSshdOption" in str(checks["validator"]["evidence"])
+    assert checks["rollback_rehearsal"]["outcome"] == "skipped"
+    assert checks["finding_gone"]["outcome"] == "failed"
+    assert not report.ready_for_production
+    assert tree_state(stg) == stg_before, "a rejected plan must not reach staging"
+
+
+def test_health_probes_on_staging_are_judged_or_reported_unavailable(
+    sqlite_engine: Engine, tmp_path: Path, need_sshd: None
+) -> None:
+    prod = _host(tmp_path / "prod")
+    stg = _host(tmp_path / "stg")
+    _asset(sqlite_engine, "web1", prod, Environment.PROD)
+    spec = _asset(sqlite_engine, "web-stg", stg, Environment.STAGING)
+    spec = spec.model_copy(update={"probes": [CommandProbe(argv=["true"])]})
+
+    report = _test(
+        sqlite_engine,
+        ["web1"],
+        ["web-stg"],
+        asset_specs={"web-stg": spec},
+        checks=["health"],
+        health=HealthConfig(interval=0.01, baseline_samples=5, samples=5, judge="threshold"),
+    )
+
+    health = _by_name(report)["health"]
+    try:
+        import jupiter.health.probes  # noqa: F401
+    except ImportError:
+        assert (health["outcome"], health["evidence"]) == ("skipped", UNAVAILABLE)
+    else:
+        assert health["outcome"] == "passed", health
+
+
+def test_bad_input_is_refused_before_anything_changes(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    prod = _host(tmp_path / "prod")
+    _asset(sqlite_engine, "web1", prod, Environment.PROD)
+    _asset(sqlite_engine, "web2", tmp_path, Environment.PROD)
+    before = tree_state(prod)
+    with pytest.raises(InputError, match="production asset"):
+        _test(sqlite_engine, ["web1"], ["web2"])
+    with pytest.raises(InputError, match="unknown staging check"):
+        _test(sqlite_engine, ["web1"], [], checks=["validator", "vibes"])
+    with sqlite_engine.db.transaction() as s:
+        asset_repo.upsert_asset(s, AssetSpec(id="bare", environment=Environment.STAGING))
+    with pytest.raises(InputError, match="no connection"):
+        _test(sqlite_engine, ["web1"], ["bare"])
+    with pytest.raises(InputError, match="same connection"):
+        _asset(sqlite_engine, "twin", prod, Environment.STAGING)
+        _test(sqlite_engine, ["web1"], ["twin"])
+    assert tree_state(prod) == before
+    assert not [e for e in list(sqlite_engine.audit_export()) if e["action"] == "test.check"]
