@@ -173,7 +173,22 @@ def test_health_probes_on_staging_are_judged_or_reported_unavailable(
     stg = _host(tmp_path / "stg")
     _asset(sqlite_engine, "web1", prod, Environment.PROD)
     spec = _asset(sqlite_engine, "web-stg", stg, Environment.STAGING)
-    spec = spec.model_copy(update={"probes": [CommandProbe(argv=["true"])]})
+    # Healthy before the change, unhealthy after it (the fix removes the line).
+    spec = spec.model_copy(
+        update={
+            "probes": [
+                CommandProbe(name="alive", argv=["true"]),
+                CommandProbe(
+                    name="root-login",
+                    argv=["grep", "-q", "^PermitRootLogin yes", "{root}/etc/ssh/sshd_config"],
+                ),
+            ]
+        }
+    )
+    # Latency is not what this test judges: a loaded machine varies a lot.
+    config = HealthConfig(
+        interval=0.01, baseline_samples=3, samples=3, judge="threshold", latency_ratio=1000
+    )
 
     report = _test(
         sqlite_engine,
@@ -181,7 +196,7 @@ def test_health_probes_on_staging_are_judged_or_reported_unavailable(
         ["web-stg"],
         asset_specs={"web-stg": spec},
         checks=["health"],
-        health=HealthConfig(interval=0.01, baseline_samples=5, samples=5, judge="threshold"),
+        health=config,
     )
 
     health = _by_name(report)["health"]
@@ -190,7 +205,10 @@ def test_health_probes_on_staging_are_judged_or_reported_unavailable(
     except ImportError:
         assert (health["outcome"], health["evidence"]) == ("skipped", UNAVAILABLE)
     else:
-        assert health["outcome"] == "passed", health
+        assert health["outcome"] == "failed", health
+        assert "root-login" in str(health["evidence"])
+        assert len(health["details"]["baseline"]) == 6  # type: ignore[index]
+        assert not report.ready_for_production
 
 
 def test_bad_input_is_refused_before_anything_changes(
@@ -213,3 +231,55 @@ def test_bad_input_is_refused_before_anything_changes(
         _test(sqlite_engine, ["web1"], ["twin"])
     assert tree_state(prod) == before
     assert not [e for e in list(sqlite_engine.audit_export()) if e["action"] == "test.check"]
+
+
+def test_the_rehearsal_rehashes_instead_of_trusting_the_rollback(
+    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, need_sshd: None
+) -> None:
+    prod = _host(tmp_path / "prod")
+    _asset(sqlite_engine, "web1", prod, Environment.PROD)
+
+    def claims_success(run_id: int, **kw: object) -> dict[str, object]:
+        return {"rollback_run": 0, "verified": True, "mismatches": [], "restored": []}
+
+    monkeypatch.setattr(sqlite_engine, "rollback", claims_success)
+    report = _test(sqlite_engine, ["web1"], [], checks=["rollback_rehearsal"])
+
+    rehearsal = _by_name(report)["rollback_rehearsal"]
+    assert rehearsal["outcome"] == "failed"
+    assert "etc/ssh/sshd_config" in str(rehearsal["evidence"])
+    assert not report.ready_for_production
+
+
+def test_checks_reached_after_the_timeout_fail(
+    sqlite_engine: Engine, tmp_path: Path, need_sshd: None
+) -> None:
+    prod = _host(tmp_path / "prod")
+    _asset(sqlite_engine, "web1", prod, Environment.PROD)
+    report = _test(sqlite_engine, ["web1"], [], checks=["validator"], timeout=0.001)
+    check = _by_name(report)["validator"]
+    assert check["outcome"] == "failed" and "timeout" in str(check["evidence"])
+
+
+def test_a_throw_away_copy_of_an_ssh_target(
+    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, need_sshd: None
+) -> None:
+    from tests.sshserver import running_server
+
+    remote = _host(tmp_path / "remote-root")
+    before = tree_state(remote)
+    with running_server(tmp_path / "server") as server:
+        monkeypatch.setenv("JUPITER_SSH_KEY", str(server.client_key))
+        monkeypatch.setenv("JUPITER_KNOWN_HOSTS", str(server.known_hosts))
+        connection = f"ssh:{server.username}@{server.host}:{server.port}{remote}"
+        with sqlite_engine.db.transaction() as s:
+            asset_repo.upsert_asset(
+                s, AssetSpec(id="far", environment=Environment.PROD, connection=connection)
+            )
+        report = _test(
+            sqlite_engine, ["far"], [], checks=["validator", "finding_gone", "rollback_rehearsal"]
+        )
+    assert report.ready_for_production, report.to_json()
+    assert report.target == "throw-away copy of far"
+    assert report.runs[0]["asset"] == "far.staging-copy"
+    assert tree_state(remote) == before, "the SSH production target must stay byte-identical"

@@ -240,7 +240,6 @@ def _staging_places(
     staging_assets: list[str],
     production_assets: list[str],
     specs: Mapping[str, AssetSpec],
-    health: HealthConfig,
 ) -> list[_Place]:
     places: list[_Place] = []
     with engine.db.reading() as s:
@@ -267,7 +266,6 @@ def _staging_places(
                     f"({row.connection}); give staging its own host or directory"
                 )
             tests, probes = _settings(row, specs.get(asset_id))
-            probes += list(health.probes)
             places.append(_Place(asset_id, row.connection, asset_id, tests, probes))
     return places
 
@@ -335,7 +333,7 @@ def run_staging_test(
     rec = _Recorder(engine, subject, start + timeout, timeout)
     runs: list[dict[str, Any]] = []
     if staging_assets:
-        places = _staging_places(engine, staging_assets, production_assets, specs, health)
+        places = _staging_places(engine, staging_assets, production_assets, specs)
         label = ", ".join(p.label for p in places)
         for place in places:
             runs.append(_test_place(engine, rec, place, wanted, finding_rules, raw_params, health))

@@ -30,8 +30,10 @@ class HealthWatch:
     def __init__(
         self, label: str, asset: str, root: str, probes: list[Probe], config: HealthConfig
     ) -> None:
+        """``probes`` are the asset's own; the workflow's (``config.probes``) join them."""
         self.label, self.asset, self.root = label, asset, root
-        self.probes, self.config = probes, config
+        self.own, self.config = list(probes), config
+        self.probes: list[Probe] = [*probes, *config.probes]
         self.before: list[Sample] = []
         self.problem: str | None = None
 
@@ -62,7 +64,7 @@ class HealthWatch:
         if mods is None:
             return CheckResult("health", self.label, "skipped", UNAVAILABLE)
         after = self._sample(self.config.samples)
-        judge = mods[1](self.config)
+        judge = mods[1](self.config, self.own)
         verdict = judge.look({self.asset: self.before}, {self.asset: after}, {})
         details = {
             "verdict": verdict.to_json(),
