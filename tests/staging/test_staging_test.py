@@ -22,6 +22,8 @@ from tests.conftest import ROOT, need_service
 from tests.engine.test_fix_and_rollback import tree_state
 
 SSHD = ["config.ssh"]
+# One rule where the whole sshd set is not the point: fewer sshd -t runs.
+ROOT_LOGIN = ["SSHD-ROOT-LOGIN"]
 
 
 def _host(path: Path) -> Path:
@@ -49,6 +51,10 @@ def _test(engine: Engine, prod: list[str], stg: list[str], **kw: object) -> Stag
     }
     args.update(kw)
     return run_staging_test(engine, **args)  # type: ignore[arg-type]
+
+
+def _test_one_rule(engine: Engine, prod: list[str], stg: list[str], **kw: object) -> StagingReport:
+    return _test(engine, prod, stg, **{"finding_rules": ROOT_LOGIN, **kw})
 
 
 def _by_name(report: StagingReport) -> dict[str, dict[str, object]]:
@@ -127,7 +133,7 @@ def test_a_failing_asset_test_makes_it_not_ready(
     spec = _asset(sqlite_engine, "web1", prod, Environment.PROD)
     spec = spec.model_copy(update={"tests": ["false"]})
 
-    report = _test(
+    report = _test_one_rule(
         sqlite_engine,
         ["web1"],
         [],
@@ -155,7 +161,7 @@ def test_a_plan_the_validator_rejects_fails_and_staging_keeps_its_config(
     _asset(sqlite_engine, "web-stg", stg, Environment.STAGING)
     stg_before = tree_state(stg)
 
-    report = _test(sqlite_engine, ["web1"], ["web-stg"])
+    report = _test_one_rule(sqlite_engine, ["web1"], ["web-stg"])
 
     checks = _by_name(report)
     assert checks["validator"]["outcome"] == "failed"
@@ -190,7 +196,7 @@ def test_health_probes_on_staging_are_judged_or_reported_unavailable(
         interval=0.01, baseline_samples=3, samples=3, judge="threshold", latency_ratio=1000
     )
 
-    report = _test(
+    report = _test_one_rule(
         sqlite_engine,
         ["web1"],
         ["web-stg"],
@@ -243,7 +249,7 @@ def test_the_rehearsal_rehashes_instead_of_trusting_the_rollback(
         return {"rollback_run": 0, "verified": True, "mismatches": [], "restored": []}
 
     monkeypatch.setattr(sqlite_engine, "rollback", claims_success)
-    report = _test(sqlite_engine, ["web1"], [], checks=["rollback_rehearsal"])
+    report = _test_one_rule(sqlite_engine, ["web1"], [], checks=["rollback_rehearsal"])
 
     rehearsal = _by_name(report)["rollback_rehearsal"]
     assert rehearsal["outcome"] == "failed"
@@ -256,7 +262,7 @@ def test_checks_reached_after_the_timeout_fail(
 ) -> None:
     prod = _host(tmp_path / "prod")
     _asset(sqlite_engine, "web1", prod, Environment.PROD)
-    report = _test(sqlite_engine, ["web1"], [], checks=["validator"], timeout=0.001)
+    report = _test_one_rule(sqlite_engine, ["web1"], [], checks=["validator"], timeout=0.001)
     check = _by_name(report)["validator"]
     assert check["outcome"] == "failed" and "timeout" in str(check["evidence"])
 
@@ -276,10 +282,35 @@ def test_a_throw_away_copy_of_an_ssh_target(
             asset_repo.upsert_asset(
                 s, AssetSpec(id="far", environment=Environment.PROD, connection=connection)
             )
-        report = _test(
+        report = _test_one_rule(
             sqlite_engine, ["far"], [], checks=["validator", "finding_gone", "rollback_rehearsal"]
         )
     assert report.ready_for_production, report.to_json()
     assert report.target == "throw-away copy of far"
     assert report.runs[0]["asset"] == "far.staging-copy"
     assert tree_state(remote) == before, "the SSH production target must stay byte-identical"
+
+
+def test_production_findings_are_carried_to_the_copy_and_stay_open(
+    sqlite_engine: Engine, tmp_path: Path, need_sshd: None
+) -> None:
+    prod = _host(tmp_path / "prod")
+    _asset(sqlite_engine, "web1", prod, Environment.PROD)
+    sqlite_engine.scan(str(prod), asset="web1")
+    open_before = {f["id"] for f in sqlite_engine.list_findings(asset="web1", status="open")}
+    assert open_before
+
+    first = _test_one_rule(sqlite_engine, ["web1"], [], checks=["finding_gone"])
+    # A second test re-opens what the first one fixed on the copy and tries again.
+    second = _test_one_rule(sqlite_engine, ["web1"], [], checks=["finding_gone"])
+
+    assert first.ready_for_production and second.ready_for_production
+    assert second.runs[0]["applied"] == first.runs[0]["applied"] > 0
+    carried = [
+        e["data"]["findings_carried"]
+        for e in sqlite_engine.audit_export()
+        if e["action"] == "asset.staging_copy"
+    ]
+    assert carried == [len(open_before)] * 2
+    still = {f["id"] for f in sqlite_engine.list_findings(asset="web1", status="open")}
+    assert still == open_before, "a test on a copy must not change production's findings"

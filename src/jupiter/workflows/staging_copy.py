@@ -12,7 +12,9 @@ asset, the plan is tried on a copy of one production target, made inside
 
 The copy is bound to its own asset, ``<ASSET>.staging-copy`` (environment
 ``staging``, no group, so no workflow ever deploys to it): the findings the
-test detects and fixes there are that asset's, never production's."""
+test detects and fixes there are that asset's, never production's. The
+production asset's open findings are carried over to it (the bytes are the
+same), so findings ingested from external scanners are tried as well."""
 
 from __future__ import annotations
 
@@ -28,12 +30,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from jupiter import audit
 from jupiter.errors import ConflictError, TargetError
-from jupiter.models import Environment
+from jupiter.models import Environment, FindingStatus
 from jupiter.store import assets as asset_repo
+from jupiter.store import findings as finding_repo
 from jupiter.store.db import Database
-from jupiter.store.tables import AssetRow
+from jupiter.store.tables import AssetRow, FindingRow, utcnow
 from jupiter.targets.base import Target
 from jupiter.targets.connection import LocalConnection, parse_connection
 from jupiter.targets.factory import open_target
@@ -124,8 +130,37 @@ def _copy_remote(target: Target, dst: Path) -> list[str]:
     return skipped
 
 
+def _carry_findings(s: Session, actor: str, copy: ThrowAwayCopy) -> list[str]:
+    """The production asset's open findings, as the copy asset's: the copy
+    holds the same bytes, so a finding a scanner reported there (and the
+    built-in detectors may not see) is on the copy too. One the copy asset
+    had closed in an earlier test is open again. Returns their fingerprints."""
+    from jupiter.runs import _set_finding_status
+
+    fixable = (FindingStatus.OPEN.value, FindingStatus.FAILED.value)
+    rows = [
+        r for r in finding_repo.list_findings(s, asset=copy.source_asset) if r.status in fixable
+    ]
+    if not rows:
+        return []
+    records = [finding_repo.row_to_record(r).model_copy(update={"asset": copy.asset}) for r in rows]
+    writer = finding_repo.FindingWriter(s, utcnow(), copy.asset, source_name=copy.label())
+    writer.add_all(records)
+    writer.flush()
+    prints = sorted({r.fingerprint(copy.asset) for r in records})
+    closed = s.scalars(
+        select(FindingRow.id).where(
+            FindingRow.fingerprint.in_(prints), FindingRow.status.not_in(fixable)
+        )
+    )
+    for fid in list(closed):
+        _set_finding_status(s, fid, FindingStatus.OPEN, actor)
+    return prints
+
+
 def _bind(db: Database, actor: str, copy: ThrowAwayCopy) -> None:
-    """Point the copy's asset at this copy, in one transaction with its audit entry."""
+    """Point the copy's asset at this copy and give it production's open
+    findings, in one transaction with its audit entry."""
     with db.transaction() as s:
         row = s.get(AssetRow, copy.asset)
         if row is None:
@@ -135,6 +170,7 @@ def _bind(db: Database, actor: str, copy: ThrowAwayCopy) -> None:
         row.group_name = None
         row.tags = [COPY_TAG]
         previous, row.connection = row.connection, copy.connection
+        carried = _carry_findings(s, actor, copy)
         audit.record(
             s,
             actor,
@@ -146,6 +182,7 @@ def _bind(db: Database, actor: str, copy: ThrowAwayCopy) -> None:
                 "connection": copy.connection,
                 "previous_connection": previous,
                 "skipped": copy.skipped,
+                "findings_carried": len(carried),
             },
         )
 
