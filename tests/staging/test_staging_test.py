@@ -314,3 +314,32 @@ def test_production_findings_are_carried_to_the_copy_and_stay_open(
     assert carried == [len(open_before)] * 2
     still = {f["id"] for f in sqlite_engine.list_findings(asset="web1", status="open")}
     assert still == open_before, "a test on a copy must not change production's findings"
+
+
+def test_every_staging_asset_of_the_group_is_tested(
+    sqlite_engine: Engine, tmp_path: Path, need_sshd: None
+) -> None:
+    prod = _host(tmp_path / "prod")
+    _asset(sqlite_engine, "web1", prod, Environment.PROD)
+    for name in ("stg-a", "stg-b"):
+        _asset(sqlite_engine, name, _host(tmp_path / name), Environment.STAGING)
+
+    report = _test_one_rule(
+        sqlite_engine,
+        ["web1"],
+        ["stg-a", "stg-b"],
+        checks=["validator", "finding_gone"],
+        raw_params={"sshd-hardening": {"level": "baseline"}},
+    )
+
+    assert report.ready_for_production, report.to_json()
+    assert report.target == "stg-a, stg-b"
+    assert [(c.name, c.target) for c in report.checks] == [
+        ("validator", "stg-a"),
+        ("finding_gone", "stg-a"),
+        ("validator", "stg-b"),
+        ("finding_gone", "stg-b"),
+    ]
+    assert (report.tests_run, report.tests_passed) == (4, 4)
+    for name in ("stg-a", "stg-b"):
+        assert "PermitRootLogin no" in (tmp_path / name / "etc/ssh/sshd_config").read_text()

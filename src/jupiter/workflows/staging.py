@@ -100,6 +100,18 @@ def _settings(row: AssetRow, spec: AssetSpec | None) -> tuple[list[str] | None, 
     return (list(tests) if tests else None), list(probes)
 
 
+def raw_param_list(params: list[str] | Mapping[str, Mapping[str, object]]) -> list[str]:
+    """Parameters as ``jupiter fix`` takes them (``REMEDIATOR.KEY=VALUE``)."""
+    if not isinstance(params, Mapping):
+        return list(params)
+    out: list[str] = []
+    for name, values in params.items():
+        for key, value in values.items():
+            shown = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+            out.append(f"{name}.{key}={shown}")
+    return out
+
+
 def _root_of(connection: str) -> str:
     """The root directory a probe's ``{root}`` placeholder stands for."""
     return str(parse_connection(connection).root)
@@ -307,7 +319,7 @@ def run_staging_test(
     production_assets: list[str],
     staging_assets: list[str],
     finding_rules: list[str] | None,
-    raw_params: list[str],
+    raw_params: list[str] | Mapping[str, Mapping[str, object]],
     checks: list[str],
     health: HealthConfig,
     timeout: float,
@@ -318,8 +330,10 @@ def run_staging_test(
     target) and run ``checks`` (names from
     :data:`~jupiter.workflows.definitions.ALL_CHECKS`) there.
 
-    ``subject`` names the audit entries (e.g. ``REM-3``); ``asset_specs``
-    gives assets' ``tests``/``probes`` when they are not stored."""
+    ``raw_params`` are ``REMEDIATOR.KEY=VALUE`` strings or the parsed
+    ``{remediator: {key: value}}``; ``subject`` names the audit entries
+    (e.g. ``REM-3``); ``asset_specs`` gives assets' ``tests``/``probes`` when
+    they are not stored."""
     unknown = [c for c in checks if c not in ALL_CHECKS]
     if unknown:
         raise InputError(
@@ -328,6 +342,7 @@ def run_staging_test(
     if not production_assets and not staging_assets:
         raise InputError("the staging test needs a staging asset or a production asset to copy")
     wanted: list[str] = [c for c in ALL_CHECKS if c in checks]
+    raw_params = raw_param_list(raw_params)
     specs = asset_specs or {}
     start = time.monotonic()
     rec = _Recorder(engine, subject, start + timeout, timeout)
