@@ -343,3 +343,19 @@ def test_every_staging_asset_of_the_group_is_tested(
     assert (report.tests_run, report.tests_passed) == (4, 4)
     for name in ("stg-a", "stg-b"):
         assert "PermitRootLogin no" in (tmp_path / name / "etc/ssh/sshd_config").read_text()
+
+
+def test_an_unreachable_staging_asset_fails_the_test(sqlite_engine: Engine, tmp_path: Path) -> None:
+    prod = _host(tmp_path / "prod")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    _asset(sqlite_engine, "web1", prod, Environment.PROD)
+    _asset(sqlite_engine, "stg", gone, Environment.STAGING)
+    gone.rmdir()
+
+    report = _test(sqlite_engine, ["web1"], ["stg"], checks=["validator", "finding_gone"])
+
+    outcomes = [(c.name, c.outcome) for c in report.checks]
+    assert outcomes == [("validator", "failed"), ("finding_gone", "skipped")]
+    assert "could not be opened" in report.checks[0].evidence
+    assert not report.ready_for_production and report.runs[0]["status"] == "error"

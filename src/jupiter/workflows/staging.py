@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter
 
 from jupiter import audit
-from jupiter.errors import InputError, JupiterError
+from jupiter.errors import InputError, JupiterError, TargetError
 from jupiter.health.model import HealthConfig, Probe
 from jupiter.models import AssetSpec, Environment
 from jupiter.store import assets as asset_repo
@@ -152,6 +152,20 @@ class _Recorder:
             audit.record(s, self.engine.actor, "test.check", self.subject, result.to_json())
 
 
+def _not_applied(
+    rec: _Recorder, label: str, wanted: list[str], run_info: dict[str, Any], why: str
+) -> dict[str, Any]:
+    """Nothing could be tried on this target: the first check fails with
+    the reason (so the test is not ready), the others are skipped."""
+    run_info.update(status="error", error=why)
+    for i, name in enumerate(wanted):
+        if i == 0:
+            rec.record(CheckResult(name, label, "failed", why))
+        else:
+            rec.record(CheckResult(name, label, "skipped", "the plan was not applied"))
+    return run_info
+
+
 def _test_place(
     engine: Engine,
     rec: _Recorder,
@@ -164,14 +178,21 @@ def _test_place(
     """Apply the plan to one place and run the wanted checks there."""
     label = place.label
     run_info: dict[str, Any] = {"target": label, "asset": place.asset}
-    target = open_target(place.connection)
+    try:
+        target = open_target(place.connection)
+    except TargetError as exc:
+        return _not_applied(rec, label, wanted, run_info, f"the target could not be opened: {exc}")
     with contextlib.closing(target):
         found_before: dict[str, dict[str, Any]] = {}
-        if "no_new_findings" in wanted:
-            found_before, _ = detect_all(engine, target, place.asset, raw_params)
         watch = HealthWatch(label, place.asset, _root_of(place.connection), place.probes, health)
-        if "health" in wanted and place.health_skip is None:
-            watch.baseline()
+        try:
+            if "no_new_findings" in wanted:
+                found_before, _ = detect_all(engine, target, place.asset, raw_params)
+            if "health" in wanted and place.health_skip is None:
+                watch.baseline()
+        except TargetError as exc:
+            why = f"the target could not be read: {exc}"
+            return _not_applied(rec, label, wanted, run_info, why)
         preview: list[dict[str, Any]] = []
 
         def confirm(shown: list[dict[str, Any]]) -> bool:
@@ -192,14 +213,8 @@ def _test_place(
         try:
             outcome = fix(True)
         except JupiterError as exc:
-            run_info.update(status="error", error=str(exc))
-            for name in wanted:
-                if name == "validator":
-                    why = f"the plan could not be applied: {exc}"
-                    rec.record(CheckResult(name, label, "failed", why))
-                else:
-                    rec.record(CheckResult(name, label, "skipped", "the plan was not applied"))
-            return run_info
+            why = f"the plan could not be applied: {exc}"
+            return _not_applied(rec, label, wanted, run_info, why)
         if not preview:
             preview = list(outcome.get("steps", []))
         run_info.update(run=outcome.get("run"), status=outcome.get("status"))
