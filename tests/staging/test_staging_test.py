@@ -359,3 +359,34 @@ def test_an_unreachable_staging_asset_fails_the_test(sqlite_engine: Engine, tmp_
     assert outcomes == [("validator", "failed"), ("finding_gone", "skipped")]
     assert "could not be opened" in report.checks[0].evidence
     assert not report.ready_for_production and report.runs[0]["status"] == "error"
+
+
+@pytest.mark.soak
+def test_postgres_fixes_with_generated_keys_on_a_throw_away_copy(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """The PostgreSQL validator starts a real server; a generated TLS key is
+    compared by existence (new bytes on every apply), everything else by hash."""
+    from jupiter.plugins.postgres.server import find_postgres, server_account
+
+    account = server_account()
+    why = account if isinstance(account, str) else "no postgres binary found"
+    need_service(
+        find_postgres() is not None and not isinstance(account, str),
+        f"no PostgreSQL server to run here ({why})",
+    )
+    prod = _host(tmp_path / "prod")
+    _asset(sqlite_engine, "db1", prod, Environment.PROD)
+    before = tree_state(prod)
+
+    report = _test(sqlite_engine, ["db1"], [], finding_rules=["config.database"])
+
+    checks = _by_name(report)
+    assert report.ready_for_production, report.to_json()
+    assert "postgres" in str(checks["validator"]["evidence"])
+    dry = checks["dry_run_matches"]["details"]["steps"]  # type: ignore[index]
+    assert any(step["generated"] for step in dry)
+    paths = checks["rollback_rehearsal"]["details"]["paths"]  # type: ignore[index]
+    generated = [p for p, h in paths.items() if h.get("generated")]
+    assert generated and all(paths[p]["snapshot"] is None for p in generated)
+    assert tree_state(prod) == before
