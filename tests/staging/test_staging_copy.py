@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -34,10 +35,15 @@ def test_a_local_copy_keeps_files_modes_and_links_and_is_deleted(
     # The workspace inside the production root is never copied into itself.
     home = prod / "jupiter-home"
     home.mkdir()
+    # What a test killed mid-way left behind is removed by the next one.
+    key = hashlib.sha256(b"web1.staging-copy").hexdigest()[:16]
+    stale = home / "staging" / f"copy-{key}-dead"
+    (stale / "root").mkdir(parents=True)
     with throw_away_copy(
         sqlite_engine.db, "tester", home, "web1", f"local:{prod}", timeout=5
     ) as copy:
         root = copy.root
+        assert not stale.exists()
         assert root.is_relative_to(home / "staging")
         assert (root / "etc/app/app.conf").read_text() == "debug = true\n"
         assert stat.S_IMODE((root / "etc/app/secret").stat().st_mode) == 0o600

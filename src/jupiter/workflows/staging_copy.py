@@ -218,8 +218,13 @@ def throw_away_copy(
     ``asset_id``), deleted when the block ends, whatever happened in it."""
     base = home / "staging"
     cid = copy_asset_id(asset_id)
-    with _exclusive(base / f"{hashlib.sha256(cid.encode()).hexdigest()[:16]}.lock", timeout):
-        workdir = Path(tempfile.mkdtemp(prefix="copy-", dir=base))
+    key = hashlib.sha256(cid.encode()).hexdigest()[:16]
+    with _exclusive(base / f"{key}.lock", timeout):
+        # Under the lock, any copy of this asset is left over from a test
+        # whose process died: nobody else can be using it.
+        for stale in base.glob(f"copy-{key}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        workdir = Path(tempfile.mkdtemp(prefix=f"copy-{key}-", dir=base))
         try:
             root = workdir / "root"
             root.mkdir(mode=0o700)
