@@ -4,6 +4,7 @@ copies of examples/host: sshd fixes validated by the real ``sshd -t``."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -232,9 +233,13 @@ def test_bad_input_is_refused_before_anything_changes(
         asset_repo.upsert_asset(s, AssetSpec(id="bare", environment=Environment.STAGING))
     with pytest.raises(InputError, match="no connection"):
         _test(sqlite_engine, ["web1"], ["bare"])
-    with pytest.raises(InputError, match="same connection"):
-        _asset(sqlite_engine, "twin", prod, Environment.STAGING)
-        _test(sqlite_engine, ["web1"], ["twin"])
+    _asset(sqlite_engine, "twin", prod, Environment.STAGING)
+    _asset(sqlite_engine, "inside", prod / "etc", Environment.STAGING)
+    os.symlink(prod, tmp_path / "link")
+    _asset(sqlite_engine, "linked", tmp_path / "link", Environment.STAGING)
+    for name in ("twin", "inside", "linked"):
+        with pytest.raises(InputError, match="shares files with a production asset"):
+            _test(sqlite_engine, ["web1"], [name])
     assert tree_state(prod) == before
     assert not [e for e in list(sqlite_engine.audit_export()) if e["action"] == "test.check"]
 

@@ -13,9 +13,11 @@ production); a throw-away copy is deleted. See docs/staging.md."""
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
@@ -26,7 +28,7 @@ from jupiter.health.model import HealthConfig, Probe
 from jupiter.models import AssetSpec, Environment
 from jupiter.store import assets as asset_repo
 from jupiter.store.tables import AssetRow
-from jupiter.targets.connection import parse_connection
+from jupiter.targets.connection import LocalConnection, SSHConnection, parse_connection
 from jupiter.targets.factory import open_target
 from jupiter.workflows.definitions import ALL_CHECKS
 from jupiter.workflows.staging_checks import (
@@ -262,6 +264,22 @@ def _test_place(
     return run_info
 
 
+def _overlap(a: str, b: str) -> bool:
+    """Whether two connections reach the same files: the same directory, or
+    one inside the other (local: after resolving links; SSH: same host and
+    port)."""
+    pa, pb = parse_connection(a), parse_connection(b)
+    if isinstance(pa, LocalConnection) and isinstance(pb, LocalConnection):
+        ra, rb = Path(os.path.realpath(pa.root)), Path(os.path.realpath(pb.root))
+    elif isinstance(pa, SSHConnection) and isinstance(pb, SSHConnection):
+        if (pa.host.lower(), pa.port) != (pb.host.lower(), pb.port):
+            return False
+        ra, rb = Path(pa.root), Path(pb.root)
+    else:
+        return False
+    return ra == rb or ra in rb.parents or rb in ra.parents
+
+
 def _staging_places(
     engine: Engine,
     staging_assets: list[str],
@@ -287,10 +305,11 @@ def _staging_places(
                     f"staging asset {asset_id!r} has no connection, so the plan cannot be tried "
                     "on it; set `connection:` in assets.yaml"
                 )
-            if row.connection in prod_connections:
+            clash = next((c for c in prod_connections if _overlap(row.connection, c)), None)
+            if clash is not None:
                 raise InputError(
-                    f"staging asset {asset_id!r} has the same connection as a production asset "
-                    f"({row.connection}); give staging its own host or directory"
+                    f"staging asset {asset_id!r} ({row.connection}) shares files with a "
+                    f"production asset ({clash}); give staging its own host or directory"
                 )
             tests, probes = _settings(row, specs.get(asset_id))
             places.append(_Place(asset_id, row.connection, asset_id, tests, probes))
