@@ -6,7 +6,7 @@ import hashlib
 
 from jupiter.plans import unified_diff
 from jupiter.snapshots import ManifestEntry
-from jupiter.workflows.staging_diff import compare, split_sections
+from jupiter.workflows.staging_diff import compare, compare_declared, split_sections
 
 SQL_BEFORE = "-- keep\n-- drop me\nselect 1;\n"
 SQL_AFTER = "-- keep\nselect 1;\n"
@@ -64,3 +64,17 @@ def test_a_mode_change_and_a_generated_key() -> None:
     assert result.ok and result.matched == ["secret"] and result.generated == ["key.pem"]
     # An unannounced change is a mismatch too.
     assert not compare("", before, after, blobs.__getitem__, generated=["key.pem"]).ok
+
+
+def test_a_command_is_held_to_the_paths_it_declared() -> None:
+    blobs = _blobs("a\n", "b\n", "keep\n")
+    # A whole-tree snapshot: the script may change app.conf only.
+    before = [_entry("app.conf", "a\n"), _entry("other", "keep\n")]
+    after = [_entry("app.conf", "b\n")]
+    ok = compare_declared(["app.conf"], before, after, blobs.__getitem__)
+    assert ok.ok and ok.matched == ["app.conf"]
+    # It also created a file it did not declare.
+    grown_before = [*before, _entry("new", None)]
+    grown_after = [*after, _entry("new", "b\n")]
+    sneaky = compare_declared(["app.conf"], grown_before, grown_after, blobs.__getitem__)
+    assert list(sneaky.mismatched) == ["new"]

@@ -20,7 +20,7 @@ from jupiter.snapshots import BlobStore, ManifestEntry
 from jupiter.store import findings as finding_repo
 from jupiter.store.tables import RunStepRow, SnapshotEntryRow
 from jupiter.targets.base import Target
-from jupiter.workflows.staging_diff import GENERATED_KINDS, compare
+from jupiter.workflows.staging_diff import GENERATED_KINDS, compare, compare_declared
 
 if TYPE_CHECKING:
     from jupiter.engine import Engine
@@ -120,6 +120,17 @@ def generated_paths(plan: dict[str, Any]) -> list[str]:
     ]
 
 
+def command_paths(plan: dict[str, Any]) -> list[str] | None:
+    """The paths a plan with a command declares (``None``: no command)."""
+    changes = [c for c in plan.get("changes", []) if isinstance(c, dict)]
+    if not any(c.get("kind") == "command" for c in changes):
+        return None
+    out: list[str] = []
+    for c in changes:
+        out.extend(c.get("paths", []) if c.get("kind") == "command" else [c.get("path", "")])
+    return [p for p in out if p]
+
+
 def dry_run_check(
     engine: Engine, target: str, preview: list[dict[str, Any]], outcome: dict[str, Any]
 ) -> CheckResult:
@@ -140,13 +151,14 @@ def dry_run_check(
             per_step.append({"step": step["step"], "rule_id": step["rule_id"], "previewed": False})
             continue
         before, after = _snapshots(engine, int(step["step"]))
-        result = compare(
-            str(seen.get("diff", "")),
-            before,
-            after,
-            blobs.get,
-            generated_paths(rows[int(step["step"])].plan),
-        )
+        plan = rows[int(step["step"])].plan
+        declared = command_paths(plan)
+        if declared is not None:
+            result = compare_declared(declared, before, after, blobs.get)
+        else:
+            result = compare(
+                str(seen.get("diff", "")), before, after, blobs.get, generated_paths(plan)
+            )
         per_step.append(
             {
                 "step": step["step"],

@@ -151,3 +151,27 @@ def compare(
                 "applied": got[:2000],
             }
     return result
+
+
+def compare_declared(
+    declared: Iterable[str],
+    before: list[ManifestEntry],
+    after: list[ManifestEntry],
+    read: Callable[[str], bytes],
+) -> DiffComparison:
+    """For a command (a custom script), whose diff is a description: every
+    path it changed must be one it declared."""
+    allowed = set(declared)
+    after_by = {e.path: e for e in after}
+    result = DiffComparison()
+    for entry in before:
+        current = after_by.get(entry.path)
+        if current is None and entry.path not in allowed:
+            continue  # a path of the whole-tree snapshot that it left alone
+        if not applied_section(entry, current, read):
+            continue
+        if entry.path in allowed:
+            result.matched.append(entry.path)
+        else:
+            result.mismatched[entry.path] = {"previewed": "(not declared)", "applied": "changed"}
+    return result
