@@ -395,3 +395,35 @@ def test_postgres_fixes_with_generated_keys_on_a_throw_away_copy(
     generated = [p for p, h in paths.items() if h.get("generated")]
     assert generated and all(paths[p]["snapshot"] is None for p in generated)
     assert tree_state(prod) == before
+
+
+@pytest.mark.soak
+def test_an_ssh_staging_asset_keeps_the_change_and_runs_its_tests_there(
+    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, need_sshd: None
+) -> None:
+    from tests.sshserver import running_server
+
+    prod = _host(tmp_path / "prod")
+    remote = _host(tmp_path / "remote-stg")
+    _asset(sqlite_engine, "web1", prod, Environment.PROD)
+    with running_server(tmp_path / "server") as server:
+        monkeypatch.setenv("JUPITER_SSH_KEY", str(server.client_key))
+        monkeypatch.setenv("JUPITER_KNOWN_HOSTS", str(server.known_hosts))
+        spec = AssetSpec(
+            id="stg-far",
+            environment=Environment.STAGING,
+            connection=f"ssh:{server.username}@{server.host}:{server.port}{remote}",
+            tests=["grep", "-q", "^PermitRootLogin no", "etc/ssh/sshd_config"],
+        )
+        with sqlite_engine.db.transaction() as s:
+            asset_repo.upsert_asset(s, spec)
+        report = _test_one_rule(
+            sqlite_engine,
+            ["web1"],
+            ["stg-far"],
+            checks=["validator", "rollback_rehearsal", "finding_gone", "asset_tests"],
+            asset_specs={"stg-far": spec},
+        )
+    assert report.ready_for_production, report.to_json()
+    assert _by_name(report)["asset_tests"]["outcome"] == "passed"
+    assert "PermitRootLogin no" in (remote / "etc/ssh/sshd_config").read_text()
