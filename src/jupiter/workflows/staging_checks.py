@@ -84,8 +84,10 @@ def validator_check(target: str, outcome: dict[str, Any]) -> CheckResult:
         return CheckResult("validator", target, "failed", "; ".join(failed)[:TAIL], details)
     passed = [v for v in ran if v.get("status") == "passed"]
     if not passed:
+        skipped = sorted({f"{v.get('validator')}: {v.get('detail')}" for v in ran})
+        why = "validators skipped: " + "; ".join(skipped) if skipped else ""
         return CheckResult(
-            "validator", target, "skipped", "no validator applies to these changes", details
+            "validator", target, "skipped", why or "no validator applies to these changes", details
         )
     names = sorted({str(v.get("validator")) for v in passed})
     return CheckResult(
