@@ -225,6 +225,11 @@ BAD = {
         "name: Bad Name\nstages:\n  - kind: deploy\n",
         r":1: field 'name': String should match pattern",
     ),
+    "bad window": (
+        "name: t\nwindow: always\nstages:\n  - kind: deploy\n    window: Saturday nights\n",
+        r":5: stage 'deploy', field 'window': window 'Saturday nights' is not a maintenance "
+        r"window; write DAYS HH:MM-HH:MM ZONE",
+    ),
     "not yaml": ("name: t\nstages: [kind: deploy\n", r":3: not valid YAML"),
     "a list": ("- kind: deploy\n", r":1: a workflow is a mapping with name and stages"),
     "empty": ("", r":1: a workflow is a mapping .* this file is empty"),
