@@ -58,6 +58,7 @@ def _register() -> None:
         generate_cmd,
         remediate,
         scripts,
+        workflows_cmd,
     )
 
     app.command("init", help="Create the workspace (idempotent).")(findings.init)
@@ -71,6 +72,9 @@ def _register() -> None:
         advisories.app, name="advisories", help="Offline OSV advisory database for `scan`."
     )
     app.add_typer(scripts.app, name="scripts", help="Register your own remediation scripts.")
+    app.add_typer(
+        workflows_cmd.app, name="workflows", help="List, show and validate remediation workflows."
+    )
     remediate.register(app)
     app.command("generate", help="Render a secure ssh, firewall or postgresql configuration.")(
         generate_cmd.generate
