@@ -58,6 +58,7 @@ def _register() -> None:
         generate_cmd,
         remediate,
         scripts,
+        worker_cmd,
         workflows_cmd,
     )
 
@@ -74,6 +75,9 @@ def _register() -> None:
     app.add_typer(scripts.app, name="scripts", help="Register your own remediation scripts.")
     app.add_typer(
         workflows_cmd.app, name="workflows", help="List, show and validate remediation workflows."
+    )
+    app.command("worker", help="Run due work (schedules, waiting deploys) until stopped.")(
+        worker_cmd.worker
     )
     remediate.register(app)
     app.command("generate", help="Render a secure ssh, firewall or postgresql configuration.")(
