@@ -57,6 +57,7 @@ def _register() -> None:
         findings,
         generate_cmd,
         remediate,
+        schedules_cmd,
         scripts,
         worker_cmd,
         workflows_cmd,
@@ -75,6 +76,9 @@ def _register() -> None:
     app.add_typer(scripts.app, name="scripts", help="Register your own remediation scripts.")
     app.add_typer(
         workflows_cmd.app, name="workflows", help="List, show and validate remediation workflows."
+    )
+    app.add_typer(
+        schedules_cmd.app, name="schedules", help="Scan assets on a timer (continuous detection)."
     )
     app.command("worker", help="Run due work (schedules, waiting deploys) until stopped.")(
         worker_cmd.worker
