@@ -296,3 +296,33 @@ def test_schedules_from_the_command_line(tmp_path: Path) -> None:
     assert bad.stderr == "error: give exactly one of --every DURATION (such as 6h) or --cron EXPR\n"
     gone = run_cli("schedules", "remove", str(row["id"]), "--json", home=home)
     assert gone.returncode == 0 and json.loads(gone.stdout)["id"] == row["id"]
+
+
+def test_a_broken_run_does_not_stop_the_next_schedule(
+    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _assets(sqlite_engine, tmp_path, web=tmp_path)
+    first = sqlite_engine.schedules.add(asset="web", every="1h", ingest_command=["true"], now=T0)
+    second = sqlite_engine.schedules.add(
+        asset="web", every="1h", ingest_command=["cat", str(SARIF)], now=T0
+    )
+    import jupiter.schedule_run as schedule_run
+
+    real = schedule_run.run_schedule
+
+    def breaks_on_the_first(engine: Engine, row: ScheduleRow, now: datetime) -> dict[str, Any]:
+        if row.id == first["id"]:
+            raise RuntimeError("disk full")
+        return real(engine, row, now)
+
+    monkeypatch.setattr(schedule_run, "run_schedule", breaks_on_the_first)
+    broken, fine = worker.run_once(sqlite_engine, T0)["schedules"]
+    assert (
+        broken["status"] == "failed" and broken["errors"][0]["error"] == "RuntimeError: disk full"
+    )
+    assert fine["schedule"] == second["id"] and fine["status"] == "ok" and fine["detected"] == 3
+    assert _events(sqlite_engine, "schedule.failed")[0]["error"] == "RuntimeError: disk full"
+    rows = {r["id"]: r for r in sqlite_engine.schedules.list_all()}
+    assert rows[first["id"]]["last_status"] == "failed"
+    # Claimed before it broke: not retried in a loop, due again in an hour.
+    assert rows[first["id"]]["next_run_at"] == (T0 + timedelta(hours=1)).isoformat()

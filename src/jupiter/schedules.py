@@ -230,9 +230,31 @@ class Schedules:
         out: list[dict[str, Any]] = []
         for schedule_id in due:
             claimed = self._claim(schedule_id, now)
-            if claimed is not None:
+            if claimed is None:
+                continue  # another worker runs it
+            try:
                 out.append(self._run(claimed, now))
+            except Exception as exc:  # noqa: BLE001 - one schedule must not stop the others
+                out.append(self._failed(claimed, now, exc))
         return out
+
+    def _failed(self, row: ScheduleRow, now: datetime, exc: Exception) -> dict[str, Any]:
+        """A run that broke outside any one asset: recorded, the round goes on."""
+        from jupiter.worker import _sentence
+
+        error = {"asset": None, "step": "run", "error": _sentence(exc)}
+        result = {"schedule": row.id, "at": now.isoformat(), "status": "failed", "errors": [error]}
+        try:
+            with self.engine.db.transaction() as s:
+                current = s.get(ScheduleRow, row.id)
+                if current is not None:
+                    current.last_status = "failed"
+                    current.last_result = {"status": "failed", "errors": [error]}
+                    current.runs = (current.runs or 0) + 1
+                audit.record(s, self.engine.actor, "schedule.failed", f"schedule:{row.id}", error)
+        except Exception:  # noqa: BLE001, S110 - the worker's result still carries it
+            pass
+        return result
 
     def _claim(self, schedule_id: int, now: datetime) -> ScheduleRow | None:
         """Move the schedule's next run past ``now``, unless another worker did."""
