@@ -80,8 +80,11 @@ def make_judge(config: HealthConfig, probes: Iterable[AnyProbe] = ()) -> Judge:
     """A fresh judge for one bake (``config.judge`` picks which)."""
     extra = list(probes)
     validate_config(config, extra)
-    # The statistical judge lands next; until then both names get the rules.
-    return ThresholdJudge(config, extra)
+    if config.judge == "threshold":
+        return ThresholdJudge(config, extra)
+    from jupiter.health.statistical import StatisticalJudge
+
+    return StatisticalJudge(config, extra)
 
 
 class Collected:
