@@ -30,6 +30,7 @@ from jupiter.yamlfile import read_yaml
 
 if TYPE_CHECKING:
     from jupiter.plugins.registry import Registry
+    from jupiter.schedules import Schedules
 
 Progress = Callable[[int], None]
 
@@ -82,6 +83,13 @@ class Engine(Fixing, RollingBack, Auditing):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def schedules(self) -> Schedules:
+        """Continuous detection: scheduled scans and ingests (``jupiter schedules``)."""
+        from jupiter.schedules import Schedules
+
+        return Schedules(self)
 
     # -- workspace -------------------------------------------------------
     def init(self) -> dict[str, Any]:
