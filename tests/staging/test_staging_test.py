@@ -18,7 +18,6 @@ from jupiter.plugins.sshd.validate import find_sshd
 from jupiter.store import assets as asset_repo
 from jupiter.workflows.definitions import ALL_CHECKS
 from jupiter.workflows.staging import StagingReport, run_staging_test
-from jupiter.workflows.staging_health import UNAVAILABLE
 from tests.conftest import ROOT, need_service
 from tests.engine.test_fix_and_rollback import tree_state
 
@@ -207,15 +206,48 @@ def test_health_probes_on_staging_are_judged_or_reported_unavailable(
     )
 
     health = _by_name(report)["health"]
-    try:
-        import jupiter.health.probes  # noqa: F401
-    except ImportError:
-        assert (health["outcome"], health["evidence"]) == ("skipped", UNAVAILABLE)
-    else:
-        assert health["outcome"] == "failed", health
-        assert "root-login" in str(health["evidence"])
-        assert len(health["details"]["baseline"]) == 6  # type: ignore[index]
-        assert not report.ready_for_production
+    assert health["outcome"] == "failed", health
+    assert "root-login" in str(health["evidence"])
+    assert len(health["details"]["baseline"]) == 6  # type: ignore[index]
+    assert not report.ready_for_production
+
+
+def test_healthy_probes_pass_under_the_default_statistical_judge(
+    sqlite_engine: Engine, tmp_path: Path, need_sshd: None
+) -> None:
+    prod = _host(tmp_path / "prod")
+    stg = _host(tmp_path / "stg")
+    _asset(sqlite_engine, "web1", prod, Environment.PROD)
+    spec = _asset(sqlite_engine, "web-stg", stg, Environment.STAGING)
+    probe = CommandProbe(name="config", argv=["test", "-f", "{root}/etc/ssh/sshd_config"])
+    spec = spec.model_copy(update={"probes": [probe]})
+
+    report = _test_one_rule(
+        sqlite_engine,
+        ["web1"],
+        ["web-stg"],
+        asset_specs={"web-stg": spec},
+        checks=["health"],
+        health=HealthConfig(interval=0.01),
+    )
+
+    health = _by_name(report)["health"]
+    assert health["outcome"] == "passed", health
+    assert report.ready_for_production
+
+
+def test_a_probe_that_cannot_work_is_refused_before_anything_changes(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    prod = _host(tmp_path / "prod")
+    stg = _host(tmp_path / "stg")
+    _asset(sqlite_engine, "web1", prod, Environment.PROD)
+    spec = _asset(sqlite_engine, "web-stg", stg, Environment.STAGING)
+    spec = spec.model_copy(update={"probes": [CommandProbe(argv=["no-such-program-xyz"])]})
+    before = tree_state(stg)
+    with pytest.raises(InputError, match="no-such-program-xyz"):
+        _test(sqlite_engine, ["web1"], ["web-stg"], asset_specs={"web-stg": spec})
+    assert tree_state(stg) == before
 
 
 def test_bad_input_is_refused_before_anything_changes(

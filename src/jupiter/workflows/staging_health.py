@@ -4,24 +4,12 @@ judge (:mod:`jupiter.health.judge`)."""
 
 from __future__ import annotations
 
-import importlib
 import time
-from typing import Any
 
+from jupiter.health.judge import make_judge, validate_config
 from jupiter.health.model import HealthConfig, Probe, Sample
+from jupiter.health.probes import check_probe, sample_all
 from jupiter.workflows.staging_checks import CheckResult, Outcome
-
-UNAVAILABLE = "probes module unavailable"
-
-
-def _modules() -> tuple[Any, Any] | None:
-    """``(sample_all, make_judge)`` from the health package, when installed."""
-    try:
-        probes = importlib.import_module("jupiter.health.probes")
-        judge = importlib.import_module("jupiter.health.judge")
-    except ImportError:
-        return None
-    return probes.sample_all, judge.make_judge
 
 
 class HealthWatch:
@@ -35,12 +23,8 @@ class HealthWatch:
         self.own, self.config = list(probes), config
         self.probes: list[Probe] = [*probes, *config.probes]
         self.before: list[Sample] = []
-        self.problem: str | None = None
 
     def _sample(self, rounds: int) -> list[Sample]:
-        mods = _modules()
-        assert mods is not None
-        sample_all = mods[0]
         out: list[Sample] = []
         for i in range(rounds):
             if i:
@@ -49,8 +33,13 @@ class HealthWatch:
         return out
 
     def baseline(self) -> None:
-        if not self.probes or _modules() is None:
+        """Refuse a configuration or probe that cannot work (InputError,
+        before anything changed), then sample the baseline."""
+        if not self.probes:
             return
+        validate_config(self.config, self.own)
+        for probe in self.probes:
+            check_probe(probe, asset=self.asset, root=self.root)
         self.before = self._sample(self.config.baseline_samples)
 
     def check(self, skip_reason: str | None = None) -> CheckResult:
@@ -60,11 +49,8 @@ class HealthWatch:
             return CheckResult(
                 "health", self.label, "skipped", f"no health probes declared for {self.asset}"
             )
-        mods = _modules()
-        if mods is None:
-            return CheckResult("health", self.label, "skipped", UNAVAILABLE)
         after = self._sample(self.config.samples)
-        judge = mods[1](self.config, self.own)
+        judge = make_judge(self.config, self.own)
         verdict = judge.look({self.asset: self.before}, {self.asset: after}, {})
         details = {
             "verdict": verdict.to_json(),
