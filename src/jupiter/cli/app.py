@@ -57,6 +57,7 @@ def _register() -> None:
         findings,
         generate_cmd,
         remediate,
+        remediations_cmd,
         scripts,
     )
 
@@ -72,6 +73,7 @@ def _register() -> None:
     )
     app.add_typer(scripts.app, name="scripts", help="Register your own remediation scripts.")
     remediate.register(app)
+    remediations_cmd.register(app)
     app.command("generate", help="Render a secure ssh, firewall or postgresql configuration.")(
         generate_cmd.generate
     )
