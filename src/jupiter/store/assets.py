@@ -34,7 +34,8 @@ _SETTINGS = ("probes", "tests", "blue_green", "window")
 def spec_settings(spec: AssetSpec) -> dict[str, object] | None:
     """The workflow fields of a spec (probes, tests, blue_green, window) as
     stored in ``assets.settings``; None when none is set."""
-    data = spec.model_dump(mode="json", include=set(_SETTINGS), exclude_defaults=True)
+    dumped = spec.model_dump(mode="json", include=set(_SETTINGS))
+    data = {k: v for k, v in dumped.items() if v not in (None, [])}
     return data or None
 
 
