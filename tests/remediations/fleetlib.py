@@ -122,8 +122,12 @@ class AppFix(Remediator):
 
 
 def use_app_plugin(engine: Engine) -> None:
-    engine.registry.plugins.clear()
-    engine.registry.add(AppFix(), source="test")
+    """Only AppFix (and without loading the built-in plugins: quick)."""
+    from jupiter.plugins.registry import Registry
+
+    registry = Registry()
+    registry.add(AppFix(), source="test")
+    engine._registry = registry
 
 
 def applies(engine: Engine) -> dict[str, int]:

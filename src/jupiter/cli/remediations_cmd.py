@@ -41,6 +41,13 @@ _STYLE = {
 }
 
 
+def _styled(text: str, status: str, default: str = "") -> str:
+    from rich.markup import escape
+
+    style = _STYLE.get(status, default)
+    return f"[{style}]{escape(text)}[/]" if style else escape(text)
+
+
 def register(root: typer.Typer) -> None:
     root.command(
         "remediate",
@@ -58,10 +65,9 @@ def _progress(json: bool) -> Any:
     def show(e: EventInfo) -> None:
         if e.status == "started":
             return
-        style = _STYLE.get(e.status, "")
         who = f" {e.target}" if e.target else ""
         took = f" ({e.duration:.2f}s)" if e.duration is not None else ""
-        out.print(f"  {e.stage:<10} {e.name}{who}: [{style}]{e.status}[/]{took}")
+        out.print(f"  {e.stage:<10} {e.name}{who}: {_styled(e.status, e.status)}{took}")
 
     return show
 
@@ -141,10 +147,11 @@ def _print_created(made: dict[str, Any], info: RemediationInfo | None) -> None:
 
 
 def _print_info(info: RemediationInfo, timeline: bool = True) -> None:
+    from rich.markup import escape
+
     out = state.console()
-    style = _STYLE.get(info.status, "cyan")
     out.print(
-        f"{info.id} [{style}]{info.status}[/] workflow {info.workflow}, stage "
+        f"{info.id} {_styled(info.status, info.status, 'cyan')} workflow {info.workflow}, stage "
         f"{info.stage or '(done)'}, plan {info.plan_hash[:12]}"
     )
     if info.reason:
@@ -159,8 +166,10 @@ def _print_info(info: RemediationInfo, timeline: bool = True) -> None:
     if info.due_at:
         out.print(f"  next look: {info.due_at}")
     for t in info.targets:
-        ts = _STYLE.get(t.status, "")
-        out.print(f"  {t.asset:<20} {t.role:<10} batch {t.batch}  [{ts}]{t.status}[/]  {t.detail}")
+        out.print(
+            f"  {t.asset:<20} {t.role:<10} batch {t.batch}  {_styled(t.status, t.status)}  "
+            f"{escape(t.detail)}"
+        )
     result = info.result
     if result:
         for key in ("status", "reason", "target", "rollback_snapshot", "rollback_duration"):
@@ -173,8 +182,8 @@ def _print_info(info: RemediationInfo, timeline: bool = True) -> None:
                 continue
             who = f" {e.target}" if e.target else ""
             took = f" {e.duration:.2f}s" if e.duration is not None else ""
-            es = _STYLE.get(e.status, "")
-            out.print(f"  {e.at[:19]} {e.stage:<10} {e.name}{who}: [{es}]{e.status}[/]{took}")
+            shown = _styled(e.status, e.status)
+            out.print(f"  {e.at[:19]} {e.stage:<10} {e.name}{who}: {shown}{took}")
 
 
 def _emit(info: RemediationInfo, json: bool, fail_on_rollback: bool = True) -> None:
@@ -199,10 +208,9 @@ def list_(
     if not items:
         out.print("no remediations")
     for i in items:
-        style = _STYLE.get(i.status, "cyan")
         out.print(
-            f"{i.id:<8} [{style}]{i.status:<18}[/] {i.workflow:<14} {i.group or '-':<12} "
-            f"{len(i.targets)} target(s)  {i.created_at[:19]}"
+            f"{i.id:<8} {_styled(f'{i.status:<18}', i.status, 'cyan')} {i.workflow:<14} "
+            f"{i.group or '-':<12} {len(i.targets)} target(s)  {i.created_at[:19]}"
         )
 
 

@@ -5,6 +5,7 @@ in its own transaction with its audit entry."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -211,9 +212,11 @@ class Ctx:
         if self.progress is not None:
             from jupiter.remediations.results import EventInfo
 
-            self.progress(
-                EventInfo(stage, name, status, target, now.isoformat(), duration, detail or {})
-            )
+            # A display must never stop the work.
+            with contextlib.suppress(Exception):
+                self.progress(
+                    EventInfo(stage, name, status, target, now.isoformat(), duration, detail or {})
+                )
 
     def audit(self, action: str, data: dict[str, Any]) -> None:
         with self.db.transaction() as s:
