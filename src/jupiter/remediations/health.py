@@ -79,7 +79,7 @@ def watch(
     An inconclusive verdict extends the watch up to ``max_bake``."""
     cfg = config or ctx.workflow.health
     base = baseline(ctx, changed + control)
-    judge = bridges.Judging(cfg)
+    judge = bridges.Judging(cfg, [p for r in changed + control for p in probes_of(ctx, r)])
     deadline = time.monotonic() + seconds
     limit = time.monotonic() + max(seconds, cfg.max_bake)
     verdict = Verdict("pass", "no probes")

@@ -53,7 +53,6 @@ class Remediations:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        bridges.register_due("remediations", due)
 
     @property
     def actor(self) -> str:
