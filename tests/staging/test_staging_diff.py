@@ -78,3 +78,12 @@ def test_a_command_is_held_to_the_paths_it_declared() -> None:
     grown_after = [*after, _entry("new", "b\n")]
     sneaky = compare_declared(["app.conf"], grown_before, grown_after, blobs.__getitem__)
     assert list(sneaky.mismatched) == ["new"]
+
+
+def test_a_plan_without_a_diff_is_held_to_the_content_it_writes() -> None:
+    blobs = _blobs("a\n", "b\n", "c\n")
+    before, after = [_entry("f", "a\n")], [_entry("f", "b\n")]
+    planned = {"f": hashlib.sha256(b"b\n").hexdigest()}
+    assert compare("", before, after, blobs.__getitem__, written=planned).ok
+    other = {"f": hashlib.sha256(b"c\n").hexdigest()}
+    assert not compare("", before, after, blobs.__getitem__, written=other).ok

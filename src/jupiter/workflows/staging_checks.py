@@ -8,13 +8,14 @@ The orchestration (which target, in which order) is in
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import select
 
 from jupiter.errors import InputError, JupiterError
-from jupiter.redact import redact_text
+from jupiter.redact import MASK, redact_text
 from jupiter.run_manifest import manifest_entry
 from jupiter.snapshots import BlobStore, ManifestEntry
 from jupiter.store import findings as finding_repo
@@ -122,6 +123,19 @@ def generated_paths(plan: dict[str, Any]) -> list[str]:
     ]
 
 
+def written_hashes(plan: dict[str, Any]) -> dict[str, str]:
+    """sha256 of the content each ``write`` change puts at its path (not for
+    content the stored plan shows redacted)."""
+    out: dict[str, str] = {}
+    for c in plan.get("changes", []):
+        if not isinstance(c, dict) or c.get("kind") != "write":
+            continue
+        content = c.get("content")
+        if isinstance(content, str) and MASK not in content:
+            out[str(c["path"])] = hashlib.sha256(content.encode()).hexdigest()
+    return out
+
+
 def command_paths(plan: dict[str, Any]) -> list[str] | None:
     """The paths a plan with a command declares (``None``: no command)."""
     changes = [c for c in plan.get("changes", []) if isinstance(c, dict)]
@@ -159,7 +173,12 @@ def dry_run_check(
             result = compare_declared(declared, before, after, blobs.get)
         else:
             result = compare(
-                str(seen.get("diff", "")), before, after, blobs.get, generated_paths(plan)
+                str(seen.get("diff", "")),
+                before,
+                after,
+                blobs.get,
+                generated_paths(plan),
+                written_hashes(plan),
             )
         per_step.append(
             {

@@ -12,7 +12,7 @@ starts with ``--`` cannot be mistaken for a header) and compared per path."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from jupiter.plans import unified_diff
@@ -127,8 +127,13 @@ def compare(
     after: list[ManifestEntry],
     read: Callable[[str], bytes],
     generated: Iterable[str] = (),
+    written: Mapping[str, str] | None = None,
 ) -> DiffComparison:
-    """The previewed diff of one step against what its apply changed."""
+    """The previewed diff of one step against what its apply changed.
+
+    ``written`` maps a path the plan writes to the sha256 of the content it
+    writes: a plan whose diff does not show that path (some plans carry no
+    diff) is then held to that content instead."""
     gen = set(generated)
     after_by = {e.path: e for e in after}
     paths = [e.path for e in before]
@@ -143,6 +148,15 @@ def compare(
             applied[entry.path] = section
     for path in sorted((set(shown) | set(applied)) - gen):
         want, got = shown.get(path, ""), applied.get(path, "")
+        landed = after_by.get(path)
+        if (
+            not want
+            and path in (written or {})
+            and landed is not None
+            and landed.sha256 == (written or {})[path]
+        ):
+            result.matched.append(f"{path} (content as planned)")
+            continue
         if want == got:
             result.matched.append(path or "(text outside any file)")
         else:
