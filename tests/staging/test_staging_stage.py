@@ -65,3 +65,31 @@ def test_a_failed_staging_test_stops_before_production(
     assert validator["outcome"] == "failed" and "rejected" in validator["evidence"]
     assert (stage / "etc/app.conf").read_text() == "insecure reject-me\n"
     assert [tree(r) for r in roots] == prod_before
+
+
+def test_the_built_in_ssh_workflow_tests_on_staging_with_real_sshd(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    from jupiter.plugins.sshd.validate import find_sshd
+    from tests.conftest import need_service
+
+    need_service(find_sshd() is not None, "sshd is not installed; run scripts/services.sh")
+    roots = make_fleet(tmp_path, 1, staging=1)
+    sqlite_engine.import_assets(tmp_path / "assets.yaml")
+    prod_before = tree(roots[0])
+
+    made = sqlite_engine.remediations.create(
+        group="web", only=["SSHD-ROOT-LOGIN"], workflow="config.ssh"
+    )
+    assert made.remediation is not None
+    info = sqlite_engine.remediations.run(made.remediation.id)
+
+    assert info.workflow == "config.ssh"
+    assert info.status == "awaiting_approval", info.to_json()
+    test = info.facts["test"]
+    assert test["ready_for_production"], test
+    validator = next(c for c in test["checks"] if c["name"] == "validator")
+    assert "sshd -t" in validator["evidence"]
+    staged = tmp_path / "fleet" / "stage-01" / "etc/ssh/sshd_config"
+    assert "PermitRootLogin no" in staged.read_text()
+    assert tree(roots[0]) == prod_before
