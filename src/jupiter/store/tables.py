@@ -170,6 +170,10 @@ class RunRow(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
     rollback_of: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    # The process running it: `jupiter runs recover` refuses a run whose
+    # process is still alive on its host.
+    holder_host: Mapped[str | None] = mapped_column(String(255))
+    holder_pid: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
 

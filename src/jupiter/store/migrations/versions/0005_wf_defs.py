@@ -1,7 +1,7 @@
 """schedules: continuous detection (scan or ingest an asset or group on a timer)
 
-Revision ID: 0004_wf_defs
-Revises: 0003
+Revision ID: 0005_wf_defs
+Revises: 0004
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import jupiter.store.tables
 
-revision: str = "0004_wf_defs"
-down_revision: str | None = "0003"
+revision: str = "0005_wf_defs"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
