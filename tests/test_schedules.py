@@ -326,3 +326,19 @@ def test_a_broken_run_does_not_stop_the_next_schedule(
     assert rows[first["id"]]["last_status"] == "failed"
     # Claimed before it broke: not retried in a loop, due again in an hour.
     assert rows[first["id"]]["next_run_at"] == (T0 + timedelta(hours=1)).isoformat()
+
+
+def test_a_broken_workflow_file_is_reported_not_fatal(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    flows = sqlite_engine.workspace.home / "workflows"
+    flows.mkdir(parents=True)
+    (flows / "bad.yaml").write_text("name: bad\nstages:\n  - kind: deplyo\n")
+    _assets(sqlite_engine, tmp_path, web=tmp_path)
+    sqlite_engine.schedules.add(asset="web", every="1h", ingest_command=["cat", str(SARIF)], now=T0)
+    (run,) = worker.run_once(sqlite_engine, T0)["schedules"]
+    assert len(run["new_findings"]) == 3 and run["status"] == "partial"
+    (error,) = run["errors"]
+    assert error["step"] == "auto_start workflows"
+    assert error["error"].startswith(f"{flows / 'bad.yaml'}:3: stage 'deplyo': unknown stage kind")
+    assert len(_events(sqlite_engine, "event.findings.new")) == 1
