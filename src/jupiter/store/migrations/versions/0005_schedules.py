@@ -1,6 +1,6 @@
 """schedules: continuous detection (scan or ingest an asset or group on a timer)
 
-Revision ID: 0005_wf_defs
+Revision ID: 0005
 Revises: 0004
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 import jupiter.store.tables
 
-revision: str = "0005_wf_defs"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
