@@ -198,18 +198,23 @@ def _auto_start(
     return problems
 
 
-def open_remediation(engine: Engine, row: ScheduleRow, wf: Workflow, ids: list[int]) -> Any:
-    """The seam to the remediations service (issue 9, helper wf-core)."""
-    service = getattr(engine, "remediations", None)
-    if service is None or not hasattr(service, "create"):
-        raise InputError(
-            f"workflow {wf.name!r} has auto_start: true but this Jupiter has no remediations "
-            "service to open one; start it by hand with `jupiter remediate`"
-        )
-    created = service.create(
+def open_remediation(
+    engine: Engine, row: ScheduleRow, wf: Workflow, ids: list[int]
+) -> dict[str, Any]:
+    """Plan and store a remediation of ``ids`` with ``wf`` on the schedule's
+    asset or group (``planned``; the worker's remediations source drives it,
+    and its approval or manual stages wait for people as usual)."""
+    created = engine.remediations.create(
         findings=ids, workflow=wf.name, asset=row.asset_id, group=row.group_name
     )
-    return created.to_json() if hasattr(created, "to_json") else created
+    info = created.remediation
+    return {
+        "workflow": wf.name,
+        "status": created.status,  # planned, or nothing_to_do when no fix applies
+        "remediation": info.id if info is not None else None,
+        "plan_hash": created.plan_hash,
+        "findings": ids,
+    }
 
 
 def _finish(engine: Engine, row: ScheduleRow, result: dict[str, Any]) -> None:
