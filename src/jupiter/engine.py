@@ -340,8 +340,9 @@ def load_asset_file(path: Path) -> list[AssetSpec]:
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"]) or "(entry)"
+            msg = str(err["msg"]).removeprefix("Value error, ")
             raise InputError(
-                f"{path}: asset #{index}, field {loc}: {err['msg']}; fix it and import again"
+                f"{path}: asset #{index}, field {loc}: {msg}; fix it and import again"
             ) from None
         if spec.id in seen:
             raise InputError(f"{path}: asset id {spec.id!r} appears twice; ids must be unique")
