@@ -130,9 +130,12 @@ JUPITER_ACTOR="lead@$(hostname)" "$J" remediations approve "$rem" | brief || tru
 import json, sys
 r = json.load(sys.stdin)
 print("remediation", r["id"], r["status"], "-", r["reason"])
+test = r["facts"].get("test") or {}
+print("  staging test: {}/{} checks passed, ready_for_production={}".format(
+    test.get("tests_passed"), test.get("tests_run"), test.get("ready_for_production")))
 def find(d):
     if isinstance(d, dict):
-        if "rollback_snapshot" in d:
+        if "rollback_duration" in d:
             return d
         for v in d.values():
             hit = find(v)

@@ -25,11 +25,12 @@ _NO_PASSWORDS = re.compile(r"^\s*PasswordAuthentication\s+no\b", re.M | re.I)
 
 def handler(root: Path) -> type[BaseHTTPRequestHandler]:
     class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             broken = False
             if (root / "needs-password-login").exists():
-                config = root / "etc/ssh/sshd_config"
-                broken = bool(_NO_PASSWORDS.search(config.read_text(errors="replace")))
+                ssh = root / "etc/ssh"
+                configs = [ssh / "sshd_config", *sorted(ssh.glob("sshd_config.d/*.conf"))]
+                broken = any(_NO_PASSWORDS.search(c.read_text(errors="replace")) for c in configs)
             time.sleep(0.003)
             body = b"password login refused\n" if broken else b"ok\n"
             self.send_response(500 if broken else 200)
