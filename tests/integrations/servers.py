@@ -58,11 +58,14 @@ def http_server(handler: Handler) -> Iterator[Recorder]:
             rec.requests.append(req)
             status, body = rec.handler(req)
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+            except OSError:
+                pass  # the client is gone (killed mid-request): nothing to answer
 
         do_GET = do_POST = do_PUT = _serve
 
