@@ -39,6 +39,9 @@ from jupiter.store.db import Database
 from jupiter.store.tables import OutboxRow, utcnow
 
 log = logging.getLogger(__name__)
+#: Shorter configured "secrets" are not scrubbed from errors one by one (a
+#: one-letter test token would mask every such letter); redaction still runs.
+_MIN_SECRET = 6
 
 
 def backoff(attempt: int, settings: DispatchSettings, rng: random.Random | None = None) -> float:
@@ -159,7 +162,8 @@ class Dispatcher:
         text = str(error) or type(error).__name__
         spec = self.routing.channels.get(name)
         for secret in spec.secret_values() if spec else []:
-            text = text.replace(secret, MASK)
+            if len(secret) >= _MIN_SECRET:
+                text = text.replace(secret, MASK)
         return redact_text(text)[:2000]
 
     def _settle(

@@ -51,6 +51,7 @@ class Channel:
         self.spec = spec
         self.name = spec.name
         self.timeout = settings.timeout_s
+        self._tls: ssl.SSLContext | None = None
 
     def deliver(self, item: Delivery) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -82,9 +83,11 @@ class Channel:
         request.add_header("User-Agent", f"jupiter/{__version__}")
         for name, value in (headers or {}).items():
             request.add_header(name, value)
+        if url.startswith("https:") and self._tls is None:
+            self._tls = ssl.create_default_context()  # loading the CAs costs: once per channel
         try:
             with urllib.request.urlopen(  # noqa: S310 - http(s) only, checked in config
-                request, timeout=self.timeout, context=ssl.create_default_context()
+                request, timeout=self.timeout, context=self._tls
             ) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
