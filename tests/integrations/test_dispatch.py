@@ -179,3 +179,38 @@ def test_kill_9_mid_delivery_loses_nothing(tmp_path: Path, monkeypatch: pytest.M
             assert dispatcher.dispatch_once(now + timedelta(seconds=61)).delivered == 1
         keys = [r.headers["x-jupiter-delivery"] for r in rec.requests]
         assert len(keys) == 2 and keys[0] == keys[1]  # redelivered with the same key
+
+
+def test_the_worker_round_delivers_the_outbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupiter import worker
+
+    monkeypatch.setenv("HOOK_SECRET", "k")
+    assert "outbox" in worker.sources()
+    with (
+        http_server(lambda _r: (200, b"ok")) as rec,
+        engine_with(tmp_path, webhook_config(rec.url)) as engine,
+    ):
+        raise_event(engine, "run.failed")
+        raise_event(engine, "rollback.failed")
+        out = worker.run_once(engine)
+        assert out["outbox"] == [
+            {"claimed": 2, "delivered": 2, "retrying": 0, "dead": 0, "errors": {}}
+        ]
+        assert worker.run_once(engine)["outbox"] == []
+    assert len(rec.requests) == 2
+
+
+def test_a_down_channel_costs_one_attempt_per_pass_not_one_per_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", "k")
+    url = f"http://127.0.0.1:{closed_port()}"
+    with engine_with(tmp_path, webhook_config(url)) as engine:
+        for _ in range(3):
+            raise_event(engine, "run.failed")
+        result = Dispatcher(engine.db, engine.routing).dispatch_once()
+        assert (result.claimed, result.retrying) == (3, 3)
+        errors = {r.last_error for r in outbox_rows(engine)}
+        assert len(errors) == 1 and "cannot be reached" in errors.pop()  # type: ignore[operator]

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from jupiter.integrations.channels.base import Channel, ChannelError, Delivery, PermanentError
+from jupiter.integrations.channels.base import (
+    Channel,
+    ChannelDown,
+    ChannelError,
+    Delivery,
+    PermanentError,
+)
 from jupiter.integrations.config import ChannelSpec, DispatchSettings
 
-__all__ = ["Channel", "ChannelError", "Delivery", "PermanentError", "build"]
+__all__ = ["Channel", "ChannelDown", "ChannelError", "Delivery", "PermanentError", "build"]
 
 
 def build(spec: ChannelSpec, settings: DispatchSettings) -> Channel:

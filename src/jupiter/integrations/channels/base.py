@@ -19,6 +19,12 @@ class ChannelError(Exception):
     """A delivery failed; the dispatcher tries again later (with backoff)."""
 
 
+class ChannelDown(ChannelError):
+    """The channel cannot be reached at all (refused, timed out, no route):
+    the rest of the pass's rows for it are not tried, so a dead endpoint
+    costs one timeout per pass, not one per row."""
+
+
 class PermanentError(ChannelError):
     """A delivery that can never succeed as configured (e.g. a Jira
     transition that does not exist): the row goes ``dead`` at once."""
@@ -58,10 +64,16 @@ class Channel:
 
     def deliver_batch(self, items: list[Delivery]) -> dict[int, Exception | None]:
         results: dict[int, Exception | None] = {}
+        down: ChannelDown | None = None
         for item in items:
+            if down is not None:
+                results[item.id] = down
+                continue
             try:
                 self.deliver(item)
                 results[item.id] = None
+            except ChannelDown as exc:
+                results[item.id] = down = exc
             except Exception as exc:  # noqa: BLE001 - every failure is the row's last error
                 results[item.id] = exc
         return results
@@ -98,7 +110,7 @@ class Channel:
             ) from None
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ChannelError(f"{origin(url)} cannot be reached ({reason})") from None
+            raise ChannelDown(f"{origin(url)} cannot be reached ({reason})") from None
 
     def post_json(
         self, url: str, data: Any, headers: dict[str, str] | None = None
