@@ -181,3 +181,23 @@ def test_the_remediation_workflows_table_is_used_when_it_exists(sqlite_engine: E
     assert out["source"] == "remediations"
     assert out["remediations_performed"] == 4 and out["remediation_success_rate"] == 75.0
     assert out["remediations"]["awaiting_approval"] == 1
+
+
+def test_metrics_are_served_over_http(sqlite_engine: Engine) -> None:
+    import urllib.request
+
+    from prometheus_client import start_http_server
+
+    from jupiter.metrics import registry
+
+    build_history(sqlite_engine)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry(sqlite_engine.db))
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert 'jupiter_rollbacks_total{kind="automatic"} 1.0' in text
