@@ -90,13 +90,13 @@ class Integrating:
         finally:
             dispatcher.close()
 
-    def statistics(self, since: str | None = None) -> dict[str, Any]:
+    def statistics(self, since: str | None = None, group: str | None = None) -> dict[str, Any]:
         from jupiter.stats import statistics, window
 
         now = utcnow()
         start = window(since, now)
         with self.db.reading() as s:
-            return statistics(s, now, start)
+            return statistics(s, now, start, group=group)
 
     def metrics_text(self) -> str:
         from jupiter.metrics import render

@@ -14,7 +14,8 @@ From the tables every workspace has (``runs``, ``run_steps``, ``findings``):
 * ``mttr_hours_by_severity``, ``open_by_age`` (days buckets) and
   ``sla_breaches`` (open longer than the severity's SLA days).
 
-``since`` limits runs, steps and fixes to those started (or finished) then
+``group`` limits everything to the assets of that group. ``since`` limits
+runs, steps and fixes to those started (or finished) then
 or later; open findings are always counted as they are now.
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, inspect, literal, select, text
 from sqlalchemy.orm import Session
 
-from jupiter.store.tables import FindingRow, RunRow, RunStepRow
+from jupiter.store.tables import AssetRow, FindingRow, RunRow, RunStepRow
 
 #: Days a finding of each severity may stay open (overridable per call).
 SLA_DAYS = {"critical": 7, "high": 30, "medium": 90, "low": 180}
@@ -45,10 +46,18 @@ def statistics(
     now: datetime,
     since: datetime | None = None,
     sla_days: dict[str, int] | None = None,
+    group: str | None = None,
 ) -> dict[str, Any]:
     sla = {**SLA_DAYS, **(sla_days or {})}
-    run_window = [RunRow.started_at >= since] if since else []
-    step_window = [RunStepRow.finished_at >= since] if since else []
+    run_window: list[ColumnElement[bool]] = [RunRow.started_at >= since] if since else []
+    step_window: list[ColumnElement[bool]] = [RunStepRow.finished_at >= since] if since else []
+    finding_scope: list[ColumnElement[bool]] = []
+    if group is not None:
+        assets = select(AssetRow.id).where(AssetRow.group_name == group)
+        run_window.append(RunRow.asset_id.in_(assets))
+        runs = select(RunRow.id).where(RunRow.asset_id.in_(assets))
+        step_window.append(RunStepRow.run_id.in_(runs))
+        finding_scope.append(FindingRow.asset_id.in_(assets))
 
     fix = and_(RunRow.kind == "fix", RunRow.status != "running", *run_window)
     finished, succeeded, failed, avg_run = session.execute(
@@ -87,7 +96,7 @@ def statistics(
     fixed = session.scalar(
         select(func.count())
         .select_from(FindingRow)
-        .where(FindingRow.status.in_(("fixed", "verified")), *fixed_window)
+        .where(FindingRow.status.in_(("fixed", "verified")), *fixed_window, *finding_scope)
     )
 
     age_days = _seconds(session, literal(_bind_now(session, now)), FindingRow.first_seen) / 86400.0
@@ -100,7 +109,9 @@ def statistics(
         for sev, days in sla.items()
     ]
     open_row = session.execute(
-        select(func.count(), *bucket_cols, *breach_cols).where(FindingRow.status == "open")
+        select(func.count(), *bucket_cols, *breach_cols).where(
+            FindingRow.status == "open", *finding_scope
+        )
     ).one()
     open_total = open_row[0]
     buckets = open_row[1 : 1 + len(AGE_BUCKETS)]
@@ -108,6 +119,7 @@ def statistics(
 
     out: dict[str, Any] = {
         "since": since.isoformat() if since else None,
+        "group": group,
         "source": "runs",
         "remediations_performed": finished,
         "remediation_success_rate": round(100.0 * succeeded / finished, 1) if finished else None,

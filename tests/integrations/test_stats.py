@@ -150,6 +150,21 @@ def test_since_limits_runs_rollbacks_and_fixes(engine: Engine) -> None:
     assert later["vulnerabilities_fixed"] == 0 and later["rollbacks"]["automatic"] == 0
 
 
+def test_group_limits_everything_to_its_assets(engine: Engine) -> None:
+    build_history(engine)
+    with engine.db.transaction() as s:
+        asset = s.get(AssetRow, "a1")
+        assert asset is not None
+        asset.group_name = "payments"
+    with engine.db.reading() as s:
+        mine = statistics(s, NOW, group="payments")
+        other = statistics(s, NOW, group="web")
+    assert mine["remediations_performed"] == 2 and mine["open_findings"] == 4
+    assert mine["vulnerabilities_fixed"] == 2 and mine["group"] == "payments"
+    assert (other["remediations_performed"], other["open_findings"]) == (0, 0)
+    assert other["vulnerabilities_fixed"] == 0 and other["rollbacks_performed"] == 0
+
+
 def test_metrics_are_the_workspace_totals(engine: Engine) -> None:
     build_history(engine)
     text = engine.metrics_text()

@@ -14,10 +14,13 @@ def stats(
         str | None,
         typer.Option("--since", help="From this date (2026-11-01) or age (30d, 12h, 2w) on."),
     ] = None,
+    group: Annotated[
+        str | None, typer.Option("--group", help="Only the assets of this group.")
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Remediations performed, success rate, durations, rollbacks, fixes, SLA."""
-    out = state.engine().statistics(since)
+    out = state.engine().statistics(since, group)
     if json:
         state.emit_json(out)
         return
