@@ -9,8 +9,17 @@ ROOT=$PWD
 J="$ROOT/.venv/bin/jupiter"
 WORK=$(mktemp -d -t jupiter-demo-XXXXXX)
 HEALTHD=""
-trap '[ -n "$HEALTHD" ] && kill "$HEALTHD" 2>/dev/null; rm -rf "$WORK"' EXIT
 export JUPITER_HOME="$WORK/workspace" JUPITER_ACTOR="demo@$(hostname)" COLUMNS="${COLUMNS:-160}"
+
+# A local Splunk HEC and Jira receive the tracking updates (step 13).
+"$ROOT/.venv/bin/python" scripts/fake_receivers.py "$WORK/received.json" > "$WORK/receivers.url" &
+receivers=$!
+trap 'kill "$receivers" 2>/dev/null || true; [ -n "$HEALTHD" ] && kill "$HEALTHD" 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 100); do [ -s "$WORK/receivers.url" ] && break; sleep 0.1; done
+fakes=$(cat "$WORK/receivers.url")
+export JUPITER_SPLUNK_HEC_URL="$fakes" JUPITER_SPLUNK_HEC_TOKEN="demo-hec-token-0000" \
+  JUPITER_JIRA_URL="$fakes" JUPITER_JIRA_USER="demo" JUPITER_JIRA_TOKEN="demo-jira-token" \
+  JUPITER_JIRA_PROJECT="SEC"
 
 step() { printf '\n\033[1;34m== %s\033[0m\n$ %s\n' "$1" "${*:2}"; }
 
@@ -80,7 +89,6 @@ step "12. Every step is in the tamper-evident audit trail" jupiter audit verify
 "$J" audit verify
 "$J" audit export --format cef | tail -n 3
 
-printf '\n\033[1;32mDemo complete.\033[0m Workspace was %s (removed).\n' "$JUPITER_HOME"
 
 # ---------------------------------------------------------------------------
 # The governed workflow across a fleet (the product brief's flow): rollback
@@ -163,3 +171,14 @@ step "17. Every remediation, and the audit chain that proves each step" \
 "$J" remediations list
 "$J" scan "$FLEET/portal-03" --asset portal-03 | tail -n 3
 "$J" audit verify
+
+step "18. Tracking: the SIEM gets every event, the Jira change ticket is resolved; statistics" \
+  jupiter outbox dispatch --once '&&' jupiter stats
+"$J" outbox dispatch --once
+"$J" outbox list --limit 6
+kill "$receivers"; wait "$receivers" 2>/dev/null || true
+echo "what the local Splunk HEC and Jira received:"
+cat "$WORK/received.json"; echo
+"$J" stats
+
+printf '\n\033[1;32mDemo complete.\033[0m Workspace was %s (removed).\n' "$JUPITER_HOME"

@@ -19,6 +19,7 @@ from jupiter import audit
 from jupiter.auditing import Auditing
 from jupiter.errors import InputError
 from jupiter.fixing import Fixing
+from jupiter.integrating import Integrating
 from jupiter.models import AssetSpec, FindingStatus, Severity
 from jupiter.rollbacks import RollingBack
 from jupiter.store import assets as asset_repo
@@ -49,7 +50,7 @@ class IngestReport:
         return {"files": self.files, **self.stats.to_json()}
 
 
-class Engine(Fixing, RollingBack, Auditing):
+class Engine(Fixing, RollingBack, Auditing, Integrating):
     """Jupiter's core, bound to one workspace."""
 
     def __init__(self, workspace: Workspace, actor: str | None = None) -> None:
@@ -81,6 +82,10 @@ class Engine(Fixing, RollingBack, Auditing):
             self.workspace.ensure()
             db = Database(self.workspace.database_url)
             db.migrate()
+            from jupiter.integrations.config import load_routing
+            from jupiter.integrations.outbox import ROUTING_KEY
+
+            db.info[ROUTING_KEY] = load_routing(self.workspace.home)
             self._db = db
         return self._db
 
