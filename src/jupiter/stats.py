@@ -24,10 +24,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, inspect, literal, select, text
+from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from jupiter.store.tables import AssetRow, FindingRow, RunRow, RunStepRow
+from jupiter.store.tables import (
+    AssetRow,
+    FindingRow,
+    RemediationRow,
+    RemediationTargetRow,
+    RunRow,
+    RunStepRow,
+)
 
 #: Days a finding of each severity may stay open (overridable per call).
 SLA_DAYS = {"critical": 7, "high": 30, "medium": 90, "low": 180}
@@ -59,7 +66,13 @@ def statistics(
         step_window.append(RunStepRow.run_id.in_(runs))
         finding_scope.append(FindingRow.asset_id.in_(assets))
 
-    fix = and_(RunRow.kind == "fix", RunRow.status != "running", *run_window)
+    # A remediation's deploy runs count once, as the remediation (below).
+    linked = select(RemediationTargetRow.fix_run_id).where(
+        RemediationTargetRow.fix_run_id.is_not(None)
+    )
+    fix = and_(
+        RunRow.kind == "fix", RunRow.status != "running", RunRow.id.not_in(linked), *run_window
+    )
     finished, succeeded, failed, avg_run = session.execute(
         select(
             func.count(),
@@ -139,7 +152,7 @@ def statistics(
         "sla_days": sla,
         "sla_breaches": {sev: n for sev, n in zip(sla, breaches, strict=True) if n},
     }
-    _remediations(session, out, since)
+    _remediations(session, out, since, group)
     return out
 
 
@@ -154,22 +167,27 @@ def _bucket_name(lo: int, hi: int | None) -> str:
     return f"{lo}-{hi}d" if hi is not None else f">{lo}d"
 
 
-def _remediations(session: Session, out: dict[str, Any], since: datetime | None) -> None:
-    """Counts from the remediation workflow's table when this workspace has it."""
-    if not inspect(session.connection()).has_table("remediations"):
-        return
-    where = " WHERE created_at >= :since" if since else ""
-    rows = session.execute(
-        text(f"SELECT status, count(*) FROM remediations{where} GROUP BY status"),  # noqa: S608 - constant SQL
-        {"since": _bind_now(session, since)} if since else {},
-    ).all()
-    by_status = {str(s): int(n) for s, n in rows}
-    ended = sum(by_status.get(s, 0) for s in _ENDED_REMEDIATION)
-    out["source"] = "remediations"
+def _remediations(
+    session: Session, out: dict[str, Any], since: datetime | None, group: str | None
+) -> None:
+    """Ended remediations count as performed (completed ones as succeeded),
+    beside the fix runs made outside any remediation."""
+    query = select(RemediationRow.status, func.count()).group_by(RemediationRow.status)
+    if since is not None:
+        query = query.where(RemediationRow.created_at >= since)
+    if group is not None:
+        query = query.where(RemediationRow.group_name == group)
+    by_status = {str(s): int(n) for s, n in session.execute(query).all()}
     out["remediations"] = by_status
-    out["remediations_performed"] = ended
-    done = by_status.get("completed", 0)
-    out["remediation_success_rate"] = round(100.0 * done / ended, 1) if ended else None
+    ended = sum(by_status.get(s, 0) for s in _ENDED_REMEDIATION)
+    if not ended:
+        return
+    runs = out["fix_runs"]
+    performed = runs["finished"] + ended
+    succeeded = runs["succeeded"] + by_status.get("completed", 0)
+    out["source"] = "runs and remediations" if runs["finished"] else "remediations"
+    out["remediations_performed"] = performed
+    out["remediation_success_rate"] = round(100.0 * succeeded / performed, 1)
 
 
 def default_now() -> datetime:

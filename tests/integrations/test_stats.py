@@ -178,23 +178,34 @@ def test_metrics_are_the_workspace_totals(engine: Engine) -> None:
     assert 'jupiter_open_findings{severity="critical"} 1.0' in text
 
 
-def test_the_remediation_workflows_table_is_used_when_it_exists(sqlite_engine: Engine) -> None:
-    from sqlalchemy import text
+def test_ended_remediations_count_beside_the_runs_made_outside_them(
+    sqlite_engine: Engine,
+) -> None:
+    from jupiter.store.tables import RemediationRow
 
     build_history(sqlite_engine)
     with sqlite_engine.db.transaction() as s:
-        s.execute(
-            text("CREATE TABLE remediations (id INTEGER PRIMARY KEY, status TEXT, created_at TEXT)")
-        )
         for status in ("completed", "completed", "completed", "rolled_back", "awaiting_approval"):
-            s.execute(
-                text("INSERT INTO remediations (status, created_at) VALUES (:s, '2026-11-30')"),
-                {"s": status},
+            s.add(
+                RemediationRow(
+                    status=status,
+                    workflow="w",
+                    definition={},
+                    group_name="g",
+                    findings=[],
+                    params={},
+                    plan_hash="",
+                    actor="t",
+                    facts={},
+                    created_at=NOW - H,
+                    updated_at=NOW - H,
+                )
             )
     with sqlite_engine.db.reading() as s:
         out = statistics(s, NOW)
-    assert out["source"] == "remediations"
-    assert out["remediations_performed"] == 4 and out["remediation_success_rate"] == 75.0
+    # 2 finished fix runs (1 succeeded) + 4 ended remediations (3 completed).
+    assert out["source"] == "runs and remediations"
+    assert out["remediations_performed"] == 6 and out["remediation_success_rate"] == 66.7
     assert out["remediations"]["awaiting_approval"] == 1
 
 
