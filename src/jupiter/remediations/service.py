@@ -301,15 +301,21 @@ class Remediations:
 
     # -- driving ------------------------------------------------------------
     def run(
-        self, ref: str | int, progress: Callable[[EventInfo], None] | None = None
+        self,
+        ref: str | int,
+        progress: Callable[[EventInfo], None] | None = None,
+        now: datetime | None = None,
     ) -> RemediationInfo:
         """Drive the remediation on as far as it goes now (see :mod:`.runner`);
-        ``progress`` sees each timeline event as it is recorded."""
+        ``progress`` sees each timeline event as it is recorded; ``now`` is
+        the worker round's clock (windows are judged by it)."""
         from jupiter.remediations.runner import drive
 
         rem_id = parse_ref(ref)
         ctx = Ctx(self.engine, rem_id, self.actor)
         ctx.progress = progress
+        if now is not None:
+            ctx.skew = now - utcnow()
         drive(ctx)
         return self.show(rem_id)
 
@@ -510,7 +516,7 @@ def due(engine: Engine, now: datetime) -> list[dict[str, Any]]:
         if not (due_now or orphaned):
             continue
         try:
-            info = engine.remediations.run(row.id)
+            info = engine.remediations.run(row.id, now=now)
             out.append({"remediation": info.id, "status": info.status})
         except ConflictError as exc:
             out.append({"remediation": label(row.id), "status": row.status, "skipped": str(exc)})

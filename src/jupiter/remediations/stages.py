@@ -177,7 +177,7 @@ class Deploy(StageKind):
         rows = ctx.targets("production")
         untouched = all(r.status in (T.PENDING.value, T.SKIPPED.value) for r in rows)
         if window and untouched:
-            when = bridges.next_open(window, utcnow())
+            when = bridges.next_open(window, ctx.now())
             if when is not None:
                 rem = ctx.rem()
                 if rem.status in (M.PLANNED.value, M.TESTED.value):
