@@ -173,8 +173,8 @@ class Deploy(StageKind):
     compensation = "roll back every changed target from its snapshot, proven by hashes"
 
     def run(self, ctx: Ctx, stage: d.DeployStage | d.MitigateStage) -> Next:
-        window = getattr(stage, "window", None) or ctx.workflow.window
         rows = ctx.targets("production")
+        window = getattr(stage, "window", None) or ctx.workflow.window or asset_window(ctx, rows)
         untouched = all(r.status in (T.PENDING.value, T.SKIPPED.value) for r in rows)
         if window and untouched:
             when = bridges.next_open(window, ctx.now())
@@ -191,6 +191,26 @@ class Deploy(StageKind):
         ctx.move(M.DEPLOYING)
         deploy.run(ctx, stage)
         return NEXT
+
+
+def asset_window(ctx: Ctx, rows: list[Any]) -> str | None:
+    """The production assets' own window (``window:`` in assets.yaml), when
+    they agree on one; assets with different windows cannot share a deploy."""
+    from jupiter.errors import InputError
+    from jupiter.store.tables import AssetRow
+
+    with ctx.db.reading() as s:
+        found = {
+            ((a.settings or {}).get("window") if a is not None else None)
+            for a in (s.get(AssetRow, r.asset_id) for r in rows)
+        }
+    found.discard(None)
+    if len(found) > 1:
+        raise InputError(
+            f"the assets of {ctx.label} have different maintenance windows "
+            f"({', '.join(sorted(str(w) for w in found))}); set one window on the workflow"
+        )
+    return next(iter(found), None)
 
 
 @register
