@@ -147,3 +147,42 @@ def test_window_delays_the_deploy_until_the_worker_finds_it_open(
         assert all(
             "PermitRootLogin no" in t.file("etc/ssh/sshd_config").read_text() for t in fleet.prod
         )
+
+
+def test_blue_green_switches_and_a_failure_switches_back(engine: Engine, tmp_path: Path) -> None:
+    with running_fleet(tmp_path / "fleet", 2, group="web", blue_green=True) as fleet:
+        engine.import_assets(fleet.assets_file)
+        workflow(
+            engine.workspace.home,
+            "bg",
+            [
+                {"kind": "snapshot"},
+                {"kind": "deploy", "strategy": {"type": "blue-green"}},
+                {"kind": "verify"},
+            ],
+        )
+        made = engine.remediations.create(group="web", only=[RULE], workflow="bg")
+        assert made.remediation is not None
+        info = engine.remediations.run(made.remediation.id)
+        assert info.status == "completed", info.to_json()
+        for t in fleet.prod:
+            assert (t.root / "current").readlink().name == "green"
+            assert _hardened(t.root / "green/etc/ssh/sshd_config")
+            assert not _hardened(t.root / "blue/etc/ssh/sshd_config"), "the old slot is kept"
+        info = engine.remediations.rollback(info.id)
+        assert info.status == "rolled_back"
+        for t in fleet.prod:
+            assert (t.root / "current").readlink().name == "blue"
+            assert not _hardened(t.file("etc/ssh/sshd_config"))
+        assert engine.audit_verify().ok
+
+
+def test_blue_green_needs_the_layout(engine: Engine, tmp_path: Path) -> None:
+    import pytest
+
+    from jupiter.errors import InputError
+
+    with running_fleet(tmp_path / "fleet", 1, group="web", servers=False) as fleet:
+        engine.import_assets(fleet.assets_file)
+        with pytest.raises(InputError, match="declares no blue_green layout"):
+            engine.remediations.create(group="web", only=[RULE], strategy="blue-green")

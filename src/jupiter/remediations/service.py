@@ -87,6 +87,17 @@ class Remediations:
         chosen = self._targets(target, asset, group)
         wanted, rules, category = self._findings(findings, batch, only)
         wf = self._workflow(workflow, category or (only[0] if only else None), strategy)
+        if isinstance(wf.deploy().strategy, BlueGreen):
+            from jupiter.remediations.slots import layout_of
+
+            flat = [a for a, _, role in chosen if role == "production"]
+            missing = [a for a in flat if layout_of(self.engine, a) is None]
+            if missing:
+                raise InputError(
+                    f"asset {missing[0]!r} declares no blue_green layout, so it cannot be "
+                    "deployed blue-green; add `blue_green: {link: current, slots: [blue, green]}` "
+                    "or choose another --strategy"
+                )
         planned = [
             planning.plan_target(
                 self.engine,

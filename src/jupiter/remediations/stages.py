@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import closing
 from enum import Enum
 from typing import Any, ClassVar
 
 from jupiter.remediations import bridges, deploy, health
 from jupiter.remediations.context import Ctx, Stop, Trigger
+from jupiter.remediations.slots import files
 from jupiter.states import RemediationState, TargetState
 from jupiter.store.tables import utcnow
-from jupiter.targets.factory import open_target
 from jupiter.workflows import definitions as d
 
 M, T = RemediationState, TargetState
@@ -70,8 +69,7 @@ class Snapshot(StageKind):
                 continue
             started = time.monotonic()
             paths = sorted({p for st in ctx.steps(trow) for p in to_plan(st.plan).touched_paths()})
-            target = open_target(trow.connection)
-            with closing(target):
+            with files(ctx.engine, trow.asset_id, trow.connection) as target:
                 entries = capture(target, paths, blobs)
             snap = {
                 "id": f"SNAP-{ctx.label}-{trow.asset_id}",
@@ -232,8 +230,7 @@ class Verify(StageKind):
             if trow.status not in (T.DEPLOYED.value, T.DEPLOYING.value):
                 continue
             started = time.monotonic()
-            target = open_target(trow.connection)
-            with closing(target):
+            with files(ctx.engine, trow.asset_id, trow.connection) as target:
                 still = [
                     c.record.rule_id
                     for c, _ in candidates(ctx.engine, ctx.steps(trow))
