@@ -83,8 +83,8 @@ class Remediations:
             raise InputError(f"unknown strategy {strategy!r}; use rolling, canary or blue-green")
         if batch and not findings and not only:
             raise InputError("--batch needs --finding or --only to say which rule to batch")
-        params = parse_params_for(self.engine, raw_params)
         chosen = self._targets(target, asset, group)
+        params = parse_params_for(self.engine, raw_params) if raw_params else {}
         wanted, rules, category = self._findings(findings, batch, only)
         wf = self._workflow(workflow, category or (only[0] if only else None), strategy)
         if isinstance(wf.deploy().strategy, BlueGreen):

@@ -250,16 +250,22 @@ class Verify(StageKind):
 
     def run(self, ctx: Ctx, stage: d.VerifyStage) -> Next:
         from jupiter.remediations.planning import candidates
+        from jupiter.remediations.targets import done_steps
 
         ctx.move(M.VERIFYING)
         for trow in ctx.targets("production"):
             if trow.status not in (T.DEPLOYED.value, T.DEPLOYING.value):
                 continue
             started = time.monotonic()
+            steps = ctx.steps(trow)
+            if trow.status == T.DEPLOYING.value:
+                # After a mitigation: only what it applied so far.
+                done = done_steps(ctx, trow.asset_id)
+                steps = [st for st in steps if (st.finding_id, st.rule_id) in done]
             with files(ctx.engine, trow.asset_id, trow.connection) as target:
                 still = [
                     c.record.rule_id
-                    for c, _ in candidates(ctx.engine, ctx.steps(trow))
+                    for c, _ in candidates(ctx.engine, steps)
                     if not c.remediator.is_fixed(c.record, target, c.params)
                 ]
             ctx.event(
