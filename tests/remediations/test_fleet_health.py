@@ -186,3 +186,44 @@ def test_blue_green_needs_the_layout(engine: Engine, tmp_path: Path) -> None:
         engine.import_assets(fleet.assets_file)
         with pytest.raises(InputError, match="declares no blue_green layout"):
             engine.remediations.create(group="web", only=[RULE], strategy="blue-green")
+
+
+def test_inconclusive_bake_waits_for_a_person_then_goes_on(engine: Engine, tmp_path: Path) -> None:
+    import yaml
+
+    with running_fleet(tmp_path / "fleet", 2, group="web") as fleet:
+        # A metric the servers never export: every look is "no data".
+        assets = [
+            {
+                "id": t.asset,
+                "group": "web",
+                "environment": "prod",
+                "connection": t.connection,
+                "probes": [
+                    {
+                        "kind": "metric",
+                        "name": "queue",
+                        "url": t.server.metrics_url,  # type: ignore[union-attr]
+                        "metric": "app_queue_depth",
+                        "max": 10,
+                    }
+                ],
+            }
+            for t in fleet.prod
+        ]
+        (tmp_path / "assets.yaml").write_text(yaml.safe_dump({"assets": assets}))
+        engine.import_assets(tmp_path / "assets.yaml")
+        _canary(engine)
+        made = engine.remediations.create(group="web", only=[RULE], workflow="canary")
+        assert made.remediation is not None
+        info = engine.remediations.run(made.remediation.id)
+        assert info.status == "waiting_manual", info.to_json()
+        assert info.facts["verdict"]["status"] == "inconclusive"
+        assert info.facts["waiting"]["fields"] == {"continue": "bool"}
+        assert [t.status for t in info.targets] == ["deployed", "pending"]
+        info = engine.remediations.answer(info.id, {"continue": "true"})
+        # The health stage after the deploy is inconclusive the same way.
+        assert info.status == "waiting_manual"
+        info = engine.remediations.answer(info.id, {"continue": "false"})
+        assert info.status == "rolled_back"
+        assert all(not _hardened(t.file("etc/ssh/sshd_config")) for t in fleet.prod)
