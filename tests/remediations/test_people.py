@@ -185,3 +185,19 @@ def test_mitigate_then_the_full_fix(engine: Engine, tmp_path: Path) -> None:
     assert applies(engine) == {"web-01": 1, "web-02": 1}
     names = [e.stage for e in info.timeline or [] if e.status == "finished"]
     assert names == ["snapshot", "mitigate", "verify", "deploy", "verify-all"]
+
+
+def test_one_driver_at_a_time(engine: Engine, tmp_path: Path) -> None:
+    from jupiter.errors import ConflictError
+    from jupiter.remediations.context import Ctx
+    from jupiter.remediations.runner import Lease
+
+    _setup(engine, tmp_path, 1, [{"kind": "deploy"}])
+    rem = _rem(engine)
+    ctx = Ctx(engine, int(rem.removeprefix("REM-")), "tester")
+    with Lease(ctx):
+        with pytest.raises(ConflictError, match="is being driven by"):
+            engine.remediations.run(rem)
+        assert ctx.rem().lease_holder is not None
+    assert ctx.rem().lease_holder is None
+    assert engine.remediations.run(rem).status == "completed"
