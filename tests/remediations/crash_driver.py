@@ -1,7 +1,7 @@
 """A process to kill: drives a remediation of the test fleet (AppFix
 remediator only, so it is quick) from the command line.
 
-    python -m tests.remediations.crash_driver HOME create|resume|answer [NAME=VALUE]
+    python -m tests.remediations.crash_driver HOME create|resume|worker|answer [NAME=VALUE]
 Prints the final state as JSON; ``JUPITER_FAULT`` kills it at that point."""
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ def main(argv: list[str]) -> int:
         info = eng.remediations.run(made.remediation.id)
     elif action == "resume":
         info = eng.remediations.resume("REM-1")
+    elif action == "worker":
+        from jupiter import worker
+
+        worker.run_once(eng)
+        info = eng.remediations.show("REM-1")
     else:
         fields = dict(a.split("=", 1) for a in argv[2:])
         info = eng.remediations.answer("REM-1", fields)

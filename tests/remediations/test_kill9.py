@@ -88,6 +88,22 @@ def test_kill_at_each_point_then_resume(tmp_path: Path, fault: str) -> None:
         eng.close()
 
 
+def test_the_worker_takes_over_a_killed_remediation(tmp_path: Path) -> None:
+    home = _app_fleet(tmp_path)
+    killed = _driver(home, "create", fault="deploy.after_target:2")
+    assert killed.returncode == -9, killed.stderr
+    resumed = _driver(home, "worker")
+    assert resumed.returncode == 0, resumed.stderr
+    assert orjson.loads(resumed.stdout)["status"] == "completed"
+    eng = _engine(home)
+    try:
+        assert applies(eng) == {f"web-0{i}": 1 for i in range(1, N + 1)}
+        takeovers = [e for e in eng.audit_export() if e["action"] == "remediation.lease_taken_over"]
+        assert len(takeovers) == 1
+    finally:
+        eng.close()
+
+
 @pytest.mark.parametrize(
     "fault",
     [

@@ -148,3 +148,56 @@ def test_plans_are_sealed_and_asset_settings_persist(engine: Engine, tmp_path: P
         spec = asset_spec(s.get(AssetRow, "web-01"))  # type: ignore[arg-type]
     assert spec.window == "always" and spec.probes[0].kind == "command"
     assert engine.remediations.show(rem).targets[0].steps[0]["rule_id"] == "T-APP"
+
+
+def test_more_bad_input(engine: Engine, tmp_path: Path) -> None:
+    _setup(engine, tmp_path, 1, [{"kind": "deploy"}])
+    with pytest.raises(InputError, match="no asset 'ghost'"):
+        engine.remediations.create(asset="ghost")
+    with pytest.raises(InputError, match="unknown strategy"):
+        engine.remediations.create(group="web", strategy="sideways")
+    with pytest.raises(InputError, match="is not a remediation id"):
+        engine.remediations.resume("seven")
+    with pytest.raises(InputError, match="exactly one of"):
+        engine.remediations.create("x", group="web")
+    with pytest.raises(InputError, match="--batch needs"):
+        engine.remediations.create(group="web", batch=True)
+
+
+def test_mitigate_then_the_full_fix(engine: Engine, tmp_path: Path) -> None:
+    roots = _setup(
+        engine,
+        tmp_path,
+        2,
+        [
+            {"kind": "snapshot"},
+            {"kind": "mitigate", "only": ["T-APP"], "strategy": {"type": "rolling", "batch": 2}},
+            {"kind": "verify"},
+            {"kind": "deploy"},
+            {"kind": "verify", "name": "verify-all"},
+        ],
+    )
+    rem = _rem(engine)
+    info = engine.remediations.run(rem)
+    assert info.status == "completed"
+    assert all((r / "etc/app.conf").read_text() == "secure\n" for r in roots)
+    # The mitigation applied the fix; the full deploy found nothing left to do.
+    assert applies(engine) == {"web-01": 1, "web-02": 1}
+    names = [e.stage for e in info.timeline or [] if e.status == "finished"]
+    assert names == ["snapshot", "mitigate", "verify", "deploy", "verify-all"]
+
+
+def test_one_driver_at_a_time(engine: Engine, tmp_path: Path) -> None:
+    from jupiter.errors import ConflictError
+    from jupiter.remediations.context import Ctx
+    from jupiter.remediations.runner import Lease
+
+    _setup(engine, tmp_path, 1, [{"kind": "deploy"}])
+    rem = _rem(engine)
+    ctx = Ctx(engine, int(rem.removeprefix("REM-")), "tester")
+    with Lease(ctx):
+        with pytest.raises(ConflictError, match="is being driven by"):
+            engine.remediations.run(rem)
+        assert ctx.rem().lease_holder is not None
+    assert ctx.rem().lease_holder is None
+    assert engine.remediations.run(rem).status == "completed"

@@ -9,7 +9,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -75,6 +75,11 @@ class Ctx:
         self._key: WorkspaceKey | None = None
         self._steps: dict[str, list[StepPlan]] = {}
         self.progress: Callable[[EventInfo], None] | None = None
+        # The worker may drive with its own "now" (a round's clock, tests).
+        self.skew = timedelta(0)
+
+    def now(self) -> datetime:
+        return utcnow() + self.skew
 
     # -- reading ---------------------------------------------------------
     def rem(self, s: Session | None = None) -> RemediationRow:

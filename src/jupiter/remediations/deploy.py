@@ -116,11 +116,15 @@ def _deploy_batch(
         if only is not None:
             steps = [st for st in steps if st.rule_id in only]
         work.append((r.id, steps))
+    bg = isinstance(stage.strategy, BlueGreen)
     if len(work) <= 1:
-        return [deploy_target(ctx, tid, steps, stage.label, final=final) for tid, steps in work]
+        return [
+            deploy_target(ctx, tid, steps, stage.label, final=final, blue_green=bg)
+            for tid, steps in work
+        ]
     with ThreadPoolExecutor(max_workers=min(stage.concurrency, len(work))) as pool:
         futures = [
-            pool.submit(deploy_target, ctx, tid, steps, stage.label, final=final)
+            pool.submit(deploy_target, ctx, tid, steps, stage.label, final=final, blue_green=bg)
             for tid, steps in work
         ]
         return [f.result() for f in futures]

@@ -83,10 +83,21 @@ class Remediations:
             raise InputError(f"unknown strategy {strategy!r}; use rolling, canary or blue-green")
         if batch and not findings and not only:
             raise InputError("--batch needs --finding or --only to say which rule to batch")
-        params = parse_params_for(self.engine, raw_params)
         chosen = self._targets(target, asset, group)
+        params = parse_params_for(self.engine, raw_params) if raw_params else {}
         wanted, rules, category = self._findings(findings, batch, only)
         wf = self._workflow(workflow, category or (only[0] if only else None), strategy)
+        if isinstance(wf.deploy().strategy, BlueGreen):
+            from jupiter.remediations.slots import layout_of
+
+            flat = [a for a, _, role in chosen if role == "production"]
+            missing = [a for a in flat if layout_of(self.engine, a) is None]
+            if missing:
+                raise InputError(
+                    f"asset {missing[0]!r} declares no blue_green layout, so it cannot be "
+                    "deployed blue-green; add `blue_green: {link: current, slots: [blue, green]}` "
+                    "or choose another --strategy"
+                )
         planned = [
             planning.plan_target(
                 self.engine,
@@ -301,15 +312,21 @@ class Remediations:
 
     # -- driving ------------------------------------------------------------
     def run(
-        self, ref: str | int, progress: Callable[[EventInfo], None] | None = None
+        self,
+        ref: str | int,
+        progress: Callable[[EventInfo], None] | None = None,
+        now: datetime | None = None,
     ) -> RemediationInfo:
         """Drive the remediation on as far as it goes now (see :mod:`.runner`);
-        ``progress`` sees each timeline event as it is recorded."""
+        ``progress`` sees each timeline event as it is recorded; ``now`` is
+        the worker round's clock (windows are judged by it)."""
         from jupiter.remediations.runner import drive
 
         rem_id = parse_ref(ref)
         ctx = Ctx(self.engine, rem_id, self.actor)
         ctx.progress = progress
+        if now is not None:
+            ctx.skew = now - utcnow()
         drive(ctx)
         return self.show(rem_id)
 
@@ -510,7 +527,7 @@ def due(engine: Engine, now: datetime) -> list[dict[str, Any]]:
         if not (due_now or orphaned):
             continue
         try:
-            info = engine.remediations.run(row.id)
+            info = engine.remediations.run(row.id, now=now)
             out.append({"remediation": info.id, "status": info.status})
         except ConflictError as exc:
             out.append({"remediation": label(row.id), "status": row.status, "skipped": str(exc)})

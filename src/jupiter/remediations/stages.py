@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import closing
 from enum import Enum
 from typing import Any, ClassVar
 
 from jupiter.remediations import bridges, deploy, health
 from jupiter.remediations.context import Ctx, Stop, Trigger
+from jupiter.remediations.slots import files
 from jupiter.states import RemediationState, TargetState
 from jupiter.store.tables import utcnow
-from jupiter.targets.factory import open_target
 from jupiter.workflows import definitions as d
 
 M, T = RemediationState, TargetState
@@ -70,8 +69,7 @@ class Snapshot(StageKind):
                 continue
             started = time.monotonic()
             paths = sorted({p for st in ctx.steps(trow) for p in to_plan(st.plan).touched_paths()})
-            target = open_target(trow.connection)
-            with closing(target):
+            with files(ctx.engine, trow.asset_id, trow.connection) as target:
                 entries = capture(target, paths, blobs)
             snap = {
                 "id": f"SNAP-{ctx.label}-{trow.asset_id}",
@@ -199,11 +197,11 @@ class Deploy(StageKind):
     compensation = "roll back every changed target from its snapshot, proven by hashes"
 
     def run(self, ctx: Ctx, stage: d.DeployStage | d.MitigateStage) -> Next:
-        window = getattr(stage, "window", None) or ctx.workflow.window
         rows = ctx.targets("production")
+        window = getattr(stage, "window", None) or ctx.workflow.window or asset_window(ctx, rows)
         untouched = all(r.status in (T.PENDING.value, T.SKIPPED.value) for r in rows)
         if window and untouched:
-            when = bridges.next_open(window, utcnow())
+            when = bridges.next_open(window, ctx.now())
             if when is not None:
                 rem = ctx.rem()
                 if rem.status in (M.PLANNED.value, M.TESTED.value):
@@ -219,6 +217,26 @@ class Deploy(StageKind):
         return NEXT
 
 
+def asset_window(ctx: Ctx, rows: list[Any]) -> str | None:
+    """The production assets' own window (``window:`` in assets.yaml), when
+    they agree on one; assets with different windows cannot share a deploy."""
+    from jupiter.errors import InputError
+    from jupiter.store.tables import AssetRow
+
+    with ctx.db.reading() as s:
+        found = {
+            ((a.settings or {}).get("window") if a is not None else None)
+            for a in (s.get(AssetRow, r.asset_id) for r in rows)
+        }
+    found.discard(None)
+    if len(found) > 1:
+        raise InputError(
+            f"the assets of {ctx.label} have different maintenance windows "
+            f"({', '.join(sorted(str(w) for w in found))}); set one window on the workflow"
+        )
+    return next(iter(found), None)
+
+
 @register
 class Mitigate(Deploy):
     kind = "mitigate"
@@ -232,17 +250,22 @@ class Verify(StageKind):
 
     def run(self, ctx: Ctx, stage: d.VerifyStage) -> Next:
         from jupiter.remediations.planning import candidates
+        from jupiter.remediations.targets import done_steps
 
         ctx.move(M.VERIFYING)
         for trow in ctx.targets("production"):
             if trow.status not in (T.DEPLOYED.value, T.DEPLOYING.value):
                 continue
             started = time.monotonic()
-            target = open_target(trow.connection)
-            with closing(target):
+            steps = ctx.steps(trow)
+            if trow.status == T.DEPLOYING.value:
+                # After a mitigation: only what it applied so far.
+                done = done_steps(ctx, trow.asset_id)
+                steps = [st for st in steps if (st.finding_id, st.rule_id) in done]
+            with files(ctx.engine, trow.asset_id, trow.connection) as target:
                 still = [
                     c.record.rule_id
-                    for c, _ in candidates(ctx.engine, ctx.steps(trow))
+                    for c, _ in candidates(ctx.engine, steps)
                     if not c.remediator.is_fixed(c.record, target, c.params)
                 ]
             ctx.event(
@@ -270,6 +293,9 @@ class Health(StageKind):
 
     def run(self, ctx: Ctx, stage: d.HealthStage) -> Next:
         ctx.move(M.VERIFYING)
+        answers = ctx.rem().facts.get("answers", {})
+        if answers.get(f"{stage.label}:inconclusive", {}).get("continue") is True:
+            return NEXT  # a person looked at the inconclusive verdict and said go on
         rows = [r for r in ctx.targets("production") if r.status == T.DEPLOYED.value]
         if not health.has_probes(ctx, rows):
             ctx.event(stage.label, "health", "skipped", detail={"reason": "no probes"})

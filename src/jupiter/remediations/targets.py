@@ -14,8 +14,10 @@ from jupiter.errors import InputError, JupiterError
 from jupiter.faults import checkpoint
 from jupiter.remediations.context import Ctx
 from jupiter.remediations.planning import StepPlan, candidates
+from jupiter.remediations.slots import deploy_idle, files, switch_back
 from jupiter.states import RunState, TargetState
 from jupiter.store.tables import RemediationTargetRow
+from jupiter.targets.base import Target
 from jupiter.targets.factory import open_target
 
 T = TargetState
@@ -59,10 +61,17 @@ def done_steps(ctx: Ctx, asset: str) -> set[tuple[int | None, str]]:
 
 
 def deploy_target(
-    ctx: Ctx, tid: int, steps: list[StepPlan], stage: str, *, final: bool = True
+    ctx: Ctx,
+    tid: int,
+    steps: list[StepPlan],
+    stage: str,
+    *,
+    final: bool = True,
+    blue_green: bool = False,
 ) -> Outcome:
     """Apply ``steps`` (those not applied yet) to one target; the target
-    row says ``deploying`` (committed) before anything is written."""
+    row says ``deploying`` (committed) before anything is written. With
+    ``blue_green`` the idle slot is fixed and the link switched to it."""
     started = time.monotonic()
     with ctx.db.transaction() as s:
         trow = ctx.target(s, tid)
@@ -71,11 +80,14 @@ def deploy_target(
             ctx.move_target(s, trow, T.DEPLOYING, detail=f"{stage}: deploying")
     checkpoint("deploy.before_apply")
     _recover_dead_runs(ctx, asset)
-    done = done_steps(ctx, asset)
-    todo = [st for st in steps if (st.finding_id, st.rule_id) not in done]
-    outcome = Outcome(asset, True, "already applied", None)
-    if todo:
-        outcome = _apply(ctx, tid, asset, connection, todo, stage)
+    if blue_green:
+        outcome = _blue_green(ctx, tid, asset, connection, steps, stage)
+    else:
+        done = done_steps(ctx, asset)
+        todo = [st for st in steps if (st.finding_id, st.rule_id) not in done]
+        outcome = Outcome(asset, True, "already applied", None)
+        if todo:
+            outcome = _apply(ctx, tid, asset, connection, todo, stage)
     outcome.seconds = round(time.monotonic() - started, 3)
     with ctx.db.transaction() as s:
         trow = ctx.target(s, tid)
@@ -98,18 +110,73 @@ def deploy_target(
     return outcome
 
 
+def _blue_green(
+    ctx: Ctx, tid: int, asset: str, connection: str, steps: list[StepPlan], stage: str
+) -> Outcome:
+    """Fix the idle slot (a fresh copy of the live one, so every step runs
+    there) and switch the link to it; the switch is recorded (intent) first."""
+    with ctx.db.reading() as s:
+        snap = dict(ctx.target(s, tid).snapshot or {})
+    switch = snap.get("switch")
+    if switch and live_slot(ctx, asset, connection) == switch["to"]:
+        return Outcome(asset, True, f"{stage}: already switched to {switch['to']}")
+
+    def record(info: dict[str, str]) -> None:
+        with ctx.db.transaction() as s:
+            row = ctx.target(s, tid)
+            row.snapshot = {**(row.snapshot or {}), "switch": info}
+        checkpoint("deploy.before_switch")
+
+    try:
+        outcome, done = deploy_idle(
+            ctx.engine,
+            asset,
+            connection,
+            lambda target: _run_on(ctx, tid, asset, target, steps, stage),
+            record,
+        )
+    except JupiterError as exc:
+        return Outcome(asset, False, f"{stage}: blue-green deploy failed: {exc}")
+    result: Outcome = outcome
+    if done:
+        result.detail += f"; switched {done['from']} -> {done['to']}"
+    return result
+
+
+def live_slot(ctx: Ctx, asset: str, connection: str) -> str | None:
+    from jupiter.remediations import bridges
+    from jupiter.remediations.slots import layout_of
+
+    layout = layout_of(ctx.engine, asset)
+    if layout is None:
+        return None
+    with closing(open_target(connection)) as root:
+        live: str = bridges.slots(root, layout).live()
+        return live
+
+
 def _apply(
     ctx: Ctx, tid: int, asset: str, connection: str, todo: list[StepPlan], stage: str
 ) -> Outcome:
+    try:
+        with files(ctx.engine, asset, connection) as target:
+            return _run_on(ctx, tid, asset, target, todo, stage)
+    except JupiterError as exc:
+        return Outcome(asset, False, f"{stage}: could not deploy: {exc}")
+
+
+def _run_on(
+    ctx: Ctx, tid: int, asset: str, target: Target, todo: list[StepPlan], stage: str
+) -> Outcome:
+    """One fix run of the reviewed plans on ``target`` under its lock."""
     from jupiter.locks import Holder, TargetLock
     from jupiter.runs import RunExecutor
     from jupiter.snapshots import BlobStore
 
     chain = candidates(ctx.engine, todo)
-    target = open_target(connection)
     holder = Holder.current("deploy", ctx.actor)
     try:
-        with closing(target), TargetLock(ctx.db, target, holder, timeout=LOCK_TIMEOUT) as lock:
+        with TargetLock(ctx.db, target, holder, timeout=LOCK_TIMEOUT) as lock:
             executor = RunExecutor(
                 ctx.db, BlobStore(ctx.engine.workspace.blobs), target, ctx.actor, None, None, lock
             )
@@ -155,6 +222,14 @@ def rollback_target(
     restored: list[str] = []
     rollback_runs: list[int] = []
     errors: list[str] = []
+    switch = (snapshot or {}).get("switch")
+    if switch:
+        # Blue-green: the old slot was never touched; point the link back at it.
+        if paths is not None:
+            errors.append("a blue-green target is rolled back whole (the link switched back)")
+        elif switch_back(ctx.engine, asset, connection, switch):
+            restored.append(f"{switch['to']} -> {switch['from']}")
+        runs = []
     for run_id, status in reversed(runs):
         if status == RunState.ROLLED_BACK.value:
             continue
@@ -181,8 +256,7 @@ def rollback_target(
         entries = [ManifestEntry.from_dict(e) for e in snapshot["entries"]]
         if paths is not None:
             entries = [e for e in entries if e.path in paths]
-        target = open_target(connection)
-        with closing(target):
+        with files(ctx.engine, asset, connection) as target:
             mismatches = verify_restored(target, entries)
     ok = not errors and not mismatches
     seconds = round(time.monotonic() - started, 3)
