@@ -9,12 +9,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.fleet import running_fleet, tree_bytes
-
 from jupiter.engine import Engine
 from jupiter.models import BlueGreenLayout
 from jupiter.targets.bluegreen import Slots
 from jupiter.targets.local import LocalTarget
+from tests.fleet import running_fleet, tree_bytes
 
 
 def status_of(url: str) -> int:
