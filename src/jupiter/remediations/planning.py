@@ -7,7 +7,6 @@ exactly as reviewed, through the fix runs' one path (:class:`RunExecutor`)."""
 from __future__ import annotations
 
 import hashlib
-from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,6 @@ import orjson
 from jupiter.errors import JupiterError
 from jupiter.plans import Plan
 from jupiter.redact import redact
-from jupiter.targets.factory import open_target
 
 if TYPE_CHECKING:
     from jupiter.engine import Engine
@@ -105,11 +103,11 @@ def plan_target(
 ) -> PlannedTarget:
     """Scan ``asset`` and plan every fixable finding chosen by ``only`` /
     ``findings`` / ``rules``, each on the state the previous plans leave."""
+    from jupiter.remediations.bluegreen import live_target
     from jupiter.runs import plan_chain
 
     out = PlannedTarget(asset, connection, role)
-    target = open_target(connection)
-    with closing(target):
+    with live_target(engine, asset, connection) as target:
         engine._scan(target, asset, raw_params)
         unhandled: list[dict[str, Any]] = []
         candidates = engine._candidates(asset, raw_params, only, unhandled)

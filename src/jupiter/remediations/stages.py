@@ -205,6 +205,7 @@ class Verify(StageKind):
     kind = "verify"
 
     def run(self, ctx: Ctx, stage: d.VerifyStage) -> Next:
+        from jupiter.remediations.bluegreen import live_target
         from jupiter.remediations.planning import candidates
 
         ctx.move(M.VERIFYING)
@@ -212,8 +213,8 @@ class Verify(StageKind):
             if trow.status not in (T.DEPLOYED.value, T.DEPLOYING.value):
                 continue
             started = time.monotonic()
-            target = open_target(trow.connection)
-            with closing(target):
+            # The live files: the root, or a blue-green asset's live slot.
+            with live_target(ctx.engine, trow.asset_id, trow.connection) as target:
                 still = [
                     c.record.rule_id
                     for c, _ in candidates(ctx.engine, ctx.steps(trow))

@@ -16,6 +16,7 @@ from jupiter.remediations.context import Ctx
 from jupiter.remediations.planning import StepPlan, candidates
 from jupiter.states import RunState, TargetState
 from jupiter.store.tables import RemediationTargetRow
+from jupiter.targets.base import Target
 from jupiter.targets.factory import open_target
 
 T = TargetState
@@ -102,18 +103,33 @@ def _apply(
     ctx: Ctx, tid: int, asset: str, connection: str, todo: list[StepPlan], stage: str
 ) -> Outcome:
     from jupiter.locks import Holder, TargetLock
+    from jupiter.remediations.bluegreen import Deploying, layout_of
     from jupiter.runs import RunExecutor
     from jupiter.snapshots import BlobStore
 
     chain = candidates(ctx.engine, todo)
+    layout = layout_of(ctx.engine, asset)
     target = open_target(connection)
     holder = Holder.current("deploy", ctx.actor)
+    slot: Target | None = None
     try:
         with closing(target), TargetLock(ctx.db, target, holder, timeout=LOCK_TIMEOUT) as lock:
+            # A blue-green asset: fix a copy of the live slot, switch to it at the end.
+            bg = Deploying(target, layout, asset) if layout is not None else None
+            params: dict[str, Any] = {"remediation": ctx.label, "stage": stage}
+            if bg is not None:
+                params.update(bg.params())
+                slot = bg.begin()
             executor = RunExecutor(
-                ctx.db, BlobStore(ctx.engine.workspace.blobs), target, ctx.actor, None, None, lock
+                ctx.db,
+                BlobStore(ctx.engine.workspace.blobs),
+                slot or target,
+                ctx.actor,
+                None,
+                None,
+                lock,
             )
-            run_id = executor.start(asset, {"remediation": ctx.label, "stage": stage})
+            run_id = executor.start(asset, params)
             lock.bind_run(run_id)
             with ctx.db.transaction() as s:
                 trow = ctx.target(s, tid)
@@ -124,11 +140,18 @@ def _apply(
                 results.append(executor.execute(run_id, i, cand, plan))
                 checkpoint("deploy.after_step")
             status = executor.finish(run_id, results)
+            bad = [r for r in results if r.status not in _DONE]
+            switched = ""
+            if bg is not None and status == "succeeded" and not bad:
+                switched = f"; {bg.slots.link} switched from {bg.finish()} to {bg.idle}"
     except JupiterError as exc:
         return Outcome(asset, False, f"{stage}: could not deploy: {exc}")
-    bad = [r for r in results if r.status not in _DONE]
+    finally:
+        if slot is not None:
+            slot.close()
     if status == "succeeded" and not bad:
-        return Outcome(asset, True, f"{stage}: {len(results)} fix(es) applied and verified", run_id)
+        done = f"{stage}: {len(results)} fix(es) applied and verified{switched}"
+        return Outcome(asset, True, done, run_id)
     why = "; ".join(f"{r.rule_id}: {r.status}: {r.detail}" for r in bad) or status
     return Outcome(asset, False, f"{stage}: {why}", run_id)
 
@@ -150,11 +173,20 @@ def rollback_target(
     checkpoint("rollback.before_target")
     _recover_dead_runs(ctx, asset)
     with ctx.db.reading() as s:
+        kept = [r for r in ctx.runs_of(s, asset) if r.status != RunState.ROLLED_BACK.value]
         runs = [(r.id, r.status) for r in ctx.runs_of(s, asset)]
         snapshot = ctx.target(s, tid).snapshot
     restored: list[str] = []
     rollback_runs: list[int] = []
     errors: list[str] = []
+    switched: list[str] = []
+    if paths is None:
+        from jupiter.remediations.bluegreen import switch_back
+
+        try:  # a blue-green asset: the old slot is live again at once
+            switched = switch_back(ctx.engine, asset, connection, kept)
+        except JupiterError as exc:
+            errors.append(f"switch back: {exc}")
     for run_id, status in reversed(runs):
         if status == RunState.ROLLED_BACK.value:
             continue
@@ -187,6 +219,7 @@ def rollback_target(
     ok = not errors and not mismatches
     seconds = round(time.monotonic() - started, 3)
     proof: dict[str, Any] = {
+        "switched_back": switched,
         "restored": sorted(set(restored)),
         "rollback_runs": rollback_runs,
         "mismatches": mismatches,
