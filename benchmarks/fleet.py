@@ -3,12 +3,12 @@
 Builds ``--targets`` copies of ``examples/host`` (tests/fleet.py) twice, once
 for each side, then in the same run times
 
-* **Jupiter**: a rolling deploy in batches of ``--batch``, each batch fixed by
-  ``--forks`` threads, every target through the engine's full fix path (scan,
-  plan, snapshot, ``sshd -t`` validation, atomic write, verification by
-  re-detection, audit). :func:`jupiter_rolling` is the one function that
-  chooses how (today ``Engine.fix`` per target; ``remediate --group`` once the
-  remediation runner is on main);
+* **Jupiter**: one remediation over the group (every target scanned and
+  planned, plans sealed), run by the remediation runner: a rollback point,
+  a rolling deploy in batches of ``--batch`` with ``--forks`` targets at a
+  time, each target through the runs' one path (snapshot, ``sshd -t``
+  validation, atomic write, verification by re-detection, audit), then the
+  verify stage re-detects on every target (:func:`jupiter_rolling`);
 * **Ansible**: ``ansible-playbook`` with ``serial: BATCH`` and ``--forks
   FORKS``, ``connection: local``, one ``lineinfile`` task per line Jupiter
   changes (the line values are taken from a Jupiter-fixed copy, so both sides
@@ -36,7 +36,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,20 +80,56 @@ def fix_one(engine: Engine, target: FleetTarget) -> str:
 def jupiter_rolling(
     engine: Engine, fleet: Fleet, targets: list[FleetTarget], batch: int, forks: int
 ) -> dict[str, int]:
-    """Roll the sshd hardening over ``targets`` in batches, ``forks`` at a time.
-
-    The one place to switch to the remediation runner once it is on main
-    (``engine.remediations`` / ``jupiter remediate --group GROUP --only
-    config.ssh --strategy rolling`` with ``batch``); until then every target
-    goes through ``Engine.fix`` and a batch must finish before the next starts.
-    """
+    """Roll the sshd hardening over ``targets`` with the remediation runner:
+    one remediation on the group (planned on every target, sealed), a
+    workflow of snapshot, rolling deploy (``batch`` per batch, ``forks``
+    targets at a time) and verification by re-detection — what ``jupiter
+    remediate --group GROUP --only config.ssh`` runs. Returns the targets'
+    states."""
+    group = f"bench-{len(engine.remediations.listing()) + 1}"
+    write_workflow(engine, batch, forks)
+    assign_group(engine, targets, group)
+    made = engine.remediations.create(group=group, only=ONLY, workflow="bench-rolling")
+    assert made.remediation is not None, made.to_json()
+    info = engine.remediations.run(made.remediation.id)
+    if info.status != "completed":
+        raise SystemExit(f"the remediation ended {info.status}: {info.to_json()}")
     statuses: dict[str, int] = {}
-    with ThreadPoolExecutor(max_workers=forks) as pool:
-        for start in range(0, len(targets), batch):
-            chunk = targets[start : start + batch]
-            for status in pool.map(lambda t: fix_one(engine, t), chunk):
-                statuses[status] = statuses.get(status, 0) + 1
+    for t in info.targets:
+        statuses[t.status] = statuses.get(t.status, 0) + 1
     return statuses
+
+
+def write_workflow(engine: Engine, batch: int, forks: int) -> None:
+    import yaml
+
+    stages = [
+        {"kind": "snapshot"},
+        {
+            "kind": "deploy",
+            "strategy": {"type": "rolling", "batch": batch, "max_fail": 0},
+            "concurrency": forks,
+        },
+        {"kind": "verify"},
+    ]
+    folder = engine.workspace.home / "workflows"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bench-rolling.yaml").write_text(
+        yaml.safe_dump({"name": "bench-rolling", "stages": stages})
+    )
+
+
+def assign_group(engine: Engine, targets: list[FleetTarget], group: str) -> None:
+    """Put exactly ``targets`` into ``group`` (the remediation's scope)."""
+    import yaml
+
+    path = engine.workspace.home / f"{group}.yaml"
+    entries = [
+        {"id": t.asset, "group": group, "environment": "prod", "connection": t.connection}
+        for t in targets
+    ]
+    path.write_text(yaml.safe_dump({"assets": entries}))
+    engine.import_assets(path)
 
 
 # -- Ansible ----------------------------------------------------------------
@@ -243,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             "jupiter_s": round(jup_s, 2),
             "jupiter_per_target_s": round(jup_s / args.targets, 4),
             "jupiter_statuses": statuses,
-            "jupiter_path": "Engine.fix per target (remediation runner not on main yet)",
+            "jupiter_path": "remediation runner: snapshot, rolling deploy, verify",
         }
         expected = tree_bytes(sample.targets[0].root)
         result["jupiter_all_equal_reference"] = all(
