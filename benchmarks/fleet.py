@@ -48,6 +48,7 @@ from jupiter.engine import Engine  # noqa: E402
 
 ANSIBLE = ROOT / ".tools" / "ansible" / "bin" / "ansible-playbook"
 ONLY = ["config.ssh"]
+PHASES: list[dict[str, float]] = []  # per remediation: create (scan + plan) and run
 
 # (file, regexp, insertafter): one lineinfile task per line Jupiter's sshd
 # hardening changes on examples/host; the line itself comes from a fixed copy.
@@ -89,9 +90,12 @@ def jupiter_rolling(
     group = f"bench-{len(engine.remediations.listing()) + 1}"
     write_workflow(engine, batch, forks)
     assign_group(engine, targets, group)
+    started = time.perf_counter()
     made = engine.remediations.create(group=group, only=ONLY, workflow="bench-rolling")
     assert made.remediation is not None, made.to_json()
+    planned = time.perf_counter()
     info = engine.remediations.run(made.remediation.id)
+    PHASES.append({"plan_s": planned - started, "run_s": time.perf_counter() - planned})
     if info.status != "completed":
         raise SystemExit(f"the remediation ended {info.status}: {info.to_json()}")
     statuses: dict[str, int] = {}
@@ -278,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             "jupiter_s": round(jup_s, 2),
             "jupiter_per_target_s": round(jup_s / args.targets, 4),
             "jupiter_statuses": statuses,
+            "jupiter_plan_s": round(PHASES[0]["plan_s"], 2),
+            "jupiter_run_s": round(PHASES[0]["run_s"], 2),
             "jupiter_path": "remediation runner: snapshot, rolling deploy, verify",
         }
         expected = tree_bytes(sample.targets[0].root)
