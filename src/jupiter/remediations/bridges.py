@@ -73,10 +73,10 @@ def run_staging_test(**kwargs: Any) -> Any:
     return staging.run_staging_test(**kwargs)
 
 
-def slots(target: Any, layout: Any) -> Any:
+def slots(target: Any, layout: Any, asset: str | None = None) -> Any:
     from jupiter.targets.bluegreen import Slots
 
-    return Slots(target, layout)
+    return Slots(target, layout, asset=asset)
 
 
 def register_due(name: str, fn: Callable[[Any, datetime], list[dict[str, Any]]]) -> None:
