@@ -84,6 +84,12 @@ def scan(target: TargetArg, asset: AssetOpt = None, json: JsonOpt = False) -> No
         loc = f["location"]
         where = f"{loc['path']}:{loc['start_line']}" if loc["start_line"] else loc["path"]
         out.print(f"  #{f['id']:<5} {f['severity']:<8} {f['rule_id']:<24} {f['title']}  ({where})")
+    if report.config_files:
+        out.print("configuration files in the repository:")
+    for taken in report.config_files:
+        out.print(
+            f"  {taken['status']:<9} {taken['domain']:<9} {taken['path']}: {taken['evidence']}"
+        )
     for err in report.errors:
         out.print(f"[yellow]warning:[/] {err['remediator']}: {err['error']}")
 
