@@ -67,9 +67,10 @@ def survey(view: TargetView) -> Survey:
             continue
         if name == "postgresql.conf":
             reasons.setdefault(path, "named postgresql.conf")
-        elif name == "pg_hba.conf" and view.stat(
-            posixpath.join(posixpath.dirname(path), "postgresql.conf")
-        ) is None:
+        elif (
+            name == "pg_hba.conf"
+            and view.stat(posixpath.join(posixpath.dirname(path), "postgresql.conf")) is None
+        ):
             hba_alone.append(path)
     for path in sorted(reasons):
         try:

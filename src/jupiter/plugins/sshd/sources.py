@@ -36,7 +36,6 @@ INLINE_RULE = "SSHD-INLINE-CONFIG"
 IMAGE_PATHS = re.compile(r"/etc/ssh/sshd_config(?:\.d/[^\s'\";&|]+)?")
 
 
-
 def _words(text: str) -> frozenset[str]:
     return frozenset(w.lower() for w in text.split())
 
