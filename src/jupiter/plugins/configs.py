@@ -186,7 +186,8 @@ def render_template(view: TargetView, path: str, text: str) -> str:
     from jinja2.sandbox import SandboxedEnvironment
 
     env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
-    values: dict[str, object] = {}
+    # What Ansible itself defines for every template.
+    values: dict[str, object] = {"ansible_managed": "Ansible managed"}
     for name, default in role_defaults(view, path).items():
         values[name] = default.value
     try:

@@ -509,7 +509,8 @@ def _inline_finding(write: InlineWrite, level: Level) -> FindingRecord:
         severity=Severity.LOW,
         location=Location(path=write.dockerfile, start_line=write.line, end_line=write.line),
         evidence=write.text[:300],
-        identity=f"inline {write.dest}",
+        # one finding per RUN line, stable when lines above it move
+        identity=f"inline {' '.join(write.text.split())[:200]}",
         extra={"level": level, "since": "baseline", "dest": write.dest},
     )
 
