@@ -74,9 +74,9 @@ def scan(target: TargetArg, asset: AssetOpt = None, json: JsonOpt = False) -> No
     current = [f for f in findings if f["fingerprint"] in detected]
     # A finding in a repository's configuration says which taken file it is in and why
     # that file was taken (the store keeps findings, not the survey).
-    taken = {t["path"]: t for t in report.config_files if t["status"] == "taken"}
+    by_path = {t["path"]: t for t in report.config_files if t["status"] == "taken"}
     for f in current:
-        source = taken.get(f["location"]["path"] or "")
+        source = by_path.get(f["location"]["path"] or "")
         if source is not None:
             f["config_file"] = {"path": source["path"], "evidence": source["evidence"]}
     if json:
