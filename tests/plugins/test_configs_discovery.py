@@ -175,3 +175,30 @@ def test_template_that_does_not_render_is_reported_not_edited(
     findings, problems = SSHD.survey(target)
     assert findings == []
     assert any("does not render" in p for p in problems)
+
+
+def test_postgres_image_copy_taken_and_inline_edit_needs_manual(tmp_path: Path) -> None:
+    repo = repos.write(
+        tmp_path / "r",
+        {
+            "db/Dockerfile": "FROM debian:12.8\n"
+            "RUN apt-get update && apt-get install -y postgresql-15\n"
+            "COPY server.conf /etc/postgresql/15/main/postgresql.conf\n"
+            "RUN echo \"listen_addresses = '*'\" >> /etc/postgresql/15/main/postgresql.conf\n",
+            "db/server.conf": "ssl = on\nlog_connections = off\n",
+        },
+    )
+    target = LocalTarget(repo)
+    conf = PostgresqlConf()
+    files = _files(target, conf)
+    assert files["db/server.conf"][2].startswith(
+        "db/Dockerfile line 3 copies it to /etc/postgresql/15/main/postgresql.conf in an "
+        "image that installs postgresql-15"
+    )
+    findings, _ = conf.survey(target)
+    by_rule = {f.rule_id: f for f in findings}
+    assert by_rule["PG-LOG-CONNECTIONS"].location.path == "db/server.conf"
+    inline = by_rule["PG-INLINE-CONFIG"]
+    assert (inline.location.path, inline.location.start_line) == ("db/Dockerfile", 4)
+    plan = conf.plan(inline, target, conf.default_params())
+    assert plan.changes == [] and (plan.needs_manual or "").startswith("db/Dockerfile line 4")

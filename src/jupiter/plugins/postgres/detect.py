@@ -24,6 +24,8 @@ Rule ids (category ``config.database``):
 * ``PG-HBA-NO-CLIENTCERT`` — only when the asset's clients present
   certificates (``client_certificates``): a remote TCP record without
   ``clientcert=verify-full``;
+* ``PG-INLINE-CONFIG`` — (repositories) a Dockerfile ``RUN`` writes
+  ``postgresql.conf`` or ``pg_hba.conf`` inline (``echo ... >>``, ``sed -i``);
 * ``PG-HBA-NO-SSL`` — a world-reachable (``all``, ``0.0.0.0/0``, ``::/0``)
   ``host``/``hostnossl`` record that does not require SSL.
 
@@ -71,6 +73,7 @@ HBA_TRUST = "PG-HBA-TRUST"
 HBA_WEAK_AUTH = "PG-HBA-WEAK-AUTH"
 HBA_NO_SSL = "PG-HBA-NO-SSL"
 HBA_NO_CLIENTCERT = "PG-HBA-NO-CLIENTCERT"
+INLINE_CONFIG = "PG-INLINE-CONFIG"
 CLIENTCERT = "clientcert=verify-full"
 CONF_RULES = frozenset(
     {
@@ -81,6 +84,7 @@ CONF_RULES = frozenset(
         LOG_CONNECTIONS,
         LOG_DISCONNECTIONS,
         LISTEN_ALL,
+        INLINE_CONFIG,
     }
 )
 HBA_RULES = frozenset({HBA_TRUST, HBA_WEAK_AUTH, HBA_NO_SSL, HBA_NO_CLIENTCERT})
@@ -501,6 +505,30 @@ def clusters(
     return out
 
 
+_IMAGE_FILES = re.compile(r"/[^\s'\";&|]*/(?:postgresql\.conf|pg_hba\.conf)")
+
+
+def inline_findings(view: TargetView) -> list[FindingRecord]:
+    """``PG-INLINE-CONFIG``: Dockerfile ``RUN`` lines that write or edit the
+    server's configuration inline (one finding per line)."""
+    from jupiter.plugins.configs import inline_writes
+
+    return [
+        FindingRecord(
+            scanner=SCANNER,
+            rule_id=INLINE_CONFIG,
+            category=Category.CONFIG_DATABASE,
+            title=f"{w.dockerfile} writes {w.dest} inline with a RUN command",
+            severity=Severity.LOW,
+            location=Location(path=w.dockerfile, start_line=w.line, end_line=w.line),
+            evidence=w.text[:300],
+            identity=f"inline {' '.join(w.text.split())[:200]}",
+            extra={"dest": w.dest},
+        )
+        for w in inline_writes(view, _IMAGE_FILES)
+    ]
+
+
 def _with_evidence(findings: list[FindingRecord], evidence: str | None) -> list[FindingRecord]:
     if evidence is None:
         return findings
@@ -529,6 +557,8 @@ def detect_conf(
     """postgresql.conf findings of every cluster in ``view`` (``problems``:
     see :func:`clusters`)."""
     out: list[FindingRecord] = []
+    if not host_clusters(view):
+        out.extend(inline_findings(view))
     for cluster, evidence in clusters(view, server_root, problems):
         try:
             found = check_conf(cluster, tls_profile, view)

@@ -24,6 +24,8 @@ planned by :mod:`jupiter.plugins.postgres.certs`):
 * ``PG-PASSWORD-ENCRYPTION`` → ``scram-sha-256``, with the manual step of
   resetting passwords still stored as MD5.
 * ``PG-LOG-CONNECTIONS`` / ``PG-LOG-DISCONNECTIONS`` → ``on``.
+* ``PG-INLINE-CONFIG`` (a Dockerfile ``RUN`` that writes the configuration
+  inline) is ``needs_manual`` naming the line.
 * ``PG-LISTEN-ALL`` is never changed automatically (only a human knows which
   interfaces clients use): the plan is ``needs_manual``.
 
@@ -165,6 +167,15 @@ class PostgresqlConf(_PostgresBase):
 
     def plan(self, finding: FindingRecord, view: TargetView, params: PostgresParams) -> Plan:
         base = self._base_plan(finding)
+        if finding.rule_id == checks.INLINE_CONFIG:
+            where = f"{finding.location.path} line {finding.location.start_line}"
+            reason = (
+                f"{where} writes {finding.extra.get('dest', 'the configuration')} inline "
+                f"({(finding.evidence or '')[:120]}); Jupiter does not rewrite shell commands: "
+                "move these settings into the postgresql.conf or pg_hba.conf the image COPYs, "
+                "which Jupiter checks and fixes"
+            )
+            return base.model_copy(update={"needs_manual": reason})
         root = _params(params).server_root
         cluster = _cluster_for(view, finding, root)
         p = _params(params)
