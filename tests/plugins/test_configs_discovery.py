@@ -202,3 +202,24 @@ def test_postgres_image_copy_taken_and_inline_edit_needs_manual(tmp_path: Path) 
     assert (inline.location.path, inline.location.start_line) == ("db/Dockerfile", 4)
     plan = conf.plan(inline, target, conf.default_params())
     assert plan.changes == [] and (plan.needs_manual or "").startswith("db/Dockerfile line 4")
+
+
+def test_host_tree_inside_a_repository_resolves_absolute_includes_in_that_tree(
+    tmp_path: Path,
+) -> None:
+    repo = repos.write(
+        tmp_path / "r",
+        {
+            "image/rootfs/etc/ssh/sshd_config": "Include /etc/ssh/sshd_config.d/*.conf\n" + GOOD,
+            "image/rootfs/etc/ssh/sshd_config.d/50-x.conf": "X11Forwarding yes\n",
+            "image/rootfs/etc/ssh/sshd_config.d/.off.conf": "X11Forwarding yes\n",
+        },
+    )
+    target = LocalTarget(repo)
+    files = _files(target, SSHD)
+    assert files["image/rootfs/etc/ssh/sshd_config.d/50-x.conf"][1] == "include"
+    assert "image/rootfs/etc/ssh/sshd_config.d/.off.conf" not in files
+    findings, problems = SSHD.survey(target)
+    assert not [p for p in problems if "not followed" in p]
+    [x11] = [f for f in findings if f.rule_id == "SSHD-X11-FORWARDING"]
+    assert x11.location.path == "image/rootfs/etc/ssh/sshd_config.d/50-x.conf"

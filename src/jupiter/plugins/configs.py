@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -252,16 +253,39 @@ class InlineWrite:
     text: str
 
 
-def _dockerfiles(view: TargetView) -> list[Any]:
-    from jupiter.plugins.dockerfile.detect import dockerfile_paths, load
+class RepoIndex:
+    """One walk of a repository, and its Dockerfiles parsed once, shared by
+    the lookups of one survey (the files of a large repository are listed
+    once, not once per question)."""
 
-    parsed = []
-    for path in dockerfile_paths(view):
-        try:
-            parsed.append(load(view, path))
-        except InputError:
-            continue  # reported by dockerfile-hardening
-    return parsed
+    def __init__(self, view: TargetView) -> None:
+        self.view = view
+        self._files: list[str] | None = None
+        self._dockerfiles: list[Any] | None = None
+
+    def files(self, wanted: Callable[[str], bool]) -> list[str]:
+        if self._files is None:
+            self._files = project_files(self.view, lambda _: True)
+        return [p for p in self._files if wanted(p)]
+
+    def dockerfiles(self) -> list[Any]:
+        if self._dockerfiles is None:
+            from jupiter.plugins.dockerfile.parse import is_dockerfile, parse
+            from jupiter.plugins.kit import decode_text
+
+            self._dockerfiles = []
+            for path in self.files(is_dockerfile):
+                try:
+                    self._dockerfiles.append(
+                        parse(path, decode_text(path, self.view.read_bytes(path)))
+                    )
+                except InputError:
+                    continue  # reported by dockerfile-hardening
+        return self._dockerfiles
+
+
+def _index(view: TargetView | RepoIndex) -> RepoIndex:
+    return view if isinstance(view, RepoIndex) else RepoIndex(view)
 
 
 def _packages(df: Any) -> tuple[str, ...]:
@@ -276,11 +300,13 @@ def _packages(df: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def image_copies(view: TargetView) -> list[ImageCopy]:
+def image_copies(where: TargetView | RepoIndex) -> list[ImageCopy]:
     """Every build-context file a Dockerfile copies to an absolute path (the
     build context is taken to be the Dockerfile's directory)."""
+    index = _index(where)
+    view = index.view
     out: list[ImageCopy] = []
-    for df in _dockerfiles(view):
+    for df in index.dockerfiles():
         installs = _packages(df)
         context = posixpath.dirname(df.path)
         for instr in df.instructions:
@@ -309,11 +335,11 @@ def image_copies(view: TargetView) -> list[ImageCopy]:
 _WRITES = re.compile(r"(>>?|\btee\b(?:\s+-a)?|\bsed\b[^|;&]*\s-i)")
 
 
-def inline_writes(view: TargetView, dest: re.Pattern[str]) -> list[InlineWrite]:
+def inline_writes(where: TargetView | RepoIndex, dest: re.Pattern[str]) -> list[InlineWrite]:
     """``RUN`` lines that write (``echo ... >> FILE``, ``tee``) or edit
     (``sed -i``) a file matching ``dest`` inside the image."""
     out: list[InlineWrite] = []
-    for df in _dockerfiles(view):
+    for df in _index(where).dockerfiles():
         for instr in df.instructions:
             if instr.keyword != "RUN":
                 continue
@@ -327,6 +353,6 @@ def inline_writes(view: TargetView, dest: re.Pattern[str]) -> list[InlineWrite]:
     return out
 
 
-def candidates(view: TargetView, wanted: Any) -> list[str]:
+def candidates(where: TargetView | RepoIndex, wanted: Callable[[str], bool]) -> list[str]:
     """Repository files (outside vendored folders) whose path ``wanted`` accepts."""
-    return project_files(view, wanted)
+    return _index(where).files(wanted)

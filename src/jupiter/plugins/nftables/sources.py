@@ -67,12 +67,13 @@ def survey(view: TargetView) -> Survey:
     if view.stat(HOST_RULESET) is not None:
         return Survey(host=True)
     reasons: dict[str, str] = {}
-    for copy in configs.image_copies(view):
+    index = configs.RepoIndex(view)
+    for copy in configs.image_copies(index):
         if copy.dest == IMAGE_RULESET:
             reasons[copy.source] = copy.evidence("nftables")
     copied = set(reasons)
     out = Survey()
-    for path in configs.candidates(view, _named):
+    for path in configs.candidates(index, _named):
         if configs.is_template(path):
             why = f"named {posixpath.basename(path)}, a Jinja template: not checked or edited"
             out.files.append(TakenFile(path, DOMAIN, why, "ambiguous", "template"))

@@ -47,11 +47,12 @@ def survey(view: TargetView) -> Survey:
 
     out = Survey()
     reasons: dict[str, str] = {}
-    for copy in configs.image_copies(view):
+    index = configs.RepoIndex(view)
+    for copy in configs.image_copies(index):
         if _IMAGE_CONF.search(copy.dest):
             reasons[copy.source] = copy.evidence("postgres")
     hba_alone: list[str] = []
-    for path in configs.candidates(view, _named):
+    for path in configs.candidates(index, _named):
         name = posixpath.basename(path)
         if configs.is_template(path):
             out.files.append(

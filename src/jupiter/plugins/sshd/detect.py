@@ -467,7 +467,7 @@ def scan(
         findings.extend(check_config(view, config, ctx, source))
         if not source.host:
             problems.extend(config.problems)
-    for write in sources.inline_findings_source(view):
+    for write in found.inline:
         findings.append(_inline_finding(write, ctx.level if ctx else level))
     return findings, problems, found.files
 

@@ -229,8 +229,15 @@ def parse(
 def repo_include_pattern(config: SshdConfig, arg: str) -> str:
     """An Include argument of a repository's configuration as a target-relative
     pattern: relative to the main file's folder (which stands for ``/etc/ssh``);
-    :class:`PathEscapeError` for an absolute path (a host path, not followed)."""
+    :class:`PathEscapeError` for an absolute path (a host path, not followed),
+    unless the main file is ``<dir>/etc/ssh/sshd_config``: ``<dir>`` then
+    mirrors a host's root and the path resolves inside it."""
     if arg.startswith("/"):
+        plain = config.main.removesuffix(".j2")
+        if plain.endswith("/" + MAIN_CONFIG):
+            # <dir>/etc/ssh/sshd_config: <dir> mirrors a host's root, as on that host
+            root = plain[: -len(MAIN_CONFIG)]
+            return normalise_relpath(root + posixpath.normpath(arg).lstrip("/"))
         raise PathEscapeError(
             f"{arg} is an absolute host path outside the repository; Jupiter does not read "
             "it from this machine"

@@ -155,6 +155,7 @@ class Survey:
     sources: list[Source] = field(default_factory=list)
     files: list[TakenFile] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    inline: list[configs.InlineWrite] = field(default_factory=list)
 
 
 def _named(path: str) -> str | None:
@@ -165,7 +166,7 @@ def _named(path: str) -> str | None:
         return f"named {posixpath.basename(path)}"
     if name.endswith(".sshd.conf"):
         return f"named *.sshd.conf ({posixpath.basename(path)})"
-    if folder == "sshd_config.d" and name.endswith(".conf"):
+    if folder == "sshd_config.d" and name.endswith(".conf") and not name.startswith("."):
         return "a .conf file in an sshd_config.d folder"
     return None
 
@@ -184,15 +185,16 @@ def survey(view: TargetView) -> Survey:
     """The configurations of ``view`` (see the module docstring)."""
     if view.stat(MAIN_CONFIG) is not None:
         return Survey([Source(MAIN_CONFIG, f"the host's {MAIN_CONFIG}", host=True)])
-    out = Survey()
+    index = configs.RepoIndex(view)
+    out = Survey(inline=configs.inline_writes(index, IMAGE_PATHS))
     reasons: dict[str, str] = {}
     copied: dict[str, str] = {}
-    for copy in configs.image_copies(view):
+    for copy in configs.image_copies(index):
         if IMAGE_PATHS.fullmatch(copy.dest):
             copied[copy.source] = copy.evidence("openssh")
             if any("openssh" in p or p == "ssh" for p in copy.installs):
                 reasons.setdefault(copy.source, copied[copy.source])
-    for path in configs.candidates(view, lambda p: _named(p) is not None or _sniffable(p)):
+    for path in configs.candidates(index, lambda p: _named(p) is not None or _sniffable(p)):
         named = _named(path)
         if named is not None:
             reasons.setdefault(path, named)
@@ -297,10 +299,3 @@ def _unknown(reading: Reading) -> str:
     more = len(reading.unknown) - 1
     extra = f" and {more} more such lines" if more else ""
     return f"line {number} {text[:40]!r} is no sshd keyword{extra}"
-
-
-def inline_findings_source(view: TargetView) -> list[configs.InlineWrite]:
-    """Dockerfile ``RUN`` lines that write sshd's configuration inline."""
-    if view.stat(MAIN_CONFIG) is not None:
-        return []
-    return configs.inline_writes(view, IMAGE_PATHS)
