@@ -157,13 +157,8 @@ class PostgresqlConf(_PostgresBase):
     def config_files(
         self, view: TargetView, params: PostgresParams | None = None
     ) -> list[TakenFile]:
-        if checks.host_clusters(view):
-            return []
-        return [
-            f
-            for f in sources.survey(view).files
-            if posixpath.basename(f.path) != "pg_hba.conf" or f.status != "taken"
-        ]
+        # the pg_hba.conf files are listed by pg-hba
+        return [] if checks.host_clusters(view) else sources.survey(view).files
 
     def plan(self, finding: FindingRecord, view: TargetView, params: PostgresParams) -> Plan:
         base = self._base_plan(finding)
