@@ -72,10 +72,10 @@ def test_lab_repo_fixed_on_a_branch_validated_idempotent_rolled_back(
     assert (repo / "docs/sshd_config").read_bytes() == before["docs/sshd_config"]
     assert repos.git(repo, "status", "--porcelain") == ""
 
-    again = sqlite_engine.fix(str(repo), only=only, dry_run=True)
-    assert again["status"] == "nothing_to_do" or not [
-        s for s in again["steps"] if s.get("changes") or s.get("diff")
-    ], again["steps"]
+    fixed = repos.files(repo)
+    again = sqlite_engine.fix(str(repo), only=only)  # idempotent: nothing left to do
+    assert (again["status"], again["steps"]) == ("nothing_to_do", [])
+    assert repos.files(repo) == fixed
 
     rolled = sqlite_engine.rollback(result["run"])
     assert rolled["verified"]
@@ -188,5 +188,3 @@ def test_scan_json_lists_taken_files_with_evidence(tmp_path: Path) -> None:
     assert "copies it to /etc/ssh/sshd_config" in entry["evidence"]
     in_file = [f for f in report["findings"] if f["location"]["path"] == "config/server.conf"]
     assert in_file and all(f["config_file"]["evidence"] == entry["evidence"] for f in in_file)
-    text = run_cli("scan", str(repo), home=tmp_path / "ws")
-    assert "config/server.conf: Dockerfile line 4 copies it" in text.stdout
