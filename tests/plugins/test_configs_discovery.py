@@ -223,3 +223,31 @@ def test_host_tree_inside_a_repository_resolves_absolute_includes_in_that_tree(
     assert not [p for p in problems if "not followed" in p]
     [x11] = [f for f in findings if f.rule_id == "SSHD-X11-FORWARDING"]
     assert x11.location.path == "image/rootfs/etc/ssh/sshd_config.d/50-x.conf"
+
+
+def test_ansible_filters_and_list_defaults_render_for_the_checker(tmp_path: Path) -> None:
+    repo = repos.write(
+        tmp_path / "r",
+        {
+            "roles/s/templates/sshd_config.j2": "X11Forwarding "
+            "{{ 'yes' if x11 | bool else 'no' }}\nCiphers {{ ciphers | join(',') }}\n"
+            "PermitRootLogin no\nUsePAM yes\n",
+            "roles/s/defaults/main.yml": "x11: yes\nciphers:\n  - aes256-ctr\n  - 3des-cbc\n",
+        },
+    )
+    target = LocalTarget(repo)
+    assert _files(target, SSHD)["roles/s/templates/sshd_config.j2"][0] == "taken"
+    findings, problems = SSHD.survey(target)
+    assert problems == []
+    [weak] = [f for f in findings if f.rule_id == "SSHD-WEAK-CIPHERS"]
+    plan = SSHD.plan(weak, target, SSHD.default_params())
+    assert "Jinja variable ciphers" in (plan.needs_manual or "")
+    assert "roles/s/defaults/main.yml line 2" in (plan.needs_manual or "")
+    [x11] = [f for f in findings if f.rule_id == "SSHD-X11-FORWARDING"]
+    plan = SSHD.plan(x11, target, SSHD.default_params())
+    assert plan.changes == [] and "Jinja expression {{ 'yes' if x11" in (plan.needs_manual or "")
+    from jupiter.plugins.configs import render_template
+
+    text = (repo / "roles/s/templates/sshd_config.j2").read_text()
+    rendered = render_template(target, "roles/s/templates/sshd_config.j2", text)
+    assert "X11Forwarding yes" in rendered and "Ciphers aes256-ctr,3des-cbc" in rendered

@@ -116,6 +116,7 @@ class RoleDefault:
     path: str
     line: int
     value: str
+    raw: object = None  # the YAML value, as Ansible hands it to the template
 
     @property
     def where(self) -> str:
@@ -169,8 +170,13 @@ def _top_level_values(path: str, text: str) -> dict[str, RoleDefault]:
             lines[m.group(1)] = number
     out = {}
     for key, value in data.items():
-        if isinstance(key, str) and key in lines and not isinstance(value, dict | list):
-            out[key] = RoleDefault(path, lines[key], _yaml_scalar(value))
+        if isinstance(key, str) and key in lines:
+            shown = (
+                ",".join(_yaml_scalar(v) for v in value)
+                if isinstance(value, list)
+                else _yaml_scalar(value)
+            )
+            out[key] = RoleDefault(path, lines[key], shown, value)
     return out
 
 
@@ -180,19 +186,53 @@ def _yaml_scalar(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def render_template(view: TargetView, path: str, text: str) -> str:
-    """``text`` rendered as Jinja in a sandbox with the role's defaults;
-    :class:`InputError` when it does not parse or needs a variable nobody sets."""
-    from jinja2 import StrictUndefined, TemplateError
+def _environment() -> Any:
+    """Jinja's sandbox with the filters Ansible adds that templates use most,
+    so a role's template parses and renders as Ansible would render it."""
+    import json
+    import re as regex
+
+    from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
     env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+
+    def to_bool(value: object) -> bool:
+        if isinstance(value, str):
+            return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
+        return bool(value)
+
+    def mandatory(value: object) -> object:
+        return value
+
+    env.filters.update(
+        {
+            "bool": to_bool,
+            "ternary": lambda value, yes, no, none=None: (
+                none if value is None and none is not None else (yes if value else no)
+            ),
+            "mandatory": mandatory,
+            "quote": lambda value: "'" + str(value).replace("'", "'\"'\"'") + "'",
+            "regex_replace": lambda value, pattern, repl="": regex.sub(pattern, repl, str(value)),
+            "to_json": json.dumps,
+            "to_nice_json": lambda value: json.dumps(value, indent=4),
+        }
+    )
+    return env
+
+
+def render_template(view: TargetView, path: str, text: str) -> str:
+    """``text`` rendered as Jinja in a sandbox with the role's defaults (their
+    YAML values, as Ansible passes them: ``yes`` unquoted renders ``True``);
+    :class:`InputError` when it does not parse or needs a variable nobody sets."""
+    from jinja2 import TemplateError
+
     # What Ansible itself defines for every template.
     values: dict[str, object] = {"ansible_managed": "Ansible managed"}
     for name, default in role_defaults(view, path).items():
-        values[name] = default.value
+        values[name] = default.raw
     try:
-        return env.from_string(text).render(values)
+        return str(_environment().from_string(text).render(values))
     except TemplateError as exc:
         line = getattr(exc, "lineno", None)
         where = f" line {line}" if line else ""
@@ -203,12 +243,11 @@ def render_template(view: TargetView, path: str, text: str) -> str:
 
 
 def template_problem(path: str, text: str) -> str | None:
-    """Why the Jinja template does not even parse, or ``None``."""
+    """Why the Jinja template does not even compile, or ``None``."""
     from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import SandboxedEnvironment
 
     try:
-        SandboxedEnvironment().parse(text)
+        _environment().from_string(text)
     except TemplateSyntaxError as exc:
         return (
             f"{path} line {exc.lineno}: the template does not render ({exc.message}); "

@@ -267,6 +267,13 @@ def _variable_steps(states: list[checks.SettingState]) -> str:
     for state in states:
         d = state.directive
         assert d is not None and d.variable is not None
+        if not d.variable.isidentifier():
+            parts.append(
+                f"{d.path} line {d.line}: {d.raw_keyword} takes its value from the Jinja "
+                f"expression {d.variable}, which Jupiter does not evaluate or rewrite; make it "
+                f"render {state.verdict.fixed!r}"
+            )
+            continue
         where = (
             f"set in {d.variable_source} to {' '.join(d.args)!r}"
             if d.variable_source

@@ -252,8 +252,8 @@ def _template_value(
     from jupiter.plugins import configs
 
     name = configs.variable_of(rest)
-    if name is None:
-        return args, None, None
+    if name is None:  # a longer expression: named as written, not evaluated
+        return args, rest.strip(), None
     default = configs.role_defaults(view, path).get(name)
     if default is None:
         return args, name, None
