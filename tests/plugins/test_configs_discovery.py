@@ -251,3 +251,17 @@ def test_ansible_filters_and_list_defaults_render_for_the_checker(tmp_path: Path
     text = (repo / "roles/s/templates/sshd_config.j2").read_text()
     rendered = render_template(target, "roles/s/templates/sshd_config.j2", text)
     assert "X11Forwarding yes" in rendered and "Ciphers aes256-ctr,3des-cbc" in rendered
+
+
+def test_nftables_include_loop_is_reported(tmp_path: Path) -> None:
+    repo = repos.write(
+        tmp_path / "r",
+        {
+            "fw/a.nft": 'include "b.nft"\ntable inet t {\n}\n',
+            "fw/b.nft": 'include "a.nft"\n',
+        },
+    )
+    findings, problems = NftablesFirewall().survey(LocalTarget(repo))
+    assert findings == []
+    assert any("loops back" in p and p.startswith("fw/a.nft line 1") for p in problems)
+    assert any("loops back" in p and p.startswith("fw/b.nft line 1") for p in problems)

@@ -97,6 +97,7 @@ def survey(view: TargetView) -> Survey:
             continue
         parsed[path] = ruleset
     included: dict[str, str] = {}
+    edges: dict[str, list[tuple[int, str, str]]] = {}
     for path, ruleset in parsed.items():
         for line, arg in ruleset.includes:
             try:
@@ -105,10 +106,18 @@ def survey(view: TargetView) -> Survey:
                 out.problems.append(f"{path} line {line}: include {arg} not followed: {exc}")
                 continue
             for inc in view.glob(pattern) if any(c in pattern for c in "*?[") else [pattern]:
-                if inc == path:
-                    out.problems.append(f"{path} line {line}: include {arg} loops back; ignored")
-                elif inc in parsed:
-                    included.setdefault(inc, path)
+                if inc in parsed:
+                    edges.setdefault(path, []).append((line, arg, inc))
+    for path, line, arg in _loops(edges):
+        out.problems.append(
+            f"{path} line {line}: include {arg} loops back to a file that includes it; "
+            "nft refuses the ruleset (remove the circular include)"
+        )
+    looping = {p for p, _, _ in _loops(edges)}
+    for path, targets in edges.items():
+        for _, _, inc in targets:
+            if inc != path and path not in looping:
+                included.setdefault(inc, path)
     for path, ruleset in parsed.items():
         evidence = f"{reasons[path]} and parses as an nftables ruleset"
         if path in included:
@@ -130,3 +139,19 @@ def survey(view: TargetView) -> Survey:
 
 def _included_chains(path: str, parsed: dict[str, Ruleset], included: dict[str, str]) -> bool:
     return any(by == path and parsed[inc].input_chains() for inc, by in included.items())
+
+
+def _loops(edges: dict[str, list[tuple[int, str, str]]]) -> list[tuple[str, int, str]]:
+    """(file, line, include) of every include that closes a cycle."""
+    found: list[tuple[str, int, str]] = []
+
+    def visit(path: str, stack: tuple[str, ...]) -> None:
+        for line, arg, inc in edges.get(path, []):
+            if inc in stack or inc == path:
+                found.append((path, line, arg))
+            elif len(stack) < 16:
+                visit(inc, (*stack, inc))
+
+    for start in edges:
+        visit(start, (start,))
+    return sorted(set(found))
