@@ -105,9 +105,10 @@ def test_database_repo_pair_fixed_and_validated_by_a_real_server(
     assert "log_connections = on" in (repo / "conf.d/logging.conf").read_text()
     assert "local   all   all                     peer" in (repo / "pg_hba.conf").read_text()
 
-    again = sqlite_engine.scan(str(repo))
-    still = sqlite_engine.list_findings(asset=again.asset, status="open")
-    assert not [f for f in still if f["rule_id"] in only and f["fingerprint"] in again.fingerprints]
+    fixed = repos.files(repo)
+    again = sqlite_engine.fix(str(repo), only=only)
+    assert (again["status"], again["steps"]) == ("nothing_to_do", [])
+    assert repos.files(repo) == fixed
     assert sqlite_engine.rollback(result["run"])["verified"]
     assert repos.files(repo) == before
 
@@ -141,6 +142,8 @@ def test_docker_build_context_fixes_the_copied_file_and_reports_inline_edits(
     ]
     assert "PermitRootLogin no" in (repo / "config/server.conf").read_text()
     assert (repo / "Dockerfile").read_bytes() == before["Dockerfile"]
+    again = sqlite_engine.fix(str(repo), only=["SSHD-ROOT-LOGIN"])
+    assert (again["status"], again["steps"]) == ("nothing_to_do", [])
     assert sqlite_engine.rollback(result["run"])["verified"]
     assert repos.files(repo) == before
 
@@ -174,6 +177,8 @@ def test_ansible_role_literals_fixed_variables_named_broken_template_reported(
     assert (repo / "roles/broken/templates/sshd_config.j2").read_bytes() == before[
         "roles/broken/templates/sshd_config.j2"
     ]
+    again = sqlite_engine.fix(str(repo), only=["SSHD-X11-FORWARDING"])
+    assert (again["status"], again["steps"]) == ("nothing_to_do", [])
     assert sqlite_engine.rollback(result["run"])["verified"]
     assert repos.files(repo) == before
 
