@@ -19,6 +19,7 @@ from jupiter import audit
 from jupiter.auditing import Auditing
 from jupiter.errors import InputError
 from jupiter.fixing import Fixing
+from jupiter.integrating import Integrating
 from jupiter.models import AssetSpec, FindingStatus, Severity
 from jupiter.rollbacks import RollingBack
 from jupiter.store import assets as asset_repo
@@ -30,6 +31,8 @@ from jupiter.yamlfile import read_yaml
 
 if TYPE_CHECKING:
     from jupiter.plugins.registry import Registry
+    from jupiter.remediations import Remediations
+    from jupiter.schedules import Schedules
 
 Progress = Callable[[int], None]
 
@@ -47,7 +50,7 @@ class IngestReport:
         return {"files": self.files, **self.stats.to_json()}
 
 
-class Engine(Fixing, RollingBack, Auditing):
+class Engine(Fixing, RollingBack, Auditing, Integrating):
     """Jupiter's core, bound to one workspace."""
 
     def __init__(self, workspace: Workspace, actor: str | None = None) -> None:
@@ -55,6 +58,7 @@ class Engine(Fixing, RollingBack, Auditing):
         self.actor = actor or default_actor()
         self._db: Database | None = None
         self._registry: Registry | None = None
+        self._remediations: Remediations | None = None
 
     @classmethod
     def open(
@@ -63,12 +67,25 @@ class Engine(Fixing, RollingBack, Auditing):
         return cls(Workspace.resolve(home, database_url), actor)
 
     @property
+    def remediations(self) -> Remediations:
+        """The remediation workflows (a composed service, see docs/workflows.md)."""
+        if self._remediations is None:
+            from jupiter.remediations import Remediations
+
+            self._remediations = Remediations(self)
+        return self._remediations
+
+    @property
     def db(self) -> Database:
         """The database, created and migrated on first use."""
         if self._db is None:
             self.workspace.ensure()
             db = Database(self.workspace.database_url)
             db.migrate()
+            from jupiter.integrations.config import load_routing
+            from jupiter.integrations.outbox import ROUTING_KEY
+
+            db.info[ROUTING_KEY] = load_routing(self.workspace.home)
             self._db = db
         return self._db
 
@@ -82,6 +99,13 @@ class Engine(Fixing, RollingBack, Auditing):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def schedules(self) -> Schedules:
+        """Continuous detection: scheduled scans and ingests (``jupiter schedules``)."""
+        from jupiter.schedules import Schedules
+
+        return Schedules(self)
 
     # -- workspace -------------------------------------------------------
     def init(self) -> dict[str, Any]:
@@ -213,6 +237,39 @@ class Engine(Fixing, RollingBack, Auditing):
             audit.record(s, self.actor, "advisories.imported", str(path), report.to_json())
         return report.to_json()
 
+    # -- generated configurations ---------------------------------------
+    def generate_config(
+        self,
+        kind: str,
+        params: dict[str, object],
+        output: Path | None = None,
+        force: bool = False,
+    ) -> GeneratedReport:
+        """Render a secure configuration (and write it under ``output``);
+        audited with the parameters and each file's hash, never its content."""
+        from jupiter.generate import KINDS, generate, write_generated
+
+        if kind not in KINDS:
+            raise InputError(f"cannot generate {kind!r}; choose one of: {', '.join(KINDS)}")
+        config = generate(kind, params)
+        written = write_generated(config, output, force=force) if output else []
+        report = GeneratedReport(config.kind, config.files, config.modes, config.notes, written)
+        with self.db.transaction() as s:
+            audit.record(
+                s,
+                self.actor,
+                "config.generated",
+                f"generate:{config.kind}",
+                {
+                    "params": {k: str(v) for k, v in params.items()},
+                    "files": {
+                        k: hashlib.sha256(v.encode()).hexdigest() for k, v in config.files.items()
+                    },
+                    "written": [str(p) for p in written],
+                },
+            )
+        return report
+
     # -- custom scripts -------------------------------------------------
     def register_script(self, manifest: Path) -> dict[str, Any]:
         from jupiter.custom import register_script
@@ -236,6 +293,24 @@ class Engine(Fixing, RollingBack, Auditing):
         with self.db.transaction() as s:
             audit.record(s, self.actor, "script.removed", f"script:{name}", {})
         self._registry = None
+
+
+@dataclass
+class GeneratedReport:
+    kind: str
+    files: dict[str, str]
+    modes: dict[str, int]
+    notes: list[str]
+    written: list[Path]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "files": self.files,
+            "modes": {k: oct(v) for k, v in self.modes.items()},
+            "notes": self.notes,
+            "written": [str(p) for p in self.written],
+        }
 
 
 def _bind_progress(progress: Callable[[Path, int, int], None], path: Path, size: int) -> Progress:
@@ -270,8 +345,9 @@ def load_asset_file(path: Path) -> list[AssetSpec]:
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"]) or "(entry)"
+            msg = str(err["msg"]).removeprefix("Value error, ")
             raise InputError(
-                f"{path}: asset #{index}, field {loc}: {err['msg']}; fix it and import again"
+                f"{path}: asset #{index}, field {loc}: {msg}; fix it and import again"
             ) from None
         if spec.id in seen:
             raise InputError(f"{path}: asset id {spec.id!r} appears twice; ids must be unique")

@@ -56,8 +56,14 @@ def _register() -> None:
         catalog_cmd,
         findings,
         generate_cmd,
+        outbox_cmd,
         remediate,
+        remediations_cmd,
+        schedules_cmd,
         scripts,
+        stats_cmd,
+        worker_cmd,
+        workflows_cmd,
     )
 
     app.command("init", help="Create the workspace (idempotent).")(findings.init)
@@ -71,7 +77,17 @@ def _register() -> None:
         advisories.app, name="advisories", help="Offline OSV advisory database for `scan`."
     )
     app.add_typer(scripts.app, name="scripts", help="Register your own remediation scripts.")
+    app.add_typer(
+        workflows_cmd.app, name="workflows", help="List, show and validate remediation workflows."
+    )
+    app.add_typer(
+        schedules_cmd.app, name="schedules", help="Scan assets on a timer (continuous detection)."
+    )
+    app.command("worker", help="Run due work (schedules, waiting deploys) until stopped.")(
+        worker_cmd.worker
+    )
     remediate.register(app)
+    remediations_cmd.register(app)
     app.command("generate", help="Render a secure ssh, firewall or postgresql configuration.")(
         generate_cmd.generate
     )
@@ -79,6 +95,15 @@ def _register() -> None:
         generate_cmd.script
     )
     app.command("catalog", help="List what Jupiter can fix (the fix catalog).")(catalog_cmd.catalog)
+    app.add_typer(
+        outbox_cmd.app, name="outbox", help="Integration events waiting, delivered or dead."
+    )
+    app.command("stats", help="Remediation statistics (success rate, durations, SLA).")(
+        stats_cmd.stats
+    )
+    app.command("metrics", help="Prometheus metrics: print them, or --serve them.")(
+        stats_cmd.metrics
+    )
 
 
 _register()

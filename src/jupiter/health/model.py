@@ -18,7 +18,10 @@ class _Probe(BaseModel):
 
     @property
     def label(self) -> str:
-        return self.name or self.kind_label()
+        """The metric this probe feeds: its name, else its kind. Every target
+        has its own URL, so the judge compares targets by this key, never by
+        the URL (``http`` on web-01 against ``http`` on web-02)."""
+        return self.name or str(getattr(self, "kind"))  # noqa: B009
 
     def kind_label(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -79,12 +82,25 @@ class MetricProbe(_Probe):
 Probe = Annotated[HttpProbe | CommandProbe | MetricProbe, Field(discriminator="kind")]
 
 
+def unique_probe_keys(probes: list[Any]) -> list[Any]:
+    """Two probes of one list must feed two metrics: refuse a duplicate key."""
+    seen: set[str] = set()
+    for probe in probes:
+        if probe.label in seen:
+            raise ValueError(
+                f"two probes feed the metric {probe.label!r}; give each one its own 'name:'"
+            )
+        seen.add(probe.label)
+    return probes
+
+
 class HealthConfig(BaseModel):
     """How a workflow judges health during and after a deploy."""
 
     model_config = ConfigDict(extra="forbid")
 
     probes: list[Probe] = Field(default_factory=list)
+    _unique = field_validator("probes")(lambda v: unique_probe_keys(v))
     interval: float = Field(default=1.0, gt=0, le=3600)
     baseline_samples: int = Field(default=5, ge=1, le=1000)
     samples: int = Field(default=5, ge=1, le=1000)
@@ -98,6 +114,18 @@ class HealthConfig(BaseModel):
     min_samples: int = Field(default=5, ge=3)
     consecutive: int = Field(default=2, ge=1)
     max_bake: float = Field(default=600, gt=0)
+    # Which probes (by label) the judge reads; empty means every probe.
+    metrics: list[str] = Field(default_factory=list)
+    # The smallest rise in error rate (a share: 0.005 = half a point) the
+    # statistical judge rolls back for, once it is also significant.
+    error_margin: float = Field(default=0.005, ge=0, le=1)
+
+
+#: Why a sample is not ok: the endpoint answered badly (``status``, ``exit``,
+#: ``range``), or gave no usable answer (``timeout``, ``unreachable``,
+#: ``invalid``, ``missing``). The judge fails on the first kind and waits on
+#: the second.
+Cause = Literal["status", "exit", "range", "timeout", "unreachable", "invalid", "missing"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +139,7 @@ class Sample:
     status: int | None = None
     value: float | None = None
     error: str | None = None
+    cause: Cause | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +150,7 @@ class Sample:
             "status": self.status,
             "value": self.value,
             "error": self.error,
+            "cause": self.cause,
         }
 
 
