@@ -42,6 +42,9 @@ class ScanReport:
     errors: list[dict[str, str]] = field(default_factory=list)
     fingerprints: list[str] = field(default_factory=list)
     reopened: list[int] = field(default_factory=list)
+    config_files: list[dict[str, str]] = field(default_factory=list)
+    """Configuration files taken from a repository (path, domain, remediator,
+    evidence, status, role); see :mod:`jupiter.plugins.configs`."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,7 @@ class ScanReport:
             "new_findings": self.stats.new,
             "reopened": self.reopened,
             "errors": self.errors,
+            "config_files": self.config_files,
         }
 
 
@@ -475,6 +479,12 @@ class Fixing:
                 continue
             report.errors.extend({"remediator": plugin.name, "error": p} for p in problems)
             records.extend(r.model_copy(update={"asset": asset_id}) for r in found)
+            try:
+                taken = plugin.config_files(target, plugin_params)
+            except InputError as exc:
+                report.errors.append({"remediator": plugin.name, "error": str(exc)})
+                continue
+            report.config_files.extend({**t.to_json(), "remediator": plugin.name} for t in taken)
         now = utcnow()
         with self.db.transaction() as s:
             writer = finding_repo.FindingWriter(s, now, asset_id, source_name=target.describe())

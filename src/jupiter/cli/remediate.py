@@ -72,6 +72,13 @@ def scan(target: TargetArg, asset: AssetOpt = None, json: JsonOpt = False) -> No
     findings = eng.list_findings(asset=report.asset, status="open")
     detected = set(report.fingerprints)
     current = [f for f in findings if f["fingerprint"] in detected]
+    # A finding in a repository's configuration says which taken file it is in and why
+    # that file was taken (the store keeps findings, not the survey).
+    by_path = {t["path"]: t for t in report.config_files if t["status"] == "taken"}
+    for f in current:
+        source = by_path.get(f["location"]["path"] or "")
+        if source is not None:
+            f["config_file"] = {"path": source["path"], "evidence": source["evidence"]}
     if json:
         state.emit_json({**report.to_json(), "findings": current})
         return
@@ -84,6 +91,12 @@ def scan(target: TargetArg, asset: AssetOpt = None, json: JsonOpt = False) -> No
         loc = f["location"]
         where = f"{loc['path']}:{loc['start_line']}" if loc["start_line"] else loc["path"]
         out.print(f"  #{f['id']:<5} {f['severity']:<8} {f['rule_id']:<24} {f['title']}  ({where})")
+    if report.config_files:
+        out.print("configuration files in the repository:")
+    for taken in report.config_files:
+        out.print(
+            f"  {taken['status']:<9} {taken['domain']:<9} {taken['path']}: {taken['evidence']}"
+        )
     for err in report.errors:
         out.print(f"[yellow]warning:[/] {err['remediator']}: {err['error']}")
 

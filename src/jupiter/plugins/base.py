@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from jupiter.models import FindingRecord
 from jupiter.plans import Plan
+from jupiter.plugins.configs import TakenFile
 from jupiter.targets.base import Target, TargetView
 from jupiter.workspace import Workspace
 
@@ -111,6 +112,14 @@ class Remediator(ABC, Generic[P]):
         naming file and line (a manifest that does not parse, say). The
         engine reports them and goes on with everything else."""
         return self.detect(view, params), []
+
+    def config_files(self, view: TargetView, params: P | None = None) -> list[TakenFile]:
+        """The configuration files this remediator took from a repository
+        target, each with why (``evidence``), and those it reported and left
+        alone (ambiguous, refused); empty for a host-shaped target and for
+        remediators that do not read daemon configurations. ``jupiter scan``
+        lists them."""
+        return []
 
     @abstractmethod
     def plan(self, finding: FindingRecord, view: TargetView, params: P) -> Plan:

@@ -531,7 +531,8 @@ def test_example_host_shows_every_rule() -> None:
     # PG-TLS-PROFILE and PG-TLS-CERT need ssl on, and the example has it off
     # (PG-SSL-OFF); PG-HBA-NO-CLIENTCERT only applies where clients present
     # certificates
-    optional = {"PG-TLS-PROFILE", "PG-TLS-CERT", "PG-HBA-NO-CLIENTCERT"}
+    # PG-INLINE-CONFIG is about Dockerfiles in a repository, not hosts
+    optional = {"PG-TLS-PROFILE", "PG-TLS-CERT", "PG-HBA-NO-CLIENTCERT", "PG-INLINE-CONFIG"}
     assert rules == (PostgresqlConf.rule_ids | PgHba.rule_ids) - optional
 
 

@@ -161,7 +161,7 @@ def test_plugin_is_registered_with_its_rules() -> None:
     assert "sshd-hardening" not in registry.errors
     plugin = registry.get("sshd-hardening")
     assert isinstance(plugin, SshdHardening)
-    extra = {"SSHD-MATCH-OVERRIDE", "SSHD-WEAK-HOST-KEY", "SSHD-DH-MODULI"}
+    extra = {"SSHD-MATCH-OVERRIDE", "SSHD-WEAK-HOST-KEY", "SSHD-DH-MODULI", "SSHD-INLINE-CONFIG"}
     assert {r.rule_id for r in RULES} | extra == set(plugin.rule_ids)
     assert plugin.parse_params({"level": "maximum"}) == SshdParams(level="maximum")
     with pytest.raises(ValueError, match="level"):

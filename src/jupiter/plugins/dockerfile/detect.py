@@ -24,13 +24,19 @@ Identities: ``final-stage`` (user, healthcheck), ``ADD <args>`` per ADD and
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 
 from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord, Location, Severity
 from jupiter.plugins.dockerfile import instructions
-from jupiter.plugins.dockerfile.parse import Dockerfile, Instruction, Stage, parse, split_image
+from jupiter.plugins.dockerfile.parse import (
+    Dockerfile,
+    Instruction,
+    Stage,
+    is_dockerfile,
+    parse,
+    split_image,
+)
 from jupiter.plugins.kit import decode_text, project_files
 from jupiter.targets.base import TargetView
 
@@ -82,16 +88,6 @@ ADD_ONLY_FLAGS = ("--checksum", "--keep-git-dir", "--unpack")
 def rule_for(rule_id: str) -> str | None:
     """Our rule id for one of ours or a Checkov id that means the same."""
     return rule_id if rule_id in _TITLES else CHECKOV_TO_RULE.get(rule_id)
-
-
-def is_dockerfile(path: str) -> bool:
-    name = posixpath.basename(path)
-    lower = name.lower()
-    if lower in ("dockerfile", "containerfile"):
-        return True
-    if lower.endswith((".md", ".txt", ".dockerignore", ".rst")):
-        return False
-    return lower.startswith(("dockerfile.", "containerfile.")) or lower.endswith(".dockerfile")
 
 
 def dockerfile_paths(view: TargetView) -> list[str]:

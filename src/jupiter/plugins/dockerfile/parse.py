@@ -13,6 +13,7 @@ raise :class:`InputError` naming file and line.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -133,6 +134,17 @@ class Dockerfile:
 
 def _fail(path: str, line: int, what: str) -> InputError:
     return InputError(f"{path} line {line}: {what}")
+
+
+def is_dockerfile(path: str) -> bool:
+    """``Dockerfile``, ``Containerfile``, ``Dockerfile.<x>`` or ``<x>.Dockerfile``."""
+    name = posixpath.basename(path)
+    lower = name.lower()
+    if lower in ("dockerfile", "containerfile"):
+        return True
+    if lower.endswith((".md", ".txt", ".dockerignore", ".rst")):
+        return False
+    return lower.startswith(("dockerfile.", "containerfile.")) or lower.endswith(".dockerfile")
 
 
 def parse(path: str, text: str) -> Dockerfile:

@@ -12,9 +12,13 @@ Rule ids (category ``config.firewall``):
   finding per rule, listing its undeclared ports.
 
 The checks read the *file* that is loaded at boot, not the kernel's live
-ruleset. What the asset declares comes from the caller; when it gives
-nothing, the ``# jupiter-declared:`` line that Jupiter writes into rulesets
-it generates is used, and otherwise only TCP 22 (SSH) counts as declared.
+ruleset. In a repository (no ``etc/nftables.conf``) every ruleset
+:mod:`jupiter.plugins.nftables.sources` takes is checked the same way, and
+its findings carry ``extra.config_file`` (path and why it was taken).
+
+What the asset declares comes from the caller; when it gives nothing, the
+``# jupiter-declared:`` line that Jupiter writes into rulesets it generates
+is used, and otherwise only TCP 22 (SSH) counts as declared.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 
 from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord, Location, Severity
+from jupiter.plugins.configs import TakenFile
 from jupiter.plugins.nftables.evaluate import (
     OpenRule,
     PortRanges,
@@ -67,7 +72,13 @@ def declared_from_text(text: str) -> DeclaredServices | None:
 
 
 def _finding(
-    rule_id: str, title: str, severity: Severity, line: int | None, evidence: str, **extra: object
+    rule_id: str,
+    title: str,
+    severity: Severity,
+    line: int | None,
+    evidence: str,
+    path: str = RULESET_PATH,
+    **extra: object,
 ) -> FindingRecord:
     return FindingRecord(
         scanner=SCANNER,
@@ -75,7 +86,7 @@ def _finding(
         category=Category.CONFIG_FIREWALL,
         title=title,
         severity=severity,
-        location=Location(path=RULESET_PATH, start_line=line, end_line=line),
+        location=Location(path=path, start_line=line, end_line=line),
         evidence=evidence,
         extra=dict(extra),
     )
@@ -86,21 +97,41 @@ def _source_line(text: str, line: int) -> str:
     return lines[line - 1].strip() if 0 < line <= len(lines) else ""
 
 
-def read_ruleset(view: TargetView) -> tuple[str, Ruleset] | None:
+def read_ruleset(view: TargetView, path: str = RULESET_PATH) -> tuple[str, Ruleset] | None:
     """The ruleset file's text and parse, or None when there is no file."""
     try:
-        text = view.read_bytes(RULESET_PATH).decode("utf-8", errors="replace")
+        text = view.read_bytes(path).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return None
-    return text, parse_ruleset(text, RULESET_PATH)
+    return text, parse_ruleset(text, path)
+
+
+def scan_firewall(
+    view: TargetView, declared: DeclaredServices | None = None
+) -> tuple[list[FindingRecord], list[str], list[TakenFile]]:
+    """Findings of the host's ruleset, or of every ruleset of a repository,
+    with what could not be read and the files taken (and why)."""
+    from jupiter.plugins.nftables import sources
+
+    found = sources.survey(view)
+    if found.host:
+        return check_firewall(view, declared), [], []
+    findings: list[FindingRecord] = []
+    for unit in found.units:
+        note = {"config_file": {"path": unit.path, "evidence": unit.evidence}}
+        findings.extend(
+            f.model_copy(update={"extra": {**f.extra, **note}})
+            for f in check_firewall(view, declared, unit.path)
+        )
+    return findings, found.problems, found.files
 
 
 def check_firewall(
-    view: TargetView, declared: DeclaredServices | None = None
+    view: TargetView, declared: DeclaredServices | None = None, path: str = RULESET_PATH
 ) -> list[FindingRecord]:
-    """Findings for the ruleset on ``view``; see the module docstring."""
+    """Findings for the ruleset at ``path`` on ``view``; see the module docstring."""
     try:
-        loaded = read_ruleset(view)
+        loaded = read_ruleset(view, path)
     except InputError as exc:
         return [
             _finding(
@@ -109,6 +140,7 @@ def check_firewall(
                 Severity.HIGH,
                 None,
                 str(exc),
+                path,
             )
         ]
     if loaded is None:
@@ -142,6 +174,7 @@ def check_firewall(
                 Severity.HIGH,
                 None,
                 evidence,
+                path,
             )
         ]
     findings: list[FindingRecord] = []
@@ -155,6 +188,7 @@ def check_firewall(
                     Severity.HIGH,
                     chain.line,
                     f"chain {chain.name}: type {chain.type} hook {chain.hook}; policy {policy}",
+                    path,
                     table=f"{table.family} {table.name}",
                     chain=chain.name,
                 )
@@ -182,6 +216,7 @@ def check_firewall(
                 Severity.MEDIUM,
                 line,
                 evidence,
+                path,
                 chain=opened.chain,
                 tcp=[list(r) for r in tcp],
                 udp=[list(r) for r in udp],

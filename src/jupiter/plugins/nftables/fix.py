@@ -4,6 +4,8 @@ default-drop one that opens only the services the asset declares.
 The fix is a complete ruleset rendered from ``templates/nftables.conf.j2``
 (:func:`render_ruleset`, also used by ``jupiter generate firewall``): it
 flushes whatever was there, so the plan says so and marks itself disruptive.
+In a repository the ruleset file the finding names is the one replaced
+(:mod:`jupiter.plugins.nftables.sources`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from jupiter.models import Category, FindingRecord
 from jupiter.netparams import network, port_list
 from jupiter.plans import Plan, Risk, WriteFile, sha256_bytes, unified_diff
 from jupiter.plugins.base import Remediator, ValidationResult
+from jupiter.plugins.configs import TakenFile
+from jupiter.plugins.nftables import sources
 from jupiter.plugins.nftables.detect import (
     RULESET_PATH,
     DeclaredServices,
     check_firewall,
     read_ruleset,
+    scan_firewall,
 )
 from jupiter.targets.base import TargetView
 from jupiter.templating import config_environment
@@ -119,17 +124,17 @@ def render_ruleset(params: FirewallParams | Mapping[str, object]) -> str:
     )
 
 
-def _crlf_warning(risk: Risk, before: str | None) -> Risk:
+def _crlf_warning(risk: Risk, before: str | None, path: str = RULESET_PATH) -> Risk:
     if before is None or "\r\n" not in before:
         return risk
     note = (
-        f"{RULESET_PATH} has CRLF line endings, which nft cannot read (it never loaded); the "
+        f"{path} has CRLF line endings, which nft cannot read (it never loaded); the "
         "new ruleset is written with LF line endings only"
     )
     return risk.model_copy(update={"warnings": [*risk.warnings, note]})
 
 
-def _risk(p: FirewallParams, existing_rules: int | None) -> Risk:
+def _risk(p: FirewallParams, existing_rules: int | None, path: str = RULESET_PATH) -> Risk:
     warnings = [
         "flush ruleset also removes rules other software added at run time (Docker, libvirt, "
         "fail2ban); restart those services after the reload.",
@@ -141,7 +146,7 @@ def _risk(p: FirewallParams, existing_rules: int | None) -> Risk:
         warnings.insert(
             0,
             f"Replaces the whole ruleset: the {existing_rules} rules of the "
-            f"current {RULESET_PATH} are not carried over.",
+            f"current {path} are not carried over.",
         )
     if p.admin_cidr:
         warnings.append(
@@ -192,13 +197,25 @@ class NftablesFirewall(Remediator[FirewallParams]):
 
     def detect(self, view: TargetView, params: FirewallParams | None = None) -> list[FindingRecord]:
         """FW-* findings; ``params`` (or the constructor's) declare the asset's services."""
+        return self.survey(view, params)[0]
+
+    def survey(
+        self, view: TargetView, params: FirewallParams | None = None
+    ) -> tuple[list[FindingRecord], list[str]]:
         chosen = parse_firewall_params(params) if params is not None else self._params
-        return check_firewall(view, chosen.declared() if chosen else None)
+        found, problems, _ = scan_firewall(view, chosen.declared() if chosen else None)
+        return found, problems
+
+    def config_files(
+        self, view: TargetView, params: FirewallParams | None = None
+    ) -> list[TakenFile]:
+        return sources.survey(view).files
 
     def plan(self, finding: FindingRecord, view: TargetView, params: FirewallParams) -> Plan:
         p = parse_firewall_params(params)
+        path = finding.location.path or RULESET_PATH
         try:
-            before_bytes: bytes | None = view.read_bytes(RULESET_PATH)
+            before_bytes: bytes | None = view.read_bytes(path)
         except FileNotFoundError:
             before_bytes = None
         before = before_bytes.decode("utf-8", errors="replace") if before_bytes else None
@@ -211,13 +228,15 @@ class NftablesFirewall(Remediator[FirewallParams]):
             severity=finding.severity,
             title=f"Default-drop nftables ruleset for a {p.asset_type} asset",
         )
-        still_open = [f for f in check_firewall(view, p.declared()) if f.rule_id == finding.rule_id]
+        still_open = [
+            f for f in check_firewall(view, p.declared(), path) if f.rule_id == finding.rule_id
+        ]
         if before_bytes is not None and (before == content or not still_open):
             return base
         existing_rules = None
         if before_bytes is not None:
             try:
-                loaded = read_ruleset(view)
+                loaded = read_ruleset(view, path)
                 if loaded is not None:
                     existing_rules = sum(
                         len(c.rules) for t in loaded[1].tables for c in t.chains.values()
@@ -228,7 +247,7 @@ class NftablesFirewall(Remediator[FirewallParams]):
             update={
                 "changes": [
                     WriteFile(
-                        path=RULESET_PATH,
+                        path=path,
                         content=content,
                         before_sha256=sha256_bytes(before_bytes)
                         if before_bytes is not None
@@ -236,23 +255,29 @@ class NftablesFirewall(Remediator[FirewallParams]):
                         mode=None if before_bytes is not None else NEW_FILE_MODE,
                     )
                 ],
-                "risk": _crlf_warning(_risk(p, existing_rules), before),
-                "diff": unified_diff(RULESET_PATH, before, content),
+                "risk": _crlf_warning(_risk(p, existing_rules, path), before, path),
+                "diff": unified_diff(path, before, content),
                 "related_findings": [f.rule_id for f in still_open if f is not finding],
             }
         )
 
     def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
         """``nft -c -f`` on the candidate ruleset (parses and checks it in the
-        kernel's netlink layer without applying it)."""
-        try:
-            data = candidate.read_bytes(RULESET_PATH)
-        except FileNotFoundError:
-            return [ValidationResult("nft -c", "skipped", f"{RULESET_PATH} is absent")]
-        return [check_with_nft(data)]
+        kernel's netlink layer without applying it); in a repository, on
+        each ruleset file the plan writes."""
+        written = [c.path for c in plan.changes if isinstance(c, WriteFile)]
+        results = []
+        for path in written or [RULESET_PATH]:
+            try:
+                data = candidate.read_bytes(path)
+            except FileNotFoundError:
+                results.append(ValidationResult("nft -c", "skipped", f"{path} is absent"))
+                continue
+            results.append(check_with_nft(data, path))
+        return results
 
 
-def check_with_nft(data: bytes) -> ValidationResult:
+def check_with_nft(data: bytes, shown: str = RULESET_PATH) -> ValidationResult:
     """Run ``nft -c -f`` on ``data``. Without CAP_NET_ADMIN nft cannot even
     check, so a non-root run retries inside a new user+network namespace
     (``unshare -rn``), and reports ``skipped`` when that is not allowed."""
@@ -277,7 +302,7 @@ def check_with_nft(data: bytes) -> ValidationResult:
                 return ValidationResult(
                     "nft -c", "failed", f"nft -c timed out after {_NFT_TIMEOUT}s"
                 )
-            out = (proc.stderr + proc.stdout).replace(str(path), RULESET_PATH).strip()
+            out = (proc.stderr + proc.stdout).replace(str(path), shown).strip()
             if proc.returncode == 0:
                 return ValidationResult("nft -c", "passed", out)
             if "Operation not permitted" not in out or "syntax error" in out:

@@ -24,8 +24,16 @@ Rule ids (category ``config.database``):
 * ``PG-HBA-NO-CLIENTCERT`` — only when the asset's clients present
   certificates (``client_certificates``): a remote TCP record without
   ``clientcert=verify-full``;
+* ``PG-INLINE-CONFIG`` — (repositories) a Dockerfile ``RUN`` writes
+  ``postgresql.conf`` or ``pg_hba.conf`` inline (``echo ... >>``, ``sed -i``);
 * ``PG-HBA-NO-SSL`` — a world-reachable (``all``, ``0.0.0.0/0``, ``::/0``)
   ``host``/``hostnossl`` record that does not require SSL.
+
+A target without a cluster at those layouts is a repository: every
+``postgresql.conf`` :mod:`jupiter.plugins.postgres.sources` takes is a
+cluster, with the ``pg_hba.conf`` beside it; its findings carry
+``extra.config_file`` (path and evidence). Certificates the configuration
+names by absolute path are host files and are not judged there.
 
 Locations point at the effective line; an unset setting points at its
 commented-out template line (``#ssl = off``) in the main file when there is
@@ -35,6 +43,7 @@ one, else at the file alone.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import posixpath
 import re
 from dataclasses import dataclass
@@ -64,6 +73,7 @@ HBA_TRUST = "PG-HBA-TRUST"
 HBA_WEAK_AUTH = "PG-HBA-WEAK-AUTH"
 HBA_NO_SSL = "PG-HBA-NO-SSL"
 HBA_NO_CLIENTCERT = "PG-HBA-NO-CLIENTCERT"
+INLINE_CONFIG = "PG-INLINE-CONFIG"
 CLIENTCERT = "clientcert=verify-full"
 CONF_RULES = frozenset(
     {
@@ -74,6 +84,7 @@ CONF_RULES = frozenset(
         LOG_CONNECTIONS,
         LOG_DISCONNECTIONS,
         LISTEN_ALL,
+        INLINE_CONFIG,
     }
 )
 HBA_RULES = frozenset({HBA_TRUST, HBA_WEAK_AUTH, HBA_NO_SSL, HBA_NO_CLIENTCERT})
@@ -135,16 +146,30 @@ def parse_bool(value: str) -> bool | None:
     return None
 
 
-def find_clusters(view: TargetView) -> list[str]:
-    """Target paths of every ``postgresql.conf`` at a known location."""
+def host_clusters(view: TargetView) -> list[str]:
+    """Target paths of every ``postgresql.conf`` at a host layout."""
     found: set[str] = set()
     for pattern in CONF_GLOBS:
         found.update(p for p in view.glob(pattern) if is_file(view, p))
     return sorted(found)
 
 
+def find_clusters(view: TargetView) -> list[str]:
+    """Target paths of every ``postgresql.conf`` at a known location, or, in
+    a repository, of every one :mod:`jupiter.plugins.postgres.sources` takes."""
+    from jupiter.plugins.postgres import sources
+
+    return host_clusters(view) or sorted(sources.survey(view).mains)
+
+
+def is_repo_main(main: str) -> bool:
+    return not any(
+        fnmatch.fnmatchcase(main, g) and main.count("/") == g.count("/") for g in CONF_GLOBS
+    )
+
+
 def load_cluster(view: TargetView, main: str, server_root: str = "/") -> Cluster:
-    config = parse_conf(view, main, server_root)
+    config = parse_conf(view, main, server_root, repo=is_repo_main(main))
     conf_dir = posixpath.dirname(main)
     data_dir: str | None = conf_dir
     data_setting = config.value("data_directory")
@@ -453,27 +478,120 @@ def check_hba(hba: HbaFile, cluster: Cluster, client_certs: bool = False) -> lis
     return out
 
 
+def clusters(
+    view: TargetView, server_root: str = "/", problems: list[str] | None = None
+) -> list[tuple[Cluster, str | None]]:
+    """Every cluster of ``view`` with why it was taken (``None`` on a host).
+
+    Given ``problems``, a repository cluster that cannot be read is reported
+    there (one sentence) and the others are still returned; otherwise the
+    first one raises, as a host's always does."""
+    from jupiter.plugins.postgres import sources
+
+    mains = host_clusters(view)
+    if mains:
+        return [(load_cluster(view, main, server_root), None) for main in mains]
+    found = sources.survey(view)
+    out: list[tuple[Cluster, str | None]] = []
+    if problems is not None:
+        problems.extend(found.problems)
+    for main, evidence in sorted(found.mains.items()):
+        try:
+            out.append((load_cluster(view, main, server_root), evidence))
+        except InputError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
+    return out
+
+
+_IMAGE_FILES = re.compile(r"/[^\s'\";&|]*/(?:postgresql\.conf|pg_hba\.conf)")
+
+
+def inline_findings(view: TargetView) -> list[FindingRecord]:
+    """``PG-INLINE-CONFIG``: Dockerfile ``RUN`` lines that write or edit the
+    server's configuration inline (one finding per line)."""
+    from jupiter.plugins.configs import inline_writes
+
+    return [
+        FindingRecord(
+            scanner=SCANNER,
+            rule_id=INLINE_CONFIG,
+            category=Category.CONFIG_DATABASE,
+            title=f"{w.dockerfile} writes {w.dest} inline with a RUN command",
+            severity=Severity.LOW,
+            location=Location(path=w.dockerfile, start_line=w.line, end_line=w.line),
+            evidence=w.text[:300],
+            identity=f"inline {' '.join(w.text.split())[:200]}",
+            extra={"dest": w.dest},
+        )
+        for w in inline_writes(view, _IMAGE_FILES)
+    ]
+
+
+def _with_evidence(findings: list[FindingRecord], evidence: str | None) -> list[FindingRecord]:
+    if evidence is None:
+        return findings
+    return [
+        f.model_copy(
+            update={
+                "extra": {
+                    **f.extra,
+                    "config_file": {
+                        "path": f.location.path or str(f.extra.get("conf")),
+                        "evidence": evidence,
+                    },
+                }
+            }
+        )
+        for f in findings
+    ]
+
+
 def detect_conf(
-    view: TargetView, server_root: str = "/", tls_profile: str = "intermediate"
+    view: TargetView,
+    server_root: str = "/",
+    tls_profile: str = "intermediate",
+    problems: list[str] | None = None,
 ) -> list[FindingRecord]:
-    """postgresql.conf findings of every cluster in ``view``."""
+    """postgresql.conf findings of every cluster in ``view`` (``problems``:
+    see :func:`clusters`)."""
     out: list[FindingRecord] = []
-    for main in find_clusters(view):
-        out.extend(check_conf(load_cluster(view, main, server_root), tls_profile, view))
+    if not host_clusters(view):
+        out.extend(inline_findings(view))
+    for cluster, evidence in clusters(view, server_root, problems):
+        try:
+            found = check_conf(cluster, tls_profile, view)
+        except InputError as exc:
+            if problems is None or evidence is None:
+                raise
+            problems.append(str(exc))
+            continue
+        out.extend(_with_evidence(found, evidence))
     return out
 
 
 def detect_hba(
-    view: TargetView, server_root: str = "/", client_certs: bool = False
+    view: TargetView,
+    server_root: str = "/",
+    client_certs: bool = False,
+    problems: list[str] | None = None,
 ) -> list[FindingRecord]:
     """pg_hba.conf findings of every cluster in ``view`` (each file once)."""
     out: list[FindingRecord] = []
     seen: set[str] = set()
-    for main in find_clusters(view):
-        cluster = load_cluster(view, main, server_root)
-        hba = load_hba(view, cluster)
+    for cluster, evidence in clusters(view, server_root, problems):
+        try:
+            hba = load_hba(view, cluster)
+        except InputError as exc:
+            if problems is None or evidence is None:
+                raise
+            problems.append(str(exc))
+            continue
         if hba is None or hba.path in seen:
             continue
         seen.add(hba.path)
-        out.extend(check_hba(hba, cluster, client_certs))
+        if evidence is not None:
+            evidence = f"beside {cluster.main} ({evidence})"
+        out.extend(_with_evidence(check_hba(hba, cluster, client_certs), evidence))
     return out

@@ -24,6 +24,8 @@ planned by :mod:`jupiter.plugins.postgres.certs`):
 * ``PG-PASSWORD-ENCRYPTION`` → ``scram-sha-256``, with the manual step of
   resetting passwords still stored as MD5.
 * ``PG-LOG-CONNECTIONS`` / ``PG-LOG-DISCONNECTIONS`` → ``on``.
+* ``PG-INLINE-CONFIG`` (a Dockerfile ``RUN`` that writes the configuration
+  inline) is ``needs_manual`` naming the line.
 * ``PG-LISTEN-ALL`` is never changed automatically (only a human knows which
   interfaces clients use): the plan is ``needs_manual``.
 
@@ -72,7 +74,9 @@ from jupiter.plans import (
     unified_diff,
 )
 from jupiter.plugins.base import Remediator, ValidationResult
+from jupiter.plugins.configs import TakenFile
 from jupiter.plugins.postgres import detect as checks
+from jupiter.plugins.postgres import sources
 from jupiter.plugins.postgres.certs import CERT_NAME, plan_tls_files
 from jupiter.plugins.postgres.edit import ConfEdits, replace_fields
 from jupiter.plugins.postgres.params import PostgresParams
@@ -143,8 +147,30 @@ class PostgresqlConf(_PostgresBase):
         p = _params(params)
         return checks.detect_conf(view, p.server_root, p.tls_profile)
 
+    def survey(
+        self, view: TargetView, params: PostgresParams | None = None
+    ) -> tuple[list[FindingRecord], list[str]]:
+        p = _params(params)
+        problems: list[str] = []
+        return checks.detect_conf(view, p.server_root, p.tls_profile, problems), problems
+
+    def config_files(
+        self, view: TargetView, params: PostgresParams | None = None
+    ) -> list[TakenFile]:
+        # the pg_hba.conf files are listed by pg-hba
+        return [] if checks.host_clusters(view) else sources.survey(view).files
+
     def plan(self, finding: FindingRecord, view: TargetView, params: PostgresParams) -> Plan:
         base = self._base_plan(finding)
+        if finding.rule_id == checks.INLINE_CONFIG:
+            where = f"{finding.location.path} line {finding.location.start_line}"
+            reason = (
+                f"{where} writes {finding.extra.get('dest', 'the configuration')} inline "
+                f"({(finding.evidence or '')[:120]}); Jupiter does not rewrite shell commands: "
+                "move these settings into the postgresql.conf or pg_hba.conf the image COPYs, "
+                "which Jupiter checks and fixes"
+            )
+            return base.model_copy(update={"needs_manual": reason})
         root = _params(params).server_root
         cluster = _cluster_for(view, finding, root)
         p = _params(params)
@@ -192,7 +218,12 @@ class PostgresqlConf(_PostgresBase):
                 )
             changes, diff, warnings = plan_tls_files(view, cluster, p, edits, note, replace=True)
         elif finding.rule_id in (checks.SSL_OFF, checks.TLS_PROFILE):
-            if finding.rule_id == checks.SSL_OFF:
+            if finding.rule_id == checks.SSL_OFF and cluster.config.repo:
+                # A repository holds configuration, not a host's secrets: no
+                # key is made into it; the host must have the pair it names.
+                edits.set("ssl", "on", note)
+                manual.append(_deploy_tls_step(cluster))
+            elif finding.rule_id == checks.SSL_OFF:
                 changes, diff, warnings = plan_tls_files(view, cluster, p, edits, note)
                 edits.set("ssl", "on", note)
             for name, value in PROFILES[p.tls_profile].settings.items():
@@ -232,6 +263,27 @@ class PgHba(_PostgresBase):
     def detect(self, view: TargetView, params: PostgresParams | None = None) -> list[FindingRecord]:
         p = _params(params)
         return checks.detect_hba(view, p.server_root, p.client_certificates)
+
+    def survey(
+        self, view: TargetView, params: PostgresParams | None = None
+    ) -> tuple[list[FindingRecord], list[str]]:
+        p = _params(params)
+        problems: list[str] = []
+        found = checks.detect_hba(view, p.server_root, p.client_certificates, problems)
+        # the clusters' own problems are postgresql-conf's to report
+        return found, [x for x in problems if "pg_hba" in x]
+
+    def config_files(
+        self, view: TargetView, params: PostgresParams | None = None
+    ) -> list[TakenFile]:
+        if checks.host_clusters(view):
+            return []
+        out = []
+        for cluster, evidence in checks.clusters(view, _params(params).server_root, []):
+            if cluster.hba_path is not None:
+                why = f"the pg_hba.conf beside {cluster.main} ({evidence})"
+                out.append(TakenFile(cluster.hba_path, sources.DOMAIN, why))
+        return out
 
     def plan(self, finding: FindingRecord, view: TargetView, params: PostgresParams) -> Plan:
         base = self._base_plan(finding)
@@ -302,6 +354,16 @@ class PgHba(_PostgresBase):
                 ),
             }
         )
+
+
+def _deploy_tls_step(cluster: checks.Cluster) -> str:
+    cert = cluster.config.value("ssl_cert_file") or "server.crt (in the data directory)"
+    key = cluster.config.value("ssl_key_file") or "server.key (in the data directory)"
+    return (
+        f"{cluster.main} now turns ssl on: every host it is deployed to needs the certificate "
+        f"{cert} and its key {key} (mode 0600, owned by postgres) before PostgreSQL restarts; "
+        "Jupiter makes no private key inside a repository"
+    )
 
 
 def _find_record(records: list[HbaRecord], finding: FindingRecord) -> HbaRecord | None:

@@ -14,6 +14,11 @@ dot, in name order). Absolute paths are server paths: they are mapped into the
 target through ``server_root`` (the directory of the server's ``/`` as seen
 from the target root, ``/`` when the target root *is* the server's root).
 
+In a repository (``repo=True``) an absolute path names a file of the host
+the configuration is deployed to, outside the repository: an include of one
+is reported in ``problems`` and not followed (never read from this
+machine), and :meth:`PgConfig.to_target` gives ``None`` for it.
+
 A line PostgreSQL would reject raises :class:`~jupiter.errors.InputError`
 naming the file and line.
 """
@@ -81,6 +86,8 @@ class PgConfig:
     server_root: str
     files: dict[str, ConfFile] = field(default_factory=dict)
     order: list[Setting] = field(default_factory=list)
+    repo: bool = False
+    problems: list[str] = field(default_factory=list)
 
     def get(self, name: str) -> Setting | None:
         """The effective (last) line of ``name``, or ``None`` when unset."""
@@ -97,7 +104,9 @@ class PgConfig:
     def to_target(self, server_path: str, relative_to: str) -> str | None:
         """Map a path from a setting into the target (``relative_to`` is the
         target directory a relative path is relative to); ``None`` when it
-        lies outside the target."""
+        lies outside the target (in a repository: any absolute path)."""
+        if self.repo and server_path.startswith("/"):
+            return None
         return map_server_path(server_path, relative_to, self.server_root)
 
 
@@ -218,9 +227,11 @@ def parse_conf_line(path: str, lineno: int, text: str) -> Setting | None:
     return Setting(path, lineno, name, value, (pos, end), quoted, body)
 
 
-def parse_conf(view: TargetView, main: str, server_root: str = "/") -> PgConfig:
+def parse_conf(
+    view: TargetView, main: str, server_root: str = "/", *, repo: bool = False
+) -> PgConfig:
     """Parse ``main`` and everything it includes (see module docstring)."""
-    config = PgConfig(main=main, server_root=server_root)
+    config = PgConfig(main=main, server_root=server_root, repo=repo)
     _read_into(view, config, main, [], None)
     return config
 
@@ -257,6 +268,12 @@ def _include(view: TargetView, config: PgConfig, directive: Setting, stack: list
     here = posixpath.dirname(directive.path)
     target = config.to_target(directive.value, here)
     where = f"{directive.path} line {directive.line}"
+    if config.repo and directive.value.startswith("/"):
+        config.problems.append(
+            f"{where}: {directive.name} {directive.value!r} is an absolute host path outside "
+            "the repository; not followed (Jupiter does not read it from this machine)"
+        )
+        return
     if directive.name == "include_dir":
         state = view.stat(target) if target else None
         if state is None or state.kind != "dir":

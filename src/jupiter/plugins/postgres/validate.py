@@ -16,6 +16,11 @@ Keys and certificates the plan generates (``GenerateKey``,
 ``IssueCertificate``) are made here with throw-away keys to the plan's spec;
 the real key is made only on apply.
 
+A repository's configuration names its TLS files by host paths the
+repository does not hold: the sandbox then supplies a throw-away
+self-signed certificate and key (and uses that certificate as the CA file),
+made in the sandbox and deleted with it, and the result says so.
+
 A private key is copied with mode 0600 when the candidate's mode would be
 accepted by the server on the target (0600, or 0640 for a root-owned key),
 else with its own mode, so a key the server would refuse is refused here.
@@ -134,8 +139,9 @@ def validate_candidate(plan: Plan, candidate: TargetView) -> ValidationResult:
     except ServerError as exc:
         return ValidationResult(VALIDATOR, "skipped", f"no throw-away cluster: {exc}")
     work = sandbox.workdir()
+    supplied: list[str] = []
     try:
-        config_file, settings = stage(candidate, cluster, work / "root")
+        config_file, settings = stage(candidate, cluster, work / "root", supplied)
         give_to(work, who)
         with running_server(sandbox, config_file, settings, work):
             pass
@@ -145,17 +151,27 @@ def validate_candidate(plan: Plan, candidate: TargetView) -> ValidationResult:
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    note = ""
+    if supplied:
+        note = (
+            f" ({', '.join(supplied)}: not in the repository, so a throw-away self-signed "
+            "certificate and key made in the validation sandbox stood in)"
+        )
     return ValidationResult(
         VALIDATOR,
         "passed",
         f"{sandbox.version} started with the candidate {cluster.main} and "
-        f"{cluster.hba_path or 'no pg_hba.conf'}",
+        f"{cluster.hba_path or 'no pg_hba.conf'}{note}",
     )
 
 
-def stage(view: TargetView, cluster: Cluster, root: Path) -> tuple[Path, dict[str, str]]:
+def stage(
+    view: TargetView, cluster: Cluster, root: Path, supplied: list[str] | None = None
+) -> tuple[Path, dict[str, str]]:
     """Copy the cluster's files under ``root``; return the main file's copy and
-    the ``-c`` settings that point the server at the copies."""
+    the ``-c`` settings that point the server at the copies. For a
+    repository's cluster, TLS settings naming files it does not hold get
+    throw-away ones, listed in ``supplied``."""
     config = cluster.config
     settings: dict[str, str] = dict(_NO_EXEC)
 
@@ -210,6 +226,15 @@ def stage(view: TargetView, cluster: Cluster, root: Path) -> tuple[Path, dict[st
             continue
         rel = config.to_target(value, base_dir)
         state = view.stat(rel) if rel else None
+        missing = rel is None or state is None or state.kind != "file"
+        if missing and config.repo:
+            if name in ("ssl_cert_file", "ssl_key_file", "ssl_ca_file"):
+                settings[name] = str(_throwaway_tls(root)[name])
+            else:
+                settings[name] = ""
+            if supplied is not None:
+                supplied.append(f"{name} {value}")
+            continue
         if rel is None or state is None or state.kind != "file":
             # Absent from the candidate: point at a path that does not exist
             # either, so "ssl = on" fails here as it would on the target.
@@ -221,3 +246,41 @@ def stage(view: TargetView, cluster: Cluster, root: Path) -> tuple[Path, dict[st
             mode = 0o600 if accepted else state.mode & 0o777
         settings[name] = str(put(f"tls/{name}", view.read_bytes(rel), mode))
     return main, settings
+
+
+def _throwaway_tls(root: Path) -> dict[str, Path]:
+    """A self-signed certificate (usable as its own CA) and its key under
+    ``root/throwaway``, made once per sandbox."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from jupiter.keygen import key_pem, new_key
+
+    folder = root / "throwaway"
+    cert, key_file = folder / "server.crt", folder / "server.key"
+    if not cert.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        key = new_key("ec-p256")
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jupiter-validation")])
+        now = dt.datetime.now(dt.UTC)
+        built = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        from cryptography.hazmat.primitives import serialization
+
+        cert.write_bytes(built.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(key_pem(key))
+        key_file.chmod(0o600)
+        cert.chmod(0o600)
+    return {"ssl_cert_file": cert, "ssl_key_file": key_file, "ssl_ca_file": cert}

@@ -46,6 +46,14 @@ Every finding records its level and the rule's minimum level in ``extra``.
 A setting's location is the file and line of its *effective* value (the
 first one sshd obtains); an insecure OpenSSH default that nobody set is
 reported on the main file with no line.
+
+**Repositories.** A target without ``etc/ssh/sshd_config`` is a repository:
+every sshd configuration in it is checked (:mod:`jupiter.plugins.sshd.sources`
+says which files are taken and why); each finding's ``extra`` names the main
+file (``config``) and why it was taken (``config_file.evidence``). Host keys
+and ``moduli`` are host files and are not judged there. A Dockerfile ``RUN``
+that writes sshd's configuration inline (``echo ... >> /etc/ssh/sshd_config``,
+``sed -i``) is ``SSHD-INLINE-CONFIG``: Jupiter does not rewrite shell commands.
 """
 
 from __future__ import annotations
@@ -53,9 +61,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from jupiter.errors import InputError
 from jupiter.models import Category, FindingRecord, Location, Severity
+from jupiter.plugins.configs import InlineWrite, TakenFile
 from jupiter.plugins.sshd import algorithms as algos
-from jupiter.plugins.sshd import keyfiles
+from jupiter.plugins.sshd import keyfiles, sources
 from jupiter.plugins.sshd.openssh import OpenSSH, for_target
 from jupiter.plugins.sshd.parse import Directive, SshdConfig, parse
 from jupiter.targets.base import TargetView
@@ -295,7 +305,10 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 RULES_BY_ID = {r.rule_id: r for r in RULES}
-RULE_IDS = frozenset([*RULES_BY_ID, MATCH_OVERRIDE, keyfiles.HOST_KEY, keyfiles.MODULI])
+INLINE_CONFIG = sources.INLINE_RULE
+RULE_IDS = frozenset(
+    [*RULES_BY_ID, MATCH_OVERRIDE, keyfiles.HOST_KEY, keyfiles.MODULI, INLINE_CONFIG]
+)
 
 
 def rules_for(level: Level) -> list[Rule]:
@@ -427,24 +440,79 @@ def check(
     view: TargetView, level: Level = DEFAULT_LEVEL, ctx: Context | None = None
 ) -> list[FindingRecord]:
     """Findings for ``etc/ssh/sshd_config`` (and its Includes) at ``level``
-    (or at ``ctx``); empty when the target has no sshd configuration."""
-    config = parse(view)
-    if config is None:
-        return []
-    ctx = ctx or context(view, level)
+    (or at ``ctx``), or for every sshd configuration of a repository; empty
+    when the target has none."""
+    return scan(view, level, ctx)[0]
+
+
+def scan(
+    view: TargetView, level: Level = DEFAULT_LEVEL, ctx: Context | None = None
+) -> tuple[list[FindingRecord], list[str], list[TakenFile]]:
+    """:func:`check` plus what could not be read (one sentence per file) and
+    the files a repository's configurations were taken from."""
+    found = sources.survey(view)
+    problems = list(found.problems)
+    findings: list[FindingRecord] = []
+    for source in found.sources:
+        try:
+            config = parse(view, source.main, host=source.host)
+        except InputError as exc:
+            if source.host:
+                raise
+            problems.append(str(exc))
+            continue
+        if config is None:
+            continue
+        ctx = ctx or context(view, level)
+        findings.extend(check_config(view, config, ctx, source))
+        if not source.host:
+            problems.extend(config.problems)
+    for write in found.inline:
+        findings.append(_inline_finding(write, ctx.level if ctx else level))
+    return findings, problems, found.files
+
+
+def check_config(
+    view: TargetView, config: SshdConfig, ctx: Context, source: sources.Source
+) -> list[FindingRecord]:
+    """Findings for one parsed configuration (a host's, or one of a repository)."""
     level = ctx.level
     findings = []
     for rule in rules_for(level):
         if not ctx.applies(rule):
             continue
         failing = [s for s in evaluate(rule, config, ctx) if not s.verdict.ok]
+        if source.fragment:
+            failing = [s for s in failing if s.directive is not None]
         if failing:
             findings.append(_finding(rule, failing, config, ctx))
     findings.extend(_override_finding(o, level) for o in match_overrides(config, ctx))
+    if not source.host:
+        note = {
+            "config": config.main,
+            "fragment": source.fragment,
+            "config_file": {"path": config.main, "evidence": source.evidence},
+        }
+        return [f.model_copy(update={"extra": {**f.extra, **note}}) for f in findings]
     findings.extend(keyfiles.host_key_findings(view, config, level, SCANNER))
     if level_rank(level) >= level_rank("strict"):
         findings.extend(keyfiles.moduli_findings(view, level, SCANNER))
     return findings
+
+
+def _inline_finding(write: InlineWrite, level: Level) -> FindingRecord:
+    return FindingRecord(
+        scanner=SCANNER,
+        rule_id=INLINE_CONFIG,
+        category=Category.CONFIG_SSH,
+        title=f"{write.dockerfile} writes {write.dest} inline with a RUN command",
+        severity=Severity.LOW,
+        location=Location(path=write.dockerfile, start_line=write.line, end_line=write.line),
+        evidence=write.text[:300],
+        # one finding per RUN line, stable when lines above it move
+        identity=f"inline {' '.join(write.text.split())[:200]}",
+        extra={"level": level, "since": "baseline", "dest": write.dest},
+    )
 
 
 def _finding(

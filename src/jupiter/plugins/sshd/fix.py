@@ -16,6 +16,14 @@ order and layout:
   ``needs_manual``, because only a human knows whether the exception is
   still wanted.
 
+In a repository (:mod:`jupiter.plugins.sshd.sources`) the same edits apply
+to the configuration the finding names (``extra.config``); a drop-in that no
+``sshd_config`` includes only gets the settings it sets fixed. In a Jinja
+template (Ansible role) literal values are fixed in place; a value that is a
+variable (``{{ ssh_permit_root }}``) is ``needs_manual`` naming the variable
+and the ``defaults/main.yml`` line that sets it. A Dockerfile ``RUN`` that
+writes the configuration inline is ``needs_manual`` naming the line.
+
 Host keys and the DH ``moduli`` file are handled as
 :mod:`jupiter.plugins.sshd.keyfiles` says (keys: ``needs_manual`` with the
 commands; moduli: the small groups are removed).
@@ -39,9 +47,10 @@ from jupiter.errors import ConflictError, InputError
 from jupiter.models import Category, FindingRecord
 from jupiter.plans import Plan, Risk, WriteFile, file_edits
 from jupiter.plugins.base import Remediator, ValidationResult
+from jupiter.plugins.configs import TakenFile
 from jupiter.plugins.sshd import algorithms as algos
 from jupiter.plugins.sshd import detect as checks
-from jupiter.plugins.sshd import keyfiles
+from jupiter.plugins.sshd import keyfiles, sources
 from jupiter.plugins.sshd.parse import MAIN_CONFIG, SshdConfig, parse, tokenize
 from jupiter.plugins.sshd.validate import sshd_syntax_check
 from jupiter.targets.base import TargetView
@@ -79,7 +88,16 @@ class SshdHardening(Remediator[SshdParams]):
 
     def detect(self, view: TargetView, params: SshdParams | None = None) -> list[FindingRecord]:
         """Findings at the level of ``params`` (``strict`` when omitted)."""
-        return checks.check(view, _level(params), _context(view, params))
+        return checks.check(view, _level(params), _lazy_context(view, params))
+
+    def survey(
+        self, view: TargetView, params: SshdParams | None = None
+    ) -> tuple[list[FindingRecord], list[str]]:
+        found, problems, _ = checks.scan(view, _level(params), _lazy_context(view, params))
+        return found, problems
+
+    def config_files(self, view: TargetView, params: SshdParams | None = None) -> list[TakenFile]:
+        return sources.survey(view).files
 
     def plan(self, finding: FindingRecord, view: TargetView, params: SshdParams) -> Plan:
         level = _level(params)
@@ -94,10 +112,13 @@ class SshdHardening(Remediator[SshdParams]):
                 f"{path} named by finding {finding.rule_id} no longer exists on "
                 f"{view.describe()}; run detect again and plan the new findings"
             )
-        config = parse(view)
+        if finding.rule_id == checks.INLINE_CONFIG:
+            return _plan_inline(self.name, finding)
+        source = _source_of(view, finding)
+        config = parse(view, source.main, host=source.host)
         if config is None:
             raise ConflictError(
-                f"{MAIN_CONFIG} no longer exists on {view.describe()}; "
+                f"{source.main} no longer exists on {view.describe()}; "
                 "run detect again and plan the new findings"
             )
         ctx = _context(view, params)
@@ -127,8 +148,13 @@ class SshdHardening(Remediator[SshdParams]):
             )
             return base.model_copy(update={"risk": Risk(warnings=[note])})
         failing = [s for s in checks.evaluate(rule, config, ctx) if not s.verdict.ok]
+        if source.fragment:
+            failing = [s for s in failing if s.directive is not None]
         if not failing:
             return base
+        templated = [s for s in failing if s.directive is not None and s.directive.variable]
+        if templated:
+            return base.model_copy(update={"needs_manual": _variable_steps(templated)})
         if rule.rule_id in _NEEDS_PUBKEY:
             pubkey = checks.RULES_BY_ID["SSHD-PUBKEY-AUTH"]
             if not checks.evaluate(pubkey, config, ctx)[0].verdict.ok:
@@ -206,11 +232,82 @@ class SshdHardening(Remediator[SshdParams]):
         return base
 
     def validate(self, plan: Plan, candidate: TargetView) -> list[ValidationResult]:
-        """``sshd -t`` on the candidate configuration (with its Includes)."""
-        return [sshd_syntax_check(candidate)]
+        """``sshd -t`` on the candidate configuration (with its Includes); in a
+        repository on each configuration the plan touches."""
+        if candidate.stat(MAIN_CONFIG) is not None:
+            return [sshd_syntax_check(candidate)]
+        touched = set(plan.touched_paths())
+        results = []
+        for source in sources.survey(candidate).sources:
+            config = parse(candidate, source.main, host=source.host)
+            if config is not None and touched & set(config.texts):
+                results.append(sshd_syntax_check(candidate, source=source))
+        return results
 
 
 _NEEDS_PUBKEY = frozenset({"SSHD-PASSWORD-AUTH", "SSHD-KBD-INTERACTIVE"})
+
+
+def _source_of(view: TargetView, finding: FindingRecord) -> sources.Source:
+    """The configuration a finding belongs to: the host's, or the repository
+    file its ``extra.config`` names."""
+    main = finding.extra.get("config")
+    if view.stat(MAIN_CONFIG) is not None or not isinstance(main, str):
+        return sources.Source(MAIN_CONFIG, "", host=True)
+    if view.stat(main) is None:
+        raise ConflictError(
+            f"{main} named by finding {finding.rule_id} no longer exists on "
+            f"{view.describe()}; run detect again and plan the new findings"
+        )
+    return sources.Source(main, "", fragment=bool(finding.extra.get("fragment")))
+
+
+def _variable_steps(states: list[checks.SettingState]) -> str:
+    parts = []
+    for state in states:
+        d = state.directive
+        assert d is not None and d.variable is not None
+        if not d.variable.isidentifier():
+            parts.append(
+                f"{d.path} line {d.line}: {d.raw_keyword} takes its value from the Jinja "
+                f"expression {d.variable}, which Jupiter does not evaluate or rewrite; make it "
+                f"render {state.verdict.fixed!r}"
+            )
+            continue
+        where = (
+            f"set in {d.variable_source} to {' '.join(d.args)!r}"
+            if d.variable_source
+            else "which no defaults/main.yml or vars/main.yml of the role sets"
+        )
+        parts.append(
+            f"{d.path} line {d.line}: {d.raw_keyword} takes its value from the Jinja variable "
+            f"{d.variable}, {where}; set {d.variable} to {state.verdict.fixed!r} there (and in "
+            "any inventory or playbook that overrides it)"
+        )
+    return "; ".join(parts)
+
+
+def _plan_inline(name: str, finding: FindingRecord) -> Plan:
+    where = f"{finding.location.path} line {finding.location.start_line}"
+    return Plan(
+        remediator=name,
+        rule_id=finding.rule_id,
+        title=finding.title,
+        severity=finding.severity,
+        needs_manual=(
+            f"{where} writes {finding.extra.get('dest', 'sshd_config')} inline "
+            f"({(finding.evidence or '')[:120]}); Jupiter does not rewrite shell commands: "
+            "move these settings into a file the image COPYs to /etc/ssh/sshd_config, which "
+            "Jupiter "
+            "checks and fixes"
+        ),
+    )
+
+
+def _lazy_context(view: TargetView, params: SshdParams | None) -> checks.Context | None:
+    """The context, or ``None`` when ``params`` add nothing to the defaults
+    (the detector then probes OpenSSH only if there is a configuration)."""
+    return None if params is None else _context(view, params)
 
 
 def _level(params: SshdParams | None) -> checks.Level:

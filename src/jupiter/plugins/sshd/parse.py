@@ -9,7 +9,13 @@ What it models (checked against OpenSSH 9.2's ``sshd -T``):
 * ``Include`` is expanded where it stands, globs sorted as ``glob(3)`` does
   (``*`` does not match a leading dot); relative paths are relative to
   ``/etc/ssh``; absolute paths are mapped into the target root, and only
-  files inside the target are followed;
+  files inside the target are followed. In a repository (``host=False``)
+  the main file's folder stands for ``/etc/ssh`` and an absolute path is a
+  host path outside the repository: reported, not followed, never read
+  from this machine; an Include loop is reported and broken;
+* in a Jinja template (``*.j2``) control lines (``{% ... %}``) are skipped
+  and a value that is one variable (``{{ x }}``) is judged with the value
+  the role's ``defaults/main.yml`` gives it (the directive keeps the name);
 * a ``Match`` line starts a block that lasts until the next ``Match`` or the
   end of *that* file: a ``Match`` inside an included file does not leak into
   the including file (sshd restores the context after an Include);
@@ -70,6 +76,8 @@ class Directive:
     text: str  # the line without its line ending
     value_span: tuple[int, int]
     match: MatchBlock | None
+    variable: str | None = None  # a template's {{ variable }} that gives the value
+    variable_source: str | None = None  # "roles/x/defaults/main.yml line 3" when found
 
     @property
     def value(self) -> str:
@@ -90,6 +98,9 @@ class SshdConfig:
     directives: list[Directive] = field(default_factory=list)
     includes: list[Directive] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    host: bool = True
+    #: (file, line) of each Include -> the target-relative patterns it follows
+    include_targets: dict[tuple[str, int], list[str]] = field(default_factory=dict)
 
     def effective(self, keyword: str) -> Directive | None:
         """The directive whose value sshd uses globally (first one wins)."""
@@ -200,23 +211,71 @@ def _glob_like_sshd(view: TargetView, pattern: str) -> list[str]:
     return sorted(found)
 
 
-def parse(view: TargetView, main: str = MAIN_CONFIG) -> SshdConfig | None:
-    """Parse ``main`` and its Includes; ``None`` when ``main`` does not exist."""
+def parse(
+    view: TargetView, main: str = MAIN_CONFIG, *, host: bool | None = None
+) -> SshdConfig | None:
+    """Parse ``main`` and its Includes; ``None`` when ``main`` does not exist.
+
+    ``host`` (default: whether ``main`` is ``etc/ssh/sshd_config``) says
+    whether the target mirrors a host or is a repository (module docs)."""
     st = view.stat(main)
     if st is None:
         return None
-    config = SshdConfig(main=main)
-    _parse_file(view, config, main, None, 0)
+    config = SshdConfig(main=main, host=main == MAIN_CONFIG if host is None else host)
+    _parse_file(view, config, main, None, 0, ())
     return config
 
 
+def repo_include_pattern(config: SshdConfig, arg: str) -> str:
+    """An Include argument of a repository's configuration as a target-relative
+    pattern: relative to the main file's folder (which stands for ``/etc/ssh``);
+    :class:`PathEscapeError` for an absolute path (a host path, not followed),
+    unless the main file is ``<dir>/etc/ssh/sshd_config``: ``<dir>`` then
+    mirrors a host's root and the path resolves inside it."""
+    if arg.startswith("/"):
+        plain = config.main.removesuffix(".j2")
+        if plain.endswith("/" + MAIN_CONFIG):
+            # <dir>/etc/ssh/sshd_config: <dir> mirrors a host's root, as on that host
+            root = plain[: -len(MAIN_CONFIG)]
+            return normalise_relpath(root + posixpath.normpath(arg).lstrip("/"))
+        raise PathEscapeError(
+            f"{arg} is an absolute host path outside the repository; Jupiter does not read "
+            "it from this machine"
+        )
+    base = posixpath.dirname(config.main)
+    return normalise_relpath(posixpath.normpath(posixpath.join(base, arg)))
+
+
+def _template_value(
+    view: TargetView, path: str, args: list[str], rest: str
+) -> tuple[list[str], str | None, str | None]:
+    from jupiter.plugins import configs
+
+    name = configs.variable_of(rest)
+    if name is None:  # a longer expression: named as written, not evaluated
+        return args, rest.strip(), None
+    default = configs.role_defaults(view, path).get(name)
+    if default is None:
+        return args, name, None
+    return default.value.split() or [default.value], name, default.where
+
+
 def _parse_file(
-    view: TargetView, config: SshdConfig, path: str, context: MatchBlock | None, depth: int
+    view: TargetView,
+    config: SshdConfig,
+    path: str,
+    context: MatchBlock | None,
+    depth: int,
+    stack: tuple[str, ...],
 ) -> None:
     text = read_text(view, path)
     config.texts.setdefault(path, text)
+    template = path.endswith(".j2")
+    stack = (*stack, path)
     match = context
     for number, raw in enumerate(split_lines(text), start=1):
+        if template and raw.lstrip().startswith(("{%", "{#")):
+            continue
         try:
             parts = tokenize(raw)
         except ValueError:
@@ -224,12 +283,26 @@ def _parse_file(
             continue
         if parts is None:
             continue
-        keyword, _rest, args, span = parts
+        keyword, rest, args, span = parts
         key = canonical(keyword)
         if key == "match":
             match = MatchBlock(path, number, " ".join(args))
             continue
-        d = Directive(path, number, key, keyword, tuple(args), raw.rstrip("\r\n"), span, match)
+        variable = source = None
+        if template and "{{" in rest:
+            args, variable, source = _template_value(view, path, args, rest)
+        d = Directive(
+            path,
+            number,
+            key,
+            keyword,
+            tuple(args),
+            raw.rstrip("\r\n"),
+            span,
+            match,
+            variable,
+            source,
+        )
         if key != "include":
             config.directives.append(d)
             continue
@@ -237,14 +310,22 @@ def _parse_file(
         if depth + 1 >= MAX_INCLUDE_DEPTH:
             config.problems.append(f"{path} line {number}: Include nested too deeply; ignored")
             continue
+        followed = config.include_targets.setdefault((path, number), [])
         for arg in args:
             try:
-                pattern = include_pattern(arg)
+                pattern = include_pattern(arg) if config.host else repo_include_pattern(config, arg)
+                followed.append(pattern)
                 for inc in _glob_like_sshd(view, pattern):
                     inc_st = view.stat(inc)
                     if inc_st is None or inc_st.kind not in ("file", "symlink"):
                         continue
-                    _parse_file(view, config, inc, match, depth + 1)
+                    if not config.host and inc in stack:
+                        config.problems.append(
+                            f"{path} line {number}: Include {arg!r} loops back to {inc}; "
+                            "not followed again (remove the circular Include)"
+                        )
+                        continue
+                    _parse_file(view, config, inc, match, depth + 1, stack)
             except (PathEscapeError, TargetError, FileNotFoundError) as exc:
                 # sshd on the host might follow it; we cannot, so say so.
                 config.problems.append(f"{path} line {number}: Include {arg!r} not followed: {exc}")
