@@ -213,3 +213,12 @@ def test_judge_reads_real_probe_samples_from_a_server() -> None:
         behaviour.routes["*"] = Route(status=503)
         failing = [judge.look(base, {"c": read(8)}, {"r": read(0)}) for _ in range(2)]
     assert failing[-1].status == "fail" and "error rate" in failing[-1].reason
+
+
+def test_traffic_stopping_after_a_good_look_is_inconclusive() -> None:
+    rng = np.random.default_rng(10)
+    judge = StatisticalJudge(CFG)
+    base = fleet(rng, CANARY + REST, 20)
+    assert judge.look(base, fleet(rng, CANARY, 20), fleet(rng, REST, 20)).status == "pass"
+    stopped = judge.look(base, {}, fleet(rng, REST, 20))
+    assert stopped.status == "inconclusive" and "zero traffic" in stopped.reason

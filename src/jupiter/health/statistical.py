@@ -316,7 +316,11 @@ class StatisticalJudge:
             },
             "failing_looks": st.failing_looks,
         }
-        waiting = self._no_data(name, changed, control, base_c)
+        waiting = (
+            "zero traffic: no readings from the changed targets in this look"
+            if latest.readings == 0
+            else self._no_data(name, changed, control, base_c)
+        )
         if waiting:
             detail["rule"] = waiting
             return MetricResult(name, "inconclusive", f"{name}: {waiting}", detail)
