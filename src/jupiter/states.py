@@ -81,7 +81,8 @@ _LIVE_M = {M.CANCELLED, M.FAILED, M.WAITING_MANUAL, M.PAUSED}
 
 TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
     RunState: {
-        R.RUNNING: frozenset({R.SUCCEEDED, R.FAILED, R.INTERRUPTED}),
+        # A rollback run ends verified or mismatch; a fix run succeeded or failed.
+        R.RUNNING: frozenset({R.SUCCEEDED, R.FAILED, R.INTERRUPTED, R.VERIFIED, R.MISMATCH}),
         R.SUCCEEDED: frozenset({R.ROLLED_BACK, R.PARTIALLY_ROLLED_BACK}),
         R.FAILED: frozenset({R.ROLLED_BACK, R.PARTIALLY_ROLLED_BACK}),
         R.INTERRUPTED: frozenset({R.ROLLED_BACK, R.PARTIALLY_ROLLED_BACK}),

@@ -57,7 +57,10 @@ def _register() -> None:
         findings,
         generate_cmd,
         remediate,
+        schedules_cmd,
         scripts,
+        worker_cmd,
+        workflows_cmd,
     )
 
     app.command("init", help="Create the workspace (idempotent).")(findings.init)
@@ -71,6 +74,15 @@ def _register() -> None:
         advisories.app, name="advisories", help="Offline OSV advisory database for `scan`."
     )
     app.add_typer(scripts.app, name="scripts", help="Register your own remediation scripts.")
+    app.add_typer(
+        workflows_cmd.app, name="workflows", help="List, show and validate remediation workflows."
+    )
+    app.add_typer(
+        schedules_cmd.app, name="schedules", help="Scan assets on a timer (continuous detection)."
+    )
+    app.command("worker", help="Run due work (schedules, waiting deploys) until stopped.")(
+        worker_cmd.worker
+    )
     remediate.register(app)
     app.command("generate", help="Render a secure ssh, firewall or postgresql configuration.")(
         generate_cmd.generate

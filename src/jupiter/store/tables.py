@@ -170,6 +170,10 @@ class RunRow(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
     rollback_of: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    # The process running it: `jupiter runs recover` refuses a run whose
+    # process is still alive on its host.
+    holder_host: Mapped[str | None] = mapped_column(String(255))
+    holder_pid: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
 
@@ -234,3 +238,30 @@ class TargetLeaseRow(Base):
     acquired_at: Mapped[datetime]
     heartbeat_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class ScheduleRow(Base):
+    """Continuous detection: scan an asset or a group, or run the team's
+    scanner and ingest its report, every N seconds or on a cron expression
+    (see ``jupiter.schedules``). ``next_run_at`` is claimed by the worker
+    that runs it, so two workers never run one schedule twice."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    asset_id: Mapped[str | None] = mapped_column(ForeignKey("assets.id"))
+    group_name: Mapped[str | None] = mapped_column(String(200))
+    every_seconds: Mapped[int | None] = mapped_column(Integer)
+    cron: Mapped[str | None] = mapped_column(String(200))
+    zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    scan: Mapped[bool] = mapped_column(Boolean)
+    ingest_argv: Mapped[list[str] | None] = mapped_column(JSON)
+    ingest_format: Mapped[str] = mapped_column(String(32), default="auto")
+    timeout: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    last_run_at: Mapped[datetime | None]
+    last_status: Mapped[str | None] = mapped_column(String(16))
+    last_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
