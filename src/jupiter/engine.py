@@ -30,6 +30,7 @@ from jupiter.yamlfile import read_yaml
 
 if TYPE_CHECKING:
     from jupiter.plugins.registry import Registry
+    from jupiter.remediations import Remediations
     from jupiter.schedules import Schedules
 
 Progress = Callable[[int], None]
@@ -56,12 +57,22 @@ class Engine(Fixing, RollingBack, Auditing):
         self.actor = actor or default_actor()
         self._db: Database | None = None
         self._registry: Registry | None = None
+        self._remediations: Remediations | None = None
 
     @classmethod
     def open(
         cls, home: Path | None = None, database_url: str | None = None, actor: str | None = None
     ) -> Engine:
         return cls(Workspace.resolve(home, database_url), actor)
+
+    @property
+    def remediations(self) -> Remediations:
+        """The remediation workflows (a composed service, see docs/workflows.md)."""
+        if self._remediations is None:
+            from jupiter.remediations import Remediations
+
+            self._remediations = Remediations(self)
+        return self._remediations
 
     @property
     def db(self) -> Database:

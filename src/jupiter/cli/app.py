@@ -57,6 +57,7 @@ def _register() -> None:
         findings,
         generate_cmd,
         remediate,
+        remediations_cmd,
         schedules_cmd,
         scripts,
         worker_cmd,
@@ -84,6 +85,7 @@ def _register() -> None:
         worker_cmd.worker
     )
     remediate.register(app)
+    remediations_cmd.register(app)
     app.command("generate", help="Render a secure ssh, firewall or postgresql configuration.")(
         generate_cmd.generate
     )
