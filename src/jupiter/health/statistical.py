@@ -140,6 +140,7 @@ class _MetricState:
     baseline_changed: Batch = field(default_factory=Batch)
     baseline_control: Batch = field(default_factory=Batch)
     failing_looks: int = 0
+    counted_upto: int = 0  # the last look of the last failing window counted
 
 
 @dataclass
@@ -298,7 +299,7 @@ class StatisticalJudge:
             }
             return MetricResult(name, "fail", f"{asset} {what}: {why}", info, target=asset)
         changed, span = self._window(st.changed)
-        control, _ = self._window(st.control)
+        control = Batch.merge(st.control[-span:])  # the same looks: the same window
         base_c, base_ctl = st.baseline_changed, st.baseline_control
         detail: dict[str, Any] = {
             "kind": st.kind,
@@ -366,7 +367,12 @@ class StatisticalJudge:
             detail["failing_looks"] = 0
             detail["rule"] = "within gates"
             return MetricResult(name, "pass", f"{name}: within gates", detail)
-        st.failing_looks += 1
+        look = len(st.changed)
+        if st.failing_looks == 0 or look - span + 1 > st.counted_upto:
+            # Only windows that share no reading with the last one counted
+            # make looks consecutive: one blip in a widened window is one look.
+            st.failing_looks += 1
+            st.counted_upto = look
         detail["failing_looks"] = st.failing_looks
         summary = f"{name}: " + "; ".join(failing) + f" ({detail['mode']})"
         if st.failing_looks >= cfg.consecutive:
@@ -374,7 +380,10 @@ class StatisticalJudge:
                 f"significant and over the gate in {st.failing_looks} consecutive looks"
             )
             return MetricResult(name, "fail", summary, detail)
-        detail["rule"] = f"failing look {st.failing_looks} of {cfg.consecutive} needed"
+        detail["rule"] = (
+            f"failing look {st.failing_looks} of {cfg.consecutive} needed "
+            "(looks count when their readings do not overlap)"
+        )
         return MetricResult(
             name,
             "failing",
