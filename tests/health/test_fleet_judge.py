@@ -142,4 +142,4 @@ def test_5xx_burst_on_one_canary_fails_within_the_interval_limit(tmp_path: Path)
     assert verdicts[-1].status == "fail", [v.reason for v in verdicts]
     assert len(verdicts) <= CFG.consecutive
     assert verdicts[-1].target == canary[1].asset
-    assert "error rate" in verdicts[-1].reason
+    assert "answered badly" in verdicts[-1].reason

@@ -212,7 +212,7 @@ def test_judge_reads_real_probe_samples_from_a_server() -> None:
         assert judge.look(base, {"c": read(8)}, {"r": read(8)}).status == "pass"
         behaviour.routes["*"] = Route(status=503)
         failing = [judge.look(base, {"c": read(8)}, {"r": read(0)}) for _ in range(2)]
-    assert failing[-1].status == "fail" and "error rate" in failing[-1].reason
+    assert failing[-1].status == "fail" and "answered badly" in failing[-1].reason
 
 
 def test_traffic_stopping_after_a_good_look_is_inconclusive() -> None:
