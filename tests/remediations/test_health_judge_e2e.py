@@ -175,3 +175,32 @@ def test_5xx_burst_on_one_canary_rolls_back_within_the_interval_limit(
     looks = int(result["measured"]["look"])
     assert looks <= HEALTH["max_bake"] / HEALTH["interval"]
     assert time.monotonic() - started < 60
+
+
+def test_bad_health_input_is_refused_before_anything_is_stored(
+    engine: Engine, tmp_path: Path, servers: list[HealthServer]
+) -> None:
+    from jupiter.errors import InputError
+    from tests.health.servers import Behaviour, Route, http_server
+
+    roots = _fleet(engine, tmp_path, servers, 2)
+    before = {r.name: tree(r) for r in roots}
+    with http_server(Behaviour({"*": Route(body="<html>dashboard</html>")})) as page:
+        data = yaml.safe_load((tmp_path / "assets.yaml").read_text())
+        data["assets"][0]["probes"] = [
+            {"kind": "metric", "name": "errors", "url": page.url + "/metrics", "metric": "up"}
+        ]
+        (tmp_path / "assets.yaml").write_text(yaml.safe_dump(data))
+        engine.import_assets(tmp_path / "assets.yaml")
+        with pytest.raises(InputError, match="not Prometheus exposition format"):
+            engine.remediations.create(group="web", workflow="canary")
+    workflow(
+        engine.workspace.home,
+        "canary",
+        [{"kind": "snapshot"}, {"kind": "deploy"}],
+        health={**HEALTH, "metrics": ["latency"]},
+    )
+    with pytest.raises(InputError, match="names no probe"):
+        engine.remediations.create(group="web", workflow="canary")
+    assert engine.remediations.listing() == []
+    assert {r.name: tree(r) for r in roots} == before

@@ -311,7 +311,8 @@ class StatisticalJudge:
             n2 = control.latencies.size if has_control else st.baseline_changed.latencies.size
             alpha = self._look_alpha(3, fresh=has_control and span == 1)
             # The smallest p-value the rank test can give is 1 / C(n1+n2, n1).
-            if math.comb(n1 + n2, n1) * alpha >= 10:
+            log_pairs = math.lgamma(n1 + n2 + 1) - math.lgamma(n1 + 1) - math.lgamma(n2 + 1)
+            if log_pairs + math.log(alpha) >= math.log(10):
                 return changed, control, span, True
         return changed, control, len(st.changed), False
 
