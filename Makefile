@@ -44,6 +44,7 @@ bench: install ## benchmarks; each prints one JSON object
 	$(BIN)/python benchmarks/cloudformation.py
 	$(BIN)/python benchmarks/outbox.py
 	$(BIN)/python benchmarks/fleet.py
+	$(BIN)/python benchmarks/judge.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -212,4 +212,36 @@ def test_judge_reads_real_probe_samples_from_a_server() -> None:
         assert judge.look(base, {"c": read(8)}, {"r": read(8)}).status == "pass"
         behaviour.routes["*"] = Route(status=503)
         failing = [judge.look(base, {"c": read(8)}, {"r": read(0)}) for _ in range(2)]
-    assert failing[-1].status == "fail" and "error rate" in failing[-1].reason
+    assert failing[-1].status == "fail" and "answered badly" in failing[-1].reason
+
+
+def test_traffic_stopping_after_a_good_look_is_inconclusive() -> None:
+    rng = np.random.default_rng(10)
+    judge = StatisticalJudge(CFG)
+    base = fleet(rng, CANARY + REST, 20)
+    assert judge.look(base, fleet(rng, CANARY, 20), fleet(rng, REST, 20)).status == "pass"
+    stopped = judge.look(base, {}, fleet(rng, REST, 20))
+    assert stopped.status == "inconclusive" and "zero traffic" in stopped.reason
+
+
+def test_one_blip_in_widened_windows_counts_once() -> None:
+    # One reading per target per look (as a runner sampling once per
+    # interval gives): windows widen to min_samples and overlap, so the blip
+    # shows in several looks, but as one failing look.
+    rng = np.random.default_rng(11)
+    low = CFG.model_copy(update={"min_samples": 10})
+    judge = StatisticalJudge(low)
+    base = fleet(rng, CANARY + REST, 10)
+    statuses = []
+    for look in range(8):
+        changed = fleet(rng, CANARY, 1, scale=4.0 if look == 2 else 1.0)
+        statuses.append(judge.look(base, changed, fleet(rng, REST, 1)).status)
+    assert "fail" not in statuses, statuses
+    slow = StatisticalJudge(low)
+    outcome = []
+    for _ in range(14):
+        verdict = slow.look(base, fleet(rng, CANARY, 1, scale=2.0), fleet(rng, REST, 1))
+        outcome.append(verdict.status)
+        if verdict.status == "fail":
+            break
+    assert outcome[-1] == "fail", outcome

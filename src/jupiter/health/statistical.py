@@ -67,6 +67,8 @@ class Batch:
     no_data: int = 0
     down: int = 0
     broken: dict[str, str] = field(default_factory=dict)
+    #: Per changed target: (readings answered badly, readings answered) in the look.
+    answers: dict[str, tuple[int, int]] = field(default_factory=dict)
     first: float | None = None
     last: float | None = None
 
@@ -108,15 +110,18 @@ def batch_of(kind: Kind, by_asset: dict[str, list[Sample]], *, critical: bool) -
     latencies: list[float] = []
     times: list[float] = []
     for asset, items in by_asset.items():
-        refused = 0
+        refused = bad = answered = 0
         for s in items:
             times.append(s.at)
             if s.ok:
                 out.ok += 1
+                answered += 1
                 if kind == "http" and s.latency is not None:
                     latencies.append(s.latency)
             elif s.cause in ("status", "range") or (kind == "command" and s.cause == "exit"):
                 out.errors += 1
+                bad += 1
+                answered += 1
                 if kind == "command" and critical:
                     out.broken[asset] = s.error or "the command probe failed"
             elif s.cause == "unreachable":
@@ -126,6 +131,8 @@ def batch_of(kind: Kind, by_asset: dict[str, list[Sample]], *, critical: bool) -
                 out.no_data += 1
         if kind == "http" and critical and items and refused == len(items):
             out.broken[asset] = items[-1].error or "the endpoint refused every reading"
+        if critical and answered:
+            out.answers[asset] = (bad, answered)
     out.latencies = np.asarray(latencies, dtype=np.float64)
     out.first = min(times) if times else None
     out.last = max(times) if times else None
@@ -140,6 +147,8 @@ class _MetricState:
     baseline_changed: Batch = field(default_factory=Batch)
     baseline_control: Batch = field(default_factory=Batch)
     failing_looks: int = 0
+    counted_upto: int = 0  # the last look of the last failing window counted
+    bad_runs: dict[str, int] = field(default_factory=dict)  # readings in a row answered badly
 
 
 @dataclass
@@ -272,34 +281,65 @@ class StatisticalJudge:
     def _alpha(self, tests: int) -> float:
         return (1 - self.config.confidence) / self.planned_looks / tests
 
-    def _window(self, looks: list[Batch]) -> tuple[Batch, int]:
+    def _look_alpha(self, tests: int, fresh: bool) -> float:
+        alpha = self._alpha(tests)
+        if fresh and self.config.consecutive > 1:
+            # Changed and control readings are fresh every look, so the
+            # consecutive looks a failure needs are independent: requiring c
+            # of them at level a' bounds the false alarms over the bake by
+            # looks * a'^c, so a' = a^(1/c) keeps the same budget.
+            alpha = alpha ** (1 / self.config.consecutive)
+        return alpha
+
+    def _windows(self, st: _MetricState) -> tuple[Batch, Batch, int, bool]:
         """The latest look, widened back until it holds ``min_samples``
-        answered readings (low traffic) — fresh readings whenever there are
-        enough, so consecutive looks are independent."""
-        taken: list[Batch] = []
-        for batch in reversed(looks):
-            taken.append(batch)
-            if sum(b.total for b in taken) >= self.config.min_samples:
-                break
-        return Batch.merge(taken), len(taken)
+        answered readings and enough for the rank test to be able to reach
+        its alpha (low traffic, few targets) — fresh readings whenever there
+        are enough, so consecutive looks are independent. The last value
+        says whether a test could decide at all."""
+        cfg = self.config
+        changed = control = Batch()
+        for span in range(1, len(st.changed) + 1):
+            changed = Batch.merge(st.changed[-span:])
+            control = Batch.merge(st.control[-span:])  # the same looks: the same window
+            if changed.total < cfg.min_samples:
+                continue
+            n1 = changed.latencies.size
+            if st.kind != "http" or n1 < cfg.min_samples:
+                return changed, control, span, True
+            has_control = control.total >= cfg.min_samples
+            n2 = control.latencies.size if has_control else st.baseline_changed.latencies.size
+            alpha = self._look_alpha(3, fresh=has_control and span == 1)
+            # The smallest p-value the rank test can give is 1 / C(n1+n2, n1).
+            log_pairs = math.lgamma(n1 + n2 + 1) - math.lgamma(n1 + 1) - math.lgamma(n2 + 1)
+            if log_pairs + math.log(alpha) >= math.log(10):
+                return changed, control, span, True
+        return changed, control, len(st.changed), False
 
     def _judge_metric(self, name: str, st: _MetricState) -> MetricResult:
         cfg = self.config
         latest = st.changed[-1]
         pre_broken = st.baseline_changed.broken
         broken = {a: why for a, why in latest.broken.items() if a not in pre_broken}
+        for asset, (bad, answered) in latest.answers.items():
+            run = st.bad_runs.get(asset, 0) + bad if bad == answered else 0
+            st.bad_runs[asset] = run
+            if run >= self.config.min_samples and asset not in broken:
+                # Every reading of one target answered badly, min_samples in
+                # a row: a failed probe, however well the others do.
+                broken[asset] = f"its last {run} readings all answered badly"
         if broken:
             asset, why = sorted(broken.items())[0]
-            what = "crashed" if st.kind == "http" else "failed its probe"
+            crashed = st.kind == "http" and asset in latest.broken
+            what = "crashed" if crashed else "failed its probe"
             info: dict[str, Any] = {
                 "rule": "critical: probe failure or crash",
                 "kind": st.kind,
                 "broken": broken,
             }
             return MetricResult(name, "fail", f"{asset} {what}: {why}", info, target=asset)
-        changed, span = self._window(st.changed)
-        control, _ = self._window(st.control)
-        base_c, base_ctl = st.baseline_changed, st.baseline_control
+        changed, control, span, decidable = self._windows(st)
+        base_c = st.baseline_changed
         detail: dict[str, Any] = {
             "kind": st.kind,
             "looks_in_window": span,
@@ -316,10 +356,85 @@ class StatisticalJudge:
             },
             "failing_looks": st.failing_looks,
         }
-        waiting = self._no_data(name, changed, control, base_c)
+        waiting = (
+            "zero traffic: no readings from the changed targets in this look"
+            if latest.readings == 0
+            else self._no_data(name, changed, control, base_c)
+        )
         if waiting:
             detail["rule"] = waiting
             return MetricResult(name, "inconclusive", f"{name}: {waiting}", detail)
+        if not decidable:
+            detail["rule"] = "too few samples for the rank test at this confidence"
+            return MetricResult(
+                name,
+                "inconclusive",
+                f"{name}: too few samples for the rank test at confidence {cfg.confidence} "
+                f"over {self.planned_looks} looks ({changed.latencies.size} readings so far)",
+                detail,
+            )
+        while True:
+            failing, undecided = self._compare(st, changed, control, span, detail)
+            if failing or not undecided or span >= len(st.changed):
+                break
+            # Over a gate but not significant: read further back (the
+            # window stops being fresh, so alpha is the strict one).
+            span += 1
+            changed = Batch.merge(st.changed[-span:])
+            control = Batch.merge(st.control[-span:])
+        if not failing and undecided:
+            detail["rule"] = "over the gate but not significant on every reading so far"
+            return MetricResult(
+                name,
+                "inconclusive",
+                f"{name}: {'; '.join(undecided)} — over the gate but not significant yet",
+                detail,
+            )
+        if not failing:
+            st.failing_looks = 0
+            detail["failing_looks"] = 0
+            detail["rule"] = "within gates"
+            return MetricResult(name, "pass", f"{name}: within gates", detail)
+        look = len(st.changed)
+        if st.failing_looks == 0 or look - span + 1 > st.counted_upto:
+            # Only windows that share no reading with the last one counted
+            # make looks consecutive: one blip in a widened window is one look.
+            st.failing_looks += 1
+            st.counted_upto = look
+        detail["failing_looks"] = st.failing_looks
+        summary = f"{name}: " + "; ".join(failing) + f" ({detail['mode']})"
+        if st.failing_looks >= cfg.consecutive:
+            detail["rule"] = (
+                f"significant and over the gate in {st.failing_looks} consecutive looks"
+            )
+            return MetricResult(name, "fail", summary, detail)
+        detail["rule"] = (
+            f"failing look {st.failing_looks} of {cfg.consecutive} needed "
+            "(looks count when their readings do not overlap)"
+        )
+        return MetricResult(
+            name,
+            "failing",
+            f"{summary}, look {st.failing_looks} of {cfg.consecutive} needed to roll back",
+            detail,
+        )
+
+    def _compare(
+        self,
+        st: _MetricState,
+        changed: Batch,
+        control: Batch,
+        span: int,
+        detail: dict[str, Any],
+    ) -> tuple[list[str], list[str]]:
+        """Run the tests on one window; the failing checks and the ones
+        over their gate but not significant."""
+        cfg = self.config
+        base_c, base_ctl = st.baseline_changed, st.baseline_control
+        detail["looks_in_window"] = span
+        detail["windows"]["changed"] = changed.window()
+        detail["windows"]["control"] = control.window()
+        detail["n"].update(changed=changed.total, control=control.total)
         has_control = control.total >= cfg.min_samples
         has_baseline = base_c.total >= cfg.min_samples
         detail["mode"] = (
@@ -330,19 +445,16 @@ class StatisticalJudge:
             else "baseline only (no control targets)"
         )
         tests = 3 if st.kind == "http" and changed.latencies.size >= cfg.min_samples else 1
-        alpha = self._alpha(tests)
-        detail["alpha_rule"] = "(1 - confidence) / planned looks / tests"
-        if has_control and span == 1 and cfg.consecutive > 1:
-            # Changed and control readings are fresh every look, so the
-            # consecutive looks a failure needs are independent: requiring c
-            # of them at level a' bounds the false alarms over the bake by
-            # looks * a'^c, so a' = a^(1/c) keeps the same budget.
-            alpha = alpha ** (1 / cfg.consecutive)
-            detail["alpha_rule"] += f", to the power 1/{cfg.consecutive} (fresh windows)"
+        fresh = has_control and span == 1 and cfg.consecutive > 1
+        alpha = self._look_alpha(tests, fresh)
+        detail["alpha_rule"] = "(1 - confidence) / planned looks / tests" + (
+            f", to the power 1/{cfg.consecutive} (fresh windows)" if fresh else ""
+        )
         detail["alpha"] = alpha
         comparisons: list[dict[str, Any]] = []
         detail["comparisons"] = comparisons
         failing: list[str] = []
+        undecided: list[str] = []
         for label, primary, confirm in self._tests(
             st.kind, changed, control, base_c, base_ctl, alpha
         ):
@@ -357,26 +469,9 @@ class StatisticalJudge:
             comparisons.append(row)
             if decided:
                 failing.append(_describe(label, primary))
-        if not failing:
-            st.failing_looks = 0
-            detail["failing_looks"] = 0
-            detail["rule"] = "within gates"
-            return MetricResult(name, "pass", f"{name}: within gates", detail)
-        st.failing_looks += 1
-        detail["failing_looks"] = st.failing_looks
-        summary = f"{name}: " + "; ".join(failing) + f" ({detail['mode']})"
-        if st.failing_looks >= cfg.consecutive:
-            detail["rule"] = (
-                f"significant and over the gate in {st.failing_looks} consecutive looks"
-            )
-            return MetricResult(name, "fail", summary, detail)
-        detail["rule"] = f"failing look {st.failing_looks} of {cfg.consecutive} needed"
-        return MetricResult(
-            name,
-            "failing",
-            f"{summary}, look {st.failing_looks} of {cfg.consecutive} needed to roll back",
-            detail,
-        )
+            elif primary.over_gate and (confirm is None or confirm.over_gate):
+                undecided.append(_describe(label, primary))
+        return failing, undecided
 
     def _no_data(self, name: str, changed: Batch, control: Batch, base: Batch) -> str | None:
         cfg = self.config

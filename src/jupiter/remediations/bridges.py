@@ -45,6 +45,20 @@ def sample_all(probes: list[Any], *, asset: str, root: str) -> list[Sample]:
     return sample(probes, asset=asset, root=root)
 
 
+def check_health(config: HealthConfig, targets: list[tuple[str, str, list[Any]]]) -> None:
+    """InputError (one sentence) for a health configuration the judge cannot
+    use or a probe that cannot work; ``targets`` are (asset, root, its own
+    probes)."""
+    from jupiter.health.judge import validate_config
+    from jupiter.health.probes import check_probe
+
+    own = [p for _, _, probes in targets for p in probes]
+    validate_config(config, own)
+    for asset, root, probes in targets:
+        for probe in [*config.probes, *probes]:
+            check_probe(probe, asset=asset, root=root)
+
+
 class Judging:
     """A health judge for one look-out (it keeps state across looks)."""
 

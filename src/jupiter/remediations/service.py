@@ -123,6 +123,8 @@ class Remediations:
             }
             for p in planned
         ]
+        if prod:
+            self._check_health(wf, prod)
         if dry_run or not prod:
             status = "dry_run" if dry_run else "nothing_to_do"
             return CreateResult(None, dry_run, status, plan_hash, preview)
@@ -130,6 +132,19 @@ class Remediations:
         return CreateResult(
             self.show(rem_id, timeline=False), False, M.PLANNED.value, plan_hash, preview
         )
+
+    def _check_health(self, wf: Workflow, prod: list[planning.PlannedTarget]) -> None:
+        """Refuse, before anything is stored or deployed, a health
+        configuration the judge cannot use or a probe that cannot work."""
+        from jupiter.store.assets import asset_spec
+
+        with self.engine.db.reading() as s:
+            rows = {p.asset: s.get(AssetRow, p.asset) for p in prod}
+        targets = [
+            (p.asset, p.connection.partition(":")[2], asset_spec(row).probes if row else [])
+            for p, row in ((p, rows[p.asset]) for p in prod)
+        ]
+        bridges.check_health(wf.health, targets)
 
     def _targets(
         self, target: str | None, asset: str | None, group: str | None
