@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from jupiter import audit
 from jupiter.errors import InputError, NotFoundError
 from jupiter.models import FindingRecord, FindingStatus
+from jupiter.permissions import requires
 from jupiter.plans import Plan
 from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
@@ -149,6 +150,7 @@ class Fixing:
         def db(self) -> Database: ...
 
     # -- exported scripts -----------------------------------------------
+    @requires("script.export")
     def export_script(self, ref: str, fmt: str) -> str:
         """A standalone fix script for a finding (``FINDING``, planned now on
         its asset) or for what a run applied (``run:ID`` or ``RUN`` digits
@@ -244,12 +246,14 @@ class Fixing:
             self._registry = registry
         return self._registry
 
+    @requires("findings.scan", scope="asset", kind="asset")
     def scan(self, target_spec: str, asset: str | None = None) -> ScanReport:
         """Run every built-in detector over a target and store the findings."""
         target, asset_id = self._open_target(target_spec, asset)
         with closing(target):
             return self._scan(target, asset_id)
 
+    @requires("plan.create", scope="finding_ref", kind="finding")
     def plan(self, finding_ref: str, raw_params: list[str] | None = None) -> dict[str, Any]:
         """The plan (with diff) for one stored finding; touches nothing."""
         from jupiter.runs import Candidate, params_for, parse_params
@@ -276,6 +280,7 @@ class Fixing:
             plan = Candidate(record, row.id, plugin, params).remediator.plan(record, target, params)
         return {"finding": row.id, "remediator": plugin.name, "plan": plan.to_json()}
 
+    @requires("fix.apply", scope="asset", kind="asset")
     def fix(
         self,
         target_spec: str,

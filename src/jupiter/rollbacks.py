@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from jupiter import audit
 from jupiter.errors import ConflictError, Declined, InputError, JupiterError, NotFoundError
 from jupiter.models import FindingStatus
+from jupiter.permissions import requires
 from jupiter.store.db import Database
 from jupiter.store.tables import RunRow, utcnow
 from jupiter.targets.base import Expected, Target
@@ -46,6 +47,7 @@ class RollingBack:
         @property
         def db(self) -> Database: ...
 
+    @requires("run.rollback", scope="run_id", kind="run")
     def rollback(
         self,
         run_id: int,
@@ -206,6 +208,7 @@ class RollingBack:
             "full": full,
         }
 
+    @requires("run.recover", scope="run_id", kind="run")
     def recover(self, run_id: int, lock_timeout: float = 0.0) -> dict[str, Any]:
         """Finish a run whose process died mid-way: every step it left in the
         middle of applying is restored from its snapshot (proven by hashes),
@@ -283,6 +286,7 @@ class RollingBack:
             audit.record(s, self.actor, "run.recovered", f"run:{run_id}", {"steps": outcome})
         return {"run": run_id, "status": "interrupted", "steps": outcome}
 
+    @requires("runs.read")
     def list_runs(self) -> list[dict[str, Any]]:
         from sqlalchemy import select
 
@@ -290,6 +294,7 @@ class RollingBack:
             rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()))
             return [_run_json(r) for r in rows]
 
+    @requires("runs.read", scope="run_id", kind="run")
     def show_run(self, run_id: int) -> dict[str, Any]:
         from sqlalchemy import select
 

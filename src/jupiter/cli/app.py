@@ -40,7 +40,10 @@ def _main(
     actor: Annotated[
         str | None,
         typer.Option(
-            "--actor", envvar="JUPITER_ACTOR", help="Who is acting (recorded in the audit trail)."
+            "--actor",
+            envvar="JUPITER_ACTOR",
+            help="Who is acting (a workspace user; default: the OS user). JUPITER_TOKEN, "
+            "when set, authenticates instead.",
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
@@ -58,6 +61,7 @@ def _register() -> None:
         generate_cmd,
         remediate,
         scripts,
+        users,
     )
 
     app.command("init", help="Create the workspace (idempotent).")(findings.init)
@@ -71,6 +75,7 @@ def _register() -> None:
         advisories.app, name="advisories", help="Offline OSV advisory database for `scan`."
     )
     app.add_typer(scripts.app, name="scripts", help="Register your own remediation scripts.")
+    app.add_typer(users.app, name="users", help="Users, roles and API tokens.")
     remediate.register(app)
     app.command("generate", help="Render a secure ssh, firewall or postgresql configuration.")(
         generate_cmd.generate
