@@ -42,6 +42,7 @@ bench: install ## benchmarks; each prints one JSON object
 	$(BIN)/python benchmarks/audit_keys.py
 	$(BIN)/python benchmarks/iac.py
 	$(BIN)/python benchmarks/cloudformation.py
+	$(BIN)/python benchmarks/policy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

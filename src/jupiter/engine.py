@@ -22,6 +22,7 @@ from jupiter.fixing import Fixing
 from jupiter.governing import Governing
 from jupiter.models import AssetSpec, FindingStatus, Severity
 from jupiter.permissions import requires
+from jupiter.policing import Policing
 from jupiter.rollbacks import RollingBack
 from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
@@ -49,7 +50,7 @@ class IngestReport:
         return {"files": self.files, **self.stats.to_json()}
 
 
-class Engine(Fixing, RollingBack, Auditing, Governing):
+class Engine(Fixing, RollingBack, Auditing, Governing, Policing):
     """Jupiter's core, bound to one workspace."""
 
     def __init__(

@@ -22,7 +22,7 @@ MISSING = Path("/nonexistent/jupiter-matrix")
 
 # Public Engine attributes that are not actions: lifecycle, the identity
 # itself, and properties the guarded methods use.
-UNGUARDED = {"open", "close", "db", "registry", "workspace_id", "whoami"}
+UNGUARDED = {"open", "close", "db", "registry", "workspace_id", "whoami", "policies"}
 
 _n = iter(range(10**6))
 
@@ -54,6 +54,10 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "disable_user": lambda e: e.disable_user("no-such-user"),
     "create_token": lambda e: e.create_token(label="matrix", expires_days=1),
     "revoke_token": lambda e: e.revoke_token("0000000000000000"),
+    "decide": lambda e: e.decide("priority", {"finding": {"severity": "low"}}),
+    "policy_eval": lambda e: e.policy_eval(MISSING / "input.json"),
+    "policy_test": lambda e: e.policy_test(),
+    "policy_simulate": lambda e: e.policy_simulate(),
 }
 
 

@@ -59,6 +59,7 @@ def _register() -> None:
         catalog_cmd,
         findings,
         generate_cmd,
+        policy_cmd,
         remediate,
         scripts,
         users,
@@ -76,6 +77,7 @@ def _register() -> None:
     )
     app.add_typer(scripts.app, name="scripts", help="Register your own remediation scripts.")
     app.add_typer(users.app, name="users", help="Users, roles and API tokens.")
+    app.add_typer(policy_cmd.app, name="policy", help="Evaluate, test and simulate policies.")
     remediate.register(app)
     app.command("generate", help="Render a secure ssh, firewall or postgresql configuration.")(
         generate_cmd.generate
