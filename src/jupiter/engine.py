@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import ValidationError
 
-from jupiter import audit
+from jupiter import audit, waivers
 from jupiter.auditing import Auditing
 from jupiter.errors import InputError
 from jupiter.fixing import Fixing
@@ -28,6 +28,7 @@ from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
 from jupiter.store.db import Database
 from jupiter.store.tables import AuditHeadRow, utcnow
+from jupiter.waivers import Excepting
 from jupiter.workspace import Workspace
 from jupiter.yamlfile import read_yaml
 
@@ -50,7 +51,7 @@ class IngestReport:
         return {"files": self.files, **self.stats.to_json()}
 
 
-class Engine(Fixing, RollingBack, Auditing, Governing, Policing):
+class Engine(Fixing, RollingBack, Auditing, Governing, Policing, Excepting):
     """Jupiter's core, bound to one workspace."""
 
     def __init__(
@@ -198,6 +199,7 @@ class Engine(Fixing, RollingBack, Auditing, Governing, Policing):
             audit.record(
                 s, self.actor, "findings.ingested", ",".join(map(str, paths)), report.to_json()
             )
+            waivers.apply_waivers(s, self.actor, now)
         return report
 
     # -- findings --------------------------------------------------------

@@ -15,7 +15,7 @@ import orjson
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from jupiter import audit
+from jupiter import audit, waivers
 from jupiter.errors import InputError, NotFoundError
 from jupiter.models import FindingRecord, FindingStatus
 from jupiter.permissions import requires
@@ -42,6 +42,8 @@ class ScanReport:
     errors: list[dict[str, str]] = field(default_factory=list)
     fingerprints: list[str] = field(default_factory=list)
     reopened: list[int] = field(default_factory=list)
+    excepted: list[int] = field(default_factory=list)
+    """Findings an approved exception covers (skipped by fix)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +52,7 @@ class ScanReport:
             "detected": self.stats.results,
             "new_findings": self.stats.new,
             "reopened": self.reopened,
+            "excepted": self.excepted,
             "errors": self.errors,
         }
 
@@ -487,6 +490,11 @@ class Fixing:
             report.stats = writer.stats
             report.fingerprints = sorted({r.fingerprint(asset_id) for r in records})
             report.reopened = self._reopen(s, report.fingerprints)
+            # Exceptions: the expired ones reopen their findings, the active
+            # ones except what they cover (so fix skips it).
+            waivers.expire_due(s, self.actor, now)
+            waivers.apply_waivers(s, self.actor, now)
+            report.excepted = finding_repo.excepted_ids(s, asset_id)
             audit.record(
                 s,
                 self.actor,

@@ -58,6 +58,11 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "policy_eval": lambda e: e.policy_eval(MISSING / "input.json"),
     "policy_test": lambda e: e.policy_test(),
     "policy_simulate": lambda e: e.policy_simulate(),
+    "request_exception": lambda e: e.request_exception("r", "T-1", "10d", finding="999999"),
+    "approve_exception": lambda e: e.approve_exception(999999),
+    "revoke_exception": lambda e: e.revoke_exception(999999),
+    "list_exceptions": lambda e: e.list_exceptions(),
+    "expire_exceptions": lambda e: e.expire_exceptions(),
 }
 
 
