@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from jupiter import audit, waivers
 from jupiter.auditing import Auditing
+from jupiter.compliance import Complying
 from jupiter.errors import InputError
 from jupiter.fixing import Fixing
 from jupiter.governing import Governing
@@ -51,7 +52,7 @@ class IngestReport:
         return {"files": self.files, **self.stats.to_json()}
 
 
-class Engine(Fixing, RollingBack, Auditing, Governing, Policing, Excepting):
+class Engine(Fixing, RollingBack, Auditing, Governing, Policing, Excepting, Complying):
     """Jupiter's core, bound to one workspace."""
 
     def __init__(

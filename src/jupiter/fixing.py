@@ -15,7 +15,7 @@ import orjson
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from jupiter import audit, waivers
+from jupiter import audit, compliance, waivers
 from jupiter.errors import InputError, NotFoundError
 from jupiter.models import FindingRecord, FindingStatus
 from jupiter.permissions import requires
@@ -369,7 +369,11 @@ class Fixing:
                     **self._run_chain(target, asset_id, params, chain, on_step, git_branch, lock),
                 }
             # Outside the lock: a failed gate rolls back, and a rollback takes it.
-            return self._gates_after(gates, outcome)
+            outcome = self._gates_after(gates, outcome)
+        # Compliance on the new state (the run re-detected what it fixed).
+        with self.db.transaction() as s:
+            compliance.evaluate(s, asset_id, outcome.get("run"))
+        return outcome
 
     def _gates_after(self, gates: list[Any], outcome: dict[str, Any]) -> dict[str, Any]:
         """Each run gate's verdict after the run; a failed one rolls the run
@@ -495,6 +499,7 @@ class Fixing:
             waivers.expire_due(s, self.actor, now)
             waivers.apply_waivers(s, self.actor, now)
             report.excepted = finding_repo.excepted_ids(s, asset_id)
+            compliance.evaluate(s, asset_id, None, now)
             audit.record(
                 s,
                 self.actor,

@@ -63,6 +63,8 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "revoke_exception": lambda e: e.revoke_exception(999999),
     "list_exceptions": lambda e: e.list_exceptions(),
     "expire_exceptions": lambda e: e.expire_exceptions(),
+    "evaluate_compliance": lambda e: e.evaluate_compliance("no-such-asset"),
+    "compliance_report": lambda e: e.compliance_report(),
 }
 
 

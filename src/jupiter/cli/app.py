@@ -57,6 +57,7 @@ def _register() -> None:
         assets,
         audit_cmd,
         catalog_cmd,
+        compliance_cmd,
         exceptions_cmd,
         findings,
         generate_cmd,
@@ -79,6 +80,7 @@ def _register() -> None:
     app.add_typer(scripts.app, name="scripts", help="Register your own remediation scripts.")
     app.add_typer(users.app, name="users", help="Users, roles and API tokens.")
     app.add_typer(exceptions_cmd.app, name="exceptions", help="Exceptions (waivers) with expiry.")
+    app.add_typer(compliance_cmd.app, name="compliance", help="Compliance per control.")
     app.add_typer(policy_cmd.app, name="policy", help="Evaluate, test and simulate policies.")
     remediate.register(app)
     app.command("generate", help="Render a secure ssh, firewall or postgresql configuration.")(
