@@ -55,6 +55,7 @@ _ACTIONS = [
     _action("assets.import", "analyst", "import assets.yaml"),
     _action("findings.read", ALL, "list and show findings", read=True),
     _action("findings.ingest", "analyst", "ingest scanner reports"),
+    _action("findings.prioritise", "analyst", "set priorities from the policy"),
     _action("findings.scan", "analyst operator", "scan a target for findings"),
     _action("plan.create", "analyst operator", "plan a fix (touches nothing)"),
     _action("script.export", "analyst operator", "export a fix as a script"),

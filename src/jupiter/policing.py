@@ -80,6 +80,51 @@ class Policing:
         self.policies.check()
         return self._decide(name, data, f"policy eval {path}").to_json()
 
+    @requires("findings.prioritise", scope="asset", kind="asset")
+    def prioritise(self, asset: str | None = None) -> dict[str, Any]:
+        """Set every finding's priority from the policy's ``priority``
+        decision (one transaction, one audit entry). Each distinct input is
+        logged once; a policy error changes nothing and says why."""
+        from jupiter import audit
+        from jupiter.store.tables import AssetRow, FindingRow
+
+        self.policies.check()
+        changed = 0
+        seen: dict[str, list[Any]] = {}
+        with self.db.transaction() as s:
+            assets = {a.id: a for a in s.scalars(select(AssetRow))}
+            q = select(FindingRow)
+            if asset is not None:
+                q = q.where(FindingRow.asset_id == asset)
+            rows = list(s.scalars(q))
+            for row in rows:
+                facts = _priority_facts(row, assets.get(row.asset_id))
+                decision = self.policies.evaluate("priority", facts)
+                if decision.error is not None:
+                    raise policy.PolicyError(decision.error.removeprefix("denied: "))
+                key = repr(sorted(facts["finding"].items()) + sorted(facts["asset"].items()))
+                seen.setdefault(key, [facts, decision.result, 0])[2] += 1
+                if row.priority != decision.result:
+                    row.priority = float(decision.result)
+                    changed += 1
+            now = utcnow()
+            for facts, result, count in seen.values():
+                s.add(
+                    PolicyDecisionRow(
+                        decided_at=now,
+                        query="priority",
+                        subject=f"prioritise: {count} finding(s)",
+                        actor=self.actor,
+                        policy_hash=self.policies.hash,
+                        input=facts,
+                        result={"value": result},
+                        error=None,
+                    )
+                )
+            data = {"findings": len(rows), "changed": changed, "policy_hash": self.policies.hash}
+            audit.record(s, self.actor, "findings.prioritised", f"asset:{asset or '*'}", data)
+        return {**data, "distinct_inputs": len(seen)}
+
     @requires("policy.read")
     def policy_test(self) -> dict[str, Any]:
         """Run the policies' own test cases (``*.tests.yaml``)."""
@@ -123,3 +168,22 @@ class Policing:
             "changed": len(changed),
             "decisions": changed,
         }
+
+
+def _priority_facts(row: Any, asset: Any) -> dict[str, Any]:
+    """The risk facts the ``priority`` decision sees for one finding."""
+    extra = row.extra or {}
+    tags = list(asset.tags or []) if asset is not None else []
+    return {
+        "finding": {
+            "severity": row.severity,
+            "cvss": row.cvss_score,
+            "kev": bool(extra.get("kev")),
+            "category": row.category,
+        },
+        "asset": {
+            "environment": asset.environment if asset is not None else "dev",
+            "criticality": asset.criticality if asset is not None else 3,
+            "internet_facing": "internet-facing" in tags,
+        },
+    }

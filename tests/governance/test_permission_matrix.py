@@ -65,6 +65,7 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "expire_exceptions": lambda e: e.expire_exceptions(),
     "evaluate_compliance": lambda e: e.evaluate_compliance("no-such-asset"),
     "compliance_report": lambda e: e.compliance_report(),
+    "prioritise": lambda e: e.prioritise("no-such-asset"),
 }
 
 

@@ -107,3 +107,30 @@ def test_cli_policy_eval_test_and_errors(tmp_path: Path) -> None:
     bad = run_cli("policy", "eval", "--input", str(inp), home=home)
     assert bad.returncode == 2 and "bad.rego:" in bad.stderr and "does not compile" in bad.stderr
     assert bad.stdout == "" and bad.stderr.count("\n") == 1
+
+
+def test_prioritise_sets_priorities_from_the_policy_and_logs_distinct_inputs(
+    eng: Engine, tmp_path: Path
+) -> None:
+    import shutil
+
+    from tests.conftest import ROOT
+
+    host = tmp_path / "host"
+    shutil.copytree(ROOT / "examples/host", host, symlinks=True)
+    eng.scan(str(host), asset="h1")
+    before = {f["id"]: f["priority"] for f in eng.list_findings()}
+    folder = eng.workspace.home / "policies"
+    folder.mkdir()
+    (folder / "p.rego").write_text(
+        "package jupiter\nimport rego.v1\npriority := 42 if input.finding.severity\n"
+    )
+    fresh = Engine(eng.workspace, actor="alice")
+    done = fresh.prioritise()
+    assert done["findings"] == len(before) and done["changed"] == len(before)
+    assert {f["priority"] for f in fresh.list_findings()} == {42.0}
+    with fresh.db.reading() as s:
+        logged = s.scalars(
+            select(PolicyDecisionRow).where(PolicyDecisionRow.subject.startswith("prioritise"))
+        ).all()
+    assert len(logged) == done["distinct_inputs"] and logged[0].policy_hash == fresh.policies.hash
