@@ -21,7 +21,7 @@ from jupiter.errors import InputError, NotFoundError, PermissionDenied
 from jupiter.permissions import ROLES, Action
 from jupiter.store.tables import ApiTokenRow, AssetRow, RoleGrantRow, UserRow, utcnow
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}$")
+NAME = re.compile(r"^[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]{0,199}$")
 TOKEN = re.compile(r"^jpt_([0-9a-f]{16})_([A-Za-z0-9_-]{20,100})$")
 
 
@@ -86,7 +86,8 @@ class Principal:
 def check_name(name: str) -> str:
     if not NAME.match(name):
         raise InputError(
-            f"user name {name!r} is not valid; use letters, digits and . _ @ + - (at most 200)"
+            f"user name {name!r} is not valid; use 1-200 printable characters, not starting "
+            "with a space"
         )
     return name
 
