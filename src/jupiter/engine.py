@@ -35,6 +35,8 @@ from jupiter.yamlfile import read_yaml
 
 if TYPE_CHECKING:
     from jupiter.plugins.registry import Registry
+    from jupiter.remediations import Remediations
+    from jupiter.schedules import Schedules
 
 Progress = Callable[[int], None]
 
@@ -65,6 +67,7 @@ class Engine(Fixing, RollingBack, Auditing, Governing, Policing, Excepting, Comp
         self._token = token
         self._db: Database | None = None
         self._registry: Registry | None = None
+        self._remediations: Remediations | None = None
 
     @classmethod
     def open(
@@ -75,6 +78,15 @@ class Engine(Fixing, RollingBack, Auditing, Governing, Policing, Excepting, Comp
         token: str | None = None,
     ) -> Engine:
         return cls(Workspace.resolve(home, database_url), actor, token)
+
+    @property
+    def remediations(self) -> Remediations:
+        """The remediation workflows (a composed service, see docs/workflows.md)."""
+        if self._remediations is None:
+            from jupiter.remediations import Remediations
+
+            self._remediations = Remediations(self)
+        return self._remediations
 
     @property
     def db(self) -> Database:
@@ -96,6 +108,13 @@ class Engine(Fixing, RollingBack, Auditing, Governing, Policing, Excepting, Comp
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def schedules(self) -> Schedules:
+        """Continuous detection: scheduled scans and ingests (``jupiter schedules``)."""
+        from jupiter.schedules import Schedules
+
+        return Schedules(self)
 
     # -- workspace -------------------------------------------------------
     @requires("workspace.init")
@@ -240,6 +259,40 @@ class Engine(Fixing, RollingBack, Auditing, Governing, Policing, Excepting, Comp
             audit.record(s, self.actor, "advisories.imported", str(path), report.to_json())
         return report.to_json()
 
+    # -- generated configurations ---------------------------------------
+    @requires("config.generate")
+    def generate_config(
+        self,
+        kind: str,
+        params: dict[str, object],
+        output: Path | None = None,
+        force: bool = False,
+    ) -> GeneratedReport:
+        """Render a secure configuration (and write it under ``output``);
+        audited with the parameters and each file's hash, never its content."""
+        from jupiter.generate import KINDS, generate, write_generated
+
+        if kind not in KINDS:
+            raise InputError(f"cannot generate {kind!r}; choose one of: {', '.join(KINDS)}")
+        config = generate(kind, params)
+        written = write_generated(config, output, force=force) if output else []
+        report = GeneratedReport(config.kind, config.files, config.modes, config.notes, written)
+        with self.db.transaction() as s:
+            audit.record(
+                s,
+                self.actor,
+                "config.generated",
+                f"generate:{config.kind}",
+                {
+                    "params": {k: str(v) for k, v in params.items()},
+                    "files": {
+                        k: hashlib.sha256(v.encode()).hexdigest() for k, v in config.files.items()
+                    },
+                    "written": [str(p) for p in written],
+                },
+            )
+        return report
+
     # -- custom scripts -------------------------------------------------
     @requires("scripts.manage")
     def register_script(self, manifest: Path) -> dict[str, Any]:
@@ -266,6 +319,24 @@ class Engine(Fixing, RollingBack, Auditing, Governing, Policing, Excepting, Comp
         with self.db.transaction() as s:
             audit.record(s, self.actor, "script.removed", f"script:{name}", {})
         self._registry = None
+
+
+@dataclass
+class GeneratedReport:
+    kind: str
+    files: dict[str, str]
+    modes: dict[str, int]
+    notes: list[str]
+    written: list[Path]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "files": self.files,
+            "modes": {k: oct(v) for k, v in self.modes.items()},
+            "notes": self.notes,
+            "written": [str(p) for p in self.written],
+        }
 
 
 def _bind_progress(progress: Callable[[Path, int, int], None], path: Path, size: int) -> Progress:

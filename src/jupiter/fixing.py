@@ -20,6 +20,7 @@ from jupiter.errors import InputError, NotFoundError
 from jupiter.models import FindingRecord, FindingStatus
 from jupiter.permissions import requires
 from jupiter.plans import Plan
+from jupiter.states import StepState
 from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
 from jupiter.store.db import Database
@@ -207,7 +208,7 @@ class Fixing:
             steps = list(
                 s.scalars(
                     select(RunStepRow)
-                    .where(RunStepRow.run_id == run.id, RunStepRow.status == "verified")
+                    .where(RunStepRow.run_id == run.id, RunStepRow.status == StepState.VERIFIED)
                     .order_by(RunStepRow.seq)
                 )
             )
@@ -394,7 +395,7 @@ class Fixing:
             outcome["rollback"] = rollback
             outcome["status"] = "gate_failed"
             for step in outcome["steps"]:
-                if step["status"] == "verified":
+                if step["status"] == StepState.VERIFIED:
                     step["status"] = "rolled_back"
                     step["detail"] = f"rolled back: {failed[0].validator}: {failed[0].detail}"
         return outcome

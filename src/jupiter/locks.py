@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 
 from jupiter import audit
 from jupiter.errors import ConflictError, StoreError, TargetError
+from jupiter.states import RunState
 from jupiter.store.db import Database
 from jupiter.store.tables import RunRow, TargetLeaseRow, utcnow
 from jupiter.targets.base import LockableTarget, TargetLockHandle, TargetView
@@ -243,7 +244,7 @@ class TargetLock:
         if row.run_id is None or self.holder.purpose == "recover":
             return
         run = s.get(RunRow, row.run_id)
-        if run is not None and run.status == "running":
+        if run is not None and run.status == RunState.RUNNING:
             raise LockBusy(
                 f"target {self.name} was locked by run {row.run_id}, whose process died while "
                 f"it was running; run `jupiter runs recover {row.run_id}` first, which restores "

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jupiter.health.model import Probe
+from jupiter.workflows.windows import check_window
 
 
 class Severity(StrEnum):
@@ -223,6 +224,7 @@ class AssetSpec(BaseModel):
     tests: list[str] | None = Field(default=None, min_length=1)
     blue_green: BlueGreenLayout | None = None
     window: str | None = None
+    _check_window = field_validator("window")(check_window)
 
     @field_validator("connection")
     @classmethod

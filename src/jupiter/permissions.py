@@ -86,7 +86,13 @@ _ACTIONS = [
     _action("remediations.read", ALL, "list and show remediations", read=True),
     _action("remediation.create", "analyst", "create a remediation, request approval"),
     _action("remediation.approve", "approver", "approve or reject a remediation"),
-    _action("remediation.deploy", "operator", "deploy, resume, answer manual steps"),
+    _action(
+        "remediation.deploy", "operator", "run, resume, answer manual steps, cancel, roll back"
+    ),
+    _action("config.generate", "analyst operator", "render a secure configuration"),
+    _action("schedules.read", ALL, "list scheduled scans", read=True),
+    _action("schedules.manage", "analyst", "add or remove scheduled scans"),
+    _action("schedules.run", "operator", "run the scheduled scans that are due"),
 ]
 
 PERMISSIONS: dict[str, Action] = {a.name: a for a in _ACTIONS}
@@ -98,6 +104,8 @@ def allowed_roles(action: str) -> list[str]:
 
 
 class _Guarded(Protocol):
+    _guard_depth: int
+
     def _require(self, action: str, kind: ScopeKind = "none", ref: Any = None) -> None: ...
 
 
@@ -120,12 +128,23 @@ def requires(
         @functools.wraps(fn)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             self: _Guarded = args[0]  # type: ignore[assignment]
-            ref = None
-            if scope is not None:
-                bound = sig.bind_partial(*args, **kwargs)
-                ref = bound.arguments.get(scope)
-            self._require(action, kind if ref is not None else "none", ref)
-            return fn(*args, **kwargs)
+            # The engine a service (engine.remediations, engine.schedules)
+            # belongs to. A guarded method called by another one is part of
+            # an action already allowed (fix rolling back on a failed gate,
+            # approve continuing the workflow): only the outermost call checks.
+            owner = getattr(self, "engine", self)
+            depth = getattr(owner, "_guard_depth", 0)
+            if depth == 0:
+                ref = None
+                if scope is not None:
+                    bound = sig.bind_partial(*args, **kwargs)
+                    ref = bound.arguments.get(scope)
+                owner._require(action, kind if ref is not None else "none", ref)
+            owner._guard_depth = depth + 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                owner._guard_depth = depth
 
         guarded.__jupiter_action__ = action  # type: ignore[attr-defined]
         return guarded

@@ -4,6 +4,8 @@ inherits it; it relies on the engine's ``db``, ``workspace`` and ``actor``."""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from contextlib import closing
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,7 @@ from jupiter import audit
 from jupiter.errors import ConflictError, Declined, InputError, JupiterError, NotFoundError
 from jupiter.models import FindingStatus
 from jupiter.permissions import requires
+from jupiter.states import RunState, transition
 from jupiter.store.db import Database
 from jupiter.store.tables import RunRow, utcnow
 from jupiter.targets.base import Expected, Target
@@ -127,7 +130,9 @@ class RollingBack:
             with self.db.transaction() as s:
                 rb = RunRow(
                     kind="rollback",
-                    status="running",
+                    status=RunState.RUNNING,
+                    holder_host=socket.gethostname(),
+                    holder_pid=os.getpid(),
                     asset_id=run.asset_id,
                     target=run.target,
                     actor=self.actor,
@@ -169,30 +174,43 @@ class RollingBack:
                 with self.db.transaction() as s:
                     rbrow = s.get(RunRow, rb_id)
                     assert rbrow is not None
-                    rbrow.status, rbrow.finished_at = "failed", utcnow()
-                    audit.record(
+                    rbrow.finished_at = utcnow()
+                    transition(
                         s,
-                        self.actor,
-                        "rollback.failed",
-                        f"run:{run_id}",
-                        {"rollback_run": rb_id, "error": str(exc)},
+                        rbrow,
+                        RunState.FAILED,
+                        actor=self.actor,
+                        subject=f"run:{run_id}",
+                        action="rollback.failed",
+                        facts={"rollback_run": rb_id, "error": str(exc)},
                     )
                 raise
             with self.db.transaction() as s:
                 rbrow, orig = s.get(RunRow, rb_id), s.get(RunRow, run_id)
                 assert rbrow is not None and orig is not None
-                rbrow.status = "verified" if not mismatches else "mismatch"
                 rbrow.finished_at = utcnow()
                 rbrow.summary = {"restored": wanted, "mismatches": mismatches}
-                orig.status = "rolled_back" if full else "partially_rolled_back"
+                undone = RunState.ROLLED_BACK if full else RunState.PARTIALLY_ROLLED_BACK
+                if orig.status != RunState.ROLLED_BACK:
+                    # A rollback repeated after a full one leaves it rolled back.
+                    transition(
+                        s,
+                        orig,
+                        undone,
+                        actor=self.actor,
+                        subject=f"run:{run_id}",
+                        facts={"rollback_run": rb_id},
+                    )
                 if full:
                     self._mark_rolled_back(s, step_ids)
-                audit.record(
+                transition(
                     s,
-                    self.actor,
-                    "rollback.verified" if not mismatches else "rollback.mismatch",
-                    f"run:{run_id}",
-                    {
+                    rbrow,
+                    RunState.VERIFIED if not mismatches else RunState.MISMATCH,
+                    actor=self.actor,
+                    subject=f"run:{run_id}",
+                    action="rollback.verified" if not mismatches else "rollback.mismatch",
+                    facts={
                         "rollback_run": rb_id,
                         "restored": wanted,
                         "mismatches": mismatches,
@@ -227,7 +245,7 @@ class RollingBack:
             run = s.get(RunRow, run_id)
             if run is None:
                 raise NotFoundError(f"no run {run_id}; see `jupiter runs list`")
-            if run.status != "running":
+            if run.status != RunState.RUNNING:
                 raise InputError(
                     f"run {run_id} is {run.status}, not running; only an interrupted run can "
                     "be recovered (use `jupiter rollback` to undo a finished one)"
@@ -269,22 +287,32 @@ class RollingBack:
                 with self.db.transaction() as s:
                     row = s.get(RunStepRow, step.id)
                     assert row is not None
-                    row.status, row.detail, row.finished_at = status, detail, utcnow()
+                    row.detail, row.finished_at = detail, utcnow()
                     _set_finding_status(s, row.finding_id, FindingStatus.FAILED, self.actor)
-                    audit.record(
+                    transition(
                         s,
-                        self.actor,
-                        "step.recovered",
-                        f"run:{run_id}/step:{step.id}",
-                        {"status": status, "detail": detail},
+                        row,
+                        status,
+                        actor=self.actor,
+                        subject=f"run:{run_id}/step:{step.id}",
+                        action="step.recovered",
+                        facts={"status": status, "detail": detail},
                     )
                 outcome.append({"step": step.id, "status": status, "detail": detail})
         with self.db.transaction() as s:
             row_run = s.get(RunRow, run_id)
             assert row_run is not None
-            row_run.status, row_run.finished_at = "interrupted", utcnow()
-            audit.record(s, self.actor, "run.recovered", f"run:{run_id}", {"steps": outcome})
-        return {"run": run_id, "status": "interrupted", "steps": outcome}
+            row_run.finished_at = utcnow()
+            transition(
+                s,
+                row_run,
+                RunState.INTERRUPTED,
+                actor=self.actor,
+                subject=f"run:{run_id}",
+                action="run.recovered",
+                facts={"steps": outcome},
+            )
+        return {"run": run_id, "status": RunState.INTERRUPTED.value, "steps": outcome}
 
     @requires("runs.read")
     def list_runs(self) -> list[dict[str, Any]]:
@@ -355,11 +383,8 @@ def _step_expectations(step: Any, entries: list[Any]) -> dict[str, Expected] | N
 
 def _refuse_if_alive(run: RunRow) -> None:
     """Refuse to recover a run whose process still runs on this host."""
-    import os
-    import socket
-
-    pid, host = run.summary.get("pid"), run.summary.get("host")
-    if not isinstance(pid, int) or pid == os.getpid():
+    pid, host = run.holder_pid, run.holder_host
+    if pid is None or pid == os.getpid():
         return
     if host != socket.gethostname():
         raise InputError(

@@ -54,6 +54,8 @@ from jupiter.snapshots import (
     restore,
     verify_restored,
 )
+from jupiter.states import RunState, transition
+from jupiter.states import StepState as S
 from jupiter.store.db import Database
 from jupiter.store.tables import FindingRow, RunRow, RunStepRow, SnapshotEntryRow, utcnow
 from jupiter.targets.base import Target, TargetView, normalise_relpath
@@ -63,12 +65,12 @@ from jupiter.targets.overlay import OverlayView
 if TYPE_CHECKING:
     from jupiter.locks import TargetLock
 
-# Step states. A step only ever moves forward through these.
-PLANNED, APPLYING, VERIFIED, FAILED = "planned", "applying", "verified", "failed"
-ROLLED_BACK, NEEDS_MANUAL, ALREADY_FIXED = "rolled_back", "needs_manual", "already_fixed"
+# Step states (a step only moves forward: see jupiter.states).
+PLANNED, APPLYING, VERIFIED, FAILED = S.PLANNED, S.APPLYING, S.VERIFIED, S.FAILED
+ROLLED_BACK, NEEDS_MANUAL, ALREADY_FIXED = S.ROLLED_BACK, S.NEEDS_MANUAL, S.ALREADY_FIXED
 # The target changed under the step and re-planning could not catch up (or
 # would change the reviewed edit): nothing of the fix is on the target.
-CONFLICT = "conflict"
+CONFLICT = S.CONFLICT
 
 
 @dataclass
@@ -76,7 +78,7 @@ class StepResult:
     finding_id: int | None
     rule_id: str
     remediator: str
-    status: str
+    status: S
     detail: str = ""
     diff: str = ""
     validations: list[dict[str, str]] = field(default_factory=list)
@@ -225,14 +227,16 @@ class RunExecutor:
         with self.db.transaction() as s:
             run = RunRow(
                 kind="fix",
-                status="running",
+                status=RunState.RUNNING,
                 asset_id=asset_id,
                 target=self.target.describe(),
                 actor=self.actor,
                 params=params,
+                summary={},
                 # Who runs it: `jupiter runs recover` refuses a run whose
                 # process is still alive.
-                summary={"host": socket.gethostname(), "pid": os.getpid()},
+                holder_host=socket.gethostname(),
+                holder_pid=os.getpid(),
                 rollback_of=None,
                 started_at=utcnow(),
                 finished_at=None,
@@ -256,14 +260,16 @@ class RunExecutor:
     def finish(self, run_id: int, results: list[StepResult]) -> str:
         counts: dict[str, int] = {}
         for r in results:
-            counts[r.status] = counts.get(r.status, 0) + 1
+            counts[r.status.value] = counts.get(r.status.value, 0) + 1
         failed = counts.get(FAILED, 0) + counts.get(ROLLED_BACK, 0) + counts.get(CONFLICT, 0)
-        status = "failed" if failed else "succeeded"
+        status = RunState.FAILED if failed else RunState.SUCCEEDED
         with self.db.transaction() as s:
             run = s.get(RunRow, run_id)
             assert run is not None
-            run.status, run.summary, run.finished_at = status, counts, utcnow()
-            audit.record(s, self.actor, f"run.{status}", f"run:{run_id}", {"steps": counts})
+            run.summary, run.finished_at = counts, utcnow()
+            transition(
+                s, run, status, actor=self.actor, subject=f"run:{run_id}", facts={"steps": counts}
+            )
         return status
 
     def execute(
@@ -639,7 +645,7 @@ class RunExecutor:
                         SnapshotEntryRow.step_id == step_id, SnapshotEntryRow.phase == "before"
                     )
                 )
-            step.status, step.detail = result.status, result.detail
+            step.detail = result.detail
             step.validations = result.validations
             step.output = result.output
             step.commit = result.commit
@@ -650,12 +656,13 @@ class RunExecutor:
                     s.add(SnapshotEntryRow(step_id=step_id, phase="before", **e.to_dict()))
             for e in after or []:
                 s.add(SnapshotEntryRow(step_id=step_id, phase="after", **e.to_dict()))
-            audit.record(
+            transition(
                 s,
-                self.actor,
-                f"step.{result.status}",
-                f"run:{step.run_id}/step:{step_id}",
-                {
+                step,
+                result.status,
+                actor=self.actor,
+                subject=f"run:{step.run_id}/step:{step_id}",
+                facts={
                     "detail": result.detail,
                     "validations": result.validations,
                     "snapshot": [e.to_dict() for e in entries] if entries else None,

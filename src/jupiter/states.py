@@ -81,7 +81,8 @@ _LIVE_M = {M.CANCELLED, M.FAILED, M.WAITING_MANUAL, M.PAUSED}
 
 TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
     RunState: {
-        R.RUNNING: frozenset({R.SUCCEEDED, R.FAILED, R.INTERRUPTED}),
+        # A rollback run ends verified or mismatch; a fix run succeeded or failed.
+        R.RUNNING: frozenset({R.SUCCEEDED, R.FAILED, R.INTERRUPTED, R.VERIFIED, R.MISMATCH}),
         R.SUCCEEDED: frozenset({R.ROLLED_BACK, R.PARTIALLY_ROLLED_BACK}),
         R.FAILED: frozenset({R.ROLLED_BACK, R.PARTIALLY_ROLLED_BACK}),
         R.INTERRUPTED: frozenset({R.ROLLED_BACK, R.PARTIALLY_ROLLED_BACK}),
@@ -113,7 +114,8 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
         M.TEST_FAILED: frozenset({M.TESTING, M.CANCELLED, M.FAILED}),
         M.AWAITING_APPROVAL: frozenset({M.APPROVED, M.PLANNED} | _LIVE_M),
         M.APPROVED: frozenset({M.DEPLOYING, M.AWAITING_APPROVAL} | _LIVE_M),
-        M.DEPLOYING: frozenset({M.VERIFYING, M.ROLLED_BACK} | _LIVE_M),
+        # A workflow without a verify or health stage completes from deploying.
+        M.DEPLOYING: frozenset({M.VERIFYING, M.ROLLED_BACK, M.COMPLETED} | _LIVE_M),
         M.VERIFYING: frozenset({M.COMPLETED, M.ROLLED_BACK, M.DEPLOYING} | _LIVE_M),
         # A person answers, or resume continues, at the stage it waited in.
         M.WAITING_MANUAL: frozenset(

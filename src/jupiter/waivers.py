@@ -297,3 +297,18 @@ def _worst_severity(s: Session, w: WaiverRow) -> str:
     order = ["critical", "high", "medium", "low", "info"]
     found = set(s.scalars(select(FindingRow.severity).where(_covers(s, w))))
     return next((sev for sev in order if sev in found), "high")
+
+
+def _due(engine: Any, now: datetime) -> list[dict[str, Any]]:
+    """The worker's share: expire due exceptions, reopening their findings."""
+    done: list[dict[str, Any]] = engine.expire_exceptions(now)
+    return done
+
+
+def _register_with_worker() -> None:
+    from jupiter.worker import register_due
+
+    register_due("exceptions", _due)
+
+
+_register_with_worker()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,19 @@ MISSING = Path("/nonexistent/jupiter-matrix")
 
 # Public Engine attributes that are not actions: lifecycle, the identity
 # itself, and properties the guarded methods use.
-UNGUARDED = {"open", "close", "db", "registry", "workspace_id", "whoami", "policies"}
+UNGUARDED = {
+    "open",
+    "close",
+    "db",
+    "registry",
+    "workspace_id",
+    "whoami",
+    "policies",
+    "remediations",
+    "schedules",
+    "actor",
+    "engine",
+}
 
 _n = iter(range(10**6))
 
@@ -67,17 +80,36 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "evaluate_compliance": lambda e: e.evaluate_compliance("no-such-asset"),
     "compliance_report": lambda e: e.compliance_report(),
     "prioritise": lambda e: e.prioritise("no-such-asset"),
+    "generate_config": lambda e: e.generate_config("no-such-kind", {}),
+    # The engine's services: the same table, the same check.
+    "remediations.create": lambda e: e.remediations.create(),
+    "remediations.listing": lambda e: e.remediations.listing(),
+    "remediations.show": lambda e: e.remediations.show("REM-999999"),
+    "remediations.run": lambda e: e.remediations.run("REM-999999"),
+    "remediations.resume": lambda e: e.remediations.resume("REM-999999"),
+    "remediations.approve": lambda e: e.remediations.approve("REM-999999"),
+    "remediations.answer": lambda e: e.remediations.answer("REM-999999", {}),
+    "remediations.cancel": lambda e: e.remediations.cancel("REM-999999"),
+    "remediations.rollback": lambda e: e.remediations.rollback("REM-999999"),
+    "schedules.add": lambda e: e.schedules.add(),
+    "schedules.list_all": lambda e: e.schedules.list_all(),
+    "schedules.remove": lambda e: e.schedules.remove(999999),
+    "schedules.run_due": lambda e: e.schedules.run_due(datetime.now(UTC)),
 }
 
 
 def guarded_methods() -> dict[str, str]:
+    from jupiter.remediations import Remediations
+    from jupiter.schedules import Schedules
+
     out = {}
-    for name, member in inspect.getmembers(Engine):
-        if name.startswith("_") or name in UNGUARDED:
-            continue
-        action = action_of(member)
-        assert action is not None, f"Engine.{name} is public but not marked with @requires"
-        out[name] = action
+    for prefix, cls in (("", Engine), ("remediations.", Remediations), ("schedules.", Schedules)):
+        for name, member in inspect.getmembers(cls):
+            if name.startswith("_") or name in UNGUARDED:
+                continue
+            action = action_of(member)
+            assert action is not None, f"{cls.__name__}.{name} is public but has no @requires"
+            out[prefix + name] = action
     return out
 
 

@@ -63,8 +63,12 @@ def _register() -> None:
         generate_cmd,
         policy_cmd,
         remediate,
+        remediations_cmd,
+        schedules_cmd,
         scripts,
         users,
+        worker_cmd,
+        workflows_cmd,
     )
 
     app.command("init", help="Create the workspace (idempotent).")(findings.init)
@@ -82,7 +86,17 @@ def _register() -> None:
     app.add_typer(exceptions_cmd.app, name="exceptions", help="Exceptions (waivers) with expiry.")
     app.add_typer(compliance_cmd.app, name="compliance", help="Compliance per control.")
     app.add_typer(policy_cmd.app, name="policy", help="Evaluate, test and simulate policies.")
+    app.add_typer(
+        workflows_cmd.app, name="workflows", help="List, show and validate remediation workflows."
+    )
+    app.add_typer(
+        schedules_cmd.app, name="schedules", help="Scan assets on a timer (continuous detection)."
+    )
+    app.command("worker", help="Run due work (schedules, waiting deploys) until stopped.")(
+        worker_cmd.worker
+    )
     remediate.register(app)
+    remediations_cmd.register(app)
     app.command("generate", help="Render a secure ssh, firewall or postgresql configuration.")(
         generate_cmd.generate
     )

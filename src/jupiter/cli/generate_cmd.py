@@ -41,10 +41,7 @@ def generate(
 ) -> None:
     """Render a secure configuration that passes Jupiter's own checks and validators."""
     from jupiter.errors import InputError
-    from jupiter.generate import KINDS, generate, write_generated
 
-    if kind not in KINDS:
-        raise InputError(f"cannot generate {kind!r}; choose one of: {', '.join(KINDS)}")
     params: dict[str, object] = {}
     for item in param or []:
         key, sep, value = item.partition("=")
@@ -59,18 +56,10 @@ def generate(
         "environment": environment,
     }
     params.update({k: v for k, v in shortcuts.items() if v is not None})
-    config = generate(kind, params)
-    written = write_generated(config, output, force=force) if output else []
+    config = state.engine().generate_config(kind, params, output, force)
+    written = config.written
     if json:
-        state.emit_json(
-            {
-                "kind": config.kind,
-                "files": config.files,
-                "modes": {k: oct(v) for k, v in config.modes.items()},
-                "notes": config.notes,
-                "written": [str(p) for p in written],
-            }
-        )
+        state.emit_json(config.to_json())
         return
     err = state.console(stderr=True)
     if written:

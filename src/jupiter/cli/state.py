@@ -40,6 +40,13 @@ def engine() -> Engine:
     return _state.engine
 
 
+def home() -> Path:
+    """The workspace folder the global options name (nothing is opened)."""
+    from jupiter.workspace import Workspace
+
+    return Workspace.resolve(_state.home).home
+
+
 def console(stderr: bool = False) -> Console:
     from rich.console import Console
 

@@ -98,6 +98,18 @@ class HealthConfig(BaseModel):
     min_samples: int = Field(default=5, ge=3)
     consecutive: int = Field(default=2, ge=1)
     max_bake: float = Field(default=600, gt=0)
+    # Which probes (by label) the judge reads; empty means every probe.
+    metrics: list[str] = Field(default_factory=list)
+    # The smallest rise in error rate (a share: 0.005 = half a point) the
+    # statistical judge rolls back for, once it is also significant.
+    error_margin: float = Field(default=0.005, ge=0, le=1)
+
+
+#: Why a sample is not ok: the endpoint answered badly (``status``, ``exit``,
+#: ``range``), or gave no usable answer (``timeout``, ``unreachable``,
+#: ``invalid``, ``missing``). The judge fails on the first kind and waits on
+#: the second.
+Cause = Literal["status", "exit", "range", "timeout", "unreachable", "invalid", "missing"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,7 @@ class Sample:
     status: int | None = None
     value: float | None = None
     error: str | None = None
+    cause: Cause | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +134,7 @@ class Sample:
             "status": self.status,
             "value": self.value,
             "error": self.error,
+            "cause": self.cause,
         }
 
 

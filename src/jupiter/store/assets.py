@@ -28,6 +28,35 @@ def asset_to_json(row: AssetRow) -> dict[str, object]:
     }
 
 
+_SETTINGS = ("probes", "tests", "blue_green", "window")
+
+
+def spec_settings(spec: AssetSpec) -> dict[str, object] | None:
+    """The workflow fields of a spec (probes, tests, blue_green, window) as
+    stored in ``assets.settings``; None when none is set."""
+    dumped = spec.model_dump(mode="json", include=set(_SETTINGS))
+    data = {k: v for k, v in dumped.items() if v not in (None, [])}
+    return data or None
+
+
+def asset_spec(row: AssetRow) -> AssetSpec:
+    """The spec an asset row stands for, workflow settings included."""
+    return AssetSpec.model_validate(
+        {
+            "id": row.id,
+            "name": row.name,
+            "kind": row.kind,
+            "environment": row.environment,
+            "criticality": row.criticality,
+            "owner": row.owner,
+            "tags": list(row.tags),
+            "group": row.group_name,
+            "connection": row.connection,
+            **(row.settings or {}),
+        }
+    )
+
+
 def upsert_asset(session: Session, spec: AssetSpec) -> tuple[AssetRow, bool]:
     """Create or update an asset from its spec; returns (row, created)."""
     now = utcnow()
@@ -45,6 +74,7 @@ def upsert_asset(session: Session, spec: AssetSpec) -> tuple[AssetRow, bool]:
     row.group_name = spec.group
     row.connection = spec.connection
     row.registered = True
+    row.settings = spec_settings(spec)
     row.updated_at = now
     session.flush()
     if not created:

@@ -8,7 +8,9 @@ lands whole or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jupiter.errors import DatabaseDamaged, StoreBusy, StoreConflict, StoreError, WorkspaceError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0007"
 T = TypeVar("T")
 
 #: How long a writer waits for another one's lock before giving up (ms):
@@ -88,6 +90,12 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time: threads of this process (a fleet
+        # deploy's pool) queue here instead of failing to upgrade a read
+        # lock. PostgreSQL serialises on row locks; there this is a no-op.
+        self._writers: threading.RLock | contextlib.nullcontext[None] = (
+            threading.RLock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
 
     @property
     def where(self) -> str:
@@ -164,6 +172,10 @@ class Database:
         and ``ON CONFLICT`` instead; there ``immediate`` bounds each lock wait
         by the same timeout (``lock_timeout``), so a stuck writer ends in
         :class:`StoreBusy` rather than an endless wait."""
+        with self._writers:
+            yield from self._transaction(immediate)
+
+    def _transaction(self, immediate: bool) -> Iterator[Session]:
         session = self._session()
         try:
             if immediate and self.dialect == "sqlite":

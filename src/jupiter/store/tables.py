@@ -13,6 +13,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -72,6 +73,8 @@ class AssetRow(Base):
     group_name: Mapped[str | None] = mapped_column(String(200), index=True)
     connection: Mapped[str | None] = mapped_column(String(1000))
     registered: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What the remediation workflows read (probes, tests, blue_green, window).
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -170,6 +173,10 @@ class RunRow(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
     rollback_of: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    # The process running it: `jupiter runs recover` refuses a run whose
+    # process is still alive on its host.
+    holder_host: Mapped[str | None] = mapped_column(String(255))
+    holder_pid: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
 
@@ -332,3 +339,109 @@ class ComplianceResultRow(Base):
     findings: Mapped[list[str]] = mapped_column(JSON)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     evaluated_at: Mapped[datetime]
+
+
+class RemediationRow(Base):
+    """One reviewed change across an asset group (``REM-<id>``): the
+    workflow it follows (a frozen copy), where it stands, and who drives it
+    (a lease kept alive by heartbeats; a dead holder's lease is taken over)."""
+
+    __tablename__ = "remediations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    workflow: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    group_name: Mapped[str | None] = mapped_column(String(200))
+    findings: Mapped[list[Any]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    plan_hash: Mapped[str] = mapped_column(String(64))
+    stage_index: Mapped[int] = mapped_column(Integer, default=0)
+    actor: Mapped[str] = mapped_column(String(200))
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    lease_holder: Mapped[str | None] = mapped_column(String(300))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When the worker should look again (bake or pause over, window open).
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class RemediationTargetRow(Base):
+    """One asset of a remediation: its role, batch, state, the fix and
+    rollback runs, and its reviewed plan — sealed under the workspace key
+    (a plan may carry a generated secret), with its hash in the clear."""
+
+    __tablename__ = "remediation_targets"
+    __table_args__ = (UniqueConstraint("remediation_id", "asset_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    remediation_id: Mapped[int] = mapped_column(
+        ForeignKey("remediations.id", ondelete="CASCADE"), index=True
+    )
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"))
+    role: Mapped[str] = mapped_column(String(16))  # production | staging
+    status: Mapped[str] = mapped_column(String(24))
+    batch: Mapped[int] = mapped_column(Integer, default=0)
+    connection: Mapped[str] = mapped_column(String(1000))
+    fix_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    rollback_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    run_ids: Mapped[list[Any]] = mapped_column(JSON)
+    plan_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    plan_hash: Mapped[str] = mapped_column(String(64))
+    # The reviewable (redacted) steps: finding, rule, remediator, plan hash, diff.
+    steps: Mapped[list[Any]] = mapped_column(JSON)
+    # The rollback point: path -> sha256 (None: absent) before anything ran.
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None]
+
+
+class RemediationEventRow(Base):
+    """The timeline of a remediation: each stage, target and check, with
+    when it started, ended and how long it took."""
+
+    __tablename__ = "remediation_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    remediation_id: Mapped[int] = mapped_column(
+        ForeignKey("remediations.id", ondelete="CASCADE"), index=True
+    )
+    stage: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str | None] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    duration: Mapped[float | None] = mapped_column(Float)
+
+
+class ScheduleRow(Base):
+    """Continuous detection: scan an asset or a group, or run the team's
+    scanner and ingest its report, every N seconds or on a cron expression
+    (see ``jupiter.schedules``). ``next_run_at`` is claimed by the worker
+    that runs it, so two workers never run one schedule twice."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    asset_id: Mapped[str | None] = mapped_column(ForeignKey("assets.id"))
+    group_name: Mapped[str | None] = mapped_column(String(200))
+    every_seconds: Mapped[int | None] = mapped_column(Integer)
+    cron: Mapped[str | None] = mapped_column(String(200))
+    zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    scan: Mapped[bool] = mapped_column(Boolean)
+    ingest_argv: Mapped[list[str] | None] = mapped_column(JSON)
+    ingest_format: Mapped[str] = mapped_column(String(32), default="auto")
+    timeout: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    last_run_at: Mapped[datetime | None]
+    last_status: Mapped[str | None] = mapped_column(String(16))
+    last_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    runs: Mapped[int] = mapped_column(Integer, default=0)

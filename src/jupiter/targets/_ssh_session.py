@@ -55,17 +55,37 @@ class SSHSession:
         self._root_real = ""
         self._lock: asyncio.Lock | None = None
         self._listing_slots: asyncio.Semaphore | None = None
+        # A sub-session (see sub_session) borrows its parent's connection.
+        self._parent: SSHSession | None = None
+        self._checked_on: asyncssh.SSHClientConnection | None = None
+
+    def sub_session(self, connection: SSHConnection) -> SSHSession:
+        """A session rooted at ``connection.root`` (a directory below this
+        root) on this session's connection: opening, dropping and reconnecting
+        are the parent's; only the root and its checks are its own."""
+        child = SSHSession(
+            connection,
+            client_keys=self._client_keys,
+            known_hosts=self._known_hosts,
+            connect_timeout=self._connect_timeout,
+        )
+        child._parent = self
+        return child
 
     def _describe(self) -> str:
         return str(self._info)
 
     @property
     def sftp(self) -> asyncssh.SFTPClient:
+        if self._parent is not None:
+            return self._parent.sftp
         assert self._sftp is not None, "SSHSession used before guarded() opened it"
         return self._sftp
 
     @property
     def connection(self) -> asyncssh.SSHClientConnection:
+        if self._parent is not None:
+            return self._parent.connection
         assert self._conn is not None, "SSHSession used before guarded() opened it"
         return self._conn
 
@@ -112,6 +132,16 @@ class SSHSession:
         if self._lock is None:
             self._lock = asyncio.Lock()
             self._listing_slots = asyncio.Semaphore(_PARALLEL_LISTINGS)
+        if self._parent is not None:
+            await self._parent._ensure_open()
+            async with self._lock:
+                conn = self._parent.connection
+                if self._checked_on is not conn:
+                    self._root_real = await asyncio.wait_for(
+                        self._check_sub_root(self._parent), self._connect_timeout
+                    )
+                    self._checked_on = conn
+            return
         async with self._lock:
             if self._conn is not None:
                 return
@@ -152,8 +182,24 @@ class SSHSession:
         assert isinstance(real, str)
         return real
 
+    async def _check_sub_root(self, parent: SSHSession) -> str:
+        """The sub-root's real path: a directory inside the parent's root."""
+        real = await self._check_root(parent.sftp)
+        below = posixpath.relpath(self._info.root, parent._info.root)
+        if below.startswith("..") or real != posixpath.join(parent.root_real, below):
+            raise TargetError(
+                f"target root {self._info.root} on {self._info.host} resolves to {real}, not "
+                f"to the directory {below} of {parent.root_real}; remove the symlink or fix the "
+                "layout"
+            )
+        return real
+
     async def drop(self, *, abort: bool = False) -> None:
         """Close the connection (abort it when it stopped answering); idempotent."""
+        if self._parent is not None:
+            self._checked_on = None
+            await self._parent.drop(abort=abort)
+            return
         conn, sftp = self._conn, self._sftp
         self._conn = self._sftp = None
         if sftp is not None and not abort:
@@ -289,7 +335,7 @@ class SSHSession:
 
     # -- listing ---------------------------------------------------------
 
-    async def _entries(self, remote: str) -> list[tuple[str, asyncssh.SFTPAttrs]]:
+    async def entries(self, remote: str) -> list[tuple[str, asyncssh.SFTPAttrs]]:
         assert self._listing_slots is not None
         async with self._listing_slots:
             try:
@@ -320,7 +366,7 @@ class SSHSession:
         for depth, segment in enumerate(segments):
             last = depth == len(segments) - 1
             if any(ch in segment for ch in "*?["):
-                listings = await asyncio.gather(*(self._entries(r) for _, r in frontier))
+                listings = await asyncio.gather(*(self.entries(r) for _, r in frontier))
             else:  # a literal segment needs one lstat, not a listing
                 stats = await asyncio.gather(
                     *(self.lstat_or_none(posixpath.join(r, segment)) for _, r in frontier)
@@ -353,7 +399,7 @@ class SSHSession:
         out: list[str] = []
         level = [(start, prefix)]
         while level:
-            listings = await asyncio.gather(*(self._entries(r) for r, _ in level))
+            listings = await asyncio.gather(*(self.entries(r) for r, _ in level))
             nxt: list[tuple[str, str]] = []
             for (remote, logical), entries in zip(level, listings, strict=True):
                 for name, attrs in entries:
@@ -372,8 +418,7 @@ class SSHSession:
     ) -> CommandResult:
         """Run the (already quoted) ``command``; on timeout kill it and close the
         channel, waiting at most ``close_grace`` seconds for the server to agree."""
-        assert self._conn is not None
-        process = await self._conn.create_process(command, encoding="utf-8", errors="replace")
+        process = await self.connection.create_process(command, encoding="utf-8", errors="replace")
         process.stdin.write_eof()  # commands get no input, like stdin=DEVNULL locally
         try:
             done = await process.wait(timeout=timeout)

@@ -37,13 +37,14 @@ from jupiter.targets.base import (
 )
 from jupiter.targets.local_commands import run_argv
 from jupiter.targets.local_io import DIR_FLAGS, ScannedFile, kind_of, scan_tree, what_of
+from jupiter.targets.local_links import LocalLinks
 from jupiter.targets.local_lock import flock_dir, noted_owner
 from jupiter.targets.local_write import LocalWrites
 
 NEW_DIR_MODE = 0o755
 
 
-class LocalTarget(LocalWrites):
+class LocalTarget(LocalWrites, LocalLinks):
     """The :class:`~jupiter.targets.base.Target` protocol on a local directory.
 
     New files get mode 0o644 and new parent directories 0o755 when no mode is

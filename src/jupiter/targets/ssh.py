@@ -46,6 +46,7 @@ import asyncssh
 
 from jupiter.errors import InputError, TargetError
 from jupiter.targets._loopthread import LoopThread
+from jupiter.targets._ssh_links import SSHLinks, state_of
 from jupiter.targets._ssh_session import SSHSession
 from jupiter.targets._ssh_writes import SSHWrites, kind_of
 from jupiter.targets.base import (
@@ -63,7 +64,7 @@ SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 StrPath = str | PathLike[str]
 
 
-class SSHTarget(SSHWrites):
+class SSHTarget(SSHWrites, SSHLinks):
     """The Target protocol on directory ``root`` of ``host``, over one SSH connection.
 
     ``client_keys``: private key files to offer (``None``: asyncssh's defaults,
@@ -104,6 +105,7 @@ class SSHTarget(SSHWrites):
         self._loop: LoopThread | None = None
         self._closed = False
         self._state_lock = threading.Lock()
+        self._owner: SSHTarget | None = None  # set on sub-targets (see sub_target)
 
     @classmethod
     def from_connection(
@@ -137,23 +139,46 @@ class SSHTarget(SSHWrites):
 
     # -- plumbing --------------------------------------------------------
 
-    def _call(self, what: str, op: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
+    def _running_loop(self) -> LoopThread:
         with self._state_lock:
             if self._closed:
                 raise TargetError(f"target {self.describe()} is closed; open a new SSHTarget")
-            if self._loop is None:
+            if self._owner is None and self._loop is None:
                 self._loop = LoopThread(f"jupiter-ssh-{self._connection.host}")
             loop = self._loop
+        return self._owner._running_loop() if self._owner is not None else _opened(loop)
+
+    def _call(self, what: str, op: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
+        loop = self._running_loop()
         limit = self._command_timeout if timeout is None else timeout
         return loop.call(self._session.guarded(what, op, limit))
 
+    def _child(self, rel: str) -> SSHTarget:
+        """A target rooted at ``rel`` below this root, sharing this target's
+        loop and connection (see :meth:`SSHLinks.sub_target`)."""
+        info = self._connection
+        child = SSHTarget.__new__(SSHTarget)
+        child._connection = SSHConnection(
+            info.username, info.host, info.port, posixpath.join(info.root, rel)
+        )
+        child._session = self._session.sub_session(child._connection)
+        child._command_timeout = self._command_timeout
+        child._loop = None
+        child._closed = False
+        child._state_lock = threading.Lock()
+        child._owner = self
+        return child
+
     def close(self) -> None:
-        """Close the connection and stop the background loop; later calls raise TargetError."""
+        """Close the connection and stop the background loop; later calls raise
+        TargetError. A sub-target only closes itself: the connection is its owner's."""
         with self._state_lock:
             if self._closed:
                 return
             self._closed = True
             loop, self._loop = self._loop, None
+        if self._owner is not None:
+            return
         if loop is not None:
             try:
                 loop.call(self._session.drop())
@@ -194,21 +219,7 @@ class SSHTarget(SSHWrites):
 
         async def op() -> FileState | None:
             _, attrs = await self._session.resolve(rel, follow_final=False)
-            if attrs is None:
-                return None
-            mtime_ns = None
-            if attrs.mtime is not None:
-                mtime_ns = int(attrs.mtime) * 1_000_000_000 + (attrs.mtime_ns or 0) % 1_000_000_000
-            return FileState(
-                rel,
-                kind_of(attrs),
-                attrs.size or 0,
-                stat_mod.S_IMODE(attrs.permissions or 0),
-                attrs.uid if attrs.uid is not None else -1,
-                attrs.gid if attrs.gid is not None else -1,
-                None,
-                mtime_ns,
-            )
+            return None if attrs is None else state_of(rel, attrs)
 
         return self._call(f"checking {rel}", op)
 
@@ -329,6 +340,11 @@ class SSHTarget(SSHWrites):
             lambda: self._session.execute(args, command, timeout, grace),
             timeout + grace + self._command_timeout,
         )
+
+
+def _opened(loop: LoopThread | None) -> LoopThread:
+    assert loop is not None
+    return loop
 
 
 def _remote_deadline(timeout: float) -> int:

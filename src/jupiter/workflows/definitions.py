@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from jupiter.health.model import HealthConfig
+from jupiter.workflows.windows import check_window
 
 _COUNT = re.compile(r"^(\d+)(%?)$")
 
@@ -140,6 +141,7 @@ class DeployStage(_Stage):
     strategy: Strategy = Field(default_factory=Rolling)
     concurrency: int = Field(default=4, ge=1, le=256)
     window: str | None = None
+    _check_window = field_validator("window")(check_window)
 
 
 class MitigateStage(_Stage):
@@ -209,6 +211,7 @@ class Workflow(BaseModel):
     categories: list[str] = Field(default_factory=list)
     auto_start: bool = False
     window: str | None = None
+    _check_window = field_validator("window")(check_window)
     health: HealthConfig = Field(default_factory=HealthConfig)
     stages: list[Stage] = Field(min_length=1)
 

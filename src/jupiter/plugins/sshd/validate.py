@@ -13,10 +13,12 @@ target with another OpenSSH release, run the check there too.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 from jupiter.errors import PathEscapeError
@@ -58,20 +60,41 @@ def sshd_syntax_check(candidate: TargetView, sshd: str | None = None) -> Validat
         return ValidationResult(
             VALIDATOR, "skipped", f"cannot create {PRIVSEP_DIR}, which sshd -t needs: {exc}"
         )
+    key, problem = _throwaway_host_key(keygen)
+    if key is None:
+        return ValidationResult(VALIDATOR, "skipped", problem)
     with tempfile.TemporaryDirectory(prefix="jupiter-sshd-") as tmp:
         root = Path(tmp) / "root"
         materialise(config, root)
-        key = Path(tmp) / "hostkey"
-        made = _run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "jupiter", "-f", str(key)])
-        if made.returncode != 0:
-            return ValidationResult(
-                VALIDATOR, "skipped", f"ssh-keygen could not make a host key: {made.stderr.strip()}"
-            )
         result = _run([binary, "-t", "-f", str(root / MAIN_CONFIG), "-h", str(key)])
         if result.returncode == 0:
             return ValidationResult(VALIDATOR, "passed", f"{binary} -t accepted the candidate")
         message = (result.stderr or result.stdout).strip().replace(f"{root}/", "")
         return ValidationResult(VALIDATOR, "failed", message or f"sshd exited {result.returncode}")
+
+
+_key_lock = threading.Lock()
+_key_dir: str | None = None
+
+
+def _throwaway_host_key(keygen: str) -> tuple[Path | None, str]:
+    """One throw-away ed25519 host key per process, in a private 0700 temp
+    directory removed at exit: it only lets ``sshd -t`` start, so making a new
+    one for every check (an ``ssh-keygen`` run each) bought nothing."""
+    global _key_dir
+    with _key_lock:
+        if _key_dir is not None and os.path.isfile(os.path.join(_key_dir, "hostkey")):
+            return Path(_key_dir, "hostkey"), ""
+        if _key_dir is None:
+            _key_dir = tempfile.mkdtemp(prefix="jupiter-sshd-key-")
+            atexit.register(shutil.rmtree, _key_dir, True)
+        key = Path(_key_dir, "hostkey")
+        for stale in (key, key.with_suffix(".pub")):
+            stale.unlink(missing_ok=True)
+        made = _run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "jupiter", "-f", str(key)])
+        if made.returncode != 0:
+            return None, f"ssh-keygen could not make a host key: {made.stderr.strip()}"
+        return key, ""
 
 
 def _sibling(binary: str, name: str) -> str | None:

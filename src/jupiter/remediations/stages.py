@@ -1,0 +1,277 @@
+"""The stages a remediation walks, as registered objects: each kind has a
+``run(ctx, stage)`` that returns whether the runner goes on (``NEXT``) or
+waits for a person, a window or the worker (``WAIT``), and declares its
+compensation beside it — what undoes its effect when a later stage triggers
+a rollback. Every ``run`` may be entered again after a crash: it reads what
+is already done from the store and does only the rest."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import closing
+from enum import Enum
+from typing import Any, ClassVar
+
+from jupiter.remediations import bridges, deploy, health
+from jupiter.remediations.context import Ctx, Stop, Trigger
+from jupiter.states import RemediationState, TargetState
+from jupiter.store.tables import utcnow
+from jupiter.targets.factory import open_target
+from jupiter.workflows import definitions as d
+
+M, T = RemediationState, TargetState
+
+
+class Next(Enum):
+    NEXT = "next"
+    WAIT = "wait"
+
+
+NEXT, WAIT = Next.NEXT, Next.WAIT
+
+
+class StageKind:
+    """One kind of stage. ``compensation`` names what undoes it."""
+
+    kind: ClassVar[str]
+    compensation: ClassVar[str] = "nothing to undo"
+
+    def run(self, ctx: Ctx, stage: Any) -> Next:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, StageKind] = {}
+
+
+def register(cls: type[StageKind]) -> type[StageKind]:
+    REGISTRY[cls.kind] = cls()
+    return cls
+
+
+def stage_kind(kind: str) -> StageKind:
+    return REGISTRY[kind]
+
+
+@register
+class Snapshot(StageKind):
+    """Record the rollback point: every path any plan touches, per target."""
+
+    kind = "snapshot"
+    compensation = "nothing: the snapshot is what the others are undone to"
+
+    def run(self, ctx: Ctx, stage: d.SnapshotStage) -> Next:
+        from jupiter.remediations.planning import to_plan
+        from jupiter.snapshots import BlobStore, capture
+
+        blobs = BlobStore(ctx.engine.workspace.blobs)
+        for trow in ctx.targets(None):
+            if trow.snapshot is not None or trow.status == T.SKIPPED.value:
+                continue
+            started = time.monotonic()
+            paths = sorted({p for st in ctx.steps(trow) for p in to_plan(st.plan).touched_paths()})
+            target = open_target(trow.connection)
+            with closing(target):
+                entries = capture(target, paths, blobs)
+            snap = {
+                "id": f"SNAP-{ctx.label}-{trow.asset_id}",
+                "entries": [e.to_dict() for e in entries],
+                "taken_at": utcnow().isoformat(),
+            }
+            with ctx.db.transaction() as s:
+                ctx.target(s, trow.id).snapshot = snap
+                ctx.event(
+                    stage.label,
+                    "snapshot",
+                    "ok",
+                    target=trow.asset_id,
+                    started=started,
+                    detail={"id": snap["id"], "paths": paths},
+                    s=s,
+                )
+        ctx.set_facts(rollback_snapshot=f"SNAP-{ctx.label}")
+        return NEXT
+
+
+@register
+class Test(StageKind):
+    """Apply the plans in staging (or a throw-away copy) and run the checks."""
+
+    kind = "test"
+    compensation = "the staging test undoes its own changes (rollback rehearsal)"
+
+    def run(self, ctx: Ctx, stage: d.TestStage) -> Next:
+        tested = ctx.rem().facts.get("test")
+        if tested is not None:
+            return NEXT if tested.get("ready_for_production") else WAIT
+        ctx.move(M.TESTING)
+        started = time.monotonic()
+        result = staging_test(ctx, stage)
+        ready = bool(result.get("ready_for_production"))
+        ctx.event(stage.label, "test", "ok" if ready else "failed", started=started, detail=result)
+        ctx.set_facts(test=result)
+        if not ready:
+            raise Stop(M.TEST_FAILED, "the staging test failed; see `jupiter remediations show`")
+        ctx.move(M.TESTED, facts={"tests_run": result.get("tests_run")})
+        return NEXT
+
+
+def staging_test(ctx: Ctx, stage: d.TestStage) -> dict[str, Any]:
+    """The staging helper's test, called in one place."""
+    result = bridges.run_staging_test(engine=ctx.engine, remediation=ctx.rem_id, stage=stage)
+    to_json: Callable[[], dict[str, Any]] | None = getattr(result, "to_json", None)
+    return to_json() if to_json is not None else dict(result)
+
+
+@register
+class Approval(StageKind):
+    """Wait for `jupiter remediations approve` (its decision is swappable)."""
+
+    kind = "approval"
+
+    def run(self, ctx: Ctx, stage: d.ApprovalStage) -> Next:
+        if stage.label in ctx.rem().facts.get("approvals", {}):
+            return NEXT
+        ctx.move(M.AWAITING_APPROVAL, facts={"stage": stage.label})
+        return WAIT
+
+
+@register
+class Manual(StageKind):
+    """Wait for a person's typed answer; an answer other than ``expect`` stops."""
+
+    kind = "manual"
+
+    def run(self, ctx: Ctx, stage: d.ManualStage) -> Next:
+        rem = ctx.rem()
+        answer = rem.facts.get("answers", {}).get(stage.label)
+        if answer is None:
+            if rem.status == M.WAITING_MANUAL.value:
+                return WAIT
+            waiting = {
+                "stage": stage.label,
+                "question": stage.question,
+                "fields": stage.fields,
+                "resume_state": rem.status,
+            }
+            with ctx.write() as (_, row):
+                row.facts = {**row.facts, "waiting": waiting}
+            ctx.move(M.WAITING_MANUAL, facts={"question": stage.question})
+            return WAIT
+        wrong = {k: v for k, v in stage.expect.items() if answer.get(k) != v}
+        if wrong:
+            reason = f"manual check '{stage.label}' answered {answer}, expected {stage.expect}"
+            if any(t.status != T.PENDING.value for t in ctx.targets("production")):
+                raise Trigger(reason, measured={"answer": answer, "expect": stage.expect})
+            raise Stop(M.FAILED, reason)
+        return NEXT
+
+
+@register
+class Deploy(StageKind):
+    kind = "deploy"
+    compensation = "roll back every changed target from its snapshot, proven by hashes"
+
+    def run(self, ctx: Ctx, stage: d.DeployStage | d.MitigateStage) -> Next:
+        window = getattr(stage, "window", None) or ctx.workflow.window
+        rows = ctx.targets("production")
+        untouched = all(r.status in (T.PENDING.value, T.SKIPPED.value) for r in rows)
+        if window and untouched:
+            when = bridges.next_open(window, utcnow())
+            if when is not None:
+                rem = ctx.rem()
+                if rem.status in (M.PLANNED.value, M.TESTED.value):
+                    ctx.move(M.APPROVED, facts={"waiting_for_window": window})
+                with ctx.write() as (_, row):
+                    row.due_at = when
+                    row.facts = {**row.facts, "window": {"window": window, "opens": str(when)}}
+                ctx.event(stage.label, "window", "waiting", detail={"opens": when.isoformat()})
+                return WAIT
+        ctx.set_due(None)
+        ctx.move(M.DEPLOYING)
+        deploy.run(ctx, stage)
+        return NEXT
+
+
+@register
+class Mitigate(Deploy):
+    kind = "mitigate"
+
+
+@register
+class Verify(StageKind):
+    """Detect again on every deployed target: each finding must be gone."""
+
+    kind = "verify"
+
+    def run(self, ctx: Ctx, stage: d.VerifyStage) -> Next:
+        from jupiter.remediations.planning import candidates
+
+        ctx.move(M.VERIFYING)
+        for trow in ctx.targets("production"):
+            if trow.status not in (T.DEPLOYED.value, T.DEPLOYING.value):
+                continue
+            started = time.monotonic()
+            target = open_target(trow.connection)
+            with closing(target):
+                still = [
+                    c.record.rule_id
+                    for c, _ in candidates(ctx.engine, ctx.steps(trow))
+                    if not c.remediator.is_fixed(c.record, target, c.params)
+                ]
+            ctx.event(
+                stage.label,
+                "re-detect",
+                "failed" if still else "ok",
+                target=trow.asset_id,
+                started=started,
+                detail={"still_detected": still},
+            )
+            if still:
+                raise Trigger(
+                    "Validation tests failed after deployment",
+                    target=trow.asset_id,
+                    measured={"still_detected": still},
+                )
+        return NEXT
+
+
+@register
+class Health(StageKind):
+    """Sample the probes of the changed targets and judge them against the baseline."""
+
+    kind = "health"
+
+    def run(self, ctx: Ctx, stage: d.HealthStage) -> Next:
+        ctx.move(M.VERIFYING)
+        rows = [r for r in ctx.targets("production") if r.status == T.DEPLOYED.value]
+        if not health.has_probes(ctx, rows):
+            ctx.event(stage.label, "health", "skipped", detail={"reason": "no probes"})
+            return NEXT
+        cfg = ctx.workflow.health
+        if stage.samples:
+            cfg = cfg.model_copy(update={"samples": stage.samples})
+        started = time.monotonic()
+        verdict = health.watch(ctx, rows, [], cfg.samples * cfg.interval, cfg)
+        ctx.event(stage.label, "health", verdict.status, started=started, detail=verdict.to_json())
+        if verdict.status == "fail":
+            raise Trigger(verdict.reason, target=verdict.target, measured=verdict.measured)
+        if verdict.status == "inconclusive":
+            raise deploy.Inconclusive(verdict.reason, verdict.to_json())
+        return NEXT
+
+
+@register
+class Notify(StageKind):
+    """Emit an event (an audit entry ``event.<name>``; delivery comes later)."""
+
+    kind = "notify"
+
+    def run(self, ctx: Ctx, stage: d.NotifyStage) -> Next:
+        rem = ctx.rem()
+        ctx.audit(
+            f"event.{stage.event}",
+            {"status": rem.status, "plan_hash": rem.plan_hash, "workflow": rem.workflow},
+        )
+        ctx.event(stage.label, stage.event, "sent")
+        return NEXT

@@ -1,0 +1,240 @@
+"""Deploying one target, and rolling one back — each through the fix
+runs' one path: a :class:`~jupiter.runs.RunExecutor` run under the
+target's lock with the reviewed plans, and :meth:`Engine.rollback` of those
+runs (restore from their snapshots, proven by hashes)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+from jupiter.errors import InputError, JupiterError
+from jupiter.faults import checkpoint
+from jupiter.remediations.context import Ctx
+from jupiter.remediations.planning import StepPlan, candidates
+from jupiter.states import RunState, TargetState
+from jupiter.store.tables import RemediationTargetRow
+from jupiter.targets.factory import open_target
+
+T = TargetState
+LOCK_TIMEOUT = 30.0
+_DONE = ("verified", "already_fixed")
+
+
+@dataclass
+class Outcome:
+    asset: str
+    ok: bool
+    detail: str
+    run: int | None = None
+    seconds: float = 0.0
+
+
+def _recover_dead_runs(ctx: Ctx, asset: str) -> None:
+    """A run of ours left ``running`` by a process that died: put back what
+    it was in the middle of applying (``Engine.recover``)."""
+    with ctx.db.reading() as s:
+        dead = [r.id for r in ctx.runs_of(s, asset) if r.status == RunState.RUNNING.value]
+    for run_id in dead:
+        ctx.engine.recover(run_id, lock_timeout=LOCK_TIMEOUT)
+
+
+def done_steps(ctx: Ctx, asset: str) -> set[tuple[int | None, str]]:
+    """(finding, rule) of the steps earlier runs of this remediation
+    already applied and verified on ``asset`` (and did not roll back)."""
+    from sqlalchemy import select
+
+    from jupiter.store.tables import RunStepRow
+
+    with ctx.db.reading() as s:
+        runs = [r.id for r in ctx.runs_of(s, asset) if r.status != RunState.ROLLED_BACK.value]
+        if not runs:
+            return set()
+        rows = s.scalars(
+            select(RunStepRow).where(RunStepRow.run_id.in_(runs), RunStepRow.status.in_(_DONE))
+        )
+        return {(r.finding_id, r.rule_id) for r in rows}
+
+
+def deploy_target(
+    ctx: Ctx, tid: int, steps: list[StepPlan], stage: str, *, final: bool = True
+) -> Outcome:
+    """Apply ``steps`` (those not applied yet) to one target; the target
+    row says ``deploying`` (committed) before anything is written."""
+    started = time.monotonic()
+    with ctx.db.transaction() as s:
+        trow = ctx.target(s, tid)
+        asset, connection = trow.asset_id, trow.connection
+        if trow.status == T.PENDING.value:
+            ctx.move_target(s, trow, T.DEPLOYING, detail=f"{stage}: deploying")
+    checkpoint("deploy.before_apply")
+    _recover_dead_runs(ctx, asset)
+    done = done_steps(ctx, asset)
+    todo = [st for st in steps if (st.finding_id, st.rule_id) not in done]
+    outcome = Outcome(asset, True, "already applied", None)
+    if todo:
+        outcome = _apply(ctx, tid, asset, connection, todo, stage)
+    outcome.seconds = round(time.monotonic() - started, 3)
+    with ctx.db.transaction() as s:
+        trow = ctx.target(s, tid)
+        if not outcome.ok:
+            ctx.move_target(s, trow, T.FAILED, detail=outcome.detail, facts={"run": outcome.run})
+        elif final:
+            ctx.move_target(s, trow, T.DEPLOYED, detail=outcome.detail, facts={"run": outcome.run})
+        else:
+            trow.detail = outcome.detail
+        ctx.event(
+            stage,
+            "deploy",
+            "ok" if outcome.ok else "failed",
+            target=asset,
+            started=started,
+            detail={"run": outcome.run, "detail": outcome.detail},
+            s=s,
+        )
+    checkpoint("deploy.after_target")
+    return outcome
+
+
+def _apply(
+    ctx: Ctx, tid: int, asset: str, connection: str, todo: list[StepPlan], stage: str
+) -> Outcome:
+    from jupiter.locks import Holder, TargetLock
+    from jupiter.runs import RunExecutor
+    from jupiter.snapshots import BlobStore
+
+    chain = candidates(ctx.engine, todo)
+    target = open_target(connection)
+    holder = Holder.current("deploy", ctx.actor)
+    try:
+        with closing(target), TargetLock(ctx.db, target, holder, timeout=LOCK_TIMEOUT) as lock:
+            executor = RunExecutor(
+                ctx.db, BlobStore(ctx.engine.workspace.blobs), target, ctx.actor, None, None, lock
+            )
+            run_id = executor.start(asset, {"remediation": ctx.label, "stage": stage})
+            lock.bind_run(run_id)
+            with ctx.db.transaction() as s:
+                trow = ctx.target(s, tid)
+                trow.run_ids = [*trow.run_ids, run_id]
+                trow.fix_run_id = run_id
+            results = []
+            for i, (cand, plan) in enumerate(chain, 1):
+                results.append(executor.execute(run_id, i, cand, plan))
+                checkpoint("deploy.after_step")
+            status = executor.finish(run_id, results)
+    except JupiterError as exc:
+        return Outcome(asset, False, f"{stage}: could not deploy: {exc}")
+    bad = [r for r in results if r.status not in _DONE]
+    if status == "succeeded" and not bad:
+        return Outcome(asset, True, f"{stage}: {len(results)} fix(es) applied and verified", run_id)
+    why = "; ".join(f"{r.rule_id}: {r.status}: {r.detail}" for r in bad) or status
+    return Outcome(asset, False, f"{stage}: {why}", run_id)
+
+
+def rollback_target(
+    ctx: Ctx, tid: int, paths: list[str] | None = None, force: bool = False
+) -> dict[str, Any]:
+    """Roll back what this remediation changed on one target (all of it, or
+    only ``paths``), run by run, newest first, proven by hashes; then compare
+    with the rollback point the snapshot stage recorded."""
+    from jupiter.snapshots import ManifestEntry, verify_restored
+
+    started = time.monotonic()
+    with ctx.db.transaction() as s:
+        trow = ctx.target(s, tid)
+        asset, connection = trow.asset_id, trow.connection
+        if paths is None and trow.status != T.ROLLING_BACK.value:
+            ctx.move_target(s, trow, T.ROLLING_BACK, detail="rolling back")
+    checkpoint("rollback.before_target")
+    _recover_dead_runs(ctx, asset)
+    with ctx.db.reading() as s:
+        runs = [(r.id, r.status) for r in ctx.runs_of(s, asset)]
+        snapshot = ctx.target(s, tid).snapshot
+    restored: list[str] = []
+    rollback_runs: list[int] = []
+    errors: list[str] = []
+    for run_id, status in reversed(runs):
+        if status == RunState.ROLLED_BACK.value:
+            continue
+        try:
+            mine = _paths_of_run(ctx, run_id)
+            wanted = None if paths is None else [p for p in paths if p in mine]
+            if wanted == []:
+                continue
+            out = ctx.engine.rollback(run_id, paths=wanted, force=force)
+        except InputError as exc:
+            if "changed nothing" in str(exc):
+                continue
+            errors.append(f"run {run_id}: {exc}")
+            continue
+        except JupiterError as exc:
+            errors.append(f"run {run_id}: {exc}")
+            continue
+        rollback_runs.append(out["rollback_run"])
+        restored.extend(out["restored"])
+        if not out["verified"]:
+            errors.append(f"run {run_id}: mismatch on {', '.join(out['mismatches'])}")
+    mismatches: list[str] = []
+    if snapshot and not errors:
+        entries = [ManifestEntry.from_dict(e) for e in snapshot["entries"]]
+        if paths is not None:
+            entries = [e for e in entries if e.path in paths]
+        target = open_target(connection)
+        with closing(target):
+            mismatches = verify_restored(target, entries)
+    ok = not errors and not mismatches
+    seconds = round(time.monotonic() - started, 3)
+    proof: dict[str, Any] = {
+        "restored": sorted(set(restored)),
+        "rollback_runs": rollback_runs,
+        "mismatches": mismatches,
+        "errors": errors,
+        "seconds": seconds,
+    }
+    with ctx.db.transaction() as s:
+        trow = ctx.target(s, tid)
+        if rollback_runs:
+            trow.rollback_run_id = rollback_runs[-1]
+        if paths is None:
+            if ok:
+                detail = "rolled back; matches the rollback point (verified by hash)"
+                ctx.move_target(s, trow, T.ROLLED_BACK, detail=detail, facts=proof)
+            else:
+                detail = "rollback FAILED: " + "; ".join(errors or [f"mismatch {mismatches}"])
+                ctx.move_target(s, trow, T.FAILED, detail=detail, facts=proof)
+        else:
+            done = ", ".join(sorted(set(restored))) or "nothing"
+            trow.detail = f"partly rolled back: {done}"
+        ctx.event(
+            "rollback",
+            "rollback",
+            "ok" if ok else "failed",
+            target=asset,
+            started=started,
+            detail=proof,
+            s=s,
+        )
+    checkpoint("rollback.after_target")
+    return {"asset": asset, "ok": ok, **proof}
+
+
+def _paths_of_run(ctx: Ctx, run_id: int) -> set[str]:
+    from jupiter.run_manifest import rollback_entries
+
+    with ctx.db.reading() as s:
+        try:
+            return set(rollback_entries(s, run_id).before)
+        except JupiterError:
+            return set()
+
+
+def changed(trow: RemediationTargetRow) -> bool:
+    """Whether the remediation may have changed this target."""
+    return trow.status in (
+        T.DEPLOYING.value,
+        T.DEPLOYED.value,
+        T.FAILED.value,
+        T.ROLLING_BACK.value,
+    )
