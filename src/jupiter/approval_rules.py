@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 Outcome = Literal["auto_approved", "approved", "rejected", "pending", "expired", "blocked"]
 
@@ -227,3 +227,57 @@ def check_approval(
     if any(a.user == user and a.plan_hash == plan_hash for a in approvals):
         return f"{user} already decided on remediation {rid}'s current plan"
     return None
+
+
+def facts_from_remediation(
+    row: Any, policy: dict[str, Any], script_authors: frozenset[str] = frozenset()
+) -> RemediationFacts:
+    """:class:`RemediationFacts` of a ``RemediationRow`` and the policy's
+    ``remediation`` decision for it. Reads these keys of ``row.facts`` when
+    present: ``approval_requested_at`` (ISO; else ``row.updated_at``),
+    ``test.ready_for_production``, ``performance_ok``, ``rollback_rehearsed``,
+    ``compliance_ok``, ``change_ticket``, ``ticket_integration``,
+    ``exception_approvers``, ``overrides``, ``last_reminder_at``, ``escalated``."""
+    f: dict[str, Any] = row.facts or {}
+    asked = f.get("approval_requested_at")
+    test = f.get("test")
+    reminded = f.get("last_reminder_at")
+    return RemediationFacts(
+        id=row.id,
+        plan_hash=row.plan_hash,
+        requested_by=row.actor,
+        requested_at=datetime.fromisoformat(asked) if asked else row.updated_at,
+        auto_approve=bool(policy["auto_approve"]),
+        required_approvals=int(policy["required_approvals"]),
+        approver_roles=frozenset(policy["approver_roles"]),
+        plan_authors=frozenset({row.actor}) | script_authors,
+        exception_approvers=frozenset(f.get("exception_approvers", [])),
+        staging_tests=None if test is None else bool(test.get("ready_for_production")),
+        performance=f.get("performance_ok"),
+        rollback_rehearsal=f.get("rollback_rehearsed"),
+        compliance=f.get("compliance_ok"),
+        change_ticket=f.get("change_ticket"),
+        ticket_integration=bool(f.get("ticket_integration", False)),
+        overrides=tuple(
+            Override(o["item"], o["by"], frozenset(o["by_roles"]), o["reason"])
+            for o in f.get("overrides", [])
+        ),
+        last_reminder_at=datetime.fromisoformat(reminded) if reminded else None,
+        escalated=bool(f.get("escalated", False)),
+    )
+
+
+def approvals_from_facts(facts: dict[str, Any]) -> list[Approval]:
+    """The verdicts recorded under ``facts["approvals_by"]`` (a list of
+    ``{user, roles, plan_hash, verdict, at, comment}``)."""
+    return [
+        Approval(
+            a["user"],
+            frozenset(a["roles"]),
+            a["plan_hash"],
+            a["verdict"],
+            datetime.fromisoformat(a["at"]),
+            a.get("comment", ""),
+        )
+        for a in facts.get("approvals_by", [])
+    ]

@@ -120,3 +120,43 @@ def test_auto_approval_needs_no_human_but_a_complete_checklist() -> None:
     auto = replace(FACTS, auto_approve=True, required_approvals=0)
     assert decide_approval(auto, [], T0).outcome == "auto_approved"
     assert decide_approval(replace(auto, staging_tests=None), [], T0).outcome == "pending"
+
+
+def test_facts_and_approvals_from_a_stored_remediation() -> None:
+    from types import SimpleNamespace
+
+    from jupiter.approval_rules import approvals_from_facts, facts_from_remediation
+
+    row = SimpleNamespace(
+        id=3,
+        plan_hash="c" * 64,
+        actor="ann",
+        updated_at=T0,
+        facts={
+            "test": {"ready_for_production": True},
+            "performance_ok": True,
+            "rollback_rehearsed": True,
+            "compliance_ok": True,
+            "approvals_by": [
+                {
+                    "user": "bob",
+                    "roles": ["approver"],
+                    "plan_hash": "c" * 64,
+                    "verdict": "approve",
+                    "at": T0.isoformat(),
+                },
+                {
+                    "user": "ann",
+                    "roles": ["admin"],
+                    "plan_hash": "c" * 64,
+                    "verdict": "approve",
+                    "at": T0.isoformat(),
+                },
+            ],
+        },
+    )
+    policy = {"auto_approve": False, "required_approvals": 2, "approver_roles": ["approver"]}
+    facts = facts_from_remediation(row, policy, frozenset({"scripter"}))
+    assert facts.plan_authors == {"ann", "scripter"} and facts.staging_tests is True
+    d = decide_approval(facts, approvals_from_facts(row.facts), T0)
+    assert d.outcome == "pending" and d.counted == ["bob"] and "ann" in d.ignored
