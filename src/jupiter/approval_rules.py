@@ -68,6 +68,10 @@ class RemediationFacts:
     compliance: bool | None = None
     change_ticket: bool | None = None
     ticket_integration: bool = False
+    measured: frozenset[str] = frozenset(
+        {"staging_tests", "performance", "rollback_rehearsal", "compliance"}
+    )
+    """Checklist items the workflow measures; the others are not required."""
     overrides: tuple[Override, ...] = ()
     expires_after: timedelta = timedelta(hours=72)
     remind_every: timedelta = timedelta(hours=4)
@@ -134,6 +138,10 @@ def checklist(facts: RemediationFacts) -> list[ChecklistItem]:
         value = getattr(facts, item)
         if item == "change_ticket" and not facts.ticket_integration:
             out.append(ChecklistItem(item, label, "not_required", "no ticket integration"))
+        elif item != "change_ticket" and item not in facts.measured:
+            out.append(
+                ChecklistItem(item, label, "not_required", "no stage of the workflow measures it")
+            )
         elif value is True:
             out.append(ChecklistItem(item, label, "passed"))
         elif value is False and item in overrides:
@@ -237,8 +245,20 @@ def facts_from_remediation(
     present: ``approval_requested_at`` (ISO; else ``row.updated_at``),
     ``test.ready_for_production``, ``performance_ok``, ``rollback_rehearsed``,
     ``compliance_ok``, ``change_ticket``, ``ticket_integration``,
-    ``exception_approvers``, ``overrides``, ``last_reminder_at``, ``escalated``."""
+    ``exception_approvers``, ``overrides``, ``last_reminder_at``, ``escalated``.
+    A checklist item is required when its fact is present, and the staging
+    tests when the workflow has a ``test`` stage."""
     f: dict[str, Any] = row.facts or {}
+    kinds = {st.get("kind") for st in (row.definition or {}).get("stages", [])}
+    keys = {
+        "staging_tests": "test",
+        "performance": "performance_ok",
+        "rollback_rehearsal": "rollback_rehearsed",
+        "compliance": "compliance_ok",
+    }
+    measured = {item for item, key in keys.items() if key in f}
+    if "test" in kinds:
+        measured.add("staging_tests")
     asked = f.get("approval_requested_at")
     test = f.get("test")
     reminded = f.get("last_reminder_at")
@@ -258,6 +278,7 @@ def facts_from_remediation(
         compliance=f.get("compliance_ok"),
         change_ticket=f.get("change_ticket"),
         ticket_integration=bool(f.get("ticket_integration", False)),
+        measured=frozenset(measured),
         overrides=tuple(
             Override(o["item"], o["by"], frozenset(o["by_roles"]), o["reason"])
             for o in f.get("overrides", [])

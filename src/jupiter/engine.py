@@ -16,6 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from jupiter import audit, waivers
+from jupiter.approvals import Approving
 from jupiter.auditing import Auditing
 from jupiter.compliance import Complying
 from jupiter.errors import InputError
@@ -54,7 +55,7 @@ class IngestReport:
         return {"files": self.files, **self.stats.to_json()}
 
 
-class Engine(Fixing, RollingBack, Auditing, Governing, Policing, Excepting, Complying):
+class Engine(Fixing, RollingBack, Auditing, Governing, Policing, Excepting, Complying, Approving):
     """Jupiter's core, bound to one workspace."""
 
     def __init__(

@@ -242,9 +242,34 @@ def _resolve_scope(s: Session, kind: ScopeKind, ref: Any) -> Scope | None:
         except JupiterError:
             return None
         return identities.scope_of_asset(s, row.asset_id)
+    if kind == "remediation":
+        return _remediation_scope(s, ref)
     if kind == "run":
         run = s.get(RunRow, ref) if isinstance(ref, int) else None
         if run is None or run.asset_id is None:
             return None
         return identities.scope_of_asset(s, run.asset_id)
     return None
+
+
+def _remediation_scope(s: Session, ref: Any) -> Scope | None:
+    """A remediation's scope: the group and environment its targets share
+    (None where they differ, so only a grant without that limit covers it)."""
+    from jupiter.store.tables import AssetRow, RemediationTargetRow
+
+    text = str(ref).strip().upper().removeprefix("REM-")
+    if not text.isdigit():
+        return None
+    rows = s.execute(
+        select(AssetRow.group_name, AssetRow.environment)
+        .join(RemediationTargetRow, RemediationTargetRow.asset_id == AssetRow.id)
+        .where(RemediationTargetRow.remediation_id == int(text))
+    ).all()
+    if not rows:
+        return None
+    groups, envs = {g for g, _ in rows}, {e for _, e in rows}
+    return Scope(
+        f"REM-{text}",
+        groups.pop() if len(groups) == 1 else None,
+        envs.pop() if len(envs) == 1 else None,
+    )

@@ -28,7 +28,7 @@ ROLES: dict[str, str] = {
     "auditor": "read everything and export, verify and checkpoint the audit trail",
 }
 
-ScopeKind = Literal["asset", "finding", "run", "target", "none"]
+ScopeKind = Literal["asset", "finding", "run", "target", "remediation", "none"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ _ACTIONS = [
     _action(
         "remediation.deploy", "operator", "run, resume, answer manual steps, cancel, roll back"
     ),
+    _action("approvals.due", "operator", "worker: auto-approve, expire, remind, escalate"),
     _action("config.generate", "analyst operator", "render a secure configuration"),
     _action("schedules.read", ALL, "list scheduled scans", read=True),
     _action("schedules.manage", "analyst", "add or remove scheduled scans"),

@@ -23,7 +23,12 @@ DueFn = Callable[["Engine", datetime], list[dict[str, Any]]]
 
 _SOURCES: dict[str, DueFn] = {}
 # Modules whose import registers a source; one not installed (yet) is skipped.
-SOURCE_MODULES: tuple[str, ...] = ("jupiter.schedules", "jupiter.remediations", "jupiter.waivers")
+SOURCE_MODULES: tuple[str, ...] = (
+    "jupiter.schedules",
+    "jupiter.remediations",
+    "jupiter.waivers",
+    "jupiter.approvals",
+)
 _loaded = False
 
 

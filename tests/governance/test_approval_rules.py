@@ -132,6 +132,7 @@ def test_facts_and_approvals_from_a_stored_remediation() -> None:
         plan_hash="c" * 64,
         actor="ann",
         updated_at=T0,
+        definition={"stages": [{"kind": "test"}, {"kind": "approval"}]},
         facts={
             "test": {"ready_for_production": True},
             "performance_ok": True,

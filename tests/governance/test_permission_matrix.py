@@ -81,6 +81,11 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "compliance_report": lambda e: e.compliance_report(),
     "prioritise": lambda e: e.prioritise("no-such-asset"),
     "generate_config": lambda e: e.generate_config("no-such-kind", {}),
+    "list_approvals": lambda e: e.list_approvals(),
+    "show_approval": lambda e: e.show_approval("REM-999999"),
+    "approve_remediation": lambda e: e.approve_remediation("REM-999999"),
+    "reject_remediation": lambda e: e.reject_remediation("REM-999999", "no"),
+    "approvals_due": lambda e: e.approvals_due(datetime.now(UTC)),
     # The engine's services: the same table, the same check.
     "remediations.create": lambda e: e.remediations.create(),
     "remediations.listing": lambda e: e.remediations.listing(),

@@ -54,6 +54,7 @@ def _main(
 def _register() -> None:
     from jupiter.cli import (
         advisories,
+        approvals_cmd,
         assets,
         audit_cmd,
         catalog_cmd,
@@ -83,6 +84,7 @@ def _register() -> None:
     )
     app.add_typer(scripts.app, name="scripts", help="Register your own remediation scripts.")
     app.add_typer(users.app, name="users", help="Users, roles and API tokens.")
+    app.add_typer(approvals_cmd.app, name="approvals", help="Approve or reject remediations.")
     app.add_typer(exceptions_cmd.app, name="exceptions", help="Exceptions (waivers) with expiry.")
     app.add_typer(compliance_cmd.app, name="compliance", help="Compliance per control.")
     app.add_typer(policy_cmd.app, name="policy", help="Evaluate, test and simulate policies.")
