@@ -111,3 +111,15 @@ def test_a_dev_change_is_auto_approved_by_policy_through_the_worker(tmp_path: Pa
     assert (roots[0] / "etc/app.conf").read_text() == "secure\n"
     auto = [e for e in admin.audit_export() if e["action"] == "approval.auto"]
     assert auto and auto[0]["data"]["policy_hash"] == admin.policies.hash
+
+
+def test_cli_approvals_list_and_unknown_remediation(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    home = tmp_path / "ws"
+    listed = run_cli("approvals", "list", "--json", home=home)
+    assert listed.returncode == 0 and listed.stdout.strip() == "[]", listed.stderr
+    missing = run_cli("approvals", "approve", "REM-9", home=home)
+    assert missing.returncode == 2 and "REM-9 does not exist" in missing.stderr
+    bad = run_cli("approvals", "approve", "nine", home=home)
+    assert bad.returncode == 2 and "is not a remediation id" in bad.stderr
