@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar
@@ -105,8 +106,6 @@ def allowed_roles(action: str) -> list[str]:
 
 
 class _Guarded(Protocol):
-    _guard_depth: int
-
     def _require(self, action: str, kind: ScopeKind = "none", ref: Any = None) -> None: ...
 
 
@@ -132,20 +131,24 @@ def requires(
             # The engine a service (engine.remediations, engine.schedules)
             # belongs to. A guarded method called by another one is part of
             # an action already allowed (fix rolling back on a failed gate,
-            # approve continuing the workflow): only the outermost call checks.
+            # approve continuing the workflow): only the outermost call of a
+            # thread checks.
             owner = getattr(self, "engine", self)
-            depth = getattr(owner, "_guard_depth", 0)
+            local = owner.__dict__.get("_guard_local")
+            if local is None:
+                local = owner.__dict__.setdefault("_guard_local", threading.local())
+            depth = getattr(local, "depth", 0)
             if depth == 0:
                 ref = None
                 if scope is not None:
                     bound = sig.bind_partial(*args, **kwargs)
                     ref = bound.arguments.get(scope)
                 owner._require(action, kind if ref is not None else "none", ref)
-            owner._guard_depth = depth + 1
+            local.depth = depth + 1
             try:
                 return fn(*args, **kwargs)
             finally:
-                owner._guard_depth = depth
+                local.depth = depth
 
         guarded.__jupiter_action__ = action  # type: ignore[attr-defined]
         return guarded
