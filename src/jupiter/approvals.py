@@ -27,7 +27,13 @@ from jupiter.approval_rules import (
 )
 from jupiter.errors import InputError, NotFoundError, PermissionDenied
 from jupiter.permissions import requires
-from jupiter.store.tables import AssetRow, RemediationRow, RemediationTargetRow, utcnow
+from jupiter.store.tables import (
+    AssetRow,
+    PolicyDecisionRow,
+    RemediationRow,
+    RemediationTargetRow,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from jupiter.policy import PolicySet
@@ -177,7 +183,7 @@ class Approving:
     ) -> dict[str, Any]:
         now = utcnow()
         with self.db.reading() as s:
-            row, _, scopes, (facts, _) = self._approval_state(s, rem_id, now)
+            row, _, scopes, (facts, policy) = self._approval_state(s, rem_id, now)
             if row.status != AWAITING:
                 raise InputError(f"REM-{rem_id} is {row.status}, not awaiting_approval")
             roles = roles_for(s, self.actor, scopes)
@@ -197,6 +203,19 @@ class Approving:
             "comment": comment,
         }
         with self.db.transaction() as s:
+            # The rule the verdict was judged under, replayable from the log.
+            s.add(
+                PolicyDecisionRow(
+                    decided_at=now,
+                    query="remediation",
+                    subject=f"REM-{rem_id} {verdict}",
+                    actor=self.actor,
+                    policy_hash=policy.policy_hash,
+                    input=policy.input,
+                    result={"value": policy.result},
+                    error=policy.error,
+                )
+            )
             stored = s.get(RemediationRow, rem_id)
             assert stored is not None
             f = dict(stored.facts or {})

@@ -9,12 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from tests.remediations.fleetlib import make_fleet, use_app_plugin, workflow
 
 from jupiter import worker
 from jupiter.engine import Engine
 from jupiter.errors import PermissionDenied
-from jupiter.store.tables import utcnow
+from jupiter.store.tables import PolicyDecisionRow, utcnow
 from jupiter.workspace import Workspace
 
 STAGES = [{"kind": "snapshot"}, {"kind": "approval"}, {"kind": "deploy"}]
@@ -70,6 +71,11 @@ def test_prod_waits_for_two_approvers_and_refuses_sod_and_stale_plans(tmp_path: 
     assert all((r / "etc/app.conf").read_text() == "secure\n" for r in roots)
     actions = [e["action"] for e in admin.audit_export()]
     assert actions.count("remediation.approve_recorded") == 2
+    with admin.db.reading() as s:
+        logged = s.scalars(
+            select(PolicyDecisionRow).where(PolicyDecisionRow.subject == f"{rem} approve")
+        ).all()
+    assert len(logged) == 2 and logged[0].result["value"]["required_approvals"] == 2
     assert actions.count("permission.denied") >= 4
 
 
