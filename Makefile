@@ -43,6 +43,7 @@ bench: install ## benchmarks; each prints one JSON object
 	$(BIN)/python benchmarks/iac.py
 	$(BIN)/python benchmarks/cloudformation.py
 	$(BIN)/python benchmarks/policy.py
+	$(BIN)/python benchmarks/outbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -8,8 +8,18 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 J="$ROOT/.venv/bin/jupiter"
 WORK=$(mktemp -d -t jupiter-demo-XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+HEALTHD=""
 export JUPITER_HOME="$WORK/workspace" JUPITER_ACTOR="demo@$(hostname)" COLUMNS="${COLUMNS:-160}"
+
+# A local Splunk HEC and Jira receive the tracking updates (step 13).
+"$ROOT/.venv/bin/python" scripts/fake_receivers.py "$WORK/received.json" > "$WORK/receivers.url" &
+receivers=$!
+trap 'kill "$receivers" 2>/dev/null || true; [ -n "$HEALTHD" ] && kill "$HEALTHD" 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 100); do [ -s "$WORK/receivers.url" ] && break; sleep 0.1; done
+fakes=$(cat "$WORK/receivers.url")
+export JUPITER_SPLUNK_HEC_URL="$fakes" JUPITER_SPLUNK_HEC_TOKEN="demo-hec-token-0000" \
+  JUPITER_JIRA_URL="$fakes" JUPITER_JIRA_USER="demo" JUPITER_JIRA_TOKEN="demo-jira-token" \
+  JUPITER_JIRA_PROJECT="SEC"
 
 step() { printf '\n\033[1;34m== %s\033[0m\n$ %s\n' "$1" "${*:2}"; }
 
@@ -101,5 +111,97 @@ step "13. Every step is in the tamper-evident audit trail" jupiter audit verify
 "$J" runs list
 "$J" audit verify
 "$J" audit export --format cef | tail -n 3
+
+
+# ---------------------------------------------------------------------------
+# The governed workflow across a fleet (the product brief's flow): rollback
+# point, staging test, approval, canary deploy judged by health probes, an
+# unhealthy canary rolled back by itself, then a healthy rolling deploy.
+# ---------------------------------------------------------------------------
+FLEET="$WORK/fleet"
+mkdir -p "$FLEET"
+for i in 1 2 3 4 5 6; do cp -a examples/host "$FLEET/portal-0$i"; done
+cp -a examples/host "$FLEET/portal-staging"
+# portal-01's application still logs in with a password: disabling password
+# login breaks it (its health endpoint answers 500) until keys are deployed.
+touch "$FLEET/portal-01/needs-password-login"
+"$ROOT/.venv/bin/python" examples/fleet/healthd.py "$FLEET/ports" "$FLEET"/portal-0? &
+HEALTHD=$!
+for _ in $(seq 100); do [ -f "$FLEET/ports" ] && break; sleep 0.1; done
+{
+  echo "assets:"
+  while read -r root port; do
+    name=$(basename "$root")
+    echo "  - {id: $name, group: portal, environment: prod, connection: \"local:$root\","
+    echo "     probes: [{kind: http, url: \"http://127.0.0.1:$port/health\"}]}"
+  done < "$FLEET/ports"
+  echo "  - {id: portal-staging, group: portal, environment: staging,"
+  echo "     connection: \"local:$FLEET/portal-staging\", tests: [sshd, -t, -f, etc/ssh/sshd_config]}"
+} > "$FLEET/fleet.yaml"
+mkdir -p "$JUPITER_HOME/workflows"
+cp examples/fleet/portal-ssh.yaml "$JUPITER_HOME/workflows/"
+
+step "13. A fleet of six production hosts and one staging host, each with a health probe" \
+  jupiter assets import fleet.yaml '&&' jupiter workflows show portal-ssh
+"$J" assets import "$FLEET/fleet.yaml"
+"$J" workflows show portal-ssh | head -n 20
+
+rem_id() { "$J" remediations list --json | "$ROOT/.venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])'; }
+brief() { grep -vE '^    #[0-9]+ ' || true; }
+
+step "14. Remediate the group: rollback point, staging test, then wait for approval" \
+  jupiter remediate --group portal --only config.ssh --workflow portal-ssh
+"$J" remediate --group portal --only config.ssh --workflow portal-ssh | brief
+rem=$(rem_id)
+
+step "15. A second person approves; the canary turns unhealthy and the fleet rolls back by itself" \
+  JUPITER_ACTOR=lead jupiter remediations approve "$rem"
+JUPITER_ACTOR="lead@$(hostname)" "$J" remediations approve "$rem" | brief || true
+"$J" remediations show "$rem" --json | "$ROOT/.venv/bin/python" -c '
+import json, sys
+r = json.load(sys.stdin)
+print("remediation", r["id"], r["status"], "-", r["reason"])
+test = r["facts"].get("test") or {}
+print("  staging test: {}/{} checks passed, ready_for_production={}".format(
+    test.get("tests_passed"), test.get("tests_run"), test.get("ready_for_production")))
+def find(d):
+    if isinstance(d, dict):
+        if "rollback_duration" in d:
+            return d
+        for v in d.values():
+            hit = find(v)
+            if hit:
+                return hit
+    return None
+for key, value in (find(r["facts"]) or {}).items():
+    print(f"  {key}: {value}")
+'
+if diff -r "$ROOT/examples/host/etc/ssh" "$FLEET/portal-01/etc/ssh" >/dev/null; then
+  echo "portal-01's sshd_config is byte-for-byte its rollback point; portal-02..06 were never touched"
+else
+  echo "the canary was not restored" >&2; exit 1
+fi
+
+step "16. Keys deployed on portal-01; a rolling deploy across the fleet goes through" \
+  jupiter remediate --group portal --only config.ssh --workflow portal-ssh --strategy rolling
+rm "$FLEET/portal-01/needs-password-login"
+"$J" remediate --group portal --only config.ssh --workflow portal-ssh --strategy rolling | brief
+rem=$(rem_id)
+JUPITER_ACTOR="lead@$(hostname)" "$J" remediations approve "$rem" | brief
+
+step "17. Every remediation, and the audit chain that proves each step" \
+  jupiter remediations list '&&' jupiter audit verify
+"$J" remediations list
+"$J" scan "$FLEET/portal-03" --asset portal-03 | tail -n 3
+"$J" audit verify
+
+step "18. Tracking: the SIEM gets every event, the Jira change ticket is resolved; statistics" \
+  jupiter outbox dispatch --once '&&' jupiter stats
+"$J" outbox dispatch --once
+"$J" outbox list --limit 6
+kill "$receivers"; wait "$receivers" 2>/dev/null || true
+echo "what the local Splunk HEC and Jira received:"
+cat "$WORK/received.json"; echo
+"$J" stats
 
 printf '\n\033[1;32mDemo complete.\033[0m Workspace was %s (removed).\n' "$JUPITER_HOME"

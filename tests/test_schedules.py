@@ -241,27 +241,33 @@ def test_two_workers_never_run_one_schedule_twice(engine: Engine, tmp_path: Path
     assert two.run_due(T0) == []
 
 
-def test_auto_start_opens_a_remediation_or_says_why_not(
-    sqlite_engine: Engine, tmp_path: Path
-) -> None:
+def test_auto_start_opens_a_remediation(sqlite_engine: Engine, tmp_path: Path) -> None:
     flows = sqlite_engine.workspace.home / "workflows"
     flows.mkdir(parents=True)
-    (flows / "sqli.yaml").write_text(
-        "name: sqli-auto\ncategories: [code.sql_injection]\nauto_start: true\n"
-        "stages:\n  - kind: snapshot\n  - kind: deploy\n  - kind: verify\n"
+    (flows / "ssh.yaml").write_text(
+        "name: ssh-auto\ncategories: [config.ssh]\nauto_start: true\n"
+        "stages:\n  - kind: snapshot\n  - kind: approval\n  - kind: deploy\n  - kind: verify\n"
     )
-    _assets(sqlite_engine, tmp_path, web=tmp_path)
-    sqlite_engine.schedules.add(asset="web", every="1h", ingest_command=["cat", str(SARIF)], now=T0)
+    root = _host(tmp_path, "h1")
+    _assets(sqlite_engine, tmp_path, h1=root)
+    sqlite_engine.schedules.add(asset="h1", every="6h", now=T0)
     (run,) = worker.run_once(sqlite_engine, T0)["schedules"]
-    sqli = [f["id"] for f in sqlite_engine.list_findings() if f["category"] == "code.sql_injection"]
-    assert sqli and len(run["new_findings"]) == 3
-    if hasattr(sqlite_engine, "remediations"):  # pragma: no cover - once wf-core has landed
-        assert run["remediations"], run
-        return
-    (error,) = run["errors"]
-    assert error["step"] == "auto_start sqli-auto"
-    assert "has auto_start: true but this Jupiter has no remediations service" in error["error"]
-    assert len(_events(sqlite_engine, "event.findings.new")) == 1
+    assert run["status"] == "ok", run["errors"]
+    ssh = sorted(
+        f["id"]
+        for f in sqlite_engine.list_findings()
+        if f["category"] == "config.ssh" and f["id"] in run["new_findings"]
+    )
+    (opened,) = run["remediations"]  # only config.ssh's workflow starts by itself
+    assert opened["workflow"] == "ssh-auto" and opened["findings"] == ssh
+    assert opened["status"] == "planned" and opened["remediation"].startswith("REM-")
+    shown = sqlite_engine.remediations.show(opened["remediation"])
+    assert shown.status == "planned" and shown.workflow == "ssh-auto"
+    assert sorted(shown.findings) == ssh
+    # Nothing changed on the host: the remediation waits for its stages.
+    assert (root / "etc/ssh/sshd_config").read_bytes() == (
+        ROOT / "examples/host/etc/ssh/sshd_config"
+    ).read_bytes()
 
 
 def test_schedules_from_the_command_line(tmp_path: Path) -> None:
@@ -326,3 +332,19 @@ def test_a_broken_run_does_not_stop_the_next_schedule(
     assert rows[first["id"]]["last_status"] == "failed"
     # Claimed before it broke: not retried in a loop, due again in an hour.
     assert rows[first["id"]]["next_run_at"] == (T0 + timedelta(hours=1)).isoformat()
+
+
+def test_a_broken_workflow_file_is_reported_not_fatal(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    flows = sqlite_engine.workspace.home / "workflows"
+    flows.mkdir(parents=True)
+    (flows / "bad.yaml").write_text("name: bad\nstages:\n  - kind: deplyo\n")
+    _assets(sqlite_engine, tmp_path, web=tmp_path)
+    sqlite_engine.schedules.add(asset="web", every="1h", ingest_command=["cat", str(SARIF)], now=T0)
+    (run,) = worker.run_once(sqlite_engine, T0)["schedules"]
+    assert len(run["new_findings"]) == 3 and run["status"] == "partial"
+    (error,) = run["errors"]
+    assert error["step"] == "auto_start workflows"
+    assert error["error"].startswith(f"{flows / 'bad.yaml'}:3: stage 'deplyo': unknown stage kind")
+    assert len(_events(sqlite_engine, "event.findings.new")) == 1

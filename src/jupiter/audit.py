@@ -28,6 +28,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from jupiter.integrations.events import event_for
 from jupiter.redact import redact
 from jupiter.store.tables import AuditHeadRow, AuditRow
 
@@ -58,7 +59,11 @@ def entry_hash(
 def record(
     session: Session, actor: str, action: str, subject: str, data: dict[str, Any] | None = None
 ) -> AuditRow:
-    """Append one entry to the chain inside the caller's transaction."""
+    """Append one entry to the chain inside the caller's transaction.
+
+    An action the event map names (``jupiter.integrations.events``) also
+    writes its outbox rows here, so the entry and its notifications land
+    together or not at all."""
     head = session.execute(
         select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
     ).scalar_one_or_none()
@@ -67,7 +72,8 @@ def record(
         session.add(head)
     seq = head.seq + 1
     ts = datetime.now(UTC).isoformat(timespec="microseconds")
-    payload = canonical(redact(data or {})).decode()
+    clean = redact(data or {})
+    payload = canonical(clean).decode()
     digest = entry_hash(seq, ts, actor, action, subject, payload, head.hash)
     row = AuditRow(
         seq=seq,
@@ -81,6 +87,11 @@ def record(
     )
     session.add(row)
     head.seq, head.hash = seq, digest
+    event = event_for(action, data)
+    if event is not None:
+        from jupiter.integrations.outbox import enqueue
+
+        enqueue(session, row, event, clean)
     session.flush()
     return row
 

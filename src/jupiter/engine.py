@@ -22,6 +22,7 @@ from jupiter.compliance import Complying
 from jupiter.errors import InputError
 from jupiter.fixing import Fixing
 from jupiter.governing import Governing
+from jupiter.integrating import Integrating
 from jupiter.models import AssetSpec, FindingStatus, Severity
 from jupiter.permissions import requires
 from jupiter.policing import Policing
@@ -55,7 +56,17 @@ class IngestReport:
         return {"files": self.files, **self.stats.to_json()}
 
 
-class Engine(Fixing, RollingBack, Auditing, Governing, Policing, Excepting, Complying, Approving):
+class Engine(
+    Fixing,
+    RollingBack,
+    Auditing,
+    Integrating,
+    Governing,
+    Policing,
+    Excepting,
+    Complying,
+    Approving,
+):
     """Jupiter's core, bound to one workspace."""
 
     def __init__(
@@ -96,6 +107,10 @@ class Engine(Fixing, RollingBack, Auditing, Governing, Policing, Excepting, Comp
             self.workspace.ensure()
             db = Database(self.workspace.database_url)
             db.migrate()
+            from jupiter.integrations.config import load_routing
+            from jupiter.integrations.outbox import ROUTING_KEY
+
+            db.info[ROUTING_KEY] = load_routing(self.workspace.home)
             self._db = db
         return self._db
 
@@ -372,8 +387,9 @@ def load_asset_file(path: Path) -> list[AssetSpec]:
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"]) or "(entry)"
+            msg = str(err["msg"]).removeprefix("Value error, ")
             raise InputError(
-                f"{path}: asset #{index}, field {loc}: {err['msg']}; fix it and import again"
+                f"{path}: asset #{index}, field {loc}: {msg}; fix it and import again"
             ) from None
         if spec.id in seen:
             raise InputError(f"{path}: asset id {spec.id!r} appears twice; ids must be unique")

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jupiter.health.model import Probe
+from jupiter.health.model import Probe, unique_probe_keys
 from jupiter.workflows.windows import check_window
 
 
@@ -221,6 +221,7 @@ class AssetSpec(BaseModel):
     # What the remediation workflows use (docs/workflows.md): health probes,
     # the asset's own test command, a blue-green layout, a maintenance window.
     probes: list[Probe] = Field(default_factory=list)
+    _unique = field_validator("probes")(lambda v: unique_probe_keys(v))
     tests: list[str] | None = Field(default=None, min_length=1)
     blue_green: BlueGreenLayout | None = None
     window: str | None = None

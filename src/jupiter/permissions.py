@@ -91,6 +91,8 @@ _ACTIONS = [
         "remediation.deploy", "operator", "run, resume, answer manual steps, cancel, roll back"
     ),
     _action("approvals.due", "operator", "worker: auto-approve, expire, remind, escalate"),
+    _action("integrations.read", ALL, "outbox, statistics and metrics", read=True),
+    _action("integrations.manage", "operator", "dispatch, retry and purge the outbox"),
     _action("config.generate", "analyst operator", "render a secure configuration"),
     _action("schedules.read", ALL, "list scheduled scans", read=True),
     _action("schedules.manage", "analyst", "add or remove scheduled scans"),

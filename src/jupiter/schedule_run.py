@@ -84,6 +84,8 @@ def run_schedule(engine: Engine, row: ScheduleRow, now: datetime) -> dict[str, A
         _announce(engine, row, fresh, result)
         for name, problem in _auto_start(engine, row, fresh, result["remediations"]):
             result["errors"].append({"asset": None, "step": f"auto_start {name}", "error": problem})
+            if result["status"] == "ok":  # found what it found, but could not act on it
+                result["status"] = "partial"
     _finish(engine, row, result)
     return result
 
@@ -173,20 +175,19 @@ def _auto_start(
     """Open a remediation per auto-start workflow the fresh findings follow;
     returns the (workflow, error) pairs that could not be opened."""
     from jupiter.worker import _sentence
-    from jupiter.workflows.loading import workflow_for_category
+    from jupiter.workflows.loading import choose_workflow, workflow_sources
 
-    home = engine.workspace.home
+    try:
+        sources = workflow_sources(engine.workspace.home)  # read once for every finding
+    except InputError as exc:
+        return [("workflows", exc.message)]
     with engine.db.reading() as s:
-        found = list(
-            s.execute(select(FindingRow.id, FindingRow.category).where(FindingRow.id.in_(fresh)))
-        )
+        query = select(FindingRow.id, FindingRow.category).where(FindingRow.id.in_(fresh))
+        found = list(s.execute(query))
     by_workflow: dict[str, tuple[Workflow, list[int]]] = {}
     problems: list[tuple[str, str]] = []
     for fid, category in found:
-        try:
-            wf = workflow_for_category(category, home)
-        except InputError as exc:
-            return [("workflows", exc.message)]
+        wf = choose_workflow(category, sources)
         if wf.auto_start:
             by_workflow.setdefault(wf.name, (wf, []))[1].append(fid)
     for name, (wf, ids) in sorted(by_workflow.items()):
@@ -197,18 +198,23 @@ def _auto_start(
     return problems
 
 
-def open_remediation(engine: Engine, row: ScheduleRow, wf: Workflow, ids: list[int]) -> Any:
-    """The seam to the remediations service (issue 9, helper wf-core)."""
-    service = getattr(engine, "remediations", None)
-    if service is None or not hasattr(service, "create"):
-        raise InputError(
-            f"workflow {wf.name!r} has auto_start: true but this Jupiter has no remediations "
-            "service to open one; start it by hand with `jupiter remediate`"
-        )
-    created = service.create(
+def open_remediation(
+    engine: Engine, row: ScheduleRow, wf: Workflow, ids: list[int]
+) -> dict[str, Any]:
+    """Plan and store a remediation of ``ids`` with ``wf`` on the schedule's
+    asset or group (``planned``; the worker's remediations source drives it,
+    and its approval or manual stages wait for people as usual)."""
+    created = engine.remediations.create(
         findings=ids, workflow=wf.name, asset=row.asset_id, group=row.group_name
     )
-    return created.to_json() if hasattr(created, "to_json") else created
+    info = created.remediation
+    return {
+        "workflow": wf.name,
+        "status": created.status,  # planned, or nothing_to_do when no fix applies
+        "remediation": info.id if info is not None else None,
+        "plan_hash": created.plan_hash,
+        "findings": ids,
+    }
 
 
 def _finish(engine: Engine, row: ScheduleRow, result: dict[str, Any]) -> None:

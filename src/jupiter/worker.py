@@ -26,6 +26,7 @@ _SOURCES: dict[str, DueFn] = {}
 SOURCE_MODULES: tuple[str, ...] = (
     "jupiter.schedules",
     "jupiter.remediations",
+    "jupiter.integrations.due",
     "jupiter.waivers",
     "jupiter.approvals",
 )

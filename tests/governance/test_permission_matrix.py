@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ UNGUARDED = {
     "policies",
     "remediations",
     "schedules",
+    "routing",
     "actor",
     "engine",
 }
@@ -81,6 +82,12 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "compliance_report": lambda e: e.compliance_report(),
     "prioritise": lambda e: e.prioritise("no-such-asset"),
     "generate_config": lambda e: e.generate_config("no-such-kind", {}),
+    "outbox_list": lambda e: e.outbox_list(status="no-such-status"),
+    "outbox_retry": lambda e: e.outbox_retry([999999]),
+    "outbox_purge": lambda e: e.outbox_purge("no-such-status", timedelta(days=1)),
+    "outbox_dispatch": lambda e: e.outbox_dispatch(once=True),
+    "statistics": lambda e: e.statistics(since="not-a-time"),
+    "metrics_text": lambda e: e.metrics_text(),
     "list_approvals": lambda e: e.list_approvals(),
     "show_approval": lambda e: e.show_approval("REM-999999"),
     "approve_remediation": lambda e: e.approve_remediation("REM-999999"),

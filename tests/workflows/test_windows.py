@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jupiter.engine import Engine
 from jupiter.errors import InputError
 from jupiter.workflows.windows import DAY_NAMES, Window
 
@@ -79,6 +81,18 @@ def test_assets_refuse_a_bad_window() -> None:
     assert AssetSpec(id="web-1", window="Sat 02:00-04:00 UTC").window == "Sat 02:00-04:00 UTC"
     with pytest.raises(ValidationError, match="names time zone 'CEST', which is not an IANA"):
         AssetSpec(id="web-1", window="Sat 02:00-04:00 CEST")
+
+
+def test_asset_import_names_the_bad_window(sqlite_engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "assets.yaml"
+    path.write_text("assets:\n  - id: web-1\n    window: Saturday nights\n")
+    with pytest.raises(InputError) as caught:
+        sqlite_engine.import_assets(path)
+    assert str(caught.value) == (
+        f"{path}: asset #1, field window: window 'Saturday nights' is not a maintenance window; "
+        "write DAYS HH:MM-HH:MM ZONE, such as 'Sat 02:00-04:00 Europe/Berlin' or "
+        "'Mon-Fri 22:00-06:00 UTC', or 'always'; fix it and import again"
+    )
 
 
 def test_always_is_open_now() -> None:

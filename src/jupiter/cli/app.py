@@ -62,11 +62,13 @@ def _register() -> None:
         exceptions_cmd,
         findings,
         generate_cmd,
+        outbox_cmd,
         policy_cmd,
         remediate,
         remediations_cmd,
         schedules_cmd,
         scripts,
+        stats_cmd,
         users,
         worker_cmd,
         workflows_cmd,
@@ -106,6 +108,15 @@ def _register() -> None:
         generate_cmd.script
     )
     app.command("catalog", help="List what Jupiter can fix (the fix catalog).")(catalog_cmd.catalog)
+    app.add_typer(
+        outbox_cmd.app, name="outbox", help="Integration events waiting, delivered or dead."
+    )
+    app.command("stats", help="Remediation statistics (success rate, durations, SLA).")(
+        stats_cmd.stats
+    )
+    app.command("metrics", help="Prometheus metrics: print them, or --serve them.")(
+        stats_cmd.metrics
+    )
 
 
 _register()

@@ -69,3 +69,5 @@ def _report(now: datetime, result: dict[str, list[dict[str, Any]]], json: bool) 
             out.print(f"{now:%H:%M:%S} {name}: failed: {errors[0]}", markup=False)
         elif items:
             out.print(f"{now:%H:%M:%S} {name}: {len(items)} done", markup=False)
+    if not any(result.values()):
+        out.print(f"{now:%H:%M:%S} nothing due", markup=False)

@@ -18,7 +18,10 @@ class _Probe(BaseModel):
 
     @property
     def label(self) -> str:
-        return self.name or self.kind_label()
+        """The metric this probe feeds: its name, else its kind. Every target
+        has its own URL, so the judge compares targets by this key, never by
+        the URL (``http`` on web-01 against ``http`` on web-02)."""
+        return self.name or str(getattr(self, "kind"))  # noqa: B009
 
     def kind_label(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -79,12 +82,25 @@ class MetricProbe(_Probe):
 Probe = Annotated[HttpProbe | CommandProbe | MetricProbe, Field(discriminator="kind")]
 
 
+def unique_probe_keys(probes: list[Any]) -> list[Any]:
+    """Two probes of one list must feed two metrics: refuse a duplicate key."""
+    seen: set[str] = set()
+    for probe in probes:
+        if probe.label in seen:
+            raise ValueError(
+                f"two probes feed the metric {probe.label!r}; give each one its own 'name:'"
+            )
+        seen.add(probe.label)
+    return probes
+
+
 class HealthConfig(BaseModel):
     """How a workflow judges health during and after a deploy."""
 
     model_config = ConfigDict(extra="forbid")
 
     probes: list[Probe] = Field(default_factory=list)
+    _unique = field_validator("probes")(lambda v: unique_probe_keys(v))
     interval: float = Field(default=1.0, gt=0, le=3600)
     baseline_samples: int = Field(default=5, ge=1, le=1000)
     samples: int = Field(default=5, ge=1, le=1000)

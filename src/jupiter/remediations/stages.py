@@ -117,10 +117,36 @@ class Test(StageKind):
 
 
 def staging_test(ctx: Ctx, stage: d.TestStage) -> dict[str, Any]:
-    """The staging helper's test, called in one place."""
-    result = bridges.run_staging_test(engine=ctx.engine, remediation=ctx.rem_id, stage=stage)
+    """The staging test (:mod:`jupiter.workflows.staging`), called in one
+    place: the group's staging assets (or a throw-away copy of a production
+    target) get the remediation's rules with its parameters."""
+    rem = ctx.rem()
+    stored = rem.params or {}
+    result = bridges.run_staging_test(
+        engine=ctx.engine,
+        production_assets=[t.asset_id for t in ctx.targets("production")],
+        staging_assets=[t.asset_id for t in ctx.targets("staging")],
+        finding_rules=_test_rules(ctx, rem.findings, stored.get("only")),
+        raw_params=stored.get("params") or {},
+        checks=list(stage.checks),
+        health=ctx.workflow.health,
+        timeout=stage.timeout,
+        subject=ctx.subject,
+    )
     to_json: Callable[[], dict[str, Any]] | None = getattr(result, "to_json", None)
     return to_json() if to_json is not None else dict(result)
+
+
+def _test_rules(ctx: Ctx, findings: list[Any], only: list[str] | None) -> list[str] | None:
+    """What the staging test fixes: the rules of the remediation's chosen
+    findings (their ids are production's), else its ``--only``, else all."""
+    if findings:
+        from jupiter.store.tables import FindingRow
+
+        with ctx.db.reading() as s:
+            rows = [s.get(FindingRow, int(f)) for f in findings]
+        return sorted({r.rule_id for r in rows if r is not None})
+    return list(only) if only else None
 
 
 @register

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jupiter.errors import DatabaseDamaged, StoreBusy, StoreConflict, StoreError, WorkspaceError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 T = TypeVar("T")
 
 #: How long a writer waits for another one's lock before giving up (ms):
@@ -89,7 +89,9 @@ class Database:
             self.file = Path(parsed.database)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        #: Given to every session (``session.info``): the outbox routing lives here.
+        self.info: dict[str, Any] = {}
+        self._session = sessionmaker(self.engine, expire_on_commit=False, info=self.info)
         # SQLite has one writer at a time: threads of this process (a fleet
         # deploy's pool) queue here instead of failing to upgrade a read
         # lock. PostgreSQL serialises on row locks; there this is a no-op.

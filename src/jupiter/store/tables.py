@@ -445,3 +445,29 @@ class ScheduleRow(Base):
     last_status: Mapped[str | None] = mapped_column(String(16))
     last_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     runs: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboxRow(Base):
+    """One event to deliver to one channel (see ``jupiter.integrations``):
+    written in the transaction of the audit entry that raised it, delivered
+    at least once by the dispatcher. ``key`` (audit seq, event, channel) is
+    the idempotency key receivers see on every attempt. Holds the channel's
+    name only, never its URL or token."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    audit_seq: Mapped[int] = mapped_column(Integer, index=True)
+    event: Mapped[str] = mapped_column(String(100))
+    severity: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    claim: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]

@@ -84,7 +84,12 @@ def workflow_for_category(category: str, home: Path | None) -> Workflow:
     category exactly beats a pattern (``iac.terraform`` beats ``iac.*``); then
     the workspace's own beat the built-ins; then the longer pattern; then the
     name. No match: the built-in ``default`` (or a workspace file replacing it)."""
-    sources = workflow_sources(home)
+    return choose_workflow(category, workflow_sources(home))
+
+
+def choose_workflow(category: str, sources: dict[str, tuple[Workflow, Source]]) -> Workflow:
+    """:func:`workflow_for_category` over already loaded ``sources`` (to pick
+    for many findings without reading the files again)."""
     best: tuple[tuple[int, int, int, str], Workflow] | None = None
     for name, (wf, source) in sources.items():
         for pattern in wf.categories:
