@@ -42,6 +42,7 @@ bench: install ## benchmarks; each prints one JSON object
 	$(BIN)/python benchmarks/audit_keys.py
 	$(BIN)/python benchmarks/iac.py
 	$(BIN)/python benchmarks/cloudformation.py
+	$(BIN)/python benchmarks/policy.py
 	$(BIN)/python benchmarks/outbox.py
 	$(BIN)/python benchmarks/fleet.py
 	$(BIN)/python benchmarks/judge.py

@@ -76,7 +76,30 @@ step "10. Fix an application: SQL injection, vulnerable pins, Kubernetes, Docker
 "$J" fix "$WORK/shop" --asset shop --yes | grep -E "verified|needs_manual|run [0-9]+" | cut -c1-150
 git --no-pager diff --no-index --stat examples/shop "$WORK/shop" || true
 
-step "11. Roll the sshd fix back, and prove it by hashes" jupiter rollback "$ssh_run" --yes
+step "11. Governance: roles, a policy decision, an exception approved by a second user" \
+  jupiter users add rita --role analyst '&&' jupiter policy eval --input dev-patch.json
+"$J" users add rita --role analyst
+"$J" users add bob --role admin
+"$J" users list
+printf '%s\n' '{"decision": "remediation", "input": {"asset": {"environment": "dev"},' \
+  ' "change": {"kind": "dependency", "bump": "patch"}, "finding": {"severity": "high"}}}' \
+  > "$WORK/dev-patch.json"
+echo '$ jupiter policy eval --input dev-patch.json   (a dev patch bump: auto-approved, logged)'
+"$J" policy eval --input "$WORK/dev-patch.json"
+open_id=$("$J" findings list --asset web-app-01 --status open --json \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+echo "\$ jupiter --actor rita exceptions request --finding $open_id --reason ... --ticket RISK-42 --expires 14d"
+"$J" --actor rita exceptions request --finding "$open_id" --reason "compensating WAF rule" \
+  --ticket RISK-42 --expires 14d
+echo '$ jupiter --actor rita exceptions approve 1   (refused: approving needs the admin role)'
+"$J" --actor rita exceptions approve 1 || true
+echo '$ jupiter --actor bob exceptions approve 1'
+"$J" --actor bob exceptions approve 1 --comment "reviewed with the app owner"
+"$J" findings show "$open_id" --json | python3 -c 'import json,sys; print("finding", sys.argv[1], "is now", json.load(sys.stdin)["status"])' "$open_id"
+echo '$ jupiter compliance report --asset bastion-01   (controls before -> after the fixes)'
+"$J" compliance report --asset bastion-01
+
+step "12. Roll the sshd fix back, and prove it by hashes" jupiter rollback "$ssh_run" --yes
 "$J" rollback "$ssh_run" --yes
 if diff -r "$ROOT/examples/host/etc/ssh" "$WORK/host/etc/ssh" >/dev/null; then
   echo "sshd_config and its drop-ins are byte-for-byte what they were before the fix"
@@ -84,7 +107,7 @@ else
   echo "rollback left differences" >&2; exit 1
 fi
 
-step "12. Every step is in the tamper-evident audit trail" jupiter audit verify
+step "13. Every step is in the tamper-evident audit trail" jupiter audit verify
 "$J" runs list
 "$J" audit verify
 "$J" audit export --format cef | tail -n 3

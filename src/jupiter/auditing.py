@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from jupiter import audit
 from jupiter.errors import InputError, WorkspaceError
+from jupiter.permissions import requires
 from jupiter.store.db import Database, redact_url
 from jupiter.workspace import Workspace
 
@@ -26,6 +27,7 @@ class Auditing:
         @property
         def db(self) -> Database: ...
 
+    @requires("audit.verify")
     def audit_verify(
         self, checkpoint: Path | None = None, public_key: Path | None = None
     ) -> audit.VerifyResult:
@@ -52,6 +54,7 @@ class Auditing:
         with self.db.reading() as s:
             return audit.verify(s, expected=cp.hashes)
 
+    @requires("audit.checkpoint")
     def audit_checkpoint(self, witness: Path | None = None) -> audit.Checkpointed:
         """Sign the current chain, write the checkpoint to
         ``JUPITER_HOME/checkpoints/`` and to ``witness`` (a file, or a
@@ -110,6 +113,7 @@ class Auditing:
             )
         return row.workspace_id
 
+    @requires("audit.export")
     def audit_export(self) -> Iterator[dict[str, Any]]:
         with self.db.reading() as s:
             yield from audit.export_rows(s)

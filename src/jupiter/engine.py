@@ -15,17 +15,23 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import ValidationError
 
-from jupiter import audit
+from jupiter import audit, waivers
+from jupiter.approvals import Approving
 from jupiter.auditing import Auditing
+from jupiter.compliance import Complying
 from jupiter.errors import InputError
 from jupiter.fixing import Fixing
+from jupiter.governing import Governing
 from jupiter.integrating import Integrating
 from jupiter.models import AssetSpec, FindingStatus, Severity
+from jupiter.permissions import requires
+from jupiter.policing import Policing
 from jupiter.rollbacks import RollingBack
 from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
 from jupiter.store.db import Database
 from jupiter.store.tables import AuditHeadRow, utcnow
+from jupiter.waivers import Excepting
 from jupiter.workspace import Workspace
 from jupiter.yamlfile import read_yaml
 
@@ -50,21 +56,40 @@ class IngestReport:
         return {"files": self.files, **self.stats.to_json()}
 
 
-class Engine(Fixing, RollingBack, Auditing, Integrating):
+class Engine(
+    Fixing,
+    RollingBack,
+    Auditing,
+    Integrating,
+    Governing,
+    Policing,
+    Excepting,
+    Complying,
+    Approving,
+):
     """Jupiter's core, bound to one workspace."""
 
-    def __init__(self, workspace: Workspace, actor: str | None = None) -> None:
+    def __init__(
+        self, workspace: Workspace, actor: str | None = None, token: str | None = None
+    ) -> None:
+        """``token`` (an API token) authenticates on first use and then
+        stands for its user, whatever ``actor`` says."""
         self.workspace = workspace
         self.actor = actor or default_actor()
+        self._token = token
         self._db: Database | None = None
         self._registry: Registry | None = None
         self._remediations: Remediations | None = None
 
     @classmethod
     def open(
-        cls, home: Path | None = None, database_url: str | None = None, actor: str | None = None
+        cls,
+        home: Path | None = None,
+        database_url: str | None = None,
+        actor: str | None = None,
+        token: str | None = None,
     ) -> Engine:
-        return cls(Workspace.resolve(home, database_url), actor)
+        return cls(Workspace.resolve(home, database_url), actor, token)
 
     @property
     def remediations(self) -> Remediations:
@@ -108,14 +133,21 @@ class Engine(Fixing, RollingBack, Auditing, Integrating):
         return Schedules(self)
 
     # -- workspace -------------------------------------------------------
+    @requires("workspace.init")
     def init(self) -> dict[str, Any]:
+        """Create the workspace; on one without users the actor becomes its admin."""
         with self.db.transaction() as s:
             fresh = s.get(AuditHeadRow, 1) is None
+            admin = self._enrol_first_admin(s)
             if fresh:
-                audit.record(s, self.actor, "workspace.initialised", str(self.workspace.home), {})
-        return {"home": str(self.workspace.home), "created": fresh}
+                data = {"admin": admin} if admin else {}
+                audit.record(s, self.actor, "workspace.initialised", str(self.workspace.home), data)
+            elif admin is not None:
+                audit.record(s, self.actor, "user.created", f"user:{admin}", {"roles": ["admin"]})
+        return {"home": str(self.workspace.home), "created": fresh, "admin": admin}
 
     # -- assets ----------------------------------------------------------
+    @requires("assets.import")
     def import_assets(self, path: Path) -> dict[str, Any]:
         specs = load_asset_file(path)
         created: list[str] = []
@@ -133,11 +165,13 @@ class Engine(Fixing, RollingBack, Auditing, Integrating):
             )
         return {"created": created, "updated": updated}
 
+    @requires("assets.read")
     def list_assets(self) -> list[dict[str, object]]:
         with self.db.reading() as s:
             return [asset_repo.asset_to_json(a) for a in asset_repo.list_assets(s)]
 
     # -- ingestion -------------------------------------------------------
+    @requires("findings.ingest", scope="asset", kind="asset")
     def ingest(
         self,
         paths: list[Path],
@@ -201,9 +235,11 @@ class Engine(Fixing, RollingBack, Auditing, Integrating):
             audit.record(
                 s, self.actor, "findings.ingested", ",".join(map(str, paths)), report.to_json()
             )
+            waivers.apply_waivers(s, self.actor, now)
         return report
 
     # -- findings --------------------------------------------------------
+    @requires("findings.read")
     def list_findings(self, **filters: Any) -> list[dict[str, Any]]:
         from jupiter.plugins.domains import load_domains
 
@@ -220,12 +256,14 @@ class Engine(Fixing, RollingBack, Auditing, Integrating):
             sources = finding_repo.sources_for(s, [r.id for r in rows])
             return [finding_repo.finding_to_json(r, sources[r.id]) for r in rows]
 
+    @requires("findings.read", scope="ref", kind="finding")
     def get_finding(self, ref: str) -> dict[str, Any]:
         with self.db.reading() as s:
             row = finding_repo.get_finding(s, ref)
             return finding_repo.finding_to_json(row, finding_repo.sources_for(s, [row.id])[row.id])
 
     # -- advisories -----------------------------------------------------
+    @requires("advisories.import")
     def import_advisories(self, path: Path) -> dict[str, Any]:
         """Import OSV records (directory, record or per-ecosystem zip) into
         the workspace's offline advisory database: all or nothing."""
@@ -238,6 +276,7 @@ class Engine(Fixing, RollingBack, Auditing, Integrating):
         return report.to_json()
 
     # -- generated configurations ---------------------------------------
+    @requires("config.generate")
     def generate_config(
         self,
         kind: str,
@@ -271,6 +310,7 @@ class Engine(Fixing, RollingBack, Auditing, Integrating):
         return report
 
     # -- custom scripts -------------------------------------------------
+    @requires("scripts.manage")
     def register_script(self, manifest: Path) -> dict[str, Any]:
         from jupiter.custom import register_script
 
@@ -281,11 +321,13 @@ class Engine(Fixing, RollingBack, Auditing, Integrating):
         self._registry = None
         return info
 
+    @requires("scripts.read")
     def list_scripts(self) -> list[dict[str, Any]]:
         from jupiter.custom import list_scripts
 
         return list_scripts(self.workspace)
 
+    @requires("scripts.manage")
     def remove_script(self, name: str) -> None:
         from jupiter.custom import remove_script
 

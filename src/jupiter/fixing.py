@@ -15,9 +15,10 @@ import orjson
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from jupiter import audit
+from jupiter import audit, compliance, waivers
 from jupiter.errors import InputError, NotFoundError
 from jupiter.models import FindingRecord, FindingStatus
+from jupiter.permissions import requires
 from jupiter.plans import Plan
 from jupiter.states import StepState
 from jupiter.store import assets as asset_repo
@@ -45,6 +46,8 @@ class ScanReport:
     config_files: list[dict[str, str]] = field(default_factory=list)
     """Configuration files taken from a repository (path, domain, remediator,
     evidence, status, role); see :mod:`jupiter.plugins.configs`."""
+    excepted: list[int] = field(default_factory=list)
+    """Findings an approved exception covers (skipped by fix)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +56,7 @@ class ScanReport:
             "detected": self.stats.results,
             "new_findings": self.stats.new,
             "reopened": self.reopened,
+            "excepted": self.excepted,
             "errors": self.errors,
             "config_files": self.config_files,
         }
@@ -154,6 +158,7 @@ class Fixing:
         def db(self) -> Database: ...
 
     # -- exported scripts -----------------------------------------------
+    @requires("script.export")
     def export_script(self, ref: str, fmt: str) -> str:
         """A standalone fix script for a finding (``FINDING``, planned now on
         its asset) or for what a run applied (``run:ID`` or ``RUN`` digits
@@ -249,12 +254,14 @@ class Fixing:
             self._registry = registry
         return self._registry
 
+    @requires("findings.scan", scope="asset", kind="asset")
     def scan(self, target_spec: str, asset: str | None = None) -> ScanReport:
         """Run every built-in detector over a target and store the findings."""
         target, asset_id = self._open_target(target_spec, asset)
         with closing(target):
             return self._scan(target, asset_id)
 
+    @requires("plan.create", scope="finding_ref", kind="finding")
     def plan(self, finding_ref: str, raw_params: list[str] | None = None) -> dict[str, Any]:
         """The plan (with diff) for one stored finding; touches nothing."""
         from jupiter.runs import Candidate, params_for, parse_params
@@ -281,6 +288,7 @@ class Fixing:
             plan = Candidate(record, row.id, plugin, params).remediator.plan(record, target, params)
         return {"finding": row.id, "remediator": plugin.name, "plan": plan.to_json()}
 
+    @requires("fix.apply", scope="asset", kind="asset")
     def fix(
         self,
         target_spec: str,
@@ -366,7 +374,11 @@ class Fixing:
                     **self._run_chain(target, asset_id, params, chain, on_step, git_branch, lock),
                 }
             # Outside the lock: a failed gate rolls back, and a rollback takes it.
-            return self._gates_after(gates, outcome)
+            outcome = self._gates_after(gates, outcome)
+        # Compliance on the new state (the run re-detected what it fixed).
+        with self.db.transaction() as s:
+            compliance.evaluate(s, asset_id, outcome.get("run"))
+        return outcome
 
     def _gates_after(self, gates: list[Any], outcome: dict[str, Any]) -> dict[str, Any]:
         """Each run gate's verdict after the run; a failed one rolls the run
@@ -493,6 +505,12 @@ class Fixing:
             report.stats = writer.stats
             report.fingerprints = sorted({r.fingerprint(asset_id) for r in records})
             report.reopened = self._reopen(s, report.fingerprints)
+            # Exceptions: the expired ones reopen their findings, the active
+            # ones except what they cover (so fix skips it).
+            waivers.expire_due(s, self.actor, now)
+            waivers.apply_waivers(s, self.actor, now)
+            report.excepted = finding_repo.excepted_ids(s, asset_id)
+            compliance.evaluate(s, asset_id, None, now)
             audit.record(
                 s,
                 self.actor,

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from jupiter.integrations import outbox
+from jupiter.permissions import requires
 from jupiter.store.db import Database
 from jupiter.store.tables import utcnow
 from jupiter.workspace import Workspace
@@ -34,6 +35,7 @@ class Integrating:
         routing: Routing = self.db.info[outbox.ROUTING_KEY]
         return routing
 
+    @requires("integrations.read")
     def outbox_list(
         self, status: str | None = None, channel: str | None = None, limit: int = 100
     ) -> dict[str, Any]:
@@ -43,6 +45,7 @@ class Integrating:
                 "rows": outbox.list_rows(s, status, channel, limit),
             }
 
+    @requires("integrations.manage")
     def outbox_retry(self, ids: list[int], all_dead: bool = False) -> list[int]:
         from jupiter import audit
 
@@ -52,6 +55,7 @@ class Integrating:
                 audit.record(s, self.actor, "outbox.retried", "outbox", {"ids": chosen})
         return chosen
 
+    @requires("integrations.manage")
     def outbox_purge(self, status: str, older_than: timedelta) -> int:
         from jupiter import audit
 
@@ -66,6 +70,7 @@ class Integrating:
             )
         return n
 
+    @requires("integrations.manage")
     def outbox_dispatch(
         self,
         once: bool = True,
@@ -90,6 +95,7 @@ class Integrating:
         finally:
             dispatcher.close()
 
+    @requires("integrations.read")
     def statistics(self, since: str | None = None, group: str | None = None) -> dict[str, Any]:
         from jupiter.stats import statistics, window
 
@@ -98,6 +104,7 @@ class Integrating:
         with self.db.reading() as s:
             return statistics(s, now, start, group=group)
 
+    @requires("integrations.read")
     def metrics_text(self) -> str:
         from jupiter.metrics import render
 

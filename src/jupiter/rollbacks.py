@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from jupiter import audit
 from jupiter.errors import ConflictError, Declined, InputError, JupiterError, NotFoundError
 from jupiter.models import FindingStatus
+from jupiter.permissions import requires
 from jupiter.states import RunState, transition
 from jupiter.store.db import Database
 from jupiter.store.tables import RunRow, utcnow
@@ -49,6 +50,7 @@ class RollingBack:
         @property
         def db(self) -> Database: ...
 
+    @requires("run.rollback", scope="run_id", kind="run")
     def rollback(
         self,
         run_id: int,
@@ -224,6 +226,7 @@ class RollingBack:
             "full": full,
         }
 
+    @requires("run.recover", scope="run_id", kind="run")
     def recover(self, run_id: int, lock_timeout: float = 0.0) -> dict[str, Any]:
         """Finish a run whose process died mid-way: every step it left in the
         middle of applying is restored from its snapshot (proven by hashes),
@@ -311,6 +314,7 @@ class RollingBack:
             )
         return {"run": run_id, "status": RunState.INTERRUPTED.value, "steps": outcome}
 
+    @requires("runs.read")
     def list_runs(self) -> list[dict[str, Any]]:
         from sqlalchemy import select
 
@@ -318,6 +322,7 @@ class RollingBack:
             rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()))
             return [_run_json(r) for r in rows]
 
+    @requires("runs.read", scope="run_id", kind="run")
     def show_run(self, run_id: int) -> dict[str, Any]:
         from sqlalchemy import select
 

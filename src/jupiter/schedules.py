@@ -34,6 +34,7 @@ from sqlalchemy import select, update
 from jupiter import audit
 from jupiter.errors import InputError, NotFoundError
 from jupiter.limits import quote
+from jupiter.permissions import ScopeKind, requires
 from jupiter.store.tables import AssetRow, FindingRow, ScheduleRow
 
 if TYPE_CHECKING:
@@ -133,7 +134,11 @@ class Schedules:
 
     engine: Engine
 
+    def _require(self, action: str, kind: ScopeKind = "none", ref: object = None) -> None:
+        self.engine._require(action, kind, ref)
+
     # -- managing --------------------------------------------------------
+    @requires("schedules.manage", scope="asset", kind="asset")
     def add(
         self,
         *,
@@ -201,11 +206,13 @@ class Schedules:
             audit.record(s, self.engine.actor, "schedule.added", f"schedule:{row.id}", data)
         return data
 
+    @requires("schedules.read")
     def list_all(self) -> list[dict[str, Any]]:
         with self.engine.db.reading() as s:
             rows = s.scalars(select(ScheduleRow).order_by(ScheduleRow.id))
             return [schedule_to_json(r) for r in rows]
 
+    @requires("schedules.manage")
     def remove(self, schedule_id: int) -> dict[str, Any]:
         with self.engine.db.transaction() as s:
             row = s.get(ScheduleRow, schedule_id)
@@ -217,6 +224,7 @@ class Schedules:
         return data
 
     # -- running ---------------------------------------------------------
+    @requires("schedules.run")
     def run_due(self, now: datetime) -> list[dict[str, Any]]:
         """Run every schedule due at ``now``; one failing does not stop the others."""
         with self.engine.db.reading() as s:

@@ -27,6 +27,8 @@ SOURCE_MODULES: tuple[str, ...] = (
     "jupiter.schedules",
     "jupiter.remediations",
     "jupiter.integrations.due",
+    "jupiter.waivers",
+    "jupiter.approvals",
 )
 _loaded = False
 

@@ -18,7 +18,10 @@ from jupiter.keys import KeyStore
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     home = tmp_path / "ws"
-    with Engine.open(home=home, database_url=f"sqlite:///{home / 'jupiter.db'}") as engine:
+    # The CLI below acts as cli-tester: the workspace's first user (its admin).
+    with Engine.open(
+        home=home, database_url=f"sqlite:///{home / 'jupiter.db'}", actor="cli-tester"
+    ) as engine:
         engine.init()
         with engine.db.transaction() as s:
             for i in range(3):
@@ -112,7 +115,10 @@ def _bad_inputs(tmp_path: Path, good: Path) -> dict[str, tuple[list[str], dict[s
 def test_bad_checkpoint_is_one_sentence_exit_2_nothing_written(
     home: Path, tmp_path: Path, fragment: str
 ) -> None:
-    with Engine.open(home=home, database_url=f"sqlite:///{home / 'jupiter.db'}") as engine:
+    # The CLI below acts as cli-tester: the workspace's first user (its admin).
+    with Engine.open(
+        home=home, database_url=f"sqlite:///{home / 'jupiter.db'}", actor="cli-tester"
+    ) as engine:
         good = engine.audit_checkpoint(tmp_path / "cp").files[-1]
     before = _entries(home)
     checkpoints_before = sorted((home / "checkpoints").iterdir())

@@ -40,7 +40,10 @@ def _main(
     actor: Annotated[
         str | None,
         typer.Option(
-            "--actor", envvar="JUPITER_ACTOR", help="Who is acting (recorded in the audit trail)."
+            "--actor",
+            envvar="JUPITER_ACTOR",
+            help="Who is acting (a workspace user; default: the OS user). JUPITER_TOKEN, "
+            "when set, authenticates instead.",
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
@@ -51,17 +54,22 @@ def _main(
 def _register() -> None:
     from jupiter.cli import (
         advisories,
+        approvals_cmd,
         assets,
         audit_cmd,
         catalog_cmd,
+        compliance_cmd,
+        exceptions_cmd,
         findings,
         generate_cmd,
         outbox_cmd,
+        policy_cmd,
         remediate,
         remediations_cmd,
         schedules_cmd,
         scripts,
         stats_cmd,
+        users,
         worker_cmd,
         workflows_cmd,
     )
@@ -77,6 +85,11 @@ def _register() -> None:
         advisories.app, name="advisories", help="Offline OSV advisory database for `scan`."
     )
     app.add_typer(scripts.app, name="scripts", help="Register your own remediation scripts.")
+    app.add_typer(users.app, name="users", help="Users, roles and API tokens.")
+    app.add_typer(approvals_cmd.app, name="approvals", help="Approve or reject remediations.")
+    app.add_typer(exceptions_cmd.app, name="exceptions", help="Exceptions (waivers) with expiry.")
+    app.add_typer(compliance_cmd.app, name="compliance", help="Compliance per control.")
+    app.add_typer(policy_cmd.app, name="policy", help="Evaluate, test and simulate policies.")
     app.add_typer(
         workflows_cmd.app, name="workflows", help="List, show and validate remediation workflows."
     )

@@ -182,3 +182,19 @@ def show(
         "sources",
     ):
         out.print(f"[bold]{key}[/]: {data[key]}")
+
+
+@app.command("prioritise")
+def prioritise(
+    asset: Annotated[str | None, typer.Option("--asset", help="Only this asset.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Set priorities from the policy's `priority` decision (see docs/governance.md)."""
+    result = state.engine().prioritise(asset)
+    if json:
+        state.emit_json(result)
+        return
+    state.console().print(
+        f"{result['changed']} of {result['findings']} finding(s) re-prioritised by policy "
+        f"{result['policy_hash'][:12]}"
+    )

@@ -31,9 +31,12 @@ def configure(home: Path | None, actor: str | None, debug: bool) -> None:
 
 def engine() -> Engine:
     if _state.engine is None:
+        import os
+
         from jupiter.engine import Engine
 
-        _state.engine = Engine.open(home=_state.home, actor=_state.actor)
+        token = os.environ.get("JUPITER_TOKEN") or None
+        _state.engine = Engine.open(home=_state.home, actor=_state.actor, token=token)
     return _state.engine
 
 

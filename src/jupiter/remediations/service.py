@@ -13,6 +13,7 @@ from sqlalchemy import select
 from jupiter import audit
 from jupiter.errors import InputError, NotFoundError
 from jupiter.models import Environment
+from jupiter.permissions import ScopeKind, requires
 from jupiter.remediations import bridges, planning
 from jupiter.remediations.context import Ctx, label, subject
 from jupiter.remediations.results import CreateResult, EventInfo, RemediationInfo
@@ -58,7 +59,11 @@ class Remediations:
     def actor(self) -> str:
         return self.engine.actor
 
+    def _require(self, action: str, kind: ScopeKind = "none", ref: object = None) -> None:
+        self.engine._require(action, kind, ref)
+
     # -- create -----------------------------------------------------------
+    @requires("remediation.create", scope="asset", kind="asset")
     def create(
         self,
         target: str | None = None,
@@ -286,6 +291,7 @@ class Remediations:
             return rem.id
 
     # -- reading ------------------------------------------------------------
+    @requires("remediations.read")
     def listing(self, status: str | None = None) -> list[RemediationInfo]:
         with self.engine.db.reading() as s:
             q = select(RemediationRow).order_by(RemediationRow.id.desc())
@@ -294,6 +300,7 @@ class Remediations:
             rows = list(s.scalars(q))
             return [RemediationInfo.of(r, self._target_rows(s, r.id)) for r in rows]
 
+    @requires("remediations.read")
     def show(self, ref: str | int, timeline: bool = True) -> RemediationInfo:
         rem_id = parse_ref(ref)
         with self.engine.db.reading() as s:
@@ -326,6 +333,7 @@ class Remediations:
         )
 
     # -- driving ------------------------------------------------------------
+    @requires("remediation.deploy")
     def run(
         self,
         ref: str | int,
@@ -345,6 +353,7 @@ class Remediations:
         drive(ctx)
         return self.show(rem_id)
 
+    @requires("remediation.deploy")
     def resume(
         self, ref: str | int, progress: Callable[[EventInfo], None] | None = None
     ) -> RemediationInfo:
@@ -362,6 +371,7 @@ class Remediations:
         governance rules (roles, quorum, policy) replace this one method."""
         return Decision(True, f"approved by {actor}")
 
+    @requires("remediation.approve")
     def approve(self, ref: str | int, *, run: bool = True) -> RemediationInfo:
         rem_id = parse_ref(ref)
         with self.engine.db.transaction() as s:
@@ -389,6 +399,7 @@ class Remediations:
             )
         return self.run(rem_id) if run else self.show(rem_id)
 
+    @requires("remediation.deploy")
     def answer(
         self, ref: str | int, fields: dict[str, str], *, run: bool = True
     ) -> RemediationInfo:
@@ -438,6 +449,7 @@ class Remediations:
             return self.show(rem_id)
         return self.run(rem_id) if run else self.show(rem_id)
 
+    @requires("remediation.deploy")
     def cancel(self, ref: str | int) -> RemediationInfo:
         """Stop a remediation; what it already changed is rolled back first."""
         from jupiter.remediations.runner import Lease
@@ -460,6 +472,7 @@ class Remediations:
             )
         return self.show(rem_id)
 
+    @requires("remediation.deploy")
     def rollback(
         self,
         ref: str | int,

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jupiter.errors import InputError, NotFoundError
-from jupiter.models import FindingRecord, Severity
+from jupiter.models import FindingRecord, FindingStatus, Severity
 from jupiter.redact import redact_text
 from jupiter.store.finding_writer import FindingWriter, IngestStats
 from jupiter.store.tables import FindingRow, FindingSourceRow
@@ -146,3 +146,11 @@ def list_findings(
     if limit:
         stmt = stmt.limit(limit)
     return list(session.scalars(stmt))
+
+
+def excepted_ids(session: Session, asset: str) -> list[int]:
+    """The ids of ``asset``'s findings an exception covers."""
+    q = select(FindingRow.id).where(
+        FindingRow.asset_id == asset, FindingRow.status == FindingStatus.EXCEPTED.value
+    )
+    return sorted(session.scalars(q))

@@ -243,6 +243,104 @@ class TargetLeaseRow(Base):
     expires_at: Mapped[datetime]
 
 
+# -- governance: identities, policy decisions, exceptions, compliance -------
+
+
+class UserRow(Base):
+    """Someone (or some service) who acts on the workspace."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class RoleGrantRow(Base):
+    """A role held by a user, for the whole workspace or scoped to an asset
+    group and/or environment."""
+
+    __tablename__ = "role_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    group_name: Mapped[str | None] = mapped_column(String(200))
+    environment: Mapped[str | None] = mapped_column(String(16))
+    granted_by: Mapped[str] = mapped_column(String(200))
+    granted_at: Mapped[datetime]
+
+
+class ApiTokenRow(Base):
+    """An API token: only its argon2 hash is kept (the secret is shown once)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class PolicyDecisionRow(Base):
+    """The decision log: every policy decision with its input, the policy
+    version (hash) and the result, so it can be replayed."""
+
+    __tablename__ = "policy_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    decided_at: Mapped[datetime]
+    query: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(200))
+    policy_hash: Mapped[str] = mapped_column(String(64))
+    input: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class WaiverRow(Base):
+    """A policy exception (waiver): a finding, a rule on an asset or a rule
+    on a group is accepted as is until ``expires_at``."""
+
+    __tablename__ = "waivers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))  # finding | rule_asset | rule_group
+    finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"))
+    rule_id: Mapped[str | None] = mapped_column(String(200))
+    asset_id: Mapped[str | None] = mapped_column(String(200))
+    group_name: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    ticket: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    requested_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime]
+
+
+class ComplianceResultRow(Base):
+    """One evaluation of one control on one asset."""
+
+    __tablename__ = "compliance_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    control_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))  # pass | fail | excepted
+    findings: Mapped[list[str]] = mapped_column(JSON)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    evaluated_at: Mapped[datetime]
+
+
 class RemediationRow(Base):
     """One reviewed change across an asset group (``REM-<id>``): the
     workflow it follows (a frozen copy), where it stands, and who drives it
