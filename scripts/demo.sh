@@ -154,9 +154,14 @@ step "14. Remediate the group: rollback point, staging test, then wait for appro
 "$J" remediate --group portal --only config.ssh --workflow portal-ssh | brief
 rem=$(rem_id)
 
-step "15. A second person approves; the canary turns unhealthy and the fleet rolls back by itself" \
-  JUPITER_ACTOR=lead jupiter remediations approve "$rem"
-JUPITER_ACTOR="lead@$(hostname)" "$J" remediations approve "$rem" | brief || true
+step "15. Two approvers (prod needs two, and not the requester); the canaries turn unhealthy and the fleet rolls back by itself" \
+  jupiter --actor lena remediations approve "$rem" '&&' jupiter --actor omar remediations approve "$rem"
+"$J" users add lena --role approver >/dev/null
+"$J" users add omar --role approver >/dev/null
+echo '$ jupiter remediations approve '"$rem"'   (refused: the requester cannot approve its own change)'
+"$J" remediations approve "$rem" 2>&1 | tail -n 1 || true
+"$J" --actor lena remediations approve "$rem" --comment "staging test and diff reviewed" | brief
+"$J" --actor omar remediations approve "$rem" | brief || true
 "$J" remediations show "$rem" --json | "$ROOT/.venv/bin/python" -c '
 import json, sys
 r = json.load(sys.stdin)
@@ -176,18 +181,20 @@ def find(d):
 for key, value in (find(r["facts"]) or {}).items():
     print(f"  {key}: {value}")
 '
-if diff -r "$ROOT/examples/host/etc/ssh" "$FLEET/portal-01/etc/ssh" >/dev/null; then
-  echo "portal-01's sshd_config is byte-for-byte its rollback point; portal-02..06 were never touched"
-else
-  echo "the canary was not restored" >&2; exit 1
-fi
+for t in "$FLEET"/portal-0?; do
+  if ! diff -r "$ROOT/examples/host/etc/ssh" "$t/etc/ssh" >/dev/null; then
+    echo "$(basename "$t") was not restored" >&2; exit 1
+  fi
+done
+echo "every production host's sshd configuration is byte-for-byte its rollback point"
 
 step "16. Keys deployed on portal-01; a rolling deploy across the fleet goes through" \
   jupiter remediate --group portal --only config.ssh --workflow portal-ssh --strategy rolling
 rm "$FLEET/portal-01/needs-password-login"
 "$J" remediate --group portal --only config.ssh --workflow portal-ssh --strategy rolling | brief
 rem=$(rem_id)
-JUPITER_ACTOR="lead@$(hostname)" "$J" remediations approve "$rem" | brief
+"$J" --actor lena remediations approve "$rem" >/dev/null 2>&1
+"$J" --actor omar remediations approve "$rem" | brief
 
 step "17. Every remediation, and the audit chain that proves each step" \
   jupiter remediations list '&&' jupiter audit verify

@@ -227,7 +227,8 @@ class Approving:
             row, d, _, extra = self._approval_state(s, rem_id, now)
             summary = self._summary(row, d, extra)
         if d.outcome == "approved":
-            summary["status"] = self.remediations.approve(rem_id).status
+            # Approved here; the caller (or the worker, it is due now) drives it on.
+            summary["status"] = self.remediations.approve(rem_id, run=False).status
         elif d.outcome == "rejected":
             summary["status"] = self.remediations.cancel(rem_id).status
         return summary

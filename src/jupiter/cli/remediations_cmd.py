@@ -219,11 +219,32 @@ def show(ref: RemArg, json: JsonOpt = False) -> None:
     _emit(state.engine().remediations.show(ref), json, fail_on_rollback=False)
 
 
-@app.command("approve", help="Approve a remediation awaiting approval, and drive it on.")
-def approve(ref: RemArg, wait: NoWaitOpt = True, json: JsonOpt = False) -> None:
+@app.command(
+    "approve",
+    help="Approve the plan of a remediation awaiting approval (roles, separation of duties "
+    "and the policy's quorum apply, as in `jupiter approvals approve`); once approved it is "
+    "driven on.",
+)
+def approve(
+    ref: RemArg,
+    plan_hash: Annotated[
+        str | None, typer.Option("--plan-hash", help="The plan hash you reviewed.")
+    ] = None,
+    comment: Annotated[str, typer.Option("--comment", help="Why, for the audit.")] = "",
+    wait: NoWaitOpt = True,
+    json: JsonOpt = False,
+) -> None:
     eng = state.engine()
-    info = eng.remediations.approve(ref, run=False)
-    if wait:
+    verdict = eng.approve_remediation(ref, plan_hash, comment)
+    info = eng.remediations.show(ref)
+    if info.status != "approved":
+        if not json:
+            counted, required = len(verdict.get("counted") or []), verdict.get("required")
+            state.console(stderr=True).print(
+                f"{info.id}: approval recorded ({counted} of {required} needed); "
+                + "; ".join(verdict.get("missing") or verdict.get("reasons") or [])
+            )
+    elif wait:
         info = eng.remediations.run(info.id, progress=_progress(json))
     _emit(info, json)
 

@@ -373,6 +373,11 @@ class Remediations:
 
     @requires("remediation.approve")
     def approve(self, ref: str | int, *, run: bool = True) -> RemediationInfo:
+        """Move a remediation past its approval stage. People approve through
+        :meth:`jupiter.engine.Engine.approve_remediation` (the CLI's
+        ``remediations approve`` and ``approvals approve``), which applies
+        the roles, separation of duties and the policy's quorum and calls
+        this once they are met."""
         rem_id = parse_ref(ref)
         with self.engine.db.transaction() as s:
             row = self._get(s, rem_id)
