@@ -15,7 +15,7 @@ RefArg = Annotated[str, typer.Argument(help="Remediation id, such as REM-3.")]
 CommentOpt = Annotated[str, typer.Option("--comment", help="Note for the record.")]
 
 
-def _print(a: dict[str, Any]) -> None:
+def print_verdict(a: dict[str, Any]) -> None:
     out = state.console()
     out.print(
         f"{a['remediation']} [{a['status']}] {a['outcome']}: {len(a['counted'])} of "
@@ -36,7 +36,7 @@ def list_(json: JsonOpt = False) -> None:
         state.emit_json(rows)
         return
     for a in rows:
-        _print(a)
+        print_verdict(a)
     if not rows:
         state.console().print("nothing awaits approval")
 
@@ -48,7 +48,7 @@ def show(ref: RefArg, json: JsonOpt = False) -> None:
     if json:
         state.emit_json(a)
         return
-    _print(a)
+    print_verdict(a)
     for v in a["verdicts"]:
         state.console().print(f"  {v['verdict']} by {v['user']} for plan {v['plan_hash'][:12]}")
 
@@ -67,7 +67,7 @@ def approve(
     if json:
         state.emit_json(a)
     else:
-        _print(a)
+        print_verdict(a)
 
 
 @app.command("reject")
@@ -77,4 +77,4 @@ def reject(ref: RefArg, comment: CommentOpt = "", json: JsonOpt = False) -> None
     if json:
         state.emit_json(a)
     else:
-        _print(a)
+        print_verdict(a)

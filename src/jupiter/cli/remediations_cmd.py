@@ -238,13 +238,14 @@ def approve(
     verdict = eng.approve_remediation(ref, plan_hash, comment)
     info = eng.remediations.show(ref)
     if info.status != "approved":
-        if not json:
-            counted, required = len(verdict.get("counted") or []), verdict.get("required")
-            state.console(stderr=True).print(
-                f"{info.id}: approval recorded ({counted} of {required} needed); "
-                + "; ".join(verdict.get("missing") or verdict.get("reasons") or [])
-            )
-    elif wait:
+        if json:
+            state.emit_json(verdict)
+            return
+        from jupiter.cli.approvals_cmd import print_verdict
+
+        print_verdict(verdict)
+        return
+    if wait:
         info = eng.remediations.run(info.id, progress=_progress(json))
     _emit(info, json)
 
