@@ -246,7 +246,16 @@ def approve(
         print_verdict(verdict)
         return
     if wait:
-        info = eng.remediations.run(info.id, progress=_progress(json))
+        from jupiter.errors import PermissionDenied
+
+        try:
+            info = eng.remediations.run(info.id, progress=_progress(json))
+        except PermissionDenied:
+            # Approving and deploying are separate duties: the approver is done.
+            state.console(stderr=True).print(
+                f"{info.id} is approved; an operator drives it on with "
+                f"`jupiter remediations resume {info.id}`, or `jupiter worker` does"
+            )
     _emit(info, json)
 
 

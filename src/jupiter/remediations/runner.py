@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import or_, update
 
-from jupiter.errors import ConflictError
+from jupiter.errors import ConflictError, JupiterError
 from jupiter.faults import checkpoint
 from jupiter.remediations.context import Ctx, Stop, Trigger
 from jupiter.remediations.deploy import Inconclusive
@@ -208,6 +208,27 @@ def _ask_after_inconclusive(ctx: Ctx, stage: str, inc: Inconclusive) -> None:
     ctx.move(M.WAITING_MANUAL, facts={"verdict": inc.verdict})
 
 
+def roll_back_staging(ctx: Ctx) -> list[dict[str, Any]]:
+    """The staging test left its change on the group's staging assets (they
+    mirror production); a remediation rolled back takes it off them too, so
+    staging again mirrors production (and the next remediation's staging test
+    has something to test). A staging asset that cannot be restored is
+    reported; production's rollback stands either way."""
+    staging = {t.asset_id for t in ctx.targets("staging")}
+    out: list[dict[str, Any]] = []
+    for run in (ctx.rem().facts.get("test") or {}).get("runs") or []:
+        run_id, asset = run.get("run"), run.get("asset")
+        if asset not in staging or not isinstance(run_id, int):
+            continue
+        try:
+            done = ctx.engine.rollback(run_id)
+        except JupiterError as exc:
+            out.append({"asset": asset, "run": run_id, "ok": False, "error": str(exc)})
+            continue
+        out.append({"asset": asset, "run": run_id, "ok": bool(done.get("verified"))})
+    return out
+
+
 def roll_back_all(ctx: Ctx, trig: Trigger) -> str:
     """Roll back every target this remediation changed; end ``rolled_back``
     with the seed's facts (or ``failed`` when a target could not be restored)."""
@@ -231,6 +252,7 @@ def roll_back_all(ctx: Ctx, trig: Trigger) -> str:
     started = time.monotonic()
     results = [rollback_target(ctx, t.id) for t in ctx.targets(None) if changed(t)]
     ok = all(r["ok"] for r in results)
+    staging = roll_back_staging(ctx)
     seconds = round(time.monotonic() - started, 3)
     result = {
         "status": M.ROLLED_BACK.value if ok else M.FAILED.value,
@@ -243,6 +265,7 @@ def roll_back_all(ctx: Ctx, trig: Trigger) -> str:
         "targets": [
             {"asset": r["asset"], "ok": r["ok"], "restored": r["restored"]} for r in results
         ],
+        "staging": staging,
         "system_status": "restored to pre-remediation state"
         if ok
         else "NOT fully restored: "
