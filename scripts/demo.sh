@@ -14,7 +14,7 @@ export JUPITER_HOME="$WORK/workspace" JUPITER_ACTOR="demo@$(hostname)" COLUMNS="
 # A local Splunk HEC and Jira receive the tracking updates (step 13).
 "$ROOT/.venv/bin/python" scripts/fake_receivers.py "$WORK/received.json" > "$WORK/receivers.url" &
 receivers=$!
-trap 'kill "$receivers" 2>/dev/null || true; [ -n "$HEALTHD" ] && kill "$HEALTHD" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill "$receivers" 2>/dev/null || true; [ -n "$HEALTHD" ] && kill "$HEALTHD" 2>/dev/null; rm -rf "$WORK" 2>/dev/null || { sleep 1; rm -rf "$WORK"; }' EXIT
 for _ in $(seq 100); do [ -s "$WORK/receivers.url" ] && break; sleep 0.1; done
 fakes=$(cat "$WORK/receivers.url")
 export JUPITER_SPLUNK_HEC_URL="$fakes" JUPITER_SPLUNK_HEC_TOKEN="demo-hec-token-0000" \
