@@ -67,6 +67,12 @@ EVENT_MAP: dict[str, Event] = {
     # Governance (approvals, exceptions).
     "approval.reminder": Event("approval.reminder", W),
     "approval.escalated": Event("approval.escalated", H),
+    "approval.expired": Event("approval.expired", H),
+    "approval.auto": Event("approval.auto_approved", INFO),
+    "remediation.approve_recorded": Event("approval.recorded", INFO),
+    "remediation.reject_recorded": Event("approval.rejected", W),
+    "exception.requested": Event("exception.requested", INFO),
+    "exception.approved": Event("exception.approved", W),
     "exception.expiring": Event("exception.expiring", W),
     "exception.expired": Event("exception.expired", H),
 }
