@@ -107,11 +107,29 @@ class Test(StageKind):
         result = staging_test(ctx, stage)
         ready = bool(result.get("ready_for_production"))
         ctx.event(stage.label, "test", "ok" if ready else "failed", started=started, detail=result)
-        ctx.set_facts(test=result)
+        ctx.set_facts(test=result, **checklist_facts(result))
         if not ready:
             raise Stop(M.TEST_FAILED, "the staging test failed; see `jupiter remediations show`")
         ctx.move(M.TESTED, facts={"tests_run": result.get("tests_run")})
         return NEXT
+
+
+def checklist_facts(result: dict[str, Any]) -> dict[str, bool]:
+    """What the staging test measured for the approval checklist: the
+    rollback rehearsal, and performance (its health check). A check that was
+    skipped measured nothing and adds no fact."""
+    out: dict[str, bool] = {}
+    for check in result.get("checks") or []:
+        outcome = check.get("outcome")
+        if outcome not in ("passed", "failed"):
+            continue
+        key = {"rollback_rehearsal": "rollback_rehearsed", "health": "performance_ok"}.get(
+            check.get("name", "")
+        )
+        if key is not None:
+            # Several staging targets: every one must have passed.
+            out[key] = out.get(key, True) and outcome == "passed"
+    return out
 
 
 def staging_test(ctx: Ctx, stage: d.TestStage) -> dict[str, Any]:
