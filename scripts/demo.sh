@@ -180,8 +180,10 @@ def find(d):
             if hit:
                 return hit
     return None
+shown = ("status", "reason", "target", "rollback_snapshot", "rollback_duration", "system_status")
 for key, value in (find(r["facts"]) or {}).items():
-    print(f"  {key}: {value}")
+    if key in shown:
+        print(f"  {key}: {value}")
 '
 for t in "$FLEET"/portal-0?; do
   if ! diff -r "$ROOT/examples/host/etc/ssh" "$t/etc/ssh" >/dev/null; then
