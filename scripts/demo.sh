@@ -161,9 +161,7 @@ step "15. Two approvers (prod needs two, and not the requester); the canaries tu
 echo '$ jupiter remediations approve '"$rem"'   (refused: the requester cannot approve its own change)'
 "$J" remediations approve "$rem" 2>&1 | tail -n 1 || true
 "$J" --actor lena remediations approve "$rem" --comment "staging test and diff reviewed" | brief
-"$J" --actor omar remediations approve "$rem" | tail -n 1
-echo '$ jupiter remediations resume '"$rem"'   (the operator deploys what the approvers approved)'
-"$J" remediations resume "$rem" | brief || true
+"$J" --actor omar remediations approve "$rem" | brief || true
 "$J" remediations show "$rem" --json | "$ROOT/.venv/bin/python" -c '
 import json, sys
 r = json.load(sys.stdin)
@@ -198,8 +196,7 @@ rm "$FLEET/portal-01/needs-password-login"
 "$J" remediate --group portal --only config.ssh --workflow portal-ssh --strategy rolling | brief
 rem=$(rem_id)
 "$J" --actor lena remediations approve "$rem" >/dev/null 2>&1
-"$J" --actor omar remediations approve "$rem" >/dev/null 2>&1
-"$J" remediations resume "$rem" | brief
+"$J" --actor omar remediations approve "$rem" | brief
 
 step "17. Every remediation, and the audit chain that proves each step" \
   jupiter remediations list '&&' jupiter audit verify

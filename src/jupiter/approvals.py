@@ -164,12 +164,12 @@ class Approving:
 
     @requires("remediation.approve", scope="ref", kind="remediation")
     def approve_remediation(
-        self, ref: str | int, plan_hash: str | None = None, comment: str = ""
+        self, ref: str | int, plan_hash: str | None = None, comment: str = "", run: bool = True
     ) -> dict[str, Any]:
         """Approve the plan ``plan_hash`` (default: the current one) of a
         remediation awaiting approval; it proceeds once the policy's quorum
-        is met."""
-        return self._verdict(_ref(ref), "approve", plan_hash, comment)
+        is met (``run=False`` leaves that to ``jupiter worker``)."""
+        return self._verdict(_ref(ref), "approve", plan_hash, comment, run)
 
     @requires("remediation.approve", scope="ref", kind="remediation")
     def reject_remediation(self, ref: str | int, comment: str = "") -> dict[str, Any]:
@@ -179,7 +179,7 @@ class Approving:
         return self._verdict(_ref(ref), "reject", None, comment)
 
     def _verdict(
-        self, rem_id: int, verdict: str, plan_hash: str | None, comment: str
+        self, rem_id: int, verdict: str, plan_hash: str | None, comment: str, run: bool = True
     ) -> dict[str, Any]:
         now = utcnow()
         with self.db.reading() as s:
@@ -227,8 +227,9 @@ class Approving:
             row, d, _, extra = self._approval_state(s, rem_id, now)
             summary = self._summary(row, d, extra)
         if d.outcome == "approved":
-            # Approved here; the caller (or the worker, it is due now) drives it on.
-            summary["status"] = self.remediations.approve(rem_id, run=False).status
+            # The quorum is met: the remediation goes on (or, with run=False,
+            # the worker drives it, as it is due now).
+            summary["status"] = self.remediations.approve(rem_id, run=run).status
         elif d.outcome == "rejected":
             summary["status"] = self.remediations.cancel(rem_id).status
         return summary

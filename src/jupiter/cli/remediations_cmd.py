@@ -235,9 +235,12 @@ def approve(
     json: JsonOpt = False,
 ) -> None:
     eng = state.engine()
-    verdict = eng.approve_remediation(ref, plan_hash, comment)
+    # Once the quorum is met the approval drives the remediation on (the
+    # approver needs no operator role for that: the system deploys what was
+    # approved); --no-wait leaves it to `jupiter worker`.
+    verdict = eng.approve_remediation(ref, plan_hash, comment, run=wait)
     info = eng.remediations.show(ref)
-    if info.status != "approved":
+    if verdict["outcome"] != "approved":
         if json:
             state.emit_json(verdict)
             return
@@ -245,17 +248,6 @@ def approve(
 
         print_verdict(verdict)
         return
-    if wait:
-        from jupiter.errors import PermissionDenied
-
-        try:
-            info = eng.remediations.run(info.id, progress=_progress(json))
-        except PermissionDenied:
-            # Approving and deploying are separate duties: the approver is done.
-            state.console(stderr=True).print(
-                f"{info.id} is approved; an operator drives it on with "
-                f"`jupiter remediations resume {info.id}`, or `jupiter worker` does"
-            )
     _emit(info, json)
 
 
