@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from jupiter.health.judge import make_judge
 from jupiter.health.model import HealthConfig, HttpProbe, MetricProbe, Sample, Verdict
 from jupiter.health.probes import sample
@@ -85,6 +87,7 @@ def bake(
     return verdicts
 
 
+@pytest.mark.soak  # the runner-level variant (tests/remediations) runs by default
 def test_canaries_thirty_percent_slower_fail(tmp_path: Path) -> None:
     with running_fleet(tmp_path, 6) as fleet:
         canary, control = setup(fleet)
@@ -100,6 +103,7 @@ def test_canaries_thirty_percent_slower_fail(tmp_path: Path) -> None:
     assert web["mode"] == "control and baseline"
 
 
+@pytest.mark.soak  # the runner-level variant (tests/remediations) runs by default
 def test_healthy_noisy_change_with_one_blip_passes(tmp_path: Path) -> None:
     with running_fleet(tmp_path, 6) as fleet:
         canary, control = setup(fleet)
