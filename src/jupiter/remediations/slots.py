@@ -54,7 +54,10 @@ def deploy_idle(
     layout = layout_of(engine, asset)
     assert layout is not None
     root = open_target(connection)
-    with closing(root):
+    # The slots and the link belong to the asset's root: hold its lock while
+    # the idle slot is copied, fixed (the fix run locks the slot itself) and
+    # switched to, so two deploys of one asset cannot interleave.
+    with closing(root), _root_lock(engine, root):
         slots = bridges.slots(root, layout)
         slots.prepare_idle()
         idle = slots.idle()
@@ -75,9 +78,15 @@ def switch_back(engine: Engine, asset: str, connection: str, switch: dict[str, s
     if layout is None or not switch:
         return False
     root = open_target(connection)
-    with closing(root):
+    with closing(root), _root_lock(engine, root):
         slots = bridges.slots(root, layout)
         if slots.live() != switch["to"]:
             return False
         slots.switch(switch["from"])
         return True
+
+
+def _root_lock(engine: Engine, root: Target) -> Any:
+    from jupiter.locks import Holder, TargetLock
+
+    return TargetLock(engine.db, root, Holder.current("deploy", engine.actor))
