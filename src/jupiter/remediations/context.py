@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from jupiter import audit
 from jupiter.errors import NotFoundError
+from jupiter.redact import redact
 from jupiter.states import RemediationState, TargetState, transition
 from jupiter.store.tables import (
     RemediationEventRow,
@@ -153,7 +154,7 @@ class Ctx:
 
     def set_facts(self, **facts: Any) -> None:
         with self.write() as (_, row):
-            row.facts = {**row.facts, **facts}
+            row.facts = {**row.facts, **redact(facts)}
 
     def set_due(self, when: datetime | None) -> None:
         with self.write() as (_, row):
@@ -204,7 +205,9 @@ class Ctx:
             target=target,
             name=name,
             status=status,
-            detail=detail or {},
+            # Shown by `remediations show` (a test's output, a probe's error):
+            # redacted like the audit trail.
+            detail=redact(detail or {}),
             started_at=now,
             finished_at=now if duration is not None else None,
             duration=duration,
