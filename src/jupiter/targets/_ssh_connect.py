@@ -7,7 +7,7 @@ import asyncio
 import socket
 from pathlib import Path
 
-import asyncssh
+from jupiter.targets._asyncssh import asyncssh
 
 from jupiter.errors import TargetError
 from jupiter.targets.connection import SSHConnection

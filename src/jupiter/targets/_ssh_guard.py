@@ -26,7 +26,7 @@ import hashlib
 import posixpath
 import secrets
 
-import asyncssh
+from jupiter.targets._asyncssh import asyncssh
 
 from jupiter.errors import ConflictError
 from jupiter.targets.base import Expected

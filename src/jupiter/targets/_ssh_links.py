@@ -18,7 +18,7 @@ import stat as stat_mod
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-import asyncssh
+from jupiter.targets._asyncssh import asyncssh
 
 from jupiter.errors import TargetError
 from jupiter.targets._ssh_writes import kind_of

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-import asyncssh
+from jupiter.targets._asyncssh import asyncssh
 
 from jupiter.errors import TargetError
 

@@ -14,7 +14,7 @@ import stat as stat_mod
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-import asyncssh
+from jupiter.targets._asyncssh import asyncssh
 
 from jupiter.errors import ConflictError, TargetError
 from jupiter.targets import _ssh_guard as ssh_guard

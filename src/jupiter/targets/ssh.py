@@ -42,7 +42,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TypeVar
 
-import asyncssh
+from jupiter.targets._asyncssh import asyncssh
 
 from jupiter.errors import InputError, TargetError
 from jupiter.targets._loopthread import LoopThread
