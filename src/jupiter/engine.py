@@ -70,14 +70,21 @@ class Engine(
     """Jupiter's core, bound to one workspace."""
 
     def __init__(
-        self, workspace: Workspace, actor: str | None = None, token: str | None = None
+        self,
+        workspace: Workspace,
+        actor: str | None = None,
+        token: str | None = None,
+        db: Database | None = None,
     ) -> None:
         """``token`` (an API token) authenticates on first use and then
-        stands for its user, whatever ``actor`` says."""
+        stands for its user, whatever ``actor`` says. ``db`` shares an
+        already migrated database (a server opens one per process and an
+        Engine per request); ``close`` then leaves it open."""
         self.workspace = workspace
         self.actor = actor or default_actor()
         self._token = token
-        self._db: Database | None = None
+        self._db: Database | None = db
+        self._owns_db = db is None
         self._registry: Registry | None = None
         self._remediations: Remediations | None = None
 
@@ -115,9 +122,9 @@ class Engine(
         return self._db
 
     def close(self) -> None:
-        if self._db is not None:
+        if self._db is not None and self._owns_db:
             self._db.dispose()
-            self._db = None
+        self._db = None
 
     def __enter__(self) -> Engine:
         return self
