@@ -145,7 +145,7 @@ def test_security_headers_on_every_page(client: TestClient, place: Place) -> Non
         assert "frame-ancestors 'none'" in csp
         assert r.headers["x-frame-options"] == "DENY"
         assert r.headers["x-content-type-options"] == "nosniff"
-        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["referrer-policy"] == "same-origin"
     # No inline script or style attribute anywhere for the CSP to block.
     for r in pages[:-1]:
         assert not re.search(r"<script(?![^>]*\bsrc=)", r.text)

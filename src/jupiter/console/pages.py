@@ -208,9 +208,19 @@ def _paths(info: Any) -> list[str]:
 def remediation(request: Request, ref: str) -> Response:
     def work(ctx: Ctx) -> Response:
         info = ctx.engine.remediations.show(ref)
+        # Each target's fix and rollback runs: per fix, its status and the
+        # validators' and re-detection's verdicts (the check results).
+        runs = {
+            t.asset: [
+                ctx.engine.show_run(r)
+                for r in [*t.runs, *([t.rollback_run] if t.rollback_run else [])]
+            ]
+            for t in info.targets
+        }
         return ctx.render(
             "remediation.html",
             rem=info,
+            runs=runs,
             paths=_paths(info),
             ended=info.status in _ENDED,
             rollbackable=any(t.status in ("deployed", "verified") for t in info.targets),

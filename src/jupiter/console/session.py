@@ -37,7 +37,7 @@ MAX_AGE = 8 * 3600
 _CONTEXT = "jupiter-console-session-v1"
 
 #: Sent with every console response. Scripts and styles only from this
-#: origin (no inline script, no eval), no framing, no referrer leaks.
+#: origin (no inline script, no eval), no framing, no referrer to other sites.
 SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -45,7 +45,9 @@ SECURITY_HEADERS = {
     ),
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    # Not no-referrer: with it Chromium sends ``Origin: null`` on the
+    # console's own form posts, and the same-origin check needs the origin.
+    "referrer-policy": "same-origin",
     "cross-origin-opener-policy": "same-origin",
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
     "cache-control": "no-store",

@@ -24,6 +24,15 @@ PACKAGE = Path(str(files("jupiter.console")))
 templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 templates.env.autoescape = True
 
+
+def _when(value: object) -> str:
+    """An ISO timestamp as ``2026-12-05 18:21:25`` (UTC, to the second)."""
+    text = str(value or "")
+    return text[:19].replace("T", " ") if len(text) >= 19 else text
+
+
+templates.env.filters["when"] = _when
+
 #: The pages in the navigation bar: (path, label).
 NAV = [
     ("/dashboard", "Dashboard"),
@@ -90,13 +99,13 @@ def safe_next(value: str | None) -> str:
 
 
 def same_origin(request: Request) -> bool:
-    """A POST from another site is refused even before its CSRF token is
-    looked at (browsers send Origin on every cross-site form POST)."""
+    """False for a POST another site's page sent (browsers name the origin
+    of cross-site form posts); the session's CSRF token is checked too,
+    whatever this says, so a missing or opaque (``null``) origin passes here."""
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
-        return origin is None
-    host = request.headers.get("host", "")
-    return urlsplit(origin).netloc == host
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def handle(
