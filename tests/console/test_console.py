@@ -23,8 +23,10 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Place:
 
 @pytest.fixture(scope="module")
 def app_client(place: Place) -> Iterator[TestClient]:
-    with TestClient(place.app(), follow_redirects=False) as client:
+    app = place.app()
+    with TestClient(app, follow_redirects=False) as client:
         yield client
+    app.state.server.close()
 
 
 @pytest.fixture
@@ -265,6 +267,7 @@ def test_mount_is_idempotent(place: Place) -> None:
     mount(app)
     assert len(app.routes) == routes
     assert app.state.console_mounted
+    app.state.server.close()
 
 
 def test_session_cookie_is_sealed_not_signed_only(place: Place, tmp_path: Path) -> None:
@@ -276,3 +279,33 @@ def test_session_cookie_is_sealed_not_signed_only(place: Place, tmp_path: Path) 
     assert sessions.read(server, value + "x") is None
     assert sessions.read(server, "") is None
     server.close()
+
+
+def test_a_stale_plan_hash_is_refused(client: TestClient, place: Place) -> None:
+    csrf = login(client, place.tokens["bob"])
+    r = client.post(f"/approvals/{place.rem}/approve", data={"csrf": csrf, "plan_hash": "0" * 64})
+    assert r.status_code == 403 and "plan changed" in r.text
+    with place.engine() as eng:
+        assert eng.show_approval(place.rem)["verdicts"] == []
+
+
+@pytest.mark.postgres
+def test_the_console_on_postgresql(pg_schema_url: str, tmp_path: Path) -> None:
+    from jupiter.api.app import create_app
+    from jupiter.engine import Engine
+    from jupiter.workspace import Workspace
+
+    home = tmp_path / "home"
+    with Engine(Workspace(home, pg_schema_url), actor="root") as admin:
+        admin.init()
+        admin.add_user("vic", ["viewer"])
+        token = admin.create_token(user="vic")["token"]
+    app = create_app(home, pg_schema_url)
+    mount(app)
+    with TestClient(app, follow_redirects=False) as pg_client:
+        csrf = login(pg_client, token)
+        for path in ("/dashboard", "/findings", "/remediations", "/exceptions"):
+            assert pg_client.get(path).status_code == 200, path
+        assert "The hash chain verifies" in pg_client.get("/audit?verify=1").text
+        assert pg_client.post("/logout", data={"csrf": csrf}).status_code == 303
+    app.state.server.close()
