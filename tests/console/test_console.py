@@ -309,3 +309,13 @@ def test_the_console_on_postgresql(pg_schema_url: str, tmp_path: Path) -> None:
         assert "The hash chain verifies" in pg_client.get("/audit?verify=1").text
         assert pg_client.post("/logout", data={"csrf": csrf}).status_code == 303
     app.state.server.close()
+
+
+def test_a_rejection_without_a_reason_is_refused(client: TestClient, place: Place) -> None:
+    csrf = login(client, place.tokens["bob"])
+    r = client.post(f"/approvals/{place.rem}/reject", data={"csrf": csrf, "comment": "  "})
+    assert r.status_code == 422 and "a rejection needs a" in r.text
+    with place.engine() as eng:
+        assert eng.remediations.show(place.rem).status == "awaiting_approval"
+    listing = client.get("/remediations").text
+    assert f'href="/remediations/{place.rem}"' in listing and "awaiting_approval" in listing
