@@ -188,6 +188,7 @@ class Database:
         self.file.parent.mkdir(parents=True, exist_ok=True)
         copy = self.file.with_name(f"{self.file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         shutil.copyfile(template, copy)
+        _new_identity(copy)
         try:
             # A link never replaces: a process that got there first keeps its file.
             os.link(copy, self.file)
@@ -286,6 +287,24 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _new_identity(file: Path) -> None:
+    """A copied template becomes a workspace of its own: the id migration 0003
+    drew belongs to the template, and checkpoints are bound to the id."""
+    import uuid
+
+    from jupiter.store.tables import WorkspaceInfoRow, utcnow
+
+    copy = Database(f"sqlite:///{file}")
+    try:
+        with copy.transaction() as s:
+            row = s.get(WorkspaceInfoRow, 1)
+            assert row is not None
+            row.workspace_id = str(uuid.uuid4())
+            row.created_at = utcnow()
+    finally:
+        copy.dispose()
 
 
 #: SQLite's words for a file that is not (or no longer) a whole database.
