@@ -119,6 +119,8 @@ class FakeForge:
             if not self._authorised(headers):
                 return self._send(h, 401, {"message": "Bad credentials"})
             prefix = self._prefix()
+            if split.path == prefix and h.command == "GET":
+                return self._send(h, 200, {"id": 1, "full_name": self.repo})
             if not split.path.startswith(prefix + "/"):
                 return self._send(h, 404, {"message": "Not Found"})
             rest = split.path[len(prefix) :]

@@ -98,6 +98,15 @@ def forge(
 
 
 @pytest.fixture
+def github(work: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeForge]:
+    fake = FakeForge("github", "acme/app", TOKEN, work.parent / "remote.git")
+    monkeypatch.setenv("JUPITER_GITHUB_URL", fake.url)
+    monkeypatch.setenv("JUPITER_GITHUB_TOKEN", TOKEN)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
 def eng(tmp_path: Path) -> Iterator[Engine]:
     e = Engine(
         Workspace(tmp_path / "home", f"sqlite:///{tmp_path / 'home' / 'j.db'}"), actor="tester"
@@ -125,9 +134,11 @@ def test_open_update_ci_decline_remembered(eng: Engine, work: Path, forge: FakeF
     assert pr["action"] == "opened" and pr["number"] == 1
     # The work tree is back on main, unchanged; the branch is on the remote.
     assert git(work, "branch", "--show-current").strip() == "main"
-    assert remote_sha(work, "jupiter/sqli") == pr["head"] == git(
-        work, "rev-parse", "jupiter/sqli"
-    ).strip()
+    assert (
+        remote_sha(work, "jupiter/sqli")
+        == pr["head"]
+        == git(work, "rev-parse", "jupiter/sqli").strip()
+    )
     [create] = forge.calls("POST", "/merge_requests" if kind == "gitlab" else "/pulls")
     prefix = {"github": "/repos/acme/app", "gitea": "/api/v1/repos/acme/app"}.get(
         kind, "/api/v4/projects/" + quote("acme/team/app", safe="")
@@ -218,9 +229,7 @@ def test_groups_close_when_fixed_elsewhere_and_merged_completes(
             )  # fmt: skip
             s.add(rem)
             s.flush()
-            row = s.scalars(
-                select(PullRequestRow).where(PullRequestRow.state == "open")
-            ).one()
+            row = s.scalars(select(PullRequestRow).where(PullRequestRow.state == "open")).one()
             row.remediation_id = rem.id
             rem_id = rem.id
         opened = next(p for p in fake.pulls.values() if p.head == "jupiter/sqli-src")
@@ -238,17 +247,15 @@ def test_groups_close_when_fixed_elsewhere_and_merged_completes(
 
 
 def test_remote_branch_with_someone_elses_commits_is_never_overwritten(
-    eng: Engine, work: Path, forge: FakeForge
+    eng: Engine, work: Path, github: FakeForge
 ) -> None:
-    if forge.kind != "github":
-        pytest.skip("the git side is the same for every forge")
     git(work, "push", "-q", "origin", "main:refs/heads/jupiter/sqli")
     before = remote_sha(work, "jupiter/sqli")
     with pytest.raises(InputError, match="commits Jupiter did not push; it was not overwritten"):
         fix(eng, work, "github")
     assert remote_sha(work, "jupiter/sqli") == before
     assert git(work, "rev-parse", "--verify", "jupiter/sqli")  # the local fixes are kept
-    assert forge.pulls == {}
+    assert github.pulls == {}
 
 
 def test_lease_refuses_a_push_that_raced_ahead(work: Path) -> None:
@@ -265,15 +272,13 @@ def test_lease_refuses_a_push_that_raced_ahead(work: Path) -> None:
     assert remote_sha(work, "race") == theirs
 
 
-def test_no_remote_and_rejected_push(eng: Engine, work: Path, forge: FakeForge) -> None:
-    if forge.kind != "gitea":
-        pytest.skip("the git side is the same for every forge")
+def test_no_remote_and_rejected_push(eng: Engine, work: Path, github: FakeForge) -> None:
     from jupiter.git_delivery import GitDelivery
 
     git(work, "remote", "remove", "origin")
     head = git(work, "rev-parse", "HEAD")
     with pytest.raises(InputError, match="has no remote 'origin'; add it with"):
-        fix(eng, work, "gitea")
+        fix(eng, work, "github")
     assert git(work, "rev-parse", "HEAD") == head and not git(work, "status", "--porcelain")
     git(work, "remote", "add", "origin", str(work.parent / "remote.git"))
     hook = work.parent / "remote.git" / "hooks" / "pre-receive"
@@ -299,9 +304,9 @@ def test_forge_errors_are_one_sentence_naming_the_variable(
     fake = FakeForge("github", "acme/app", TOKEN, tmp_path)
     try:
         fake.script.append((status, headers))
-        with open_forge("github", "acme/app", base_url=fake.url, token=TOKEN) as client:
-            with pytest.raises(InputError, match=match) as err:
-                client.get(1)
+        client = open_forge("github", "acme/app", base_url=fake.url, token=TOKEN)
+        with client, pytest.raises(InputError, match=match) as err:
+            client.get(1)
         assert TOKEN not in str(err.value) and "\n" not in str(err.value)
     finally:
         fake.stop()
@@ -312,28 +317,23 @@ def test_rate_limit_waits_as_told_then_succeeds(tmp_path: Path) -> None:
     waits: list[float] = []
     try:
         fake.script += [(429, {"Retry-After": "2"}), (429, {"Retry-After": "3"})]
-        with pytest.raises(InputError, match="rate-limited"):
-            with open_forge(
-                "gitea", "acme/app", base_url=fake.url, token=TOKEN, max_wait=4,
-                sleep=waits.append,
-            ) as client:  # fmt: skip
-                client.get(1)
+        bounded = open_forge(
+            "gitea", "acme/app", base_url=fake.url, token=TOKEN, max_wait=4, sleep=waits.append
+        )
+        with bounded, pytest.raises(InputError, match="rate-limited"):
+            bounded.get(1)
         assert waits == [2.0]  # 2 + 3 would pass the bound: no second wait
         fake.script += [(429, {"Retry-After": "1"})]
         waits.clear()
-        with open_forge(
-            "gitea", "acme/app", base_url=fake.url, token=TOKEN, sleep=waits.append
-        ) as client:
-            with pytest.raises(InputError, match="HTTP 404"):
-                client.get(1)  # waited once, then the real answer: no such pull request
+        client = open_forge("gitea", "acme/app", base_url=fake.url, token=TOKEN, sleep=waits.append)
+        with client, pytest.raises(InputError, match="HTTP 404"):
+            client.get(1)  # waited once, then the real answer: no such pull request
         assert waits == [1.0]
     finally:
         fake.stop()
 
 
-def test_missing_token_names_the_variable_before_anything_changes(
-    eng: Engine, work: Path
-) -> None:
+def test_missing_token_names_the_variable_before_anything_changes(eng: Engine, work: Path) -> None:
     head = git(work, "rev-parse", "HEAD")
     with pytest.raises(InputError, match="set JUPITER_GITLAB_TOKEN"):
         fix(eng, work, "gitlab")
@@ -341,31 +341,35 @@ def test_missing_token_names_the_variable_before_anything_changes(
     assert git(work, "branch", "--list", "jupiter/sqli") == ""
 
 
-def test_cli_pull_request_flow_and_bad_input(
-    tmp_path: Path, work: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unknown_forge_group_and_repo_are_refused() -> None:
+    with pytest.raises(InputError, match="unknown forge 'bitbucket'"):
+        PullRequestOptions("bitbucket", "a/b").check()
+    with pytest.raises(InputError, match="unknown --group 'file'"):
+        PullRequestOptions("github", "a/b", group="file").check()
+    with pytest.raises(InputError, match="is not OWNER/NAME"):
+        PullRequestOptions("github", "a/b/c").check()
+    assert PullRequestOptions("gitlab", "g/sub/app/").check().repo == "g/sub/app"
+
+
+def test_cli_pull_request_flow_and_a_refused_token(tmp_path: Path, work: Path) -> None:
     fake = FakeForge("github", "acme/app", TOKEN, work.parent / "remote.git")
-    env = {
-        "JUPITER_GITHUB_URL": fake.url,
-        "JUPITER_GITHUB_TOKEN": TOKEN,
-        "HOME": os.environ["HOME"],
-    }
+    env = {"JUPITER_GITHUB_URL": fake.url, "JUPITER_GITHUB_TOKEN": TOKEN}
     home = tmp_path / "jhome"
+    args = ["fix", str(work), "--yes", "--git-branch", "jupiter/sqli"]
+    args += ["--pull-request", "github", "--repo", "acme/app"]
     try:
-        args = ["fix", str(work), "--yes", "--git-branch", "jupiter/sqli"]
-        bad = run_cli(*args, "--pull-request", "bitbucket", "--repo", "a/b", home=home, env=env)
-        assert bad.returncode == 2 and "unknown forge 'bitbucket'" in bad.stderr
-        ok = run_cli(*args, "--pull-request", "github", "--repo", "acme/app", home=home, env=env)
+        ok = run_cli(*args, home=home, env=env)
         assert ok.returncode == 0, ok.stderr
         assert "pull request opened: #1" in ok.stdout and TOKEN not in ok.stdout + ok.stderr
-        listed = run_cli("pull-requests", "list", "--json", home=home, env=env)
-        assert '"state": "open"' in listed.stdout
-        wrong = {**env, "JUPITER_GITHUB_TOKEN": "wrong"}
-        again = run_cli(
-            *args, "--pull-request", "github", "--repo", "acme/app", home=home, env=wrong
-        )
-        assert again.returncode == 2
-        assert "refused the token in JUPITER_GITHUB_TOKEN" in again.stderr
-        assert "wrong" not in again.stderr
+        refused = run_cli(*args, home=home, env={**env, "JUPITER_GITHUB_TOKEN": "wrong"})
+        assert refused.returncode == 2
+        assert "refused the token in JUPITER_GITHUB_TOKEN" in refused.stderr
+        assert "wrong" not in refused.stderr
+        # Nothing lost locally: the branch Jupiter made is still there, HEAD is back on main.
+        assert git(work, "branch", "--show-current").strip() == "main"
+        assert git(work, "rev-parse", "--verify", "jupiter/sqli")
+        with Engine(Workspace(home, f"sqlite:///{home / 'jupiter.db'}"), actor="cli-tester") as e:
+            [row] = e.list_pull_requests(state="open")
+        assert row["number"] == 1 and row["branch"] == "jupiter/sqli"
     finally:
         fake.stop()

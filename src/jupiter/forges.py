@@ -230,6 +230,14 @@ class Forge:
 
     # -- the interface -------------------------------------------------------
 
+    def check(self) -> None:
+        """Prove the token is accepted and the repository exists (one GET),
+        before anything is pushed."""
+        self._call("GET", self._repo_path())
+
+    def _repo_path(self) -> str:
+        raise NotImplementedError
+
     def open(self, head: str, base: str, title: str, body: str) -> PullInfo:
         raise NotImplementedError
 
@@ -262,6 +270,9 @@ class GitHub(Forge):
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": "2022-11-28",
         }
+
+    def _repo_path(self) -> str:
+        return self._r
 
     @property
     def _r(self) -> str:
@@ -325,6 +336,9 @@ class GitLab(Forge):
 
     def _auth_headers(self) -> dict[str, str]:
         return {"PRIVATE-TOKEN": self._token}
+
+    def _repo_path(self) -> str:
+        return self._r
 
     @property
     def _r(self) -> str:
@@ -393,6 +407,9 @@ class Gitea(Forge):
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self._token}"}
+
+    def _repo_path(self) -> str:
+        return self._r
 
     @property
     def _r(self) -> str:

@@ -261,7 +261,8 @@ def preflight(git: GitDelivery, opts: PullRequestOptions, branch: str) -> str:
             f"HEAD in {git.root} is detached; pass --base with the branch the pull request "
             "should merge into"
         )
-    forge_factory(opts.forge, opts.repo).close_client()  # the token variable is set
+    with forge_factory(opts.forge, opts.repo) as forge:
+        forge.check()  # the token is accepted and the repository exists
     return base
 
 
