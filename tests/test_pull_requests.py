@@ -373,3 +373,64 @@ def test_cli_pull_request_flow_and_a_refused_token(tmp_path: Path, work: Path) -
         assert row["number"] == 1 and row["branch"] == "jupiter/sqli"
     finally:
         fake.stop()
+
+
+def test_workflow_deploy_stage_delivers_a_pull_request_and_merge_completes(
+    eng: Engine, work: Path, github: FakeForge
+) -> None:
+    """`deliver: pull_request` on a workflow's deploy stage: the reviewed
+    plans become a PR; the remediation waits in deploying until the poll
+    sees the merge (completed) or the close (cancelled); CI is its test result."""
+    import yaml
+
+    (eng.workspace.home / "workflows").mkdir(parents=True)
+    pr = {"forge": "github", "repo": "acme/app", "branch": "jupiter/rem"}
+    stages = [
+        {"kind": "snapshot"},
+        {"kind": "deploy", "deliver": "pull_request", "pull_request": pr},
+    ]
+    (eng.workspace.home / "workflows" / "code-pr.yaml").write_text(
+        yaml.safe_dump({"name": "code-pr", "stages": stages})
+    )
+    eng.scan(str(work))
+    made = eng.remediations.create(str(work), only=["PY-SQLI-001"], workflow="code-pr")
+    assert made.remediation is not None
+    info = eng.remediations.run(made.remediation.id)
+    assert info.status == "deploying", info.to_json()
+    [create] = github.calls("POST", "/pulls")
+    assert create.body["head"] == "jupiter/rem" and create.body["base"] == "main"
+    assert "PY-SQLI-001" in github.pulls[1].body
+    # The target's base branch is untouched: merging the request is the deployment.
+    assert git(work, "branch", "--show-current").strip() == "main"
+    assert "%" in (work / "src" / "main.py").read_text()
+    assert remote_sha(work, "jupiter/rem") == git(work, "rev-parse", "jupiter/rem").strip()
+    # Resuming does not open a second request.
+    assert eng.remediations.resume(made.remediation.id).status == "deploying"
+    assert len(github.pulls) == 1
+    head = remote_sha(work, "jupiter/rem")
+    github.statuses[str(head)] = [("ci/tests", "failure")]
+    [polled] = eng.sync_pull_requests()
+    assert polled["ci"] == "failure"
+    rem_id = int(str(made.remediation.id).removeprefix("REM-"))
+    with eng.db.reading() as s:
+        rem = s.get(RemediationRow, rem_id)
+        assert rem is not None
+        assert rem.facts["test_result"]["status"] == "failure"
+        assert rem.facts["test_result"]["source"] == "pull_request_ci"
+    github.pulls[1].state = "merged"
+    [polled] = eng.sync_pull_requests()
+    assert polled["remediation_completed"] == f"REM-{rem_id}"
+    assert eng.remediations.show(made.remediation.id).status == "completed"
+
+
+def test_workflow_deploy_stage_needs_its_pull_request_settings() -> None:
+    from pydantic import ValidationError
+
+    from jupiter.workflows.definitions import DeployStage
+
+    with pytest.raises(ValidationError, match="needs a 'pull_request:' mapping"):
+        DeployStage(deliver="pull_request")
+    with pytest.raises(ValidationError, match="repo"):
+        DeployStage.model_validate(
+            {"deliver": "pull_request", "pull_request": {"forge": "github", "repo": "nope"}}
+        )

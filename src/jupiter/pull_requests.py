@@ -277,7 +277,7 @@ def deliver(
     asset_id: str,
     run_id: int | None,
     run_git: dict[str, Any] | None,
-    detected: set[str],
+    detected: set[str] | None,
     remediation_id: int | None = None,
 ) -> list[dict[str, Any]]:
     """Push and open/update one request per group of the run's fixed
@@ -338,7 +338,8 @@ def deliver(
                     remediation_id=remediation_id,
                 )
             )
-        out += _close_obsolete(db, actor, forge, opts, branch, detected, delivered)
+        if detected is not None:  # what a scan of the base found now
+            out += _close_obsolete(db, actor, forge, opts, branch, detected, delivered)
     finally:
         forge.close_client()
     return out
@@ -520,6 +521,7 @@ def _settle(db: Database, actor: str, rid: int, state: str, head: str | None) ->
         subject = f"pr:{row.forge}:{row.repo}#{row.number}"
         audit.record(s, actor, f"pull_request.{new}", subject, {"group": row.group_key})
         done: str | None = None
+        cancelled: str | None = None
         if new == "merged" and row.remediation_id is not None:
             rem = s.get(RemediationRow, row.remediation_id)
             if rem is not None and allowed(
@@ -534,7 +536,19 @@ def _settle(db: Database, actor: str, rid: int, state: str, head: str | None) ->
                     facts={"pull_request": row.url},
                 )
                 done = f"REM-{rem.id}"
-        return {"state": new, "remediation_completed": done}
+        if new == "declined" and row.remediation_id is not None:
+            rem = s.get(RemediationRow, row.remediation_id)
+            if rem is not None and allowed(
+                RemediationState, rem.status, RemediationState.CANCELLED
+            ):
+                reason = f"the pull request {row.url} was closed unmerged"
+                rem.reason = reason
+                transition(
+                    s, rem, RemediationState.CANCELLED, actor=actor, subject=f"REM-{rem.id}",
+                    facts={"pull_request": row.url, "reason": reason},
+                )  # fmt: skip
+                cancelled = f"REM-{rem.id}"
+        return {"state": new, "remediation_completed": done, "remediation_cancelled": cancelled}
 
 
 def _record_ci(
