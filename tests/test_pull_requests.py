@@ -375,8 +375,9 @@ def test_cli_pull_request_flow_and_a_refused_token(tmp_path: Path, work: Path) -
         fake.stop()
 
 
+@pytest.mark.parametrize("outcome", ["merged", "closed"])
 def test_workflow_deploy_stage_delivers_a_pull_request_and_merge_completes(
-    eng: Engine, work: Path, github: FakeForge
+    eng: Engine, work: Path, github: FakeForge, outcome: str
 ) -> None:
     """`deliver: pull_request` on a workflow's deploy stage: the reviewed
     plans become a PR; the remediation waits in deploying until the poll
@@ -417,10 +418,15 @@ def test_workflow_deploy_stage_delivers_a_pull_request_and_merge_completes(
         assert rem is not None
         assert rem.facts["test_result"]["status"] == "failure"
         assert rem.facts["test_result"]["source"] == "pull_request_ci"
-    github.pulls[1].state = "merged"
+    github.pulls[1].state = outcome
     [polled] = eng.sync_pull_requests()
-    assert polled["remediation_completed"] == f"REM-{rem_id}"
-    assert eng.remediations.show(made.remediation.id).status == "completed"
+    if outcome == "merged":
+        assert polled["remediation_completed"] == f"REM-{rem_id}"
+        assert eng.remediations.show(made.remediation.id).status == "completed"
+    else:
+        assert polled["state"] == "declined"
+        assert polled["remediation_cancelled"] == f"REM-{rem_id}"
+        assert eng.remediations.show(made.remediation.id).status == "cancelled"
 
 
 def test_workflow_deploy_stage_needs_its_pull_request_settings() -> None:

@@ -560,6 +560,14 @@ class GitDelivery:
             "nothing was changed locally: check your push rights and the remote's branch rules"
         )
 
+    def switch_back(self, branch: str) -> None:
+        """Check out the existing ``branch`` again (refusing a dirty or
+        unsettled work tree), e.g. the base branch after a delivery."""
+        if branch.startswith("-") or self.branch_tip(branch) is None:
+            raise InputError(f"branch {branch!r} does not exist in {self.root}")
+        self._refuse_unsettled(f"switch to branch {branch!r}")
+        self._git("switch", "-q", "--no-guess", branch)
+
     def branch_tip(self, branch: str) -> str | None:
         """The sha of the local ``branch``, None if it does not exist."""
         if branch.startswith("-"):

@@ -309,8 +309,7 @@ def deliver(
                 manual_list.append(it)
         # Return to the user's branch; the run's branch stays (rollback uses it).
         if git.current_branch() == branch:
-            git._refuse_unsettled(f"leave branch {branch!r}")
-            git._git("switch", "-q", "--no-guess", base_branch)
+            git.switch_back(base_branch)
     forge = forge_factory(opts.forge, opts.repo)
     try:
         delivered: set[str] = set()
