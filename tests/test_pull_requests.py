@@ -251,11 +251,31 @@ def test_remote_branch_with_someone_elses_commits_is_never_overwritten(
 ) -> None:
     git(work, "push", "-q", "origin", "main:refs/heads/jupiter/sqli")
     before = remote_sha(work, "jupiter/sqli")
+    head = git(work, "rev-parse", "HEAD")
     with pytest.raises(InputError, match="commits Jupiter did not push; it was not overwritten"):
         fix(eng, work, "github")
     assert remote_sha(work, "jupiter/sqli") == before
-    assert git(work, "rev-parse", "--verify", "jupiter/sqli")  # the local fixes are kept
+    # Refused before the run: nothing changed locally either.
+    assert git(work, "rev-parse", "HEAD") == head and not git(work, "status", "--porcelain")
+    assert git(work, "branch", "--list", "jupiter/sqli") == ""
     assert github.pulls == {}
+    # A request Jupiter keeps current whose branch a reviewer pushed to: the
+    # next run stops before changing anything, and never overwrites it.
+    git(work.parent / "remote.git", "branch", "-D", "jupiter/sqli")
+    [pr] = _prs(fix(eng, work, "github"))
+    git(work, "fetch", "-q", "origin", "jupiter/sqli")
+    git(work, "switch", "-q", "-c", "review", "FETCH_HEAD")
+    git(work, "commit", "-q", "--allow-empty", "-m", "reviewer's tweak")
+    git(work, "push", "-q", "origin", "review:jupiter/sqli")
+    git(work, "switch", "-q", "main")
+    theirs = remote_sha(work, "jupiter/sqli")
+    assert theirs != pr["head"]
+    local = git(work, "rev-parse", "jupiter/sqli")
+    with pytest.raises(InputError, match="commits Jupiter did not push"):
+        fix(eng, work, "github")
+    assert remote_sha(work, "jupiter/sqli") == theirs
+    assert git(work, "rev-parse", "jupiter/sqli") == local
+    assert len(github.pulls) == 1
 
 
 def test_lease_refuses_a_push_that_raced_ahead(work: Path) -> None:

@@ -93,11 +93,11 @@ class _PullRequestHook:
     base_branch: str = ""
     detected: set[str] = field(default_factory=set)
 
-    def prepare(self, target: Target) -> None:
+    def prepare(self, target: Target, db: Database) -> None:
         from jupiter.pull_requests import preflight
 
         self.git = _git_of(target)
-        self.base_branch = preflight(self.git, self.options, self.branch)
+        self.base_branch = preflight(self.git, self.options, self.branch, db)
 
 
 MAX_CONFIRM_ROUNDS = 5
@@ -403,7 +403,7 @@ class Fixing:
         target, asset_id = self._open_target(target_spec, asset)
         with closing(target):
             if hook is not None:
-                hook.prepare(target)
+                hook.prepare(target, self.db)
             scan = self._scan(target, asset_id, params)
             if hook is not None:
                 hook.detected = set(scan.fingerprints)

@@ -245,10 +245,38 @@ def _items(s: Session, steps: list[RunStepRow]) -> dict[int, Item]:
     return out
 
 
-def preflight(git: GitDelivery, opts: PullRequestOptions, branch: str) -> str:
+def _foreign_branch(head: str, remote: str) -> InputError:
+    return InputError(
+        f"branch {head!r} already exists on the remote {remote!r} with commits "
+        "Jupiter did not push; it was not overwritten and nothing was lost locally: "
+        "delete or merge that branch, or choose another --git-branch"
+    )
+
+
+def preflight(
+    git: GitDelivery, opts: PullRequestOptions, branch: str, db: Database | None = None
+) -> str:
     """Everything checkable before a fix changes anything: the remote, the
-    base branch, the token; returns the base branch name."""
+    base branch, the token, and (with ``db``) that no branch Jupiter keeps
+    current for this delivery was pushed to by someone else; returns the
+    base branch name."""
     git.remote_url(opts.remote)
+    if db is not None:
+        with db.reading() as s:
+            known = {
+                r.branch: r.head_sha
+                for r in s.scalars(
+                    select(PullRequestRow).where(
+                        PullRequestRow.forge == opts.forge, PullRequestRow.repo == opts.repo
+                    )
+                )
+                if r.group_key.startswith(branch + "|")
+            }
+        heads = set(known) | ({branch} if opts.group == "run" else set())
+        for head in sorted(heads):
+            tip = git.remote_tip(opts.remote, head)
+            if tip is not None and tip != known.get(head):
+                raise _foreign_branch(head, opts.remote)
     current = git.current_branch()
     if current is not None and (current == branch or current.startswith(branch + "-")):
         raise InputError(
@@ -403,11 +431,7 @@ def _deliver_group(
     expect = None
     if remote_tip is not None:
         if rec is None or remote_tip != rec.head_sha:
-            raise InputError(
-                f"branch {head!r} already exists on the remote {opts.remote!r} with commits "
-                "Jupiter did not push; it was not overwritten and nothing was lost locally: "
-                "delete or merge that branch, or choose another --git-branch"
-            )
+            raise _foreign_branch(head, opts.remote)
         expect = remote_tip
     title = title_for(opts.group, value, fixed)
     body = render_body(fixed, manual, run_id, base_branch, head)

@@ -83,7 +83,7 @@ def _deliver(
     opts = PullRequestOptions(cfg.forge, cfg.repo, cfg.group, cfg.remote, cfg.base).check()
     with files(ctx.engine, asset, connection) as target:
         git = _git_of(target)
-        base_branch = preflight(git, opts, cfg.branch)
+        base_branch = preflight(git, opts, cfg.branch, ctx.db)
         chain = candidates(ctx.engine, steps)
         holder = Holder.current("deploy", ctx.actor)
         with TargetLock(ctx.db, target, holder, timeout=LOCK_TIMEOUT) as lock:
