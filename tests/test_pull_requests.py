@@ -460,3 +460,59 @@ def test_workflow_deploy_stage_needs_its_pull_request_settings() -> None:
         DeployStage.model_validate(
             {"deliver": "pull_request", "pull_request": {"forge": "github", "repo": "nope"}}
         )
+
+
+def test_body_lists_evidence_decisions_and_undo_and_is_redacted() -> None:
+    from jupiter.pull_requests import Item, labels_for, render_body, title_for
+    from jupiter.store.tables import FindingRow, RunStepRow
+
+    def finding(i: int, rule: str, severity: str, path: str) -> FindingRow:
+        return FindingRow(
+            id=i, fingerprint=f"{i:064x}", rule_id=rule, title=f"{rule} title", severity=severity,
+            path=path, start_line=7, aliases=["CVE-2024-0001"],
+        )  # fmt: skip
+
+    fixed = Item(
+        finding(1, "B608", "high", "app/db.py"),
+        RunStepRow(
+            remediator="sql-injection",
+            status="verified",
+            commit="a" * 40,
+            plan_hash="h1",
+            detail="fixed and verified by re-detection",
+            validations=[{"validator": "python-compile", "status": "passed", "detail": "ok"}],
+            plan={
+                "title": "Parameterise the query",
+                "diff": "-pw = 'x'\n+password = \"hunter2secretvalue\"\n",
+            },
+        ),
+        ["bandit", "semgrep"],
+    )
+    manual = Item(
+        finding(2, "DOCKER-STAGE-ALIAS", "critical", "Dockerfile"),
+        RunStepRow(
+            remediator="dockerfile",
+            status="needs_manual",
+            commit=None,
+            plan_hash="h2",
+            detail="",
+            validations=[],
+            plan={"needs_manual": "rename one of the two stages"},
+        ),
+        ["jupiter"],
+    )
+    body = render_body([fixed], [manual], 12, "main", "jupiter/x")
+    for text in (
+        "| 1 | high | `B608` | bandit, semgrep | `app/db.py:7` | aaaaaaaaaaaa |",
+        "**Advisories:** CVE-2024-0001",
+        "- re-detection: fixed and verified by re-detection",
+        "- python-compile: passed — ok",
+        "- [ ] **DOCKER-STAGE-ALIAS** in `Dockerfile:7` (#2, critical): rename one of the two",
+        "`jupiter rollback 12`",
+        "`git revert` the commits listed above on `main`",
+    ):
+        assert text in body, text
+    assert "hunter2secretvalue" not in body
+    assert labels_for([fixed, manual]) == ["security", "critical"]
+    assert title_for("rule", "B608", [fixed]) == "fix(security): B608 (1 finding)"
+    assert title_for("finding", "x", [fixed]) == "fix(security): B608 in app/db.py:7"
