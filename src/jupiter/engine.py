@@ -26,6 +26,7 @@ from jupiter.integrating import Integrating
 from jupiter.models import AssetSpec, FindingStatus, Severity
 from jupiter.permissions import requires
 from jupiter.policing import Policing
+from jupiter.pull_requests import PullRequesting
 from jupiter.rollbacks import RollingBack
 from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
@@ -66,6 +67,7 @@ class Engine(
     Excepting,
     Complying,
     Approving,
+    PullRequesting,
 ):
     """Jupiter's core, bound to one workspace."""
 

@@ -97,6 +97,11 @@ _ACTIONS = [
     _action("schedules.read", ALL, "list scheduled scans", read=True),
     _action("schedules.manage", "analyst", "add or remove scheduled scans"),
     _action("schedules.run", "operator", "run the scheduled scans that are due"),
+    _action("pull_requests.read", ALL, "list delivered pull requests", read=True),
+    _action(
+        "pull_requests.deliver", "operator", "push a fix branch and open or update pull requests"
+    ),
+    _action("pull_requests.sync", "operator", "poll forges: merged, declined, CI status"),
 ]
 
 PERMISSIONS: dict[str, Action] = {a.name: a for a in _ACTIONS}

@@ -93,6 +93,8 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "approve_remediation": lambda e: e.approve_remediation("REM-999999"),
     "reject_remediation": lambda e: e.reject_remediation("REM-999999", "no"),
     "approvals_due": lambda e: e.approvals_due(datetime.now(UTC)),
+    "list_pull_requests": lambda e: e.list_pull_requests(state="no-such-state"),
+    "sync_pull_requests": lambda e: e.sync_pull_requests(),
     # The engine's services: the same table, the same check.
     "remediations.create": lambda e: e.remediations.create(),
     "remediations.listing": lambda e: e.remediations.listing(),

@@ -64,6 +64,7 @@ def _register() -> None:
         generate_cmd,
         outbox_cmd,
         policy_cmd,
+        pull_requests_cmd,
         remediate,
         remediations_cmd,
         schedules_cmd,
@@ -98,6 +99,11 @@ def _register() -> None:
     )
     app.command("worker", help="Run due work (schedules, waiting deploys) until stopped.")(
         worker_cmd.worker
+    )
+    app.add_typer(
+        pull_requests_cmd.app,
+        name="pull-requests",
+        help="Pull/merge requests delivered by `fix --pull-request`, kept current.",
     )
     remediate.register(app)
     remediations_cmd.register(app)

@@ -471,3 +471,36 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
+
+
+class PullRequestRow(Base):
+    """One pull/merge request Jupiter delivered (see :mod:`jupiter.pull_requests`),
+    keyed by forge, repository and grouping key, so a re-run updates it
+    instead of opening another. ``state``: open | declined (closed unmerged:
+    not reopened while ``fingerprints`` stay the same) | merged | obsolete
+    (closed by Jupiter: the findings went away by other means). Never holds
+    a token."""
+
+    __tablename__ = "pull_requests"
+    __table_args__ = (UniqueConstraint("forge", "repo", "group_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    forge: Mapped[str] = mapped_column(String(16))
+    repo: Mapped[str] = mapped_column(String(300))
+    group_key: Mapped[str] = mapped_column(String(500))
+    branch: Mapped[str] = mapped_column(String(255))
+    base_branch: Mapped[str] = mapped_column(String(255))
+    number: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    fingerprints: Mapped[list[str]] = mapped_column(JSON)
+    finding_ids: Mapped[list[Any]] = mapped_column(JSON)
+    head_sha: Mapped[str] = mapped_column(String(64))
+    asset_id: Mapped[str | None] = mapped_column(String(200))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    remediation_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    ci_status: Mapped[str | None] = mapped_column(String(16))
+    ci_detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    checked_at: Mapped[datetime | None]
