@@ -16,7 +16,7 @@ from jupiter.store import findings as finding_repo
 from jupiter.store.tables import AssetRow
 
 if TYPE_CHECKING:
-    from jupiter.export.sarif import ExportFinding, FixOutcome
+    from jupiter.export.sarif import FixOutcome
     from jupiter.store.db import Database
 
 #: Statuses ``jupiter fix`` plans for (the others have no fix to offer).
@@ -156,12 +156,15 @@ class Exporting:
                                 originals[path] = target.read_bytes(path)
                             except (FileNotFoundError, IsADirectoryError):
                                 originals[path] = None
-        steps = [
-            StepInput(c.finding_id, p, None)
-            if isinstance(p, Plan)
-            else StepInput(c.finding_id, None, f"it could not be planned: {p}")
-            for c, p in chain
-        ]
+        steps = []
+        for cand, planned in chain:
+            if cand.finding_id is None:  # every candidate of a stored finding has one
+                continue
+            if isinstance(planned, Plan):
+                steps.append(StepInput(cand.finding_id, planned))
+            else:
+                problem = f"it could not be planned: {planned}"
+                steps.append(StepInput(cand.finding_id, None, problem))
         outcomes = attribute_chain(originals, steps)
         lines: dict[str, list[str]] = {}
         for path, data in originals.items():

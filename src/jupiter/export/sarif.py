@@ -26,14 +26,19 @@ and the targets and hands the facts over.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from jupiter.errors import InputError
 from jupiter.plans import Plan, RunCommand, WriteFile
 from jupiter.redact import redact_text
 
@@ -70,7 +75,9 @@ def region(lines: Sequence[str], start: int, end: int) -> dict[str, int]:
     Lines and columns are 1-based, columns and offsets count code points."""
     offset = sum(len(line) for line in lines[:start])
     length = sum(len(line) for line in lines[start:end])
-    if end < len(lines) or (lines and lines[-1].endswith(("\n", "\r"))):
+    if not lines:
+        end_line, end_col = 1, 1  # an empty (or new) file: its one empty line
+    elif end < len(lines) or lines[-1].endswith(("\n", "\r")):
         end_line, end_col = end + 1, 1  # the start of the next line (maybe the empty last one)
     else:
         end_line, end_col = end, len(_strip_eol(lines[-1])) + 1
@@ -239,23 +246,24 @@ def attribute_chain(
         if plan.watches_tree:
             watchers.append(fid)
         for change in plan.changes:
-            path = getattr(change, "path", None)
+            where: str | None = getattr(change, "path", None)
             if isinstance(change, RunCommand):
                 for p in change.paths:
                     _touch_all(files.get(p, []), deleted_by.get(p, {}), fid, groups)
                 continue
-            if path is None or path not in files:
+            if where is None or where not in files:
                 continue
-            if path in bad_text:
-                blocked[fid] = bad_text[path]
+            if where in bad_text:
+                blocked[fid] = bad_text[where]
             if change.kind == "chmod":
                 continue  # the bytes stay as they are
             if not isinstance(change, WriteFile):
                 # Removed, or made at apply time: the whole file is this plan's.
-                _touch_all(files[path], deleted_by[path], fid, groups)
-                files[path] = []
+                _touch_all(files[where], deleted_by[where], fid, groups)
+                files[where] = []
                 continue
-            files[path] = _apply_write(files[path], deleted_by[path], change.content, fid, groups)
+            edited = _apply_write(files[where], deleted_by[where], change.content, fid, groups)
+            files[where] = edited
 
     if watchers:
         # A command that may change any file makes every edit of the chain its own.
@@ -266,6 +274,7 @@ def attribute_chain(
         data = originals[path]
         orig_lines = [] if data is None or path in bad_text else split_lines(data.decode("utf-8"))
         hunks[path] = _final_hunks(orig_lines, lines, deleted_by[path], groups)
+    _share_blocked_files(hunks, blocked, groups)
 
     # Assemble each group's fix on its first member.
     members: dict[int, list[int]] = {}
@@ -290,8 +299,8 @@ def attribute_chain(
             elif reasons:
                 culprit = next(x for x in group if x in blocked)
                 o.note = (
-                    f"no fix: its edits overlap those of finding {culprit}, whose fix SARIF "
-                    f"cannot carry ({blocked[culprit]})"
+                    f"no fix: it changes a file that the fix for finding {culprit} also "
+                    f"changes, and SARIF cannot carry that fix ({blocked[culprit]})"
                 )
             elif secret:
                 o.note = (
@@ -312,6 +321,26 @@ def attribute_chain(
                 titles = [f"{titles_of[x]} (finding {x})" for x in group]
                 o.description = "; ".join(titles)
     return out
+
+
+def _share_blocked_files(
+    hunks: dict[str, list[tuple[Replacement, set[int]]]],
+    blocked: dict[int, str],
+    groups: _Groups,
+) -> None:
+    """A file that a fix SARIF cannot carry also changes gets no fix at all:
+    every fix of that file joins the blocked one, so that each file a SARIF
+    fix touches ends up exactly as ``jupiter fix`` leaves it."""
+    changed = True
+    while changed:
+        changed = False
+        bad_roots = {groups.find(b) for b in blocked}
+        for found in hunks.values():
+            roots = {groups.find(next(iter(who))) for _, who in found}
+            if roots & bad_roots and len(roots) > 1:
+                groups.union(*roots)
+                changed = True
+                bad_roots = {groups.find(b) for b in blocked}
 
 
 def _touch_all(lines: list[_Line], deleted: dict[int, int], fid: int, groups: _Groups) -> None:
@@ -418,7 +447,12 @@ def partial_fingerprint(finding: dict[str, Any]) -> str:
     """Stable across exports and re-ingests: rule, normalised path and the
     store's fingerprint of the issue."""
     body = "\x1f".join(
-        ("v1", finding["rule_id"], normalised_path(finding["location"]["path"]), finding["fingerprint"])
+        (
+            "v1",
+            finding["rule_id"],
+            normalised_path(finding["location"]["path"]),
+            finding["fingerprint"],
+        )
     )
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -567,3 +601,46 @@ def _rule(rule_id: str, finding: dict[str, Any]) -> dict[str, Any]:
         props["security-severity"] = f"{finding['cvss_score']:.1f}"
     rule["properties"] = props
     return rule
+
+
+# -- writing ------------------------------------------------------------------------
+def dumps(log: dict[str, Any]) -> str:
+    """The log as indented JSON text (UTF-8, keys in build order), newline-terminated."""
+    import orjson
+
+    return orjson.dumps(log, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def check_writable(path: Path) -> None:
+    """Refuse before any work when ``path`` cannot be written (InputError)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a directory; give a file name")
+    if not parent.is_dir():
+        raise InputError(f"cannot write {path}: folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"cannot write {path}: permission denied; choose a writable path")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder
+    and a rename: a reader sees the old file or the whole new one, and a
+    failure leaves no partial file behind (InputError, one sentence)."""
+    check_writable(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise InputError(
+            f"cannot write {path}: {exc.strerror or exc}; choose a writable path"
+        ) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
