@@ -627,8 +627,13 @@ def write_atomically(path: Path, text: str) -> None:
     and a rename: a reader sees the old file or the whole new one, and a
     failure leaves no partial file behind (InputError, one sentence)."""
     check_writable(path)
+    try:
+        mode = path.stat().st_mode & 0o777  # an existing file keeps its mode
+    except FileNotFoundError:
+        mode = 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
