@@ -96,7 +96,7 @@ class Exporting:
                     continue
                 self._require("plan.create", "asset", asset_id)
                 only_id = rows[0].id if finding is not None else None
-                found, lines = self._plan_fixes(asset_id, connection, only_id, raw_params)
+                found, lines = self._plan_fixes(asset_id, connection, only_id, raw_params, wanted)
                 outcomes.update(found)
                 originals.update({(asset_id, p): v for p, v in lines.items()})
         items = [ExportFinding(d, _root_uri(connections[d["asset"]])) for d in data]
@@ -108,12 +108,13 @@ class Exporting:
                 outcomes[item.data["id"]] = Outcome(item.data["id"], note=f"no fix: {note}")
         log = build_log(items, outcomes, originals, jupiter.__version__)
         fixed = sum(1 for o in outcomes.values() if o.changes)
+        subject = f"finding:{finding}" if finding else f"asset:{asset}" if asset else "findings"
         with self.db.transaction() as s:
             audit.record(
                 s,
                 self.actor,
                 "findings.exported",
-                finding or f"asset:{asset}" if (finding or asset) else "findings",
+                subject,
                 {
                     "format": "sarif",
                     "asset": asset,
@@ -131,6 +132,7 @@ class Exporting:
         connection: str,
         only_id: int | None,
         raw_params: list[str] | None,
+        exported: set[int],
     ) -> tuple[dict[int, FixOutcome], dict[str, list[str]]]:
         """Plan the asset's fixable findings as ``jupiter fix`` does (one
         chain, each plan on what the previous ones leave) and reduce the
@@ -165,7 +167,7 @@ class Exporting:
             else:
                 problem = f"it could not be planned: {planned}"
                 steps.append(StepInput(cand.finding_id, None, problem))
-        outcomes = attribute_chain(originals, steps)
+        outcomes = attribute_chain(originals, steps, exported)
         lines: dict[str, list[str]] = {}
         for path, data in originals.items():
             try:

@@ -155,6 +155,18 @@ def test_plans_editing_the_same_lines_share_one_fix_on_the_first() -> None:
     assert _apply_all({"c": CONF.encode()}, out)["c"] == three
 
 
+def test_a_shared_fix_goes_to_the_first_finding_the_export_shows() -> None:
+    one = CONF.replace("Option3 old", "Option3 first")
+    two = one.replace("Option3 first", "Option3 second")
+    steps = [StepInput(7, _plan(_write("c", one))), StepInput(8, _plan(_write("c", two)))]
+    out = attribute_chain({"c": CONF.encode()}, steps, exported={8})
+    assert out[8].changes == {"c": [Replacement(3, 4, "Option3 second\n")]}
+    assert not out[7].changes
+    hidden = attribute_chain({"c": CONF.encode()}, steps, exported=set())
+    assert not hidden[7].changes and not hidden[8].changes
+    assert "leaves out" in (hidden[8].note or "")
+
+
 def test_adjacent_edits_by_two_plans_are_one_region_and_one_fix() -> None:
     one = CONF.replace("Option4 old\n", "Option4 old\nInserted a\n")
     two = one.replace("Option5 old", "Option5 new")

@@ -203,12 +203,16 @@ def _unexpressible(plan: Plan) -> str | None:
 
 
 def attribute_chain(
-    originals: dict[str, bytes | None], steps: Sequence[StepInput]
+    originals: dict[str, bytes | None],
+    steps: Sequence[StepInput],
+    exported: set[int] | None = None,
 ) -> dict[int, FixOutcome]:
     """Each finding's fix as replacements of the original files.
 
     ``originals`` holds every path a plan in ``steps`` writes (``None``: the
-    file does not exist). The result has an entry for every step."""
+    file does not exist). The result has an entry for every step. A shared
+    fix goes to the first of its findings that is ``exported`` (default: all
+    are); when none is, the fix is not offered."""
     order = {s.finding_id: i for i, s in enumerate(steps)}
     out: dict[int, FixOutcome] = {s.finding_id: FixOutcome(s.finding_id) for s in steps}
     groups = _Groups()
@@ -283,7 +287,8 @@ def attribute_chain(
             members.setdefault(groups.find(step.finding_id), []).append(step.finding_id)
     for root, group in members.items():
         group.sort(key=order.__getitem__)
-        owner = group[0]
+        shown = [m for m in group if exported is None or m in exported]
+        owner = shown[0] if shown else group[0]
         reasons = [blocked[m] for m in group if m in blocked]
         changes: dict[str, list[Replacement]] = {}
         for path, found in hunks.items():
@@ -301,6 +306,11 @@ def attribute_chain(
                 o.note = (
                     f"no fix: it changes a file that the fix for finding {culprit} also "
                     f"changes, and SARIF cannot carry that fix ({blocked[culprit]})"
+                )
+            elif not shown:
+                o.note = (
+                    "no fix: its edits overlap those of findings this export leaves out "
+                    f"({', '.join(str(x) for x in group)}); export without --status to see them"
                 )
             elif secret:
                 o.note = (
