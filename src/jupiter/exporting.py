@@ -76,7 +76,13 @@ class Exporting:
                     )
                 rows = finding_repo.list_findings(s, asset=asset, status=status)
             sources = finding_repo.sources_for(s, [r.id for r in rows])
-            data = [finding_repo.finding_to_json(r, sources[r.id]) for r in rows]
+            data = [
+                {
+                    **finding_repo.finding_to_json(r, sources[r.id]),
+                    "tool_version": (r.extra or {}).get("tool_version"),
+                }
+                for r in rows
+            ]
             connections = {
                 a: asset_repo.get_asset(s, a).connection for a in sorted({r.asset_id for r in rows})
             }

@@ -7,7 +7,8 @@ and the targets and hands the facts over.
   source: the scanner whose rule id the finding carries), and one run,
   ``Jupiter``, for Jupiter's own detectors (every ``jupiter*`` source). Each
   finding is one result, in exactly one run, so a fix is never offered twice.
-  The store does not keep a scanner's version, so only Jupiter's driver has one.
+  A scanner's version is the one its SARIF report named (kept with each
+  finding it reported first); other report formats do not name one.
 * **Fingerprints.** ``partialFingerprints["jupiterFinding/v1"]`` hashes the
   rule id, the normalised path and the store's own fingerprint (which is the
   scanner-independent identity of the issue, see docs/findings.md): the same
@@ -588,10 +589,17 @@ def build_log(
             results.append(_result(data, rule_id, index, fixes.get(data["id"]), originals))
             if f.root_uri:
                 bases[data["asset"]] = {"uri": f.root_uri}
-        driver: dict[str, Any] = {"name": tool, "rules": list(rules.values())}
+        driver: dict[str, Any] = {"name": tool}
         if tool == JUPITER_TOOL:
             driver["version"] = version
             driver["semanticVersion"] = version
+        else:
+            seen = sorted({v for f, _ in by_tool[tool] if (v := f.data.get("tool_version"))})
+            if len(seen) == 1:
+                driver["version"] = seen[0]
+            elif seen:  # reports of several versions were ingested
+                driver["properties"] = {"versions": seen}
+        driver["rules"] = list(rules.values())
         run: dict[str, Any] = {"tool": {"driver": driver}, "columnKind": "unicodeCodePoints"}
         if bases:
             run["originalUriBaseIds"] = dict(sorted(bases.items()))
