@@ -143,13 +143,14 @@ class Exporting:
         """Plan the asset's fixable findings as ``jupiter fix`` does (one
         chain, each plan on what the previous ones leave) and reduce the
         chain to replacements of the original files."""
-        from jupiter.export.sarif import StepInput, attribute_chain, split_lines
+        from jupiter.export.sarif import FixOutcome, StepInput, attribute_chain, split_lines
         from jupiter.fixing import parse_params_for
         from jupiter.runs import plan_chain
         from jupiter.targets.factory import open_target
 
         params = parse_params_for(self, raw_params)  # type: ignore[arg-type]
-        candidates = self._candidates(asset_id, params, None, [])
+        unhandled: list[dict[str, Any]] = []
+        candidates = self._candidates(asset_id, params, None, unhandled)
         if only_id is not None:
             candidates = [c for c in candidates if c.finding_id == only_id]
         originals: dict[str, bytes | None] = {}
@@ -174,6 +175,9 @@ class Exporting:
                 problem = f"it could not be planned: {planned}"
                 steps.append(StepInput(cand.finding_id, None, problem))
         outcomes = attribute_chain(originals, steps, exported)
+        for u in unhandled:
+            if u["finding"] in exported:
+                outcomes[u["finding"]] = FixOutcome(u["finding"], note=f"no fix: {u['reason']}")
         lines: dict[str, list[str]] = {}
         for path, data in originals.items():
             try:

@@ -225,3 +225,16 @@ def test_fixes_carry_exact_replacements_and_a_description(estate: Estate) -> Non
                         region = rep["deletedRegion"]
                         assert region["startLine"] >= 1 and region["endLine"] >= region["startLine"]
                         assert "text" in rep["insertedContent"]
+
+
+def test_every_open_finding_has_a_fix_or_says_why_not(estate: Estate) -> None:
+    open_results = [
+        r
+        for _, r in _results(estate.log).values()
+        if r["properties"]["status"] in ("open", "failed")
+    ]
+    assert len(open_results) > 100
+    for r in open_results:
+        assert r.get("fixes") or r["properties"].get("fixNote"), r["properties"]
+    notes = [r["properties"].get("fixNote", "") for r in open_results]
+    assert any("no remediator handles" in n for n in notes)  # a scanner rule with no fix

@@ -235,6 +235,13 @@ def test_a_fix_that_writes_a_secret_is_left_out() -> None:
     assert "S3cr3t" not in out[1].note
 
 
+def test_a_fix_of_a_file_whose_name_looks_like_a_secret_is_left_out() -> None:
+    name = "conf/token=ghp_" + "b" * 36
+    steps = [StepInput(1, _plan(_write(name, "x = 1\n", before=None)))]
+    out = attribute_chain({name: None}, steps)
+    assert not out[1].changes and "looks like a secret" in (out[1].note or "")
+
+
 def test_a_file_that_is_not_utf8_gets_no_fix() -> None:
     steps = [StepInput(1, _plan(_write("latin", "caf\u00e9\n")))]
     out = attribute_chain({"latin": "café\n".encode("latin-1")}, steps)

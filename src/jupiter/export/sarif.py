@@ -297,6 +297,7 @@ def attribute_chain(
             if mine:
                 changes[path] = mine
         secret = any(redact_text(r.text) != r.text for reps in changes.values() for r in reps)
+        secret = secret or any(redact_text(path) != path for path in changes)
         for m in group:
             o = out[m]
             o.members = group
