@@ -279,6 +279,12 @@ def attribute_chain(
         data = originals[path]
         orig_lines = [] if data is None or path in bad_text else split_lines(data.decode("utf-8"))
         hunks[path] = _final_hunks(orig_lines, lines, deleted_by[path], groups)
+        # The replacements must rebuild exactly the file the chain leaves.
+        rebuilt = apply_replacements("".join(orig_lines), [rep for rep, _ in hunks[path]])
+        if rebuilt != "".join(ln.text for ln in lines) and hunks[path]:
+            for _, who in hunks[path]:
+                for fid in who:
+                    blocked.setdefault(fid, f"its edits of {path} could not be reproduced exactly")
     _share_blocked_files(hunks, blocked, groups)
 
     # Assemble each group's fix on its first member.
