@@ -20,6 +20,7 @@ from jupiter.approvals import Approving
 from jupiter.auditing import Auditing
 from jupiter.compliance import Complying
 from jupiter.errors import InputError
+from jupiter.exporting import Exporting
 from jupiter.fixing import Fixing
 from jupiter.governing import Governing
 from jupiter.integrating import Integrating
@@ -59,6 +60,7 @@ class IngestReport:
 
 class Engine(
     Fixing,
+    Exporting,
     RollingBack,
     Auditing,
     Integrating,

@@ -48,6 +48,7 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "ingest": lambda e: e.ingest([MISSING / "r.json"]),
     "list_findings": lambda e: e.list_findings(),
     "get_finding": lambda e: e.get_finding("999999"),
+    "export_sarif": lambda e: e.export_sarif(status="no-such-status"),
     "import_advisories": lambda e: e.import_advisories(MISSING),
     "register_script": lambda e: e.register_script(MISSING / "manifest.yaml"),
     "list_scripts": lambda e: e.list_scripts(),

@@ -80,7 +80,7 @@ def _register() -> None:
         findings.ingest
     )
     app.add_typer(assets.app, name="assets", help="Import and list assets.")
-    app.add_typer(findings.app, name="findings", help="List and show findings.")
+    app.add_typer(findings.app, name="findings", help="List, show and export findings.")
     app.add_typer(audit_cmd.app, name="audit", help="Verify and export the audit trail.")
     app.add_typer(
         advisories.app, name="advisories", help="Offline OSV advisory database for `scan`."

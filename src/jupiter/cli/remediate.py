@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -105,7 +106,31 @@ def plan(
     finding: Annotated[str, typer.Argument(help="Finding id or fingerprint prefix.")],
     param: ParamOpt = None,
     json: JsonOpt = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="text (default), or sarif: the finding and its fix as exact replacements.",
+        ),
+    ] = "text",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="With --format sarif: write the file here."),
+    ] = None,
 ) -> None:
+    if fmt not in ("text", "sarif"):
+        from jupiter.errors import InputError
+
+        raise InputError(f"unknown plan format {fmt!r}; use text or sarif")
+    if fmt == "sarif":
+        from jupiter.cli.findings import emit_sarif
+
+        emit_sarif(
+            fmt,
+            output,
+            lambda: state.engine().export_sarif(finding=finding, raw_params=param or []),
+        )
+        return
     result = state.engine().plan(finding, param or [])
     if json:
         state.emit_json(result)
