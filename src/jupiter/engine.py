@@ -26,6 +26,7 @@ from jupiter.integrating import Integrating
 from jupiter.models import AssetSpec, FindingStatus, Severity
 from jupiter.permissions import requires
 from jupiter.policing import Policing
+from jupiter.rollback_points import RollbackPoints
 from jupiter.rollbacks import RollingBack
 from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
@@ -59,6 +60,7 @@ class IngestReport:
 class Engine(
     Fixing,
     RollingBack,
+    RollbackPoints,
     Auditing,
     Integrating,
     Governing,

@@ -93,6 +93,9 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "approve_remediation": lambda e: e.approve_remediation("REM-999999"),
     "reject_remediation": lambda e: e.reject_remediation("REM-999999", "no"),
     "approvals_due": lambda e: e.approvals_due(datetime.now(UTC)),
+    "create_rollback_point": lambda e: e.create_rollback_point("no-such-asset"),
+    "list_rollback_points": lambda e: e.list_rollback_points(),
+    "restore_rollback_point": lambda e: e.restore_rollback_point("SNAP-0000-00-00-000"),
     # The engine's services: the same table, the same check.
     "remediations.create": lambda e: e.remediations.create(),
     "remediations.listing": lambda e: e.remediations.listing(),

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jupiter.errors import DatabaseDamaged, StoreBusy, StoreConflict, StoreError, WorkspaceError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0011"
 T = TypeVar("T")
 
 #: How long a writer waits for another one's lock before giving up (ms):
