@@ -145,7 +145,7 @@ class RollbackPoints:
         """Put the asset's files (or ``paths``) back as the rollback point
         holds them, under the target's lock; each restored file is then
         re-hashed against the manifest. Files created since are listed in
-        ``added_since``, not removed."""
+        ``added_since``, not removed; files already equal are not written."""
         from jupiter.locks import Holder, TargetLock
         from jupiter.snapshots import (
             BlobStore,
@@ -178,8 +178,10 @@ class RollbackPoints:
         target = open_target(connection)
         holder = Holder.current("rollback-point-restore", self.actor)
         with closing(target), TargetLock(self.db, target, holder):
-            report = restore(target, entries, blobs, only=paths or None)
             chosen = [e for e in entries if not paths or e.path in paths]
+            # Only what differs from the point is written (re-hashed first).
+            drifted = verify_restored(target, chosen)
+            report = restore(target, entries, blobs, only=drifted)
             mismatched = verify_restored(target, chosen)
             added = sorted(set(target.walk("")) - known) if not paths else []
         ok = report.complete and not mismatched

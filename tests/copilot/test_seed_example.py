@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from jupiter.copilot import CopilotEngine, Query
 from jupiter.engine import Engine
 from jupiter.workspace import Workspace
 from tests.copilot.workspace import build
@@ -56,7 +57,12 @@ def test_seed_example_1_runs_verbatim(prepared: dict[str, Any], capsys: Any) -> 
     valid = re.search(r"Validation: (\w+) \((\d+)% confidence\)$", lines[4])
     assert valid and valid.group(1) == "fixed", lines[4]
     # re-detection 60 + bandit 25 + health probes 15: every source passed.
-    assert valid.group(2) == "100"
+    if valid.group(2) != "100":
+        with CopilotEngine() as c:
+            why = c.process_query(Query(message="Validate REM-1", user_id="analyst_01")).data[
+                "evidence"
+            ]
+        pytest.fail(f"confidence {valid.group(2)}: {why}")
     assert "workflow complete" in lines[5]
 
     tmp, home = prepared["tmp"], prepared["home"]
@@ -75,8 +81,31 @@ def test_seed_example_1_runs_verbatim(prepared: dict[str, Any], capsys: Any) -> 
         assert eng.list_findings(asset="web-01", status="open") == []
     for asset in ("web-01", "web-02", "web-stg"):
         login = (tmp / "fleet" / asset / "auth/login.py").read_text()
-        assert "% (username" not in login and "[username, password_hash]" in login, login
+        assert "% (username" not in login and "%s AND password = %s" in login, login
     # Step 6 reached the SIEM and the ticket for real.
     assert any(e["event"]["event"] == "remediation.completed" for e in prepared["hec"].events)
-    (issue,) = prepared["jira"].issues.values()
-    assert issue["status"] == "Resolved"
+    tickets = [i for i in prepared["jira"].issues.values() if i["summary"].endswith("REM-1")]
+    seen = [(i["summary"], i["status"]) for i in prepared["jira"].issues.values()]
+    assert [t["status"] for t in tickets] == ["Resolved"], seen
+
+    # The fix regresses on web-02: validation now says so, from evidence.
+    login = tmp / "fleet" / "web-02" / "auth/login.py"
+    from tests.copilot.workspace import LOGIN
+
+    login.write_text(LOGIN)
+    copilot = CopilotEngine()
+    again = copilot.process_query(
+        Query(
+            message="Validate that the vulnerability is fixed",
+            user_id="analyst_01",
+            session_id="session_123",
+        )
+    )
+    assert again.ok and again.data["status"] == "not_fixed"
+    outcomes = {e["name"]: e["outcome"] for e in again.data["evidence"]}
+    assert outcomes == {
+        "re_detection": "failed",
+        "external_scanner": "failed",
+        "health": "passed",
+    }
+    assert again.data["confidence"] == 15

@@ -97,7 +97,11 @@ def build(tmp: Path, *, splunk: str | None = None, jira: str | None = None) -> P
                 "connection": f"local:{root}",
                 "tests": check,
                 "probes": [
-                    {"kind": "command", "argv": [sys.executable, "{root}/check_app.py", "{root}"]}
+                    {
+                        "kind": "command",
+                        "argv": [sys.executable, "{root}/check_app.py", "{root}"],
+                        "timeout": 30,
+                    }
                 ],
             }
         )

@@ -17,13 +17,15 @@ def _channels(turn: Turn, types: tuple[str, ...]) -> list[str]:
 
 def _deliver(turn: Turn, channels: list[str], rem: str) -> list[dict[str, Any]]:
     """The remediation's outbox rows on ``channels``, delivered now (one
-    dispatcher pass, as the worker's next round would)."""
+    dispatcher pass, as the worker's next round would). Workflow events
+    name ``remediation:REM-n``, approval verdicts ``REM-n``."""
+    subjects = {rem, f"remediation:{rem}"}
 
     def rows() -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for name in channels:
             listed = turn.engine.outbox_list(channel=name, limit=10_000)["rows"]
-            out += [r for r in listed if r["subject"] == rem]
+            out += [r for r in listed if r["subject"].split("/")[0] in subjects]
         return sorted(out, key=lambda r: int(r["id"]))
 
     if not rows():
