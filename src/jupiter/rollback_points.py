@@ -140,12 +140,17 @@ class RollbackPoints:
 
     @requires("snapshots.restore")
     def restore_rollback_point(
-        self, snapshot_id: str, paths: list[str] | None = None, reason: str = ""
+        self,
+        snapshot_id: str,
+        paths: list[str] | None = None,
+        reason: str = "",
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         """Put the asset's files (or ``paths``) back as the rollback point
         holds them, under the target's lock; each restored file is then
         re-hashed against the manifest. Files created since are listed in
-        ``added_since``, not removed; files already equal are not written."""
+        ``added_since``, not removed; files already equal are not written.
+        ``dry_run`` lists what differs (``would_restore``) and writes nothing."""
         from jupiter.locks import Holder, TargetLock
         from jupiter.snapshots import (
             BlobStore,
@@ -181,6 +186,15 @@ class RollbackPoints:
             chosen = [e for e in entries if not paths or e.path in paths]
             # Only what differs from the point is written (re-hashed first).
             drifted = verify_restored(target, chosen)
+            if dry_run:
+                added = sorted(set(target.walk("")) - known) if not paths else []
+                return {
+                    "snapshot_id": ref,
+                    "asset": asset,
+                    "status": "dry_run",
+                    "would_restore": drifted,
+                    "added_since": added,
+                }
             report = restore(target, entries, blobs, only=drifted)
             mismatched = verify_restored(target, chosen)
             added = sorted(set(target.walk("")) - known) if not paths else []
