@@ -305,3 +305,46 @@ def test_script_before_test_and_deploy(copilot: CopilotEngine) -> None:
     assert not r.ok and "which remediation?" in r.message  # the viewer's own session is empty
     r = ask(copilot, "Test REM-1 in staging", user_id="viewer_01")
     assert not r.ok and r.data == {"error": "permission_denied"}
+
+
+# -- the optional language-model backend (a fake OpenAI-compatible server) -------
+def test_llm_only_names_an_intent(copilot: CopilotEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from tests.integrations.servers import Request, closed_port, http_server
+
+    answers = {
+        "safety net": {"intent": "create_rollback_point", "params": {"asset_ref": "db-01"}},
+        "wipe": {"intent": "delete_everything", "params": {}},
+        "chat": {"intent": "unknown", "params": {}},
+    }
+
+    def chat(req: Request) -> tuple[int, object]:
+        body = req.json()
+        text = body["messages"][-1]["content"]
+        assert body["messages"][0]["role"] == "system"
+        assert req.headers["authorization"] == "Bearer llm-key"
+        key = next(k for k in answers if k in text)
+        content = json.dumps(answers[key])
+        return 200, {"choices": [{"message": {"role": "assistant", "content": content}}]}
+
+    with http_server(chat) as srv:
+        monkeypatch.setenv("JUPITER_LLM_URL", srv.url + "/v1")
+        monkeypatch.setenv("JUPITER_LLM_API_KEY", "llm-key")
+        # The grammar understands this one: the model is never asked.
+        r = ask(copilot, "Show remediation statistics")
+        assert r.ok and not srv.requests
+        r = ask(copilot, "I want a safety net for our data store please")
+        assert r.ok and r.intent == "create_rollback_point", r.message
+        assert r.data["snapshot"]["asset"] == "db-01"
+        assert srv.requests[-1].path == "/v1/chat/completions"
+        # Roles still decide, whatever the model says.
+        r = ask(copilot, "I want a safety net for our data store please", user_id="viewer_01")
+        assert not r.ok and r.data == {"error": "permission_denied"}
+        r = ask(copilot, "wipe the fleet")
+        assert not r.ok and "intent the copilot lacks: 'delete_everything'" in r.message
+        r = ask(copilot, "let's chat")
+        assert not r.ok and r.intent == "unknown" and "I can create a rollback point" in r.message
+    monkeypatch.setenv("JUPITER_LLM_URL", f"http://127.0.0.1:{closed_port()}/v1")
+    r = ask(copilot, "let's chat")
+    assert not r.ok and "gave no usable answer" in r.message and "llm-key" not in r.message

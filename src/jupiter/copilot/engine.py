@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jupiter.copilot import outputs, validate, workflow
+from jupiter.copilot import llm, outputs, validate, workflow
 from jupiter.copilot import session as sessions
 from jupiter.copilot.intents import CAPABILITIES, Parsed, help_text, parse
 from jupiter.copilot.model import Query, Response
@@ -69,6 +69,11 @@ class CopilotEngine:
         parsed = parse(query.message, query.metadata)
         engine = self._engine(query.user_id)
         user = engine.actor
+        if parsed.intent == "unknown" and llm.configured():
+            try:
+                parsed = llm.interpret(query.message)
+            except JupiterError as exc:
+                return Response(False, "unknown", str(exc), {"error": "llm"})
         if parsed.intent == "unknown":
             return self._unknown(query, parsed)
         context = sessions.load(engine.db, query.session_id, user)
