@@ -348,3 +348,22 @@ def test_llm_only_names_an_intent(copilot: CopilotEngine, monkeypatch: pytest.Mo
     monkeypatch.setenv("JUPITER_LLM_URL", f"http://127.0.0.1:{closed_port()}/v1")
     r = ask(copilot, "let's chat")
     assert not r.ok and "gave no usable answer" in r.message and "llm-key" not in r.message
+
+
+def test_readme_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    import re
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## The copilot", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    home = build(tmp_path)
+    with admin(home) as eng:
+        eng.scan(f"local:{tmp_path / 'fleet' / 'web-01'}", asset="web-01")
+    monkeypatch.setenv("JUPITER_HOME", str(home))
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"True SNAP-\d{4}-\d{2}-\d{2}-001", out[0]), out
+    assert out[1] == "REM-1 remediate_sql_injection.py"
+    assert out[2] == "pending 0"
