@@ -367,3 +367,19 @@ def test_readme_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
     assert re.fullmatch(r"True SNAP-\d{4}-\d{2}-\d{2}-001", out[0]), out
     assert out[1] == "REM-1 remediate_sql_injection.py"
     assert out[2] == "pending 0"
+
+
+def test_redaction_spares_scripts_and_configs_only() -> None:
+    from jupiter.copilot.engine import _redacted
+
+    fixed = 'cursor.execute("... WHERE username = %s AND password = %s", (u, p))'
+    out = _redacted(
+        {
+            "script": {"content": fixed, "diff": "password = 'hunter2'"},
+            "config": {"files": {"x.conf": "password_encryption = scram-sha-256"}},
+            "token": "abc",
+        }
+    )
+    assert out["script"]["content"] == fixed
+    assert out["config"]["files"] == {"x.conf": "password_encryption = scram-sha-256"}
+    assert "hunter2" not in out["script"]["diff"] and out["token"] == "***REDACTED***"

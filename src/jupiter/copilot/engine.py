@@ -40,6 +40,24 @@ HANDLERS: dict[str, Handler] = {
 assert set(HANDLERS) == set(CAPABILITIES)
 
 
+def _redacted(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` through :func:`jupiter.redact.redact`, except an exported
+    script's content and a generated configuration's files: the engine makes
+    them secret-free by construction (a generated key is made on the host
+    when the script runs; a configuration holds no credential), and the
+    heuristic would corrupt them (``password = %s`` in a fixed query)."""
+    exempt = {"script": "content", "config": "files"}
+    kept: dict[str, Any] = {}
+    for section, key in exempt.items():
+        part = data.get(section)
+        if isinstance(part, dict) and key in part:
+            kept[section] = part.pop(key)
+    out: dict[str, Any] = redact(data)
+    for section, value in kept.items():
+        out[section][exempt[section]] = value
+    return out
+
+
 class CopilotEngine:
     """Answers :class:`Query` objects against one workspace
     (``home``, else ``JUPITER_HOME``, else ``./.jupiter``)."""
@@ -99,7 +117,7 @@ class CopilotEngine:
             if engine._registry is not None:
                 self._base._registry = engine._registry
         sessions.save(engine.db, query.session_id, user, turn.touched)
-        response.data = redact(response.data)
+        response.data = _redacted(response.data)
         response.message = redact_text(response.message)
         return response
 
