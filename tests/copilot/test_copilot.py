@@ -172,6 +172,11 @@ def test_database_server_resolves_and_session_remembers(copilot: CopilotEngine, 
     assert not other.ok and "which asset?" in other.message
     stranger = ask(copilot, "Take another snapshot", session_id="ctx-1", user_id="admin")
     assert not stranger.ok and "which asset?" in stranger.message
+    # "Rollback" alone in a session that only took snapshots: a question.
+    r = ask(copilot, "Rollback", session_id="ctx-1")
+    assert (
+        not r.ok and f"'Rollback to snapshot {second.data['snapshot']['snapshot_id']}'" in r.message
+    )
 
 
 def test_ambiguous_asset_is_a_question(copilot: CopilotEngine, home: Path) -> None:
@@ -305,6 +310,8 @@ def test_script_before_test_and_deploy(copilot: CopilotEngine) -> None:
     assert not r.ok and "which remediation?" in r.message  # the viewer's own session is empty
     r = ask(copilot, "Test REM-1 in staging", user_id="viewer_01")
     assert not r.ok and r.data == {"error": "permission_denied"}
+    r = ask(copilot, "Roll back the remediation", session_id=s)
+    assert not r.ok and "REM-1 changed nothing that can be rolled back" in r.message
 
 
 # -- the optional language-model backend (a fake OpenAI-compatible server) -------

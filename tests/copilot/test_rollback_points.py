@@ -88,3 +88,17 @@ def test_cli_snapshots_and_ask(tmp_path: Path) -> None:
     assert r.returncode == 2 and "I can create a rollback point" in r.stderr
     r = run_cli("ask", "Generate config", "--meta", "config_type=ssh", "--meta", "bad", home=home)
     assert r.returncode == 2 and "not KEY=VALUE" in r.stderr
+
+
+def test_session_context_on_both_backends(engine: Engine) -> None:
+    from jupiter.copilot import session
+
+    db = engine.db
+    assert session.load(db, "s1", "ana") == {}
+    session.save(db, "s1", "ana", {"asset": "db-01", "ignored": "x"})
+    session.save(db, "s1", "ana", {"remediation": "REM-2", "asset": None})
+    session.save(db, "s1", "bob", {"asset": "web-01"})
+    session.save(db, None, "ana", {"asset": "nowhere"})  # no session: nothing kept
+    assert session.load(db, "s1", "ana") == {"asset": "db-01", "remediation": "REM-2"}
+    assert session.load(db, "s1", "bob") == {"asset": "web-01"}
+    assert session.load(db, None, "ana") == {}
