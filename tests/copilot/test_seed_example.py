@@ -109,3 +109,16 @@ def test_seed_example_1_runs_verbatim(prepared: dict[str, Any], capsys: Any) -> 
         "health": "passed",
     }
     assert again.data["confidence"] == 15
+
+    # And the whole remediation is rolled back on request (the session's).
+    back = copilot.process_query(
+        Query(
+            message="Roll back the remediation",
+            user_id="analyst_01",
+            session_id="session_123",
+        )
+    )
+    assert back.ok and back.data["status"] == "rolled_back", back.message
+    for asset in ("web-01", "web-02"):
+        assert (tmp / "fleet" / asset / "auth/login.py").read_text() == LOGIN
+    copilot.close()
