@@ -76,18 +76,18 @@ def test_cli_snapshots_and_ask(tmp_path: Path) -> None:
     r = run_cli("ask", "Create rollback point for the database server", "--json", home=home)
     assert r.returncode == 0, r.stderr
     snap = json.loads(r.stdout)["data"]["snapshot"]["snapshot_id"]
-    listed = json.loads(run_cli("snapshots", "list", "--json", home=home).stdout)
-    assert [p["snapshot_id"] for p in listed] == [snap]
     (root / "etc/ssh/sshd_config").write_text("changed\n")
     r = run_cli("snapshots", "restore", snap, "--dry-run", "--json", home=home)
     assert json.loads(r.stdout)["would_restore"] == ["etc/ssh/sshd_config"]
     r = run_cli("snapshots", "restore", snap, home=home)
     assert r.returncode == 0 and "restored" in r.stdout, r.stderr
     assert (root / "etc/ssh/sshd_config").read_text() != "changed\n"
-    r = run_cli("ask", "Make me a sandwich", home=home)
-    assert r.returncode == 2 and "I can create a rollback point" in r.stderr
     r = run_cli("ask", "Generate config", "--meta", "config_type=ssh", "--meta", "bad", home=home)
     assert r.returncode == 2 and "not KEY=VALUE" in r.stderr
+    r = run_cli("ask", "Make me a sandwich", home=home)
+    assert r.returncode == 2 and "I can create a rollback point" in r.stderr
+    listed = json.loads(run_cli("snapshots", "list", "--json", home=home).stdout)
+    assert [(p["snapshot_id"], p["restored_by"]) for p in listed] == [(snap, "cli-tester")]
 
 
 def test_session_context_on_both_backends(engine: Engine) -> None:
