@@ -28,6 +28,7 @@ from jupiter.models import AssetSpec, FindingStatus, Severity
 from jupiter.permissions import requires
 from jupiter.policing import Policing
 from jupiter.pull_requests import PullRequesting
+from jupiter.rollback_points import RollbackPoints
 from jupiter.rollbacks import RollingBack
 from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
@@ -62,6 +63,7 @@ class Engine(
     Fixing,
     Exporting,
     RollingBack,
+    RollbackPoints,
     Auditing,
     Integrating,
     Governing,

@@ -96,6 +96,9 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "approvals_due": lambda e: e.approvals_due(datetime.now(UTC)),
     "list_pull_requests": lambda e: e.list_pull_requests(state="no-such-state"),
     "sync_pull_requests": lambda e: e.sync_pull_requests(),
+    "create_rollback_point": lambda e: e.create_rollback_point("no-such-asset"),
+    "list_rollback_points": lambda e: e.list_rollback_points(),
+    "restore_rollback_point": lambda e: e.restore_rollback_point("SNAP-0000-00-00-000"),
     # The engine's services: the same table, the same check.
     "remediations.create": lambda e: e.remediations.create(),
     "remediations.listing": lambda e: e.remediations.listing(),

@@ -69,6 +69,7 @@ def _register() -> None:
         remediations_cmd,
         schedules_cmd,
         scripts,
+        snapshots_cmd,
         stats_cmd,
         users,
         worker_cmd,
@@ -123,6 +124,8 @@ def _register() -> None:
     app.command("metrics", help="Prometheus metrics: print them, or --serve them.")(
         stats_cmd.metrics
     )
+    app.add_typer(snapshots_cmd.app, name="snapshots", help="Rollback points of whole assets.")
+    app.command("ask", help="Ask the copilot, in words (see docs/copilot.md).")(snapshots_cmd.ask)
 
 
 _register()

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jupiter.errors import DatabaseDamaged, StoreBusy, StoreConflict, StoreError, WorkspaceError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0011"
 #: A folder of migrated empty SQLite files to copy new workspaces from (tests).
 TEMPLATE_ENV = "JUPITER_SQLITE_TEMPLATE_DIR"
 T = TypeVar("T")

@@ -504,3 +504,35 @@ class PullRequestRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     checked_at: Mapped[datetime | None]
+
+
+class RollbackPointRow(Base):
+    """A rollback point of one asset (``SNAP-YYYY-MM-DD-NNN``): the manifest
+    of every regular file under its root, blobs by sha256 in the workspace
+    (see ``jupiter.rollback_points``)."""
+
+    __tablename__ = "rollback_points"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"), index=True)
+    connection: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    entries: Mapped[list[Any]] = mapped_column(JSON)
+    files: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    taken_at: Mapped[datetime]
+    restored_at: Mapped[datetime | None]
+    restored_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class CopilotSessionRow(Base):
+    """What one copilot session of one user last touched (asset, rollback
+    point, remediation, finding), so a follow-up query may name nothing."""
+
+    __tablename__ = "copilot_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
