@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 # Compiled once up front: where PYTHONDONTWRITEBYTECODE is set (CI images),
 # every `jupiter` subprocess a test starts would otherwise recompile the
 # sources it imports.
+# One pytest worker per core (pytest-xdist); a module's tests stay on one
+# worker, so its module-scoped fixtures (fleets, servers, estates) build once.
+PARALLEL ?= -n auto --dist loadfile
 BYTECODE = $(BIN)/python -m compileall -q -j 0 src tests >/dev/null
 
 .PHONY: install demo test soak lint bench clean services
@@ -26,13 +29,13 @@ test: install ## run the test suite (services and scanners it needs are set up f
 	@bash scripts/services.sh
 	@bash scripts/tools.sh
 	@$(BYTECODE)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not soak"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not soak" $(PARALLEL)
 
 soak: install ## the heavier variants (marked soak): concurrency trials, every catalog fix through the full gate
 	@bash scripts/services.sh
 	@bash scripts/tools.sh
 	@$(BYTECODE)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak $(PARALLEL)
 
 lint: install ## ruff + mypy (strict on src/)
 	$(BIN)/ruff check src tests benchmarks
