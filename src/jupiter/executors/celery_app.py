@@ -124,7 +124,6 @@ def _make_app(url: str, queue: str, visibility: float) -> Celery:
         task_routes={TASK_DEPLOY: {"queue": queue, "routing_key": queue}},
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
-        worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         enable_utc=True,
     )
@@ -136,6 +135,16 @@ def _make_app(url: str, queue: str, visibility: float) -> Celery:
         ignore_result=True,
     )(deploy_target_task)
     return made
+
+
+def close_apps() -> None:
+    """Close the broker connections this process opened (a driver that
+    sent work keeps a producer pool until then)."""
+    with _apps_lock:
+        for made in _apps.values():
+            made.pool.force_close_all()
+            made.close()
+        _apps.clear()
 
 
 _engines: dict[tuple[int, str], Engine] = {}
@@ -167,7 +176,9 @@ def deploy_target_task(work: dict[str, Any]) -> dict[str, Any]:
     item = TargetWork.from_message(work)
     engine = _engine(item.actor)
     ctx = Ctx(engine, item.remediation_id, item.actor)
-    return execute(ctx, item).to_json()
+    # Wait as long as another copy lives: acknowledging this message early
+    # could lose the work if that copy's process dies afterwards.
+    return execute(ctx, item, wait=float("inf")).to_json()
 
 
 def worker_argv(

@@ -10,8 +10,10 @@ database, then checks, in order, before anything is applied:
    ``deploy`` event newer than ``mark``) — a redelivered message whose work
    was finished, by this worker or one that was killed before its ack,
    returns that outcome and applies nothing;
-3. no other thread of this process is executing the same item (a broker
-   may redeliver while the first copy still runs);
+3. no other copy of the item runs — in this process, or in a live process
+   holding the target's fix run (a broker may redeliver a message while its
+   first copy still runs): the copy waits until that one recorded the
+   outcome (then it is done) or died (then it takes over);
 
 and :func:`jupiter.remediations.targets.deploy_target` then recovers a
 killed run's half-applied step, skips the steps whose recorded outcome is
@@ -21,6 +23,7 @@ killed run's half-applied step, skips the steps whose recorded outcome is
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -139,6 +142,7 @@ def recorded_outcomes(db: Database, work: list[TargetWork]) -> dict[int, Outcome
     return out
 
 
+_POLL = 0.5
 _inflight: set[tuple[int, int]] = set()
 _inflight_lock = threading.Lock()
 
@@ -175,45 +179,64 @@ class Executed:
         return out
 
 
-def execute(ctx: Ctx, work: TargetWork) -> Executed:
-    """Execute one work item at most once (see the module's docstring)."""
+def execute(ctx: Ctx, work: TargetWork, *, wait: float = 0.0) -> Executed:
+    """Execute one work item at most once (see the module's docstring).
+
+    While another copy of it runs (in this process, or in a live process
+    holding the target's run), wait up to ``wait`` seconds for that copy to
+    record the outcome or to die, then look again; ``busy`` when it still
+    runs. A broker redelivers a message that waited too long, so a copy
+    must not be acknowledged as done while the work may yet be lost: a
+    Celery task waits for as long as the other copy lives."""
+    deadline = time.monotonic() + wait
+    while True:
+        with _claim(work) as mine:
+            if mine:
+                result = _execute_claimed(ctx, work)
+                if result.status != "busy":
+                    return result
+            else:
+                result = Executed("busy", reason="another copy of this work runs in this process")
+        if time.monotonic() >= deadline:
+            return result
+        time.sleep(_POLL)
+
+
+def _execute_claimed(ctx: Ctx, work: TargetWork) -> Executed:
     from jupiter.remediations.targets import deploy_target
     from jupiter.store.tables import RemediationTargetRow
 
-    with _claim(work) as mine:
-        if not mine:
-            return Executed("busy", reason="another copy of this work runs in this process")
-        rem = ctx.rem()
-        if rem.status in _ENDED:
-            return Executed("skipped", reason=f"{ctx.label} is {rem.status}")
-        done = recorded_outcomes(ctx.db, [work]).get(work.target_id)
-        if done is not None:
-            return Executed("done", done, "the outcome was already recorded")
-        with ctx.db.reading() as s:
-            trow = s.get(RemediationTargetRow, work.target_id)
-            if trow is None or trow.remediation_id != work.remediation_id:
-                return Executed("skipped", reason=f"{ctx.label} has no target row {work.target_id}")
-            if trow.status in _LEFT_ALONE:
-                return Executed("skipped", reason=f"target {trow.asset_id} is {trow.status}")
-            steps = ctx.steps(trow)
-        if work.only is not None:
-            steps = [st for st in steps if st.rule_id in work.only]
-        holder = _live_run_holder(ctx, work.asset)
-        if holder is not None:
-            return Executed("busy", reason=holder)
-        try:
-            outcome = deploy_target(
-                ctx,
-                work.target_id,
-                steps,
-                work.stage,
-                final=work.final,
-                blue_green=work.blue_green,
-            )
-        except JupiterError as exc:
-            # Recorded, so the driver waiting on the database learns it.
-            return Executed("applied", record_failure(ctx, work, f"{work.stage}: {exc}"))
-        return Executed("applied", outcome)
+    rem = ctx.rem()
+    if rem.status in _ENDED:
+        return Executed("skipped", reason=f"{ctx.label} is {rem.status}")
+    done = recorded_outcomes(ctx.db, [work]).get(work.target_id)
+    if done is not None:
+        return Executed("done", done, "the outcome was already recorded")
+    with ctx.db.reading() as s:
+        trow = s.get(RemediationTargetRow, work.target_id)
+        if trow is None or trow.remediation_id != work.remediation_id:
+            return Executed("skipped", reason=f"{ctx.label} has no target row {work.target_id}")
+        if trow.status in _LEFT_ALONE:
+            return Executed("skipped", reason=f"target {trow.asset_id} is {trow.status}")
+        steps = ctx.steps(trow)
+    if work.only is not None:
+        steps = [st for st in steps if st.rule_id in work.only]
+    holder = _live_run_holder(ctx, work.asset)
+    if holder is not None:
+        return Executed("busy", reason=holder)
+    try:
+        outcome = deploy_target(
+            ctx,
+            work.target_id,
+            steps,
+            work.stage,
+            final=work.final,
+            blue_green=work.blue_green,
+        )
+    except JupiterError as exc:
+        # Recorded, so the driver waiting on the database learns it.
+        return Executed("applied", record_failure(ctx, work, f"{work.stage}: {exc}"))
+    return Executed("applied", outcome)
 
 
 def _live_run_holder(ctx: Ctx, asset: str) -> str | None:
