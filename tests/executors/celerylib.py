@@ -77,13 +77,24 @@ class WorkerProc:
 
 
 def start_worker(
-    env: dict[str, str], log: Path, *, pool: str = "threads", concurrency: int = 2
+    env: dict[str, str],
+    log: Path,
+    *,
+    pool: str = "threads",
+    concurrency: int = 2,
+    cli: bool = False,
 ) -> WorkerProc:
+    """The test's worker (knows AppFix), or with ``cli`` the real
+    ``jupiter worker --executor celery``."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("JUPITER_")}
     full.update(env)
     handle = log.open("wb")
+    argv = ["-m", "tests.executors.celery_worker", pool, str(concurrency)]
+    if cli:
+        argv = ["-m", "jupiter.cli.app", "worker", "--executor", "celery", "--pool", pool]
+        argv += ["--concurrency", str(concurrency)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.executors.celery_worker", pool, str(concurrency)],
+        [sys.executable, *argv],
         stdout=handle,
         stderr=subprocess.STDOUT,
         env=full,

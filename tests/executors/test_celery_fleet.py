@@ -7,6 +7,7 @@ over RabbitMQ."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from jupiter.engine import Engine
 from jupiter.executors.celery_app import close_apps
 from jupiter.store.tables import RunRow
 from jupiter.workspace import Workspace
+from tests.conftest import run_cli
 from tests.executors.celerylib import delete_queue, need_broker, unique_queue, workers
 from tests.remediations.fleetlib import applies, make_fleet, use_app_plugin, workflow
 
@@ -94,3 +96,44 @@ def test_a_worker_killed_mid_batch_the_other_finishes_without_double_apply(
     assert {r.holder_pid for r in runs} >= {a.pid, b.pid}
     assert [r.status for r in runs if r.holder_pid == a.pid].count("running") == 0
     assert any(r.status == "interrupted" for r in runs if r.holder_pid == a.pid)
+
+
+@pytest.mark.soak
+def test_jupiter_remediate_deploys_through_the_cli_worker(tmp_path: Path) -> None:
+    """The commands of docs/scale-out.md: `jupiter worker --executor celery`
+    beside `jupiter remediate` with JUPITER_EXECUTOR=celery (sshd hardening
+    of two examples/host copies, SQLite shared on one machine)."""
+    broker = need_broker("redis")
+    queue = unique_queue()
+    roots = make_fleet(tmp_path, 2)
+    home = tmp_path / "home"
+    assert run_cli("assets", "import", str(tmp_path / "assets.yaml"), home=home).returncode == 0
+    workflow(
+        home,
+        "roll",
+        [{"kind": "snapshot"}, {"kind": "deploy", "strategy": {"type": "rolling", "batch": 2}}],
+    )
+    env = {
+        "JUPITER_HOME": str(home),
+        "JUPITER_BROKER_URL": broker,
+        "JUPITER_CELERY_QUEUE": queue,
+    }
+    try:
+        with workers([env], tmp_path / "logs", cli=True) as (worker,):
+            args = ("remediate", "--group", "web", "--only", "SSHD-ROOT-LOGIN", "--workflow")
+            done = run_cli(
+                *args,
+                "roll",
+                "--json",
+                home=home,
+                env={**env, "JUPITER_EXECUTOR": "celery", "JUPITER_TASK_TIMEOUT": "60"},
+            )
+            assert done.returncode == 0, (done.stderr, worker.text()[-3000:])
+            log = worker.text()
+        assert worker.proc.returncode == 0, worker.text()[-3000:]
+    finally:
+        delete_queue(broker, queue)
+    assert json.loads(done.stdout)["status"] == "completed"
+    assert log.count("succeeded in") == 2 and "'status': 'applied'" in log
+    for root in roots:
+        assert "PermitRootLogin no" in (root / "etc/ssh/sshd_config").read_text()

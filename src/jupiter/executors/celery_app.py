@@ -100,7 +100,7 @@ def app() -> Celery:
 
 def _make_app(url: str, queue: str, visibility: float) -> Celery:
     from celery import Celery
-    from kombu import Queue
+    from kombu.entity import Queue
 
     made = Celery("jupiter", broker=url, set_as_current=False)
     transport: dict[str, Any] = {}
@@ -120,7 +120,7 @@ def _make_app(url: str, queue: str, visibility: float) -> Celery:
         task_reject_on_worker_lost=True,
         task_ignore_result=True,
         task_default_queue=queue,
-        task_queues=[Queue(queue, routing_key=queue)],
+        task_queues=[Queue(queue, routing_key=queue)],  # type: ignore[no-untyped-call]
         task_routes={TASK_DEPLOY: {"queue": queue, "routing_key": queue}},
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,

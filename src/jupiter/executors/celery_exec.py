@@ -66,7 +66,7 @@ class CeleryExecutor:
                 )
         except JupiterError:
             raise
-        except Exception as exc:  # kombu/redis/amqp errors: say where, not the password
+        except Exception as exc:  # noqa: BLE001 - kombu, redis, amqp errors: say which, no password
             from jupiter.redact import redact_text
 
             raise ServiceUnavailable(
