@@ -59,27 +59,38 @@ def _settings(eng: Engine, broker: str, queue: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("broker_kind", ["redis", "amqp"])
-def test_a_worker_killed_mid_batch_the_other_finishes_without_double_apply(
-    fleet_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broker_kind: str
+def _kill_mid_batch_and_check(
+    eng: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    broker_kind: str,
+    fault: str,
+    pool: str,
 ) -> None:
     broker = need_broker(broker_kind)
     queue = unique_queue()
-    eng = fleet_engine
     settings = _settings(eng, broker, queue)
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("JUPITER_EXECUTOR", "celery")
-    monkeypatch.setenv("JUPITER_TASK_TIMEOUT", "90")
-    doomed = {**settings, "JUPITER_FAULT": "deploy.after_step:2"}
+    monkeypatch.setenv("JUPITER_TASK_TIMEOUT", "120")
+    doomed = {**settings, "JUPITER_FAULT": fault}
+    # threads: the kill takes the whole worker down; prefork: only the pool
+    # process running the task dies, and its parent gives the message back.
+    concurrency = 2 if pool == "threads" else 1
     try:
-        with workers([doomed, settings], tmp_path / "logs") as (a, b):
+        with workers([doomed, settings], tmp_path / "logs", pool=pool, concurrency=concurrency) as (
+            a,
+            b,
+        ):
             made = eng.remediations.create(group="web", workflow="wf")
             assert made.remediation is not None
             info = eng.remediations.run(made.remediation.id)
             assert info.status == "completed", (info.status, info.reason, b.text()[-2000:])
-            assert a.proc.wait(timeout=30) == -9, "the doomed worker was not killed"
+            if pool == "threads":
+                assert a.proc.wait(timeout=30) == -9, "the doomed worker was not killed"
+            else:
+                assert "WorkerLostError" in a.text() or "exited with 'signal 9" in a.text()
             assert b.proc.poll() is None, b.text()[-2000:]
             assert "Traceback" not in b.text(), b.text()[-4000:]
     finally:
@@ -92,10 +103,43 @@ def test_a_worker_killed_mid_batch_the_other_finishes_without_double_apply(
     assert eng.audit_verify().ok
     with eng.db.reading() as s:
         runs = list(s.scalars(select(RunRow).where(RunRow.kind == "fix")))
-    # Both workers deployed; the run the killed worker left was recovered.
-    assert {r.holder_pid for r in runs} >= {a.pid, b.pid}
-    assert [r.status for r in runs if r.holder_pid == a.pid].count("running") == 0
-    assert any(r.status == "interrupted" for r in runs if r.holder_pid == a.pid)
+    assert not [r.id for r in runs if r.status == "running"]
+    if pool == "threads":
+        # Both workers deployed; the run the killed worker left was recovered.
+        assert {r.holder_pid for r in runs} >= {a.pid, b.pid}
+        assert any(r.status == "interrupted" for r in runs if r.holder_pid == a.pid)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("broker_kind", ["redis", "amqp"])
+def test_a_worker_killed_mid_batch_the_other_finishes_without_double_apply(
+    fleet_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broker_kind: str
+) -> None:
+    _kill_mid_batch_and_check(
+        fleet_engine, tmp_path, monkeypatch, broker_kind, "deploy.after_step:2", "threads"
+    )
+
+
+@pytest.mark.soak
+@pytest.mark.postgres
+@pytest.mark.parametrize("broker_kind", ["redis", "amqp"])
+@pytest.mark.parametrize(
+    ("fault", "pool"),
+    [
+        ("deploy.before_apply:2", "threads"),
+        ("deploy.after_target:3", "threads"),
+        ("deploy.after_step:2", "prefork"),
+    ],
+)
+def test_kill_points_and_pools(
+    fleet_engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    broker_kind: str,
+    fault: str,
+    pool: str,
+) -> None:
+    _kill_mid_batch_and_check(fleet_engine, tmp_path, monkeypatch, broker_kind, fault, pool)
 
 
 @pytest.mark.soak
