@@ -17,6 +17,7 @@ from jupiter.executors.celery_app import broker_url, queue_name, visibility_time
 from jupiter.executors.inprocess import InProcessExecutor
 from jupiter.executors.work import current_mark, execute
 from jupiter.remediations.context import Ctx
+from jupiter.remediations.runner import Lease
 from jupiter.workspace import Workspace
 from tests.conftest import run_cli
 from tests.remediations.fleetlib import applies, make_fleet, use_app_plugin, workflow
@@ -141,12 +142,15 @@ def test_a_copy_finds_the_recorded_outcome_before_applying(
     ctx = Ctx(eng, rem_id, eng.actor)
     from jupiter.executors.work import _execute_claimed
 
-    # The remediation is approved/planned but not driven: deploy one target by hand.
     mark = current_mark(eng.db, rem_id)
     work = _work_of(eng, rem_id, "web-01", mark)
-    first = InProcessExecutor().deploy(ctx, [work], 1)
-    assert first[0].ok, first[0].detail
-    second = _execute_claimed(ctx, work)
+    # Not driven by anyone (no lease): the work is left for the next driver.
+    assert _execute_claimed(ctx, work).status == "skipped"
+    assert applies(eng) == {}
+    with Lease(ctx):  # driving it: deploy one target, then the copy comes
+        first = InProcessExecutor().deploy(ctx, [work], 1)
+        assert first[0].ok, first[0].detail
+        second = _execute_claimed(ctx, work)
     assert second.status == "done"
     assert second.outcome is not None and second.outcome.run == first[0].run
     assert applies(eng) == {"web-01": 1}
@@ -164,6 +168,7 @@ def test_the_celery_task_body_reloads_from_the_database(
     mark = current_mark(eng.db, rem_id)
     ctx = Ctx(eng, rem_id, eng.actor)
     work = _work_of(eng, rem_id, "web-03", mark)
+    lease = Lease(ctx).__enter__()
     InProcessExecutor().deploy(ctx, [work], 1)
     monkeypatch.setenv("JUPITER_HOME", str(eng.workspace.home))
     monkeypatch.setenv("JUPITER_DATABASE_URL", eng.workspace.database_url)
@@ -174,6 +179,7 @@ def test_the_celery_task_body_reloads_from_the_database(
     finally:
         for opened in celery_app._engines.values():
             opened.close()
+        lease.__exit__(None, None, None)
     assert out["status"] == "done", out
     assert applies(eng) == {"web-03": 1}
 

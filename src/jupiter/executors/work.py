@@ -5,7 +5,9 @@ versioned ids and parameters, never the plan or a secret. Executing it
 reloads the remediation, the target row and its sealed plan from the
 database, then checks, in order, before anything is applied:
 
-1. the remediation is still under way (an ended one is left alone);
+1. the remediation is still under way (an ended one is left alone) and
+   someone drives it: its lease is held and not expired (work a dead
+   driver sent is left to the next driver, which sends it again);
 2. the target has no outcome recorded for this dispatch yet (a timeline
    ``deploy`` event newer than ``mark``) — a redelivered message whose work
    was finished, by this worker or one that was killed before its ack,
@@ -33,7 +35,7 @@ from sqlalchemy import func, select
 
 from jupiter.errors import InputError, JupiterError
 from jupiter.states import ENDED_REMEDIATION, TargetState
-from jupiter.store.tables import RemediationEventRow
+from jupiter.store.tables import RemediationEventRow, utcnow
 
 if TYPE_CHECKING:
     from jupiter.remediations.context import Ctx
@@ -209,6 +211,12 @@ def _execute_claimed(ctx: Ctx, work: TargetWork) -> Executed:
     rem = ctx.rem()
     if rem.status in _ENDED:
         return Executed("skipped", reason=f"{ctx.label} is {rem.status}")
+    if rem.lease_holder is None or (rem.expires_at is not None and rem.expires_at < utcnow()):
+        return Executed(
+            "skipped",
+            reason=f"nobody drives {ctx.label} now (its lease is free or expired); whoever "
+            "drives it next sends the work again",
+        )
     done = recorded_outcomes(ctx.db, [work]).get(work.target_id)
     if done is not None:
         return Executed("done", done, "the outcome was already recorded")
