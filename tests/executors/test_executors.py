@@ -200,3 +200,24 @@ def test_worker_cli_refuses_what_it_cannot_run(tmp_path: Path) -> None:
         env={"JUPITER_BROKER_URL": "redis://127.0.0.1:6379/0"},
     )
     assert once.returncode == 2 and "no rounds" in once.stderr
+
+
+def test_an_unexpected_error_is_recorded_for_the_waiting_driver(
+    done_fleet: tuple[Engine, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupiter.executors.work import recorded_outcomes
+
+    eng, rem_id = done_fleet
+    ctx = Ctx(eng, rem_id, eng.actor)
+    work = _work_of(eng, rem_id, "web-02", current_mark(eng.db, rem_id))
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire, password=hunter2")
+
+    monkeypatch.setattr("jupiter.remediations.targets.deploy_target", boom)
+    with Lease(ctx), pytest.raises(RuntimeError):
+        execute(ctx, work)
+    out = recorded_outcomes(eng.db, [work])[work.target_id]
+    assert not out.ok and "RuntimeError: disk on fire" in out.detail
+    assert "hunter2" not in out.detail
+    assert next(r for r in ctx.targets() if r.asset_id == "web-02").status == "failed"

@@ -244,6 +244,13 @@ def _execute_claimed(ctx: Ctx, work: TargetWork) -> Executed:
     except JupiterError as exc:
         # Recorded, so the driver waiting on the database learns it.
         return Executed("applied", record_failure(ctx, work, f"{work.stage}: {exc}"))
+    except Exception as exc:
+        # A bug: still recorded (the driver must not wait for an hour), then raised.
+        from jupiter.redact import redact_text
+
+        why = f"{work.stage}: internal error: {type(exc).__name__}: {redact_text(str(exc))}"
+        record_failure(ctx, work, why)
+        raise
     return Executed("applied", outcome)
 
 
