@@ -109,16 +109,18 @@ def start_worker(
 
 @contextlib.contextmanager
 def workers(
-    envs: list[dict[str, str]], logs: Path, **options: object
+    envs: list[dict[str, str]], logs: Path, *, ready: bool = True, **options: object
 ) -> Iterator[list[WorkerProc]]:
-    """Start one worker per environment, wait until each consumes, stop them all."""
+    """Start one worker per environment, wait until each consumes (unless
+    ``ready=False``: the caller waits), stop them all."""
     logs.mkdir(parents=True, exist_ok=True)
     started: list[WorkerProc] = []
     try:
         for i, env in enumerate(envs):
             started.append(start_worker(env, logs / f"worker-{i}.log", **options))  # type: ignore[arg-type]
         for w in started:
-            w.wait_ready()
+            if ready:
+                w.wait_ready()
         yield started
     finally:
         for w in started:

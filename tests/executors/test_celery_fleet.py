@@ -8,7 +8,6 @@ over RabbitMQ."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,11 +25,10 @@ N = 20
 BATCH = 10
 
 
-@pytest.fixture
-def fleet_engine(tmp_path: Path, pg_schema_url: str) -> Iterator[Engine]:
+def _fleet_engine(tmp_path: Path, db_url: str) -> Engine:
     make_fleet(tmp_path, N, app=True)
     home = tmp_path / "home"
-    eng = Engine(Workspace(home, pg_schema_url), actor="tester")
+    eng = Engine(Workspace(home, db_url), actor="tester")
     use_app_plugin(eng)
     eng.import_assets(tmp_path / "assets.yaml")
     workflow(
@@ -42,26 +40,12 @@ def fleet_engine(tmp_path: Path, pg_schema_url: str) -> Iterator[Engine]:
             {"kind": "verify"},
         ],
     )
-    try:
-        yield eng
-    finally:
-        eng.close()
-
-
-def _settings(eng: Engine, broker: str, queue: str) -> dict[str, str]:
-    return {
-        "JUPITER_HOME": str(eng.workspace.home),
-        "JUPITER_DATABASE_URL": eng.workspace.database_url,
-        "JUPITER_BROKER_URL": broker,
-        "JUPITER_CELERY_QUEUE": queue,
-        # A killed worker's message comes back to Redis after 4 s (RabbitMQ: at once).
-        "JUPITER_BROKER_VISIBILITY_TIMEOUT": "4",
-    }
+    return eng
 
 
 def _kill_mid_batch_and_check(
-    eng: Engine,
     tmp_path: Path,
+    db_url: str,
     monkeypatch: pytest.MonkeyPatch,
     broker_kind: str,
     fault: str,
@@ -69,7 +53,14 @@ def _kill_mid_batch_and_check(
 ) -> None:
     broker = need_broker(broker_kind)
     queue = unique_queue()
-    settings = _settings(eng, broker, queue)
+    settings = {
+        "JUPITER_HOME": str(tmp_path / "home"),
+        "JUPITER_DATABASE_URL": db_url,
+        "JUPITER_BROKER_URL": broker,
+        "JUPITER_CELERY_QUEUE": queue,
+        # A killed worker's message comes back to Redis after 4 s (RabbitMQ: at once).
+        "JUPITER_BROKER_VISIBILITY_TIMEOUT": "4",
+    }
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("JUPITER_EXECUTOR", "celery")
@@ -78,11 +69,14 @@ def _kill_mid_batch_and_check(
     # threads: the kill takes the whole worker down; prefork: only the pool
     # process running the task dies, and its parent gives the message back.
     concurrency = 2 if pool == "threads" else 1
+    eng: Engine | None = None
     try:
-        with workers([doomed, settings], tmp_path / "logs", pool=pool, concurrency=concurrency) as (
-            a,
-            b,
-        ):
+        with workers(
+            [doomed, settings], tmp_path / "logs", pool=pool, concurrency=concurrency, ready=False
+        ) as (a, b):
+            eng = _fleet_engine(tmp_path, db_url)  # while the workers start
+            a.wait_ready()
+            b.wait_ready()
             made = eng.remediations.create(group="web", workflow="wf")
             assert made.remediation is not None
             info = eng.remediations.run(made.remediation.id)
@@ -93,30 +87,32 @@ def _kill_mid_batch_and_check(
                 assert "WorkerLostError" in a.text() or "exited with 'signal 9" in a.text()
             assert b.proc.poll() is None, b.text()[-2000:]
             assert "Traceback" not in b.text(), b.text()[-4000:]
+
+        roots = sorted((tmp_path / "fleet").iterdir())
+        assert [(r / "etc/app.conf").read_text() for r in roots] == ["secure\n"] * N
+        assert applies(eng) == {r.name: 1 for r in roots}, "a target was changed twice"
+        assert eng.audit_verify().ok
+        with eng.db.reading() as s:
+            runs = list(s.scalars(select(RunRow).where(RunRow.kind == "fix")))
+        assert not [r.id for r in runs if r.status == "running"]
+        if pool == "threads":
+            # Both workers deployed; the run the killed worker left was recovered.
+            assert {r.holder_pid for r in runs} >= {a.pid, b.pid}
+            assert any(r.status == "interrupted" for r in runs if r.holder_pid == a.pid)
     finally:
         close_apps()
         delete_queue(broker, queue)
-
-    roots = sorted((tmp_path / "fleet").iterdir())
-    assert [(r / "etc/app.conf").read_text() for r in roots] == ["secure\n"] * N
-    assert applies(eng) == {r.name: 1 for r in roots}, "a target was changed twice"
-    assert eng.audit_verify().ok
-    with eng.db.reading() as s:
-        runs = list(s.scalars(select(RunRow).where(RunRow.kind == "fix")))
-    assert not [r.id for r in runs if r.status == "running"]
-    if pool == "threads":
-        # Both workers deployed; the run the killed worker left was recovered.
-        assert {r.holder_pid for r in runs} >= {a.pid, b.pid}
-        assert any(r.status == "interrupted" for r in runs if r.holder_pid == a.pid)
+        if eng is not None:
+            eng.close()
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("broker_kind", ["redis", "amqp"])
 def test_a_worker_killed_mid_batch_the_other_finishes_without_double_apply(
-    fleet_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broker_kind: str
+    tmp_path: Path, pg_schema_url: str, monkeypatch: pytest.MonkeyPatch, broker_kind: str
 ) -> None:
     _kill_mid_batch_and_check(
-        fleet_engine, tmp_path, monkeypatch, broker_kind, "deploy.after_step:2", "threads"
+        tmp_path, pg_schema_url, monkeypatch, broker_kind, "deploy.after_step:2", "threads"
     )
 
 
@@ -132,14 +128,14 @@ def test_a_worker_killed_mid_batch_the_other_finishes_without_double_apply(
     ],
 )
 def test_kill_points_and_pools(
-    fleet_engine: Engine,
     tmp_path: Path,
+    pg_schema_url: str,
     monkeypatch: pytest.MonkeyPatch,
     broker_kind: str,
     fault: str,
     pool: str,
 ) -> None:
-    _kill_mid_batch_and_check(fleet_engine, tmp_path, monkeypatch, broker_kind, fault, pool)
+    _kill_mid_batch_and_check(tmp_path, pg_schema_url, monkeypatch, broker_kind, fault, pool)
 
 
 @pytest.mark.soak
