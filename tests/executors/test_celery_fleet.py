@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from jupiter.engine import Engine
 from jupiter.executors.celery_app import close_apps
+from jupiter.remediations.results import EventInfo
 from jupiter.store.tables import RunRow
 from jupiter.workspace import Workspace
 from tests.conftest import run_cli
@@ -79,8 +80,11 @@ def _kill_mid_batch_and_check(
             b.wait_ready()
             made = eng.remediations.create(group="web", workflow="wf")
             assert made.remediation is not None
-            info = eng.remediations.run(made.remediation.id)
+            seen: list[EventInfo] = []
+            info = eng.remediations.run(made.remediation.id, progress=seen.append)
             assert info.status == "completed", (info.status, info.reason, b.text()[-2000:])
+            shown = sorted(e.target or "" for e in seen if e.name == "deploy")
+            assert shown == [f"web-{i:02d}" for i in range(1, N + 1)]
             if pool == "threads":
                 assert a.proc.wait(timeout=30) == -9, "the doomed worker was not killed"
             else:

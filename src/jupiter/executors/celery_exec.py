@@ -86,7 +86,9 @@ class CeleryExecutor:
             pending = [w for w in work if w.target_id not in outcomes]
             if not pending:
                 break
-            outcomes.update(recorded_outcomes(ctx.db, pending))
+            found = recorded_outcomes(ctx.db, pending)
+            outcomes.update(found)
+            _show(ctx, [w for w in pending if w.target_id in found], found)
             if len(outcomes) == len(work):
                 break
             if time.monotonic() >= deadline:
@@ -101,6 +103,31 @@ class CeleryExecutor:
                 break
             time.sleep(POLL)
         return [outcomes[w.target_id] for w in work]
+
+
+def _show(ctx: Ctx, done: list[TargetWork], found: dict[int, Outcome]) -> None:
+    """The workers recorded these targets' timeline events: show them as an
+    in-process deploy would (``remediate`` prints each target's line)."""
+    if ctx.progress is None:
+        return
+    import contextlib
+
+    from jupiter.remediations.results import EventInfo
+    from jupiter.store.tables import utcnow
+
+    for w in done:
+        o = found[w.target_id]
+        info = EventInfo(
+            w.stage,
+            "deploy",
+            "ok" if o.ok else "failed",
+            w.asset,
+            utcnow().isoformat(),
+            o.seconds,
+            {"run": o.run, "detail": o.detail},
+        )
+        with contextlib.suppress(Exception):  # a display must never stop the work
+            ctx.progress(info)
 
 
 class ServiceUnavailable(JupiterError):
