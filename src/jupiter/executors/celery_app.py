@@ -139,12 +139,18 @@ def _make_app(url: str, queue: str, visibility: float) -> Celery:
 
 def close_apps() -> None:
     """Close the broker connections this process opened (a driver that
-    sent work keeps a producer pool until then)."""
+    sent work keeps producer and connection pools until then)."""
+    from kombu import pools
+
     with _apps_lock:
         for made in _apps.values():
-            made.pool.force_close_all()
+            if made._pool is not None:
+                made._pool.force_close_all()
             made.close()
         _apps.clear()
+        # Producer pools are kombu's, shared per broker URL: a later app for
+        # the same URL must not get one whose connections were closed.
+        pools.reset()  # type: ignore[no-untyped-call]
 
 
 _engines: dict[tuple[int, str], Engine] = {}
