@@ -69,4 +69,22 @@ fi
 if ! psql -h 127.0.0.1 -U postgres -d test -Atc 'select 1' >/dev/null 2>&1; then
   psql -h 127.0.0.1 -U postgres -d postgres -Atc 'create database test' >/dev/null
 fi
-log "ready: PostgreSQL 127.0.0.1:5432/test, sshd, nft"
+
+# --- Celery brokers (tests/executors): Redis 6379 and RabbitMQ 5672 (guest) --
+port_answers() { timeout 2 bash -c "</dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+if ! port_answers 6379; then
+  command -v redis-server >/dev/null || { log "installing redis-server"; apt_install redis-server; }
+  log "starting Redis"
+  as_root redis-server --bind 127.0.0.1 --port 6379 --daemonize yes >/dev/null
+  for _ in $(seq 1 30); do port_answers 6379 && break; sleep 1; done
+  port_answers 6379 || { log "Redis did not start on 127.0.0.1:6379"; exit 1; }
+fi
+if ! port_answers 5672; then
+  command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || {
+    log "installing rabbitmq-server"; apt_install rabbitmq-server; }
+  log "starting RabbitMQ"
+  as_root rabbitmq-server -detached >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do port_answers 5672 && break; sleep 1; done
+  port_answers 5672 || { log "RabbitMQ did not start on 127.0.0.1:5672"; exit 1; }
+fi
+log "ready: PostgreSQL 127.0.0.1:5432/test, Redis 6379, RabbitMQ 5672, sshd, nft"

@@ -98,9 +98,11 @@ def _register() -> None:
     app.add_typer(
         schedules_cmd.app, name="schedules", help="Scan assets on a timer (continuous detection)."
     )
-    app.command("worker", help="Run due work (schedules, waiting deploys) until stopped.")(
-        worker_cmd.worker
-    )
+    app.command(
+        "worker",
+        help="Run due work (schedules, waiting deploys, bakes, outbox) until stopped; "
+        "--executor celery: a Celery worker for deploys (docs/scale-out.md).",
+    )(worker_cmd.worker)
     app.add_typer(
         pull_requests_cmd.app,
         name="pull-requests",
