@@ -68,6 +68,7 @@ def _register() -> None:
         remediations_cmd,
         schedules_cmd,
         scripts,
+        serve_cmd,
         stats_cmd,
         users,
         worker_cmd,
@@ -117,6 +118,7 @@ def _register() -> None:
     app.command("metrics", help="Prometheus metrics: print them, or --serve them.")(
         stats_cmd.metrics
     )
+    app.command("serve", help="Serve the REST API and web console (uvicorn).")(serve_cmd.serve)
 
 
 _register()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, or_, select
 from sqlalchemy.orm import Session
 
 from jupiter.errors import InputError, NotFoundError
@@ -21,6 +21,7 @@ __all__ = [
     "get_finding",
     "list_findings",
     "row_to_record",
+    "sort_value",
     "sources_for",
 ]
 
@@ -125,6 +126,32 @@ def sources_for(session: Session, finding_ids: list[int]) -> dict[int, list[Find
     return out
 
 
+#: Sort keys of :func:`list_findings` (``-key`` descending), for the API's
+#: ``sort`` parameter and its cursors.
+SORT_KEYS = ("priority", "severity", "last_seen", "first_seen", "id")
+SEVERITY_RANK = {s.value: i for i, s in enumerate(reversed(list(Severity)))}
+
+
+def sort_value(finding: dict[str, Any], sort: str) -> Any:
+    """The value of ``finding`` (as :func:`finding_to_json` shaped it) that
+    ``sort`` orders by: what a page's cursor carries."""
+    key = sort.removeprefix("-")
+    if key == "severity":
+        return SEVERITY_RANK.get(finding["severity"], -1)
+    return finding[key]
+
+
+def _sort_column(key: str) -> Any:
+    if key == "severity":
+        return case(SEVERITY_RANK, value=FindingRow.severity, else_=-1)
+    return {
+        "priority": FindingRow.priority,
+        "last_seen": FindingRow.last_seen,
+        "first_seen": FindingRow.first_seen,
+        "id": FindingRow.id,
+    }[key]
+
+
 def list_findings(
     session: Session,
     asset: str | None = None,
@@ -132,7 +159,14 @@ def list_findings(
     severity: str | None = None,
     category: str | None = None,
     limit: int | None = None,
+    sort: str | None = None,
+    after: tuple[Any, int] | None = None,
 ) -> list[FindingRow]:
+    """Findings matching the filters. Without ``sort``: highest priority
+    first, then oldest id. With ``sort`` (a :data:`SORT_KEYS` key, ``-key``
+    for descending) ties break by id in the same direction, so ``after``
+    (the sort value and id of the previous page's last finding) continues a
+    keyset page that stays correct while findings are added."""
     stmt = select(FindingRow)
     if asset:
         stmt = stmt.where(FindingRow.asset_id == asset)
@@ -142,7 +176,30 @@ def list_findings(
         stmt = stmt.where(FindingRow.severity == severity)
     if category:
         stmt = stmt.where(FindingRow.category == category)
-    stmt = stmt.order_by(FindingRow.priority.desc(), FindingRow.id)
+    if sort is None:
+        stmt = stmt.order_by(FindingRow.priority.desc(), FindingRow.id)
+    else:
+        key = sort.removeprefix("-")
+        if key not in SORT_KEYS:
+            raise InputError(
+                f"cannot sort findings by {sort!r}; use one of {', '.join(SORT_KEYS)} "
+                "(prefix - for descending)"
+            )
+        col, desc = _sort_column(key), sort.startswith("-")
+        if after is not None:
+            value, last_id = after
+            if key == "id":
+                stmt = stmt.where(FindingRow.id < last_id if desc else FindingRow.id > last_id)
+            elif desc:
+                stmt = stmt.where(or_(col < value, and_(col == value, FindingRow.id < last_id)))
+            else:
+                stmt = stmt.where(or_(col > value, and_(col == value, FindingRow.id > last_id)))
+        if key == "id":
+            stmt = stmt.order_by(FindingRow.id.desc() if desc else FindingRow.id)
+        elif desc:
+            stmt = stmt.order_by(col.desc(), FindingRow.id.desc())
+        else:
+            stmt = stmt.order_by(col, FindingRow.id)
     if limit:
         stmt = stmt.limit(limit)
     return list(session.scalars(stmt))
