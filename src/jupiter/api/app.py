@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jupiter.engine import Engine
 from jupiter.errors import (
@@ -236,6 +237,45 @@ def _validation_field(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+class BodyLimit:
+    """ASGI middleware: refuse a request body over ``limit`` bytes with 413,
+    by its Content-Length before reading anything, or as soon as a streamed
+    body crosses the limit (the route then fails before it acts)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                response = error_response(413, "too_large", _too_large(self.limit))
+                await response(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise HTTPException(413)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"the request body is larger than the server accepts ({limit} bytes); "
+        "send a smaller report or raise JUPITER_API_MAX_BODY"
+    )
+
+
 def _max_body() -> int:
     raw = os.environ.get("JUPITER_API_MAX_BODY")
     if raw is None:
@@ -271,8 +311,8 @@ def create_app(
             "checked against that user's roles (docs/roles.md). Errors have one shape: "
             '`{"error": {"code", "message", "field"}}`.'
         ),
-        max_body_size=limit,
     )
+    app.add_middleware(BodyLimit, limit=limit)
     app.state.server = Server(home, database_url)
     app.state.max_body = limit
 
@@ -292,10 +332,7 @@ def create_app(
     async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         if exc.status_code == 413:
-            message = (
-                f"the request body is larger than the server accepts ({limit} bytes); "
-                "send a smaller report or raise JUPITER_API_MAX_BODY"
-            )
+            message = _too_large(limit)
         elif exc.status_code == 404:
             message = "no such route; see /docs or docs/openapi.json for the API's routes"
         else:

@@ -97,6 +97,9 @@ class IngestedFile(Out):
 
 class IngestResult(Out):
     files: list[IngestedFile]
+    results: int
+    new_findings: int
+    existing_findings: int
 
 
 class ScanRequest(In):

@@ -235,12 +235,12 @@ async def ingest(
     name = filename
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=4)
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise FieldError("send the report as a file in the multipart field `file`", "file")
-        data = await upload.read()
-        name = upload.filename or name
+        async with request.form(max_files=1, max_fields=4) as form:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise FieldError("send the report as a file in the multipart field `file`", "file")
+            data = await upload.read()
+            name = upload.filename or name
     else:
         data = await request.body()
     if not data.strip():
