@@ -10,7 +10,7 @@ import orjson
 
 from jupiter.api.openapi import render
 from tests.api.conftest import Served
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import ROOT
 
 SECRET = "AKIAABCDEFGHIJKLMNOP"
 SARIF = {
