@@ -8,6 +8,7 @@ import json
 
 import orjson
 
+from jupiter.api.models import FindingPage
 from jupiter.api.openapi import render
 from tests.api.conftest import Served
 from tests.conftest import ROOT
@@ -73,6 +74,8 @@ def test_ingest_raw_and_multipart_then_page_through(served: Served) -> None:
     v = served.headers("viewer")
     everything = served.client.get("/api/v1/findings?asset=leaky&limit=1000", headers=v).json()
     assert len(everything["items"]) == 7 and everything["next_cursor"] is None
+    # The listing is sent without response validation: it must match its model.
+    assert FindingPage.model_validate(everything).model_dump(mode="json") == everything
     for sort in ("-priority", "id", "-id", "severity", "-last_seen", "first_seen"):
         seen: list[int] = []
         cursor = None

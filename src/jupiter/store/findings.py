@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import Select, and_, case, or_, select
 from sqlalchemy.orm import Session
 
 from jupiter.errors import InputError, NotFoundError
@@ -20,13 +22,16 @@ __all__ = [
     "finding_to_json",
     "get_finding",
     "list_findings",
+    "list_findings_json",
     "row_to_record",
     "sort_value",
     "sources_for",
 ]
 
 
-def finding_to_json(row: FindingRow, sources: list[FindingSourceRow]) -> dict[str, Any]:
+def finding_to_json(
+    row: FindingRow | Any, sources: Sequence[FindingSourceRow | Any]
+) -> dict[str, Any]:
     """The finding as printed and exported. Texts pass through the redaction
     again, so rows stored before ingest redacted them do not leak either."""
     return {
@@ -152,8 +157,38 @@ def _sort_column(key: str) -> Any:
     }[key]
 
 
-def list_findings(
-    session: Session,
+def list_findings(session: Session, **filters: Any) -> list[FindingRow]:
+    """Findings matching the filters (see :func:`findings_query`)."""
+    return list(session.scalars(findings_query(select(FindingRow), **filters)))
+
+
+#: Columns finding_to_json does not show (skipped when reading a page).
+_NOT_SHOWN = frozenset({"extra", "identity"})
+
+
+def list_findings_json(session: Session, **filters: Any) -> list[dict[str, Any]]:
+    """:func:`list_findings` shaped by :func:`finding_to_json`, read as plain
+    rows (no ORM objects: a page of an API listing pays for the SQL only)."""
+    shown = [c for c in FindingRow.__table__.c if c.name not in _NOT_SHOWN]
+    rows = [
+        SimpleNamespace(**r._asdict())  # attribute access at dict speed
+        for r in session.execute(findings_query(select(*shown), **filters))
+    ]
+    ids = [r.id for r in rows]
+    sources: dict[int, list[Any]] = {i: [] for i in ids}
+    if ids:
+        q = (
+            select(FindingSourceRow.__table__)
+            .where(FindingSourceRow.finding_id.in_(ids))
+            .order_by(FindingSourceRow.id)
+        )
+        for src in session.execute(q):
+            sources[src.finding_id].append(src)
+    return [finding_to_json(r, sources[r.id]) for r in rows]
+
+
+def findings_query(
+    stmt: Select[Any],
     asset: str | None = None,
     status: str | None = None,
     severity: str | None = None,
@@ -161,13 +196,13 @@ def list_findings(
     limit: int | None = None,
     sort: str | None = None,
     after: tuple[Any, int] | None = None,
-) -> list[FindingRow]:
-    """Findings matching the filters. Without ``sort``: highest priority
-    first, then oldest id. With ``sort`` (a :data:`SORT_KEYS` key, ``-key``
-    for descending) ties break by id in the same direction, so ``after``
-    (the sort value and id of the previous page's last finding) continues a
-    keyset page that stays correct while findings are added."""
-    stmt = select(FindingRow)
+) -> Select[Any]:
+    """Filter and order ``stmt`` (a select of findings). Without ``sort``:
+    highest priority first, then oldest id. With ``sort`` (a
+    :data:`SORT_KEYS` key, ``-key`` for descending) ties break by id in the
+    same direction, so ``after`` (the sort value and id of the previous
+    page's last finding) continues a keyset page that stays correct while
+    findings are added."""
     if asset:
         stmt = stmt.where(FindingRow.asset_id == asset)
     if status:
@@ -202,7 +237,7 @@ def list_findings(
             stmt = stmt.order_by(col, FindingRow.id)
     if limit:
         stmt = stmt.limit(limit)
-    return list(session.scalars(stmt))
+    return stmt
 
 
 def excepted_ids(session: Session, asset: str) -> list[int]:
