@@ -63,10 +63,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(home: Path, port: int) -> subprocess.Popen[bytes]:
+def serve(home: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     code = "from jupiter.cli.app import main; main()"
     argv = [sys.executable, "-c", code, "--home", str(home), "serve"]
-    argv += ["--port", str(port), "--log-level", "warning"]
+    argv += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -81,10 +81,28 @@ def serve(home: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("jupiter serve did not answer /healthz within 60 s")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(root: int) -> float:
+    """User + system CPU time so far of a process and its children (the
+    uvicorn workers), from /proc."""
+    total, parents = 0.0, {root}
+    stats = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stats.append(stat.read_text().rsplit(")", 1)[1].split())
+            stats[-1].insert(0, stat.parent.name)
+        except OSError:
+            continue
+    changed = True
+    while changed:
+        changed = False
+        for f in stats:
+            if int(f[0]) not in parents and int(f[2]) in parents:
+                parents.add(int(f[0]))
+                changed = True
+    for f in stats:
+        if int(f[0]) in parents:
+            total += (int(f[12]) + int(f[13])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def load(base: str, token: str, clients: int, total: int) -> dict[str, object]:
@@ -148,12 +166,13 @@ def main() -> None:
     parser.add_argument("--findings", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=1, help="jupiter serve --workers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="jupiter-bench-api-") as tmp:
         home = Path(tmp) / "ws"
         token, seed_seconds = seed(home, args.findings)
         port = free_port()
-        proc = serve(home, port)
+        proc = serve(home, port, args.workers)
         try:
             base = f"http://127.0.0.1:{port}"
             # One client alone: a page's latency without queueing behind others.
@@ -168,6 +187,7 @@ def main() -> None:
         "benchmark": "api",
         "findings": args.findings,
         "clients": args.clients,
+        "workers": args.workers,
         "page_size": 100,
         "seed_seconds": round(seed_seconds, 2),
         "cpus": os.cpu_count(),

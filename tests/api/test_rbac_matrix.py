@@ -130,6 +130,7 @@ def test_route_role_matrix(served_any: Served) -> None:
         anon = call(served, method, path, {})
         assert anon.status_code == 401, (method, path, anon.text)
         assert anon.json()["error"]["code"] == "unauthenticated"
+        assert "REDACTED" not in anon.json()["error"]["message"]
         assert anon.headers["www-authenticate"] == "Bearer"
         for role in ROLES:
             allowed = action is None or role in PERMISSIONS[action].roles

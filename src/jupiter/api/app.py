@@ -201,8 +201,8 @@ def bearer_token(request: Request) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated(
-            "send an API token as `Authorization: Bearer jpt_…` "
-            "(create one with `jupiter users token create`)"
+            "send an API token in the Authorization header (the bearer scheme); "
+            "create one with `jupiter users token create`"
         )
     return token.strip()
 
@@ -359,6 +359,13 @@ def create_app(
     app.include_router(v1.router)
     _mount_console(app)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The application for one uvicorn worker process (``jupiter serve
+    --workers N``): the workspace comes from JUPITER_HOME and
+    JUPITER_DATABASE_URL, the body limit from JUPITER_API_MAX_BODY."""
+    return create_app()
 
 
 def _mount_console(app: FastAPI) -> None:
