@@ -5,9 +5,14 @@ document."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import orjson
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+from jupiter.api import create_app
 from jupiter.api.models import FindingPage
 from jupiter.api.openapi import render
 from tests.api.conftest import Served
@@ -221,3 +226,27 @@ def test_openapi_document_is_committed_and_current() -> None:
     for path, item in doc["paths"].items():
         for method, op in item.items():
             assert op.get("summary") or op.get("description"), f"{method} {path} undocumented"
+
+
+def test_console_is_mounted_when_it_provides_mount(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jupiter.console as console
+
+    mounted: list[FastAPI] = []
+
+    def mount(app: FastAPI) -> None:
+        mounted.append(app)
+
+        @app.get("/console-probe", include_in_schema=False)
+        def probe() -> dict[str, str]:
+            return {"console": "here"}
+
+    monkeypatch.setattr(console, "mount", mount, raising=False)
+    app = create_app(tmp_path / "home", f"sqlite:///{tmp_path / 'j.db'}")
+    try:
+        assert mounted == [app]
+        with TestClient(app) as client:
+            assert client.get("/console-probe").json() == {"console": "here"}
+    finally:
+        app.state.server.close()
