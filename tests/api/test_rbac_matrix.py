@@ -27,7 +27,9 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("post", "/api/v1/plans"): "plan.create",
     ("get", "/api/v1/runs"): "runs.read",
     ("get", "/api/v1/runs/{run_id}"): "runs.read",
-    ("get", "/api/v1/snapshots"): "runs.read",
+    ("get", "/api/v1/snapshots"): "snapshots.read",
+    ("post", "/api/v1/snapshots"): "snapshots.create",
+    ("post", "/api/v1/snapshots/{snapshot_id}/restore"): "snapshots.restore",
     ("post", "/api/v1/runs/{run_id}/rollback"): "run.rollback",
     ("get", "/api/v1/remediations"): "remediations.read",
     ("post", "/api/v1/remediations"): "remediation.create",
@@ -63,6 +65,7 @@ PATH_VALUES = {
     "run_id": "999999",
     "ref": "REM-999999",
     "waiver_id": "999999",
+    "snapshot_id": "SNAP-1999-01-01-001",
 }
 
 #: A well-formed body per route, so the role check (not validation) decides.
@@ -70,6 +73,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("post", "/api/v1/scans"): {"target": "/nonexistent/jupiter-api"},
     ("post", "/api/v1/plans"): {"finding": "999999"},
     ("post", "/api/v1/runs/{run_id}/rollback"): {},
+    ("post", "/api/v1/snapshots"): {"asset": "no-such-asset"},
+    ("post", "/api/v1/snapshots/{snapshot_id}/restore"): {},
     ("post", "/api/v1/remediations"): {"asset": "no-such-asset"},
     ("post", "/api/v1/remediations/{ref}/approve"): {},
     ("post", "/api/v1/remediations/{ref}/reject"): {"comment": "no"},

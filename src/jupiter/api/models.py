@@ -155,6 +155,35 @@ class RunRollbackRequest(In):
     force: bool = Field(False, description="Overwrite paths changed since the run.")
 
 
+class Snapshot(Out):
+    snapshot_id: str
+    asset: str
+    reason: str = ""
+    taken_by: str
+    taken_at: str
+    files: int
+    bytes: int
+    restored_at: str | None = None
+    restored_by: str | None = None
+
+
+class SnapshotCreate(In):
+    asset: str = Field(min_length=1, max_length=200, description="The asset to capture.")
+    reason: str = Field("", max_length=4000)
+
+
+class SnapshotRestore(In):
+    paths: list[str] | None = Field(None, description="Only these paths (default: all).")
+    reason: str = Field("", max_length=4000)
+    dry_run: bool = Field(False, description="List what differs; write nothing.")
+
+
+class SnapshotRestored(Out):
+    snapshot_id: str
+    asset: str
+    status: str
+
+
 # -- remediations -------------------------------------------------------------------
 class Target(Out):
     asset: str

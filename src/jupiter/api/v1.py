@@ -62,6 +62,10 @@ from jupiter.api.models import (
     RunRollbackRequest,
     ScanRequest,
     ScanResult,
+    Snapshot,
+    SnapshotCreate,
+    SnapshotRestore,
+    SnapshotRestored,
 )
 from jupiter.engine import Engine
 from jupiter.errors import InputError, NotFoundError
@@ -306,11 +310,32 @@ def show_run(run_id: str, engine: EngineDep) -> Any:
     return _out(engine.show_run(_run_id(run_id)))
 
 
-@router.get("/snapshots", tags=["runs"], response_model=list[Run])
-def list_snapshots(engine: EngineDep) -> Any:
-    """The rollback points: every fix run snapshots what it changes first;
-    `POST /runs/{id}/rollback` restores it."""
-    return _out([r for r in engine.list_runs() if r["kind"] == "fix"])
+@router.get("/snapshots", tags=["snapshots"], response_model=list[Snapshot])
+def list_snapshots(
+    engine: EngineDep, asset: Annotated[str | None, Query(max_length=200)] = None
+) -> Any:
+    """Rollback points of whole assets, newest first (each fix run also
+    snapshots what it changes: `POST /runs/{id}/rollback`)."""
+    return _out(engine.list_rollback_points(asset))
+
+
+@router.post("/snapshots", tags=["snapshots"], response_model=Snapshot, status_code=201)
+def create_snapshot(body: SnapshotCreate, engine: EngineDep) -> Any:
+    """Capture every file under an asset's root as a rollback point."""
+    return _out(engine.create_rollback_point(body.asset, body.reason))
+
+
+@router.post(
+    "/snapshots/{snapshot_id}/restore", tags=["snapshots"], response_model=SnapshotRestored
+)
+def restore_snapshot(snapshot_id: str, body: SnapshotRestore, engine: EngineDep) -> Any:
+    """Put the asset's files (or some paths) back as the rollback point
+    holds them, each re-hashed against its manifest."""
+    return _out(
+        engine.restore_rollback_point(
+            snapshot_id, paths=body.paths, reason=body.reason, dry_run=body.dry_run
+        )
+    )
 
 
 @router.post("/runs/{run_id}/rollback", tags=["runs"])
