@@ -55,6 +55,7 @@ bench: install ## benchmarks; each prints one JSON object
 	$(BIN)/python benchmarks/outbox.py
 	$(BIN)/python benchmarks/fleet.py
 	$(BIN)/python benchmarks/judge.py
+	$(BIN)/python benchmarks/api.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -265,9 +265,7 @@ class Engine(
             if value is not None and value not in allowed:
                 raise InputError(f"unknown {key} {value!r}; use one of: {', '.join(allowed)}")
         with self.db.reading() as s:
-            rows = finding_repo.list_findings(s, **filters)
-            sources = finding_repo.sources_for(s, [r.id for r in rows])
-            return [finding_repo.finding_to_json(r, sources[r.id]) for r in rows]
+            return finding_repo.list_findings_json(s, **filters)
 
     @requires("findings.read", scope="ref", kind="finding")
     def get_finding(self, ref: str) -> dict[str, Any]:

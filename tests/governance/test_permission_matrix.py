@@ -73,6 +73,7 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "decide": lambda e: e.decide("priority", {"finding": {"severity": "low"}}),
     "policy_eval": lambda e: e.policy_eval(MISSING / "input.json"),
     "policy_test": lambda e: e.policy_test(),
+    "policy_show": lambda e: e.policy_show(),
     "policy_simulate": lambda e: e.policy_simulate(),
     "request_exception": lambda e: e.request_exception("r", "T-1", "10d", finding="999999"),
     "approve_exception": lambda e: e.approve_exception(999999),

@@ -69,6 +69,7 @@ def _register() -> None:
         remediations_cmd,
         schedules_cmd,
         scripts,
+        serve_cmd,
         snapshots_cmd,
         stats_cmd,
         users,
@@ -128,6 +129,7 @@ def _register() -> None:
     )
     app.add_typer(snapshots_cmd.app, name="snapshots", help="Rollback points of whole assets.")
     app.command("ask", help="Ask the copilot, in words (see docs/copilot.md).")(snapshots_cmd.ask)
+    app.command("serve", help="Serve the REST API and web console (uvicorn).")(serve_cmd.serve)
 
 
 _register()
