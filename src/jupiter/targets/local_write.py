@@ -39,6 +39,8 @@ class LocalWrites:
 
         def _refuse_symlink(self, rel: str, fd: int, name: str) -> None: ...
 
+        def _refuse_hard_link(self, rel: str, st: os.stat_result, action: str) -> None: ...
+
     def write_bytes(
         self, path: str, data: bytes, mode: int | None = None, *, expect: Expected | None = None
     ) -> None:
@@ -87,10 +89,13 @@ class LocalWrites:
                     f"path {rel!r} on {self.describe()} is a {what_of(old)}, not a regular file; "
                     "remove it first or name a file"
                 )
+            if old is not None:
+                self._refuse_hard_link(rel, old, "replacing")
             pinned = guard.pin(fd, name, rel, expect, self.describe()) if expect else None
             try:
                 if pinned is not None:
                     old = os.fstat(pinned)  # the file we checked is the one we replace
+                    self._refuse_hard_link(rel, old, "replacing")
                 ours = self._fill_temp_and_move(fd, name, rel, chunks, mode, sync, old, expect)
                 if pinned is None:
                     return
