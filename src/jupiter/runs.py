@@ -35,6 +35,7 @@ from jupiter.errors import (
     JupiterError,
     TargetError,
 )
+from jupiter.faults import checkpoint
 from jupiter.git_delivery import GitDelivery, commit_message
 from jupiter.models import FindingRecord, FindingStatus
 from jupiter.plans import GenerateKey, Plan, RemoveFile, RunCommand
@@ -435,10 +436,12 @@ class RunExecutor:
         self._update_step(
             step_id, result, FindingStatus.IN_PROGRESS, entries, replace_snapshot=attempt > 1
         )
+        checkpoint("fix.after_snapshot")
 
         try:
             check_preconditions(self.target, plan)
             outputs = apply_plan(self.target, plan)
+            checkpoint("fix.after_apply")
             result.output = outputs_text(outputs)
             if plan.watches_tree:
                 entries = self._check_undeclared(plan, entries)
@@ -481,6 +484,7 @@ class RunExecutor:
         if plan.risk.services_to_reload:
             result.detail += f"; reload needed: {', '.join(plan.risk.services_to_reload)}"
         self._update_step(step_id, result, FindingStatus.VERIFIED, after=after)
+        checkpoint("fix.after_step")
         return self._emit(result)
 
     def _withdraw(

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, BinaryIO
 
 from jupiter.errors import ConflictError, TargetError
+from jupiter.faults import checkpoint
 from jupiter.targets import local_guard as guard
 from jupiter.targets.base import Expected, normalise_relpath
 from jupiter.targets.local_io import fill_fd, what_of
@@ -150,6 +151,7 @@ class LocalWrites:
                     ours = guard.hash_fd(tmp_fd)
             finally:
                 os.close(tmp_fd)
+            checkpoint("target.before_rename")
             if expect is not None and expect.sha256 is None:
                 guard.link_new(fd, tmp, name, rel, self.describe())
             else:
