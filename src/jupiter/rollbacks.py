@@ -392,15 +392,13 @@ def _step_expectations(step: Any, entries: list[Any]) -> dict[str, Expected] | N
 def _sweep_leftovers(target: Target, steps: list[Any], snapshots: dict[int, Any]) -> list[str]:
     """What the dead process left behind: its scratch directories (validator
     sandboxes, throw-away keys) and the temp files of writes it was in the
-    middle of, next to the files of its unfinished steps (local targets; the
+    middle of, next to the files of its unfinished steps (local or SSH; the
     lock is held, so no live write owns them)."""
     from jupiter.scratch import sweep_stale, sweep_target_temps
-    from jupiter.targets.local import LocalTarget
 
     removed = sweep_stale()
-    if isinstance(target, LocalTarget):
-        paths = [e.path for st in steps for e in snapshots.get(st.id, [])]
-        removed += [f"{target.describe()}/{p}" for p in sweep_target_temps(target.root, paths)]
+    paths = [e.path for st in steps for e in snapshots.get(st.id, [])]
+    removed += [f"{target.describe()}/{p}" for p in sweep_target_temps(target, paths)]
     return removed
 
 

@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import re
 import shutil
 import stat as stat_mod
 import tempfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
+from jupiter.errors import JupiterError
 from jupiter.faults import checkpoint
+
+if TYPE_CHECKING:
+    from jupiter.targets.base import Target
 
 _SCRATCH = re.compile(r"^jupiter-([a-z][a-z-]*?)-(\d+)-[A-Za-z0-9_]+$")
 _TARGET_TEMP = re.compile(r"^\..+\.jupiter-[0-9a-f]{12}\.tmp$")
@@ -78,23 +83,22 @@ def sweep_stale(base: str | None = None) -> list[str]:
     return removed
 
 
-def sweep_target_temps(root: Path, paths: Iterable[str]) -> list[str]:
+def sweep_target_temps(target: Target, paths: Iterable[str]) -> list[str]:
     """Remove write temp files (``.NAME.jupiter-<hex>.tmp``) in the
-    directories of ``paths`` below a local target ``root``; the caller holds
-    the target's lock, so no live Jupiter write can own them. Returns the
-    removed paths, relative to the root."""
+    directories of ``paths`` on ``target`` (local or SSH: through the Target
+    protocol, so never outside its root). The caller holds the target's
+    lock, so no live Jupiter write can own them. Returns the removed paths."""
     removed: list[str] = []
-    dirs = {os.path.dirname(p) for p in paths}
-    for rel_dir in sorted(dirs):
-        directory = root / rel_dir if rel_dir else root
-        if directory.is_symlink() or not directory.is_dir():
+    for rel_dir in sorted({posixpath.dirname(p) for p in paths}):
+        pattern = f"{rel_dir}/.*.jupiter-*.tmp" if rel_dir else ".*.jupiter-*.tmp"
+        try:
+            found = target.glob(pattern)
+        except JupiterError:
             continue
-        real = os.path.realpath(directory)
-        if real != str(root) and not real.startswith(str(root).rstrip("/") + "/"):
-            continue
-        for entry in os.scandir(real):
-            if _TARGET_TEMP.match(entry.name) and entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                removed.append(os.path.join(rel_dir, entry.name) if rel_dir else entry.name)
+        for rel in found:
+            if _TARGET_TEMP.match(posixpath.basename(rel)):
+                state = target.stat(rel)
+                if state is not None and state.kind == "file":
+                    target.remove(rel)
+                    removed.append(rel)
     return removed

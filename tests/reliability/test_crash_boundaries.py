@@ -22,7 +22,7 @@ from tests.reliability.counts import count
 POINTS = [
     "scratch.open",  # inside sshd -t's sandbox directory (validation)
     pytest.param("fix.after_snapshot", marks=pytest.mark.soak),  # step applying, snapshot kept
-    "target.before_rename",  # temp file written next to sshd_config, not renamed
+    pytest.param("target.before_rename", marks=pytest.mark.soak),  # temp file not yet renamed
     pytest.param("fix.after_apply", marks=pytest.mark.soak),  # file replaced, not verified
     pytest.param("fix.after_step", marks=pytest.mark.soak),  # step recorded verified
     pytest.param("fix.after_step:3", marks=pytest.mark.soak),
@@ -109,3 +109,43 @@ def test_kill_at_a_boundary_then_recover(
     finally:
         engine.close()
     assert sorted(p.name for p in tmp.iterdir()) == []
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("point", ["rollback.after_restore"])
+def test_kill_during_rollback_then_recover_and_roll_back_again(
+    point: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rollback killed after restoring the files: `runs recover` closes the
+    rollback run, the rollback runs again to the end, and the files are the
+    original bytes with an intact audit chain."""
+    host, home, tmp = tmp_path / "host", tmp_path / "home", tmp_path / "tmp"
+    shutil.copytree(ROOT / "examples/host", host, symlinks=True)
+    tmp.mkdir()
+    original = tree_state(host)
+    code, out = fix(home, host, tmp)
+    assert code == 0, out
+    assert tree_state(host) != original
+    engine = Engine(Workspace.resolve(home=home), actor="tester")
+    try:
+        (run,) = [r["id"] for r in engine.list_runs() if r["kind"] == "fix"]
+    finally:
+        engine.close()
+    res = run_cli(
+        "rollback", str(run), "--yes", home=home, env={"JUPITER_FAULT": point, "TMPDIR": str(tmp)}
+    )
+    assert res.returncode == -9, res.stdout + res.stderr
+    count("crash trials")
+    count("faults injected")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    engine = Engine(Workspace.resolve(home=home), actor="tester")
+    try:
+        dead = [r for r in engine.list_runs() if r["status"] == "running"]
+        assert len(dead) == 1, engine.list_runs()
+        assert engine.recover(dead[0]["id"])["status"] == "interrupted"
+        engine.rollback(run, confirm=lambda _: True)
+        assert tree_state(host) == original
+        assert engine.audit_verify().ok
+        assert list(host.rglob("*.jupiter-*.tmp")) == []
+    finally:
+        engine.close()

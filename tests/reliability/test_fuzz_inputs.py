@@ -148,7 +148,7 @@ def _tree(root: Path) -> dict[str, tuple[bytes, int]]:
 
 
 FAST = settings(
-    max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None
 )
 
 

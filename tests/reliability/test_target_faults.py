@@ -207,6 +207,6 @@ def test_ssh_connection_cut_mid_transfer(tmp_path: Path) -> None:
     assert len(errors) == 1 and isinstance(errors[0], TargetError), errors
     assert (root / "big.bin").read_bytes() == b"old\n"
     left = temps(root)
-    removed = sweep_target_temps(root, ["big.bin"])
+    removed = sweep_target_temps(LocalTarget(root), ["big.bin"])
     assert len(removed) == len(left)
     assert temps(root) == []
