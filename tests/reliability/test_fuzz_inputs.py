@@ -185,24 +185,32 @@ def test_saved_crashers_stay_fixed() -> None:
 
 
 def _workspace_file(kind: str, data: bytes) -> None:
-    """Assets YAML (``jupiter assets import``) and OSV records (``jupiter
-    advisories import``): a result or one JupiterError; a refused advisory
-    import leaves the database as it was."""
+    """Assets YAML (``jupiter assets import``), OSV records (``jupiter
+    advisories import``), workflow files and Rego policies: a result or one
+    JupiterError; a refused advisory import leaves the database as it was."""
     from jupiter.advisories import AdvisoryDB
     from jupiter.engine import load_asset_file
+    from jupiter.policy import PolicySet, Source
+    from jupiter.workflows.loading import load_workflow_file
 
+    names = {"assets": "assets.yaml", "osv": "GHSA-x.json", "workflow": "wf.yaml"}
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / ("assets.yaml" if kind == "assets" else "GHSA-x.json")
+        path = Path(tmp) / names.get(kind, "policy.rego")
         path.write_bytes(data)
         try:
             if kind == "assets":
                 load_asset_file(path)
+            elif kind == "workflow":
+                load_workflow_file(path)
+            elif kind == "policy":
+                text = data.decode("utf-8", errors="replace")
+                PolicySet([Source("policy.rego", text)])  # a compile error is kept as .error
             else:
                 db = Path(tmp) / "advisories"
                 AdvisoryDB(db).import_path(path)
         except JupiterError:
             count("fuzz inputs refused with one sentence")
-            if kind != "assets":
+            if kind == "osv":
                 assert not (Path(tmp) / "advisories" / "CURRENT").exists()
         count("fuzz trials")
 
@@ -212,9 +220,11 @@ def _workspace_file(kind: str, data: bytes) -> None:
     [
         ("assets", ROOT / "examples/assets.yaml"),
         ("osv", FIXTURES / "osv/GHSA-2g68-c3qc-8985.json"),
+        ("workflow", ROOT / "src/jupiter/workflows/builtin/default.yaml"),
+        ("policy", ROOT / "src/jupiter/policies/default.rego"),
     ],
 )
-def test_mutated_assets_and_osv_records(kind: str, sample: Path) -> None:
+def test_mutated_assets_osv_workflows_and_policies(kind: str, sample: Path) -> None:
     @FAST
     @given(mutated(sample.read_bytes()))
     def check(data: bytes) -> None:
