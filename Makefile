@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Compiled once up front: where PYTHONDONTWRITEBYTECODE is set (CI images),
+# every `jupiter` subprocess a test starts would otherwise recompile the
+# sources it imports.
+BYTECODE = $(BIN)/python -m compileall -q -j 0 src tests >/dev/null
 
 .PHONY: install demo test soak lint bench clean services
 
@@ -21,11 +25,13 @@ demo: install ## run Jupiter's main job on the embedded example
 test: install ## run the test suite (services and scanners it needs are set up first)
 	@bash scripts/services.sh
 	@bash scripts/tools.sh
+	@$(BYTECODE)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not soak"
 
 soak: install ## the heavier variants (marked soak): concurrency trials, every catalog fix through the full gate
 	@bash scripts/services.sh
 	@bash scripts/tools.sh
+	@$(BYTECODE)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak
 
 lint: install ## ruff + mypy (strict on src/)

@@ -3,7 +3,8 @@
 # PostgreSQL at 127.0.0.1:5432 (database `test`, trust auth), Debian's
 # openssh-server (sshd -t validator, test SSH server), nftables (nft -c),
 # the shell linter (exported bash scripts), git (git delivery) and
-# bubblewrap (custom scripts run confined by bwrap).
+# bubblewrap (custom scripts run confined by bwrap) and Chromium (console
+# browser tests).
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 
@@ -34,6 +35,9 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v git >/dev/null || missing+=(git)
 # bubblewrap confines custom remediation scripts (docs/remediation.md).
 command -v bwrap >/dev/null || missing+=(bubblewrap)
+# Debian's Chromium drives the web console's browser tests (Playwright with
+# executable_path=/usr/bin/chromium; no browser download).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt_install "${missing[@]}"

@@ -20,12 +20,15 @@ from jupiter.approvals import Approving
 from jupiter.auditing import Auditing
 from jupiter.compliance import Complying
 from jupiter.errors import InputError
+from jupiter.exporting import Exporting
 from jupiter.fixing import Fixing
 from jupiter.governing import Governing
 from jupiter.integrating import Integrating
 from jupiter.models import AssetSpec, FindingStatus, Severity
 from jupiter.permissions import requires
 from jupiter.policing import Policing
+from jupiter.pull_requests import PullRequesting
+from jupiter.rollback_points import RollbackPoints
 from jupiter.rollbacks import RollingBack
 from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
@@ -58,7 +61,9 @@ class IngestReport:
 
 class Engine(
     Fixing,
+    Exporting,
     RollingBack,
+    RollbackPoints,
     Auditing,
     Integrating,
     Governing,
@@ -66,6 +71,7 @@ class Engine(
     Excepting,
     Complying,
     Approving,
+    PullRequesting,
 ):
     """Jupiter's core, bound to one workspace."""
 

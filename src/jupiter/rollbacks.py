@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from jupiter import audit
+from jupiter import audit, compliance
 from jupiter.errors import ConflictError, Declined, InputError, JupiterError, NotFoundError
 from jupiter.faults import checkpoint
 from jupiter.models import FindingStatus
@@ -205,6 +205,9 @@ class RollingBack:
                     )
                 if full:
                     self._mark_rolled_back(s, step_ids)
+                    # The controls its fixes satisfied fail again.
+                    if orig.asset_id is not None:
+                        compliance.evaluate(s, orig.asset_id, rb_id)
                 transition(
                     s,
                     rbrow,

@@ -19,9 +19,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from jupiter.targets._asyncssh import asyncssh
-
 from jupiter.errors import PathEscapeError, TargetError
+from jupiter.targets._asyncssh import asyncssh
 from jupiter.targets._ssh_connect import open_connection
 from jupiter.targets.base import CommandResult
 from jupiter.targets.connection import SSHConnection

@@ -14,10 +14,9 @@ import stat as stat_mod
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from jupiter.targets._asyncssh import asyncssh
-
 from jupiter.errors import ConflictError, TargetError
 from jupiter.targets import _ssh_guard as ssh_guard
+from jupiter.targets._asyncssh import asyncssh
 from jupiter.targets.base import Expected, hard_link_refusal, normalise_relpath
 
 if TYPE_CHECKING:

@@ -42,9 +42,8 @@ from os import PathLike
 from pathlib import Path
 from typing import TypeVar
 
-from jupiter.targets._asyncssh import asyncssh
-
 from jupiter.errors import InputError, TargetError
+from jupiter.targets._asyncssh import asyncssh
 from jupiter.targets._loopthread import LoopThread
 from jupiter.targets._ssh_links import SSHLinks, state_of
 from jupiter.targets._ssh_session import SSHSession
