@@ -227,7 +227,17 @@ class Database:
             elif immediate and self.dialect == "postgresql":
                 session.execute(text(f"SET LOCAL lock_timeout = {int(BUSY_TIMEOUT_MS)}"))
             yield session
-            session.commit()
+            try:
+                session.commit()
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    # The server may have committed before the line dropped.
+                    raise StoreError(
+                        f"the connection to the database was lost while committing "
+                        f"({_reason(exc)}); whether the change was written is unknown — "
+                        "look (e.g. `jupiter audit verify`) before running it again"
+                    ) from exc
+                raise
         except DBAPIError as exc:
             session.rollback()
             raise self._translate(exc) from exc
@@ -240,6 +250,13 @@ class Database:
     def _translate(self, exc: DBAPIError) -> StoreError | DatabaseDamaged:
         if (reason := damage_reason(exc)) is not None:
             return self.damaged(reason)
+        if exc.connection_invalidated:
+            # Terminated backend, failover, network cut: the server rolled the
+            # open transaction back; the pool drops the dead connection.
+            return StoreError(
+                f"the connection to the database was lost ({_reason(exc)}); nothing was "
+                "written, try again"
+            )
         if is_transient(exc):
             return StoreBusy(
                 f"the database was busy with another writer ({_reason(exc)}); "
@@ -274,6 +291,8 @@ class Database:
         except DBAPIError as exc:
             if (reason := damage_reason(exc)) is not None:
                 raise self.damaged(reason) from exc
+            if exc.connection_invalidated or is_transient(exc):
+                raise self._translate(exc) from exc
             raise
         finally:
             # close() ends the transaction without expiring loaded objects,
