@@ -158,7 +158,18 @@ def test_open_update_ci_decline_remembered(eng: Engine, work: Path, forge: FakeF
         assert text in body, text
     assert set(forge.pulls[1].labels) >= {"security"}
 
-    # Re-run on main: same branch pushed with a lease, the same PR edited.
+    # Re-run with nothing new: the same files, so the reviewed commit stays
+    # (no force-push, no CI re-run), and the PR text is refreshed.
+    same = fix(eng, work, kind)
+    [pr_same] = _prs(same)
+    assert pr_same["action"] == "unchanged" and pr_same["head"] == pr["head"]
+    assert remote_sha(work, "jupiter/sqli") == pr["head"]
+
+    # Re-run after main gained another finding: same branch pushed with a
+    # lease, the same PR edited.
+    (work / "src" / "third.py").write_text(SQLI)
+    git(work, "add", "src/third.py")
+    git(work, "commit", "-q", "-m", "third module")
     second = fix(eng, work, kind)
     [pr2] = _prs(second)
     assert pr2["action"] == "updated" and pr2["number"] == 1

@@ -575,6 +575,19 @@ class GitDelivery:
         proc = self._git("rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
         return proc.stdout.strip() if proc.returncode == 0 else None
 
+    def same_tree(self, a: str, b: str) -> bool:
+        """Whether commits ``a`` and ``b`` hold the same files (False when
+        either is not in the local repository)."""
+        trees = []
+        for sha in (a, b):
+            if sha.startswith("-"):
+                return False
+            proc = self._git("rev-parse", "--verify", "-q", f"{sha}^{{tree}}", check=False)
+            if proc.returncode != 0:
+                return False
+            trees.append(proc.stdout.strip())
+        return trees[0] == trees[1]
+
     def authors_since(self, base: str, tip: str) -> set[str]:
         """Author e-mail addresses of the commits in ``base..tip``."""
         if base.startswith("-") or tip.startswith("-"):

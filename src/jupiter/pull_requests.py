@@ -436,6 +436,10 @@ def _deliver_group(
     title = title_for(opts.group, value, fixed)
     body = render_body(fixed, manual, run_id, base_branch, head)
     reuse = rec is not None and rec.state == "open"
+    if reuse and remote_tip is not None and remote_tip != tip and git.same_tree(remote_tip, tip):
+        # A re-run that made the same changes: the reviewed commit stays
+        # (no force-push, no CI re-run for identical files).
+        tip = remote_tip
     if reuse and remote_tip == tip:
         assert rec is not None
         forge.update(rec.number, title, body)
