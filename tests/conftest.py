@@ -137,3 +137,32 @@ def run_cli(
         timeout=120,
         cwd=ROOT,
     )
+
+
+# --- the reliability suite's counts (tests/reliability/counts.py) ------------
+# Tests count in whichever pytest-xdist worker runs them; each worker hands its
+# counts to the controller, which prints the sum once.
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.reliability.counts import COUNTS
+
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["reliability_counts"] = dict(COUNTS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    from tests.reliability.counts import COUNTS
+
+    COUNTS.update(getattr(node, "workeroutput", {}).get("reliability_counts", {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.reliability.counts import COUNTS
+
+    if COUNTS:
+        terminalreporter.section("reliability counts")
+        for key in sorted(COUNTS):
+            terminalreporter.write_line(f"{key}: {COUNTS[key]}")

@@ -163,20 +163,27 @@ class Engine(
     @requires("assets.import")
     def import_assets(self, path: Path) -> dict[str, Any]:
         specs = load_asset_file(path)
-        created: list[str] = []
-        updated: list[str] = []
-        with self.db.transaction() as s:
-            for spec in specs:
-                _, is_new = asset_repo.upsert_asset(s, spec)
-                (created if is_new else updated).append(spec.id)
-            audit.record(
-                s,
-                self.actor,
-                "assets.imported",
-                str(path),
-                {"created": created, "updated": updated},
-            )
-        return {"created": created, "updated": updated}
+
+        def upsert() -> dict[str, Any]:
+            created: list[str] = []
+            updated: list[str] = []
+            # Read-then-write: another importer of the same assets must not
+            # insert in between (SQLite: the write lock first; PostgreSQL:
+            # the unique key refuses it and the whole import runs again).
+            with self.db.transaction(immediate=True) as s:
+                for spec in specs:
+                    _, is_new = asset_repo.upsert_asset(s, spec)
+                    (created if is_new else updated).append(spec.id)
+                audit.record(
+                    s,
+                    self.actor,
+                    "assets.imported",
+                    str(path),
+                    {"created": created, "updated": updated},
+                )
+            return {"created": created, "updated": updated}
+
+        return self.db.retrying(upsert)
 
     @requires("assets.read")
     def list_assets(self) -> list[dict[str, object]]:
