@@ -78,6 +78,8 @@ class Ctx:
         self.progress: Callable[[EventInfo], None] | None = None
         # The worker may drive with its own "now" (a round's clock, tests).
         self.skew = timedelta(0)
+        # Targets at a time (``--forks``); None: the stage's concurrency.
+        self.forks: int | None = None
 
     def now(self) -> datetime:
         return utcnow() + self.skew

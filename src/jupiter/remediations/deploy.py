@@ -7,6 +7,7 @@ resumed deploy walks the same batches and skips targets already done."""
 
 from __future__ import annotations
 
+import contextvars
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -80,7 +81,11 @@ def run(ctx: Ctx, stage: DeployStage | MitigateStage) -> None:
             f"batch {no}",
             "ok" if all(o.ok for o in outcomes) else "failed",
             started=started,
-            detail={"targets": [o.asset for o in outcomes], "failed": _failed(outcomes)},
+            detail={
+                "targets": [o.asset for o in outcomes],
+                "failed": _failed(outcomes),
+                "unreachable": [o.asset for o in outcomes if o.unreachable],
+            },
         )
         failed = _count_failed(ctx)
         if failed > max_fail:
@@ -122,9 +127,21 @@ def _deploy_batch(
             deploy_target(ctx, tid, steps, stage.label, final=final, blue_green=bg)
             for tid, steps in work
         ]
-    with ThreadPoolExecutor(max_workers=min(stage.concurrency, len(work))) as pool:
+    forks = ctx.forks or stage.concurrency
+    with ThreadPoolExecutor(max_workers=min(forks, len(work))) as pool:
+        # Each in a copy of this context: the targets' shared connections
+        # (targets.factory.pooled) are found through a context variable.
         futures = [
-            pool.submit(deploy_target, ctx, tid, steps, stage.label, final=final, blue_green=bg)
+            pool.submit(
+                contextvars.copy_context().run,
+                deploy_target,
+                ctx,
+                tid,
+                steps,
+                stage.label,
+                final=final,
+                blue_green=bg,
+            )
             for tid, steps in work
         ]
         return [f.result() for f in futures]

@@ -65,6 +65,9 @@ class PlannedTarget:
     role: str  # production | staging
     steps: list[StepPlan] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    # Why the host could not be reached to plan it (then it has no steps;
+    # it is stored failed and counts toward max_fail).
+    unreachable: str | None = None
 
     @property
     def plan_hash(self) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any, ClassVar
 
+from jupiter.errors import UnreachableError
 from jupiter.remediations import bridges, deploy, health
 from jupiter.remediations.context import Ctx, Stop, Trigger
 from jupiter.remediations.slots import files
@@ -65,12 +66,16 @@ class Snapshot(StageKind):
 
         blobs = BlobStore(ctx.engine.workspace.blobs)
         for trow in ctx.targets(None):
-            if trow.snapshot is not None or trow.status == T.SKIPPED.value:
+            if trow.snapshot is not None or trow.status in (T.SKIPPED.value, T.FAILED.value):
                 continue
             started = time.monotonic()
             paths = sorted({p for st in ctx.steps(trow) for p in to_plan(st.plan).touched_paths()})
-            with files(ctx.engine, trow.asset_id, trow.connection) as target:
-                entries = capture(target, paths, blobs)
+            try:
+                with files(ctx.engine, trow.asset_id, trow.connection) as target:
+                    entries = capture(target, paths, blobs)
+            except UnreachableError as exc:
+                _unreachable(ctx, stage.label, trow.id, started, exc)
+                continue
             snap = {
                 "id": f"SNAP-{ctx.label}-{trow.asset_id}",
                 "entries": [e.to_dict() for e in entries],
@@ -89,6 +94,27 @@ class Snapshot(StageKind):
                 )
         ctx.set_facts(rollback_snapshot=f"SNAP-{ctx.label}")
         return NEXT
+
+
+def _unreachable(ctx: Ctx, stage: str, tid: int, started: float, exc: Exception) -> None:
+    """A production target the snapshot cannot reach: reported ``unreachable``
+    and failed (it counts toward ``max_fail``); the rest go on. A staging
+    target cannot be skipped like that."""
+    with ctx.db.transaction() as s:
+        trow = ctx.target(s, tid)
+        if trow.role != "production":
+            raise exc
+        detail = f"unreachable: {exc}"
+        ctx.move_target(s, trow, T.FAILED, detail=detail, facts={"unreachable": True})
+        ctx.event(
+            stage,
+            "snapshot",
+            "unreachable",
+            target=trow.asset_id,
+            started=started,
+            detail={"error": str(exc)},
+            s=s,
+        )
 
 
 @register
