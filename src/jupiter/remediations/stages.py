@@ -65,9 +65,8 @@ class Snapshot(StageKind):
         from jupiter.snapshots import BlobStore, capture
 
         blobs = BlobStore(ctx.engine.workspace.blobs)
-        for trow in ctx.targets(None):
-            if trow.snapshot is not None or trow.status in (T.SKIPPED.value, T.FAILED.value):
-                continue
+
+        def take(trow: Any) -> None:
             started = time.monotonic()
             paths = sorted({p for st in ctx.steps(trow) for p in to_plan(st.plan).touched_paths()})
             try:
@@ -75,7 +74,7 @@ class Snapshot(StageKind):
                     entries = capture(target, paths, blobs)
             except UnreachableError as exc:
                 _unreachable(ctx, stage.label, trow.id, started, exc)
-                continue
+                return
             snap = {
                 "id": f"SNAP-{ctx.label}-{trow.asset_id}",
                 "entries": [e.to_dict() for e in entries],
@@ -92,6 +91,13 @@ class Snapshot(StageKind):
                     detail={"id": snap["id"], "paths": paths},
                     s=s,
                 )
+
+        todo = [
+            trow
+            for trow in ctx.targets(None)
+            if trow.snapshot is None and trow.status not in (T.SKIPPED.value, T.FAILED.value)
+        ]
+        ctx.fan_out(take, todo)
         ctx.set_facts(rollback_snapshot=f"SNAP-{ctx.label}")
         return NEXT
 
@@ -297,9 +303,8 @@ class Verify(StageKind):
         from jupiter.remediations.targets import done_steps
 
         ctx.move(M.VERIFYING)
-        for trow in ctx.targets("production"):
-            if trow.status not in (T.DEPLOYED.value, T.DEPLOYING.value):
-                continue
+
+        def redetect(trow: Any) -> list[str]:
             started = time.monotonic()
             steps = ctx.steps(trow)
             if trow.status == T.DEPLOYING.value:
@@ -320,6 +325,16 @@ class Verify(StageKind):
                 started=started,
                 detail={"still_detected": still},
             )
+            return still
+
+        rows = [
+            trow
+            for trow in ctx.targets("production")
+            if trow.status in (T.DEPLOYED.value, T.DEPLOYING.value)
+        ]
+        # Every target is re-detected (``--forks`` at a time); the first one
+        # (by asset) whose finding is still there triggers the rollback.
+        for trow, still in zip(rows, ctx.fan_out(redetect, rows), strict=True):
             if still:
                 raise Trigger(
                     "Validation tests failed after deployment",
