@@ -29,6 +29,7 @@ from jupiter.models import Environment, FindingRecord, FindingStatus, Severity
 from jupiter.priority import priority_score
 from jupiter.redact import redact, redact_texts
 from jupiter.store.assets import create_unregistered
+from jupiter.store.finding_copy import copy_findings, copy_sources
 from jupiter.store.finding_rows import (
     FINDINGS,
     NEW_FINDING_COLUMNS,
@@ -183,6 +184,8 @@ class FindingWriter:
     def _insert_returning(self, rows: list[tuple[Any, ...]]) -> dict[str, int]:
         """Insert new findings; their ids by fingerprint (SQLite >= 3.35, PostgreSQL)."""
         dialect = self.session.get_bind().dialect
+        if dialect.name == "postgresql":
+            return copy_findings(self.session, rows)
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         conn = self.session.connection()
         out: dict[str, int] = {}
@@ -195,6 +198,9 @@ class FindingWriter:
 
     def _insert_sources(self, rows: list[tuple[Any, ...]]) -> None:
         dialect = self.session.get_bind().dialect
+        if dialect.name == "postgresql":
+            copy_sources(self.session, rows)
+            return
         sql = insert_sources_sql("?" if dialect.paramstyle == "qmark" else "%s")
         self.session.connection().exec_driver_sql(sql, rows)
 
