@@ -142,7 +142,27 @@ def load_domains() -> Domains:
     return Domains(tuple(found), errors)
 
 
-Plan = tuple[tuple[tuple[re.Pattern[str], str], ...], str]
+Plan = tuple[tuple[tuple[re.Pattern[str], str], ...], str, re.Pattern[str] | None]
+_FLAGS = {re.IGNORECASE: "i", re.MULTILINE: "m", re.DOTALL: "s"}
+
+
+def _any_of(patterns: list[re.Pattern[str]]) -> re.Pattern[str] | None:
+    """One pattern matching where any of ``patterns`` does (each with its own
+    flags, scoped), to rule most texts out in one search; None when a
+    pattern's flags cannot be scoped."""
+    if len(patterns) < 2:
+        return None
+    parts = []
+    for p in patterns:
+        flags = p.flags & ~re.UNICODE
+        if flags & ~(re.IGNORECASE | re.MULTILINE | re.DOTALL):
+            return None
+        letters = "".join(c for f, c in _FLAGS.items() if flags & f)
+        parts.append(f"(?{letters}:{p.pattern})" if letters else f"(?:{p.pattern})")
+    try:
+        return re.compile("|".join(parts))
+    except re.error:
+        return None
 
 
 @lru_cache(maxsize=8192)
@@ -157,14 +177,18 @@ def _plan(rule_id: str, cwes: frozenset[str], framework: str, path: str) -> Plan
     by_text: list[tuple[re.Pattern[str], str]] = []
     for domain in load_domains().ordered:
         if rid in domain.rule_categories and domain.accepts(framework, path):
-            return tuple(by_text), known_category(domain.rule_categories[rid])
+            return _done(by_text, known_category(domain.rule_categories[rid]))
         if not domain.accepts(framework, path):
             continue
         if domain.matches(rid, tail, cwes, rule_id, None, framework, path):
-            return tuple(by_text), known_category(domain.category)
+            return _done(by_text, known_category(domain.category))
         if domain.text is not None:
             by_text.append((domain.text, known_category(domain.category)))
-    return tuple(by_text), Category.OTHER
+    return _done(by_text, Category.OTHER)
+
+
+def _done(by_text: list[tuple[re.Pattern[str], str]], otherwise: str) -> Plan:
+    return tuple(by_text), otherwise, _any_of([p for p, _ in by_text])
 
 
 def category_for(
@@ -180,9 +204,11 @@ def category_for(
     # Only the suffix matters to the domains' path patterns; keeping the
     # cache key short keeps the cache useful for big reports.
     suffix = (path or "").rsplit("/", 1)[-1].rpartition(".")[2].lower()
-    by_text, otherwise = _plan(
+    by_text, otherwise, any_of = _plan(
         rule_id, frozenset(c.upper() for c in cwes), framework, "." + suffix if suffix else ""
     )
+    if any_of is not None and not any_of.search(text):
+        return otherwise
     for pattern, category in by_text:
         if pattern.search(text):
             return category

@@ -15,6 +15,7 @@ deduplication does not change.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -192,7 +193,7 @@ class FindingWriter:
         for i in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[i : i + ROWS_PER_STATEMENT]
             sql = insert_findings_sql(len(chunk), mark)
-            params = tuple(value for row in chunk for value in row)
+            params = tuple(chain.from_iterable(chunk))
             out.update({fp: fid for fp, fid in conn.exec_driver_sql(sql, params)})
         return out
 
