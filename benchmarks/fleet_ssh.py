@@ -185,6 +185,29 @@ def ansible_rolling(work: Path, playbook: Path, forks: int) -> float:
     return took
 
 
+def _differences(expected: dict[str, bytes], roots: list[Path]) -> dict[str, list[str]]:
+    """Per root that differs from the reference: the differing lines (a few)."""
+    import difflib
+
+    out: dict[str, list[str]] = {}
+    for root in roots:
+        got = tree_bytes(root)
+        paths = sorted(p for p in set(got) | set(expected) if got.get(p) != expected.get(p))
+        lines: list[str] = []
+        for rel in paths:
+            a = expected.get(rel, b"").decode(errors="replace").splitlines()
+            b = got.get(rel, b"").decode(errors="replace").splitlines()
+            changed = [
+                f"{rel}: {d[:100]}"
+                for d in difflib.unified_diff(a, b, lineterm="", n=0)
+                if d[:1] in "+-" and not d.startswith(("+++", "---"))
+            ]
+            lines.extend(changed or [rel])
+        if lines:
+            out[root.name] = lines[:6]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, default=50)
@@ -237,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
             "jupiter_ssh_logins_per_host": sorted(set(logins)),
             "jupiter_all_equal_reference": all(tree_bytes(t.root) == expected for t in jup.targets),
         }
+        differ = _differences(expected, [t.root for t in jup.targets])
+        if differ:
+            result["jupiter_differences"] = differ
         if not args.skip_ansible:
             playbook = write_playbook(
                 work, hosts, [t.root for t in ans.targets], known, tasks, args.batch

@@ -111,7 +111,10 @@ def plan_target(
 
     out = PlannedTarget(asset, connection, role)
     with files(engine, asset, connection) as target:
-        engine._scan(target, asset, raw_params)
+        # A remediation of some rules or categories surveys the target with
+        # the remediators that can fix them only (over SSH, each survey costs
+        # round trips).
+        engine._scan(target, asset, raw_params, only=only)
         unhandled: list[dict[str, Any]] = []
         candidates = engine._candidates(asset, raw_params, only, unhandled)
         if findings is not None and rules is None:
