@@ -3,7 +3,8 @@
 # PostgreSQL at 127.0.0.1:5432 (database `test`, trust auth), Debian's
 # openssh-server (sshd -t validator, test SSH server), nftables (nft -c),
 # the shell linter (exported bash scripts), git (git delivery) and
-# bubblewrap (custom scripts run confined by bwrap).
+# bubblewrap (custom scripts run confined by bwrap) and Chromium (console
+# browser tests).
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 
@@ -34,6 +35,9 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v git >/dev/null || missing+=(git)
 # bubblewrap confines custom remediation scripts (docs/remediation.md).
 command -v bwrap >/dev/null || missing+=(bubblewrap)
+# Debian's Chromium drives the web console's browser tests (Playwright with
+# executable_path=/usr/bin/chromium; no browser download).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt_install "${missing[@]}"
@@ -65,4 +69,22 @@ fi
 if ! psql -h 127.0.0.1 -U postgres -d test -Atc 'select 1' >/dev/null 2>&1; then
   psql -h 127.0.0.1 -U postgres -d postgres -Atc 'create database test' >/dev/null
 fi
-log "ready: PostgreSQL 127.0.0.1:5432/test, sshd, nft"
+
+# --- Celery brokers (tests/executors): Redis 6379 and RabbitMQ 5672 (guest) --
+port_answers() { timeout 2 bash -c "</dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+if ! port_answers 6379; then
+  command -v redis-server >/dev/null || { log "installing redis-server"; apt_install redis-server; }
+  log "starting Redis"
+  as_root redis-server --bind 127.0.0.1 --port 6379 --daemonize yes >/dev/null
+  for _ in $(seq 1 30); do port_answers 6379 && break; sleep 1; done
+  port_answers 6379 || { log "Redis did not start on 127.0.0.1:6379"; exit 1; }
+fi
+if ! port_answers 5672; then
+  command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || {
+    log "installing rabbitmq-server"; apt_install rabbitmq-server; }
+  log "starting RabbitMQ"
+  as_root rabbitmq-server -detached >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do port_answers 5672 && break; sleep 1; done
+  port_answers 5672 || { log "RabbitMQ did not start on 127.0.0.1:5672"; exit 1; }
+fi
+log "ready: PostgreSQL 127.0.0.1:5432/test, Redis 6379, RabbitMQ 5672, sshd, nft"

@@ -8,6 +8,7 @@ becomes a failure, so a service test can never be silently skipped.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -21,6 +22,22 @@ from jupiter.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """New SQLite workspaces start as a copy of one migrated file instead of
+    replaying every migration (jupiter.store.db.TEMPLATE_ENV); CLI
+    subprocesses inherit it. Tests of migrations themselves start from files
+    they make, which a template never replaces."""
+    import tempfile
+
+    from jupiter.store.db import TEMPLATE_ENV
+
+    if TEMPLATE_ENV not in os.environ:
+        os.environ[TEMPLATE_ENV] = folder = tempfile.mkdtemp(prefix="jupiter-schema-")
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
 PG_URL = os.environ.get("JUPITER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -20,12 +20,15 @@ from jupiter.approvals import Approving
 from jupiter.auditing import Auditing
 from jupiter.compliance import Complying
 from jupiter.errors import InputError
+from jupiter.exporting import Exporting
 from jupiter.fixing import Fixing
 from jupiter.governing import Governing
 from jupiter.integrating import Integrating
 from jupiter.models import AssetSpec, FindingStatus, Severity
 from jupiter.permissions import requires
 from jupiter.policing import Policing
+from jupiter.pull_requests import PullRequesting
+from jupiter.rollback_points import RollbackPoints
 from jupiter.rollbacks import RollingBack
 from jupiter.store import assets as asset_repo
 from jupiter.store import findings as finding_repo
@@ -58,7 +61,9 @@ class IngestReport:
 
 class Engine(
     Fixing,
+    Exporting,
     RollingBack,
+    RollbackPoints,
     Auditing,
     Integrating,
     Governing,
@@ -66,6 +71,7 @@ class Engine(
     Excepting,
     Complying,
     Approving,
+    PullRequesting,
 ):
     """Jupiter's core, bound to one workspace."""
 
@@ -259,9 +265,7 @@ class Engine(
             if value is not None and value not in allowed:
                 raise InputError(f"unknown {key} {value!r}; use one of: {', '.join(allowed)}")
         with self.db.reading() as s:
-            rows = finding_repo.list_findings(s, **filters)
-            sources = finding_repo.sources_for(s, [r.id for r in rows])
-            return [finding_repo.finding_to_json(r, sources[r.id]) for r in rows]
+            return finding_repo.list_findings_json(s, **filters)
 
     @requires("findings.read", scope="ref", kind="finding")
     def get_finding(self, ref: str) -> dict[str, Any]:

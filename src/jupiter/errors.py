@@ -85,6 +85,15 @@ class PathEscapeError(TargetError):
     retryable = False
 
 
+class HardLinkRefused(TargetError):
+    """A file inside the target has more than one hard link: changing its mode,
+    owner or content would also change (or silently split off) its other
+    names, which may lie outside the target. Nothing was changed; the step is
+    ``needs_manual``."""
+
+    retryable = False
+
+
 class ConflictError(JupiterError):
     """The target changed since the plan was made; re-plan."""
 

@@ -32,6 +32,7 @@ from jupiter.workspace import Workspace
 if TYPE_CHECKING:
     from jupiter.git_delivery import BranchStart, GitDelivery
     from jupiter.plugins.registry import Registry
+    from jupiter.pull_requests import PullRequestOptions
     from jupiter.runs import Candidate
 
 
@@ -62,7 +63,7 @@ class ScanReport:
         }
 
 
-def _start_git(target: Target, branch: str) -> tuple[GitDelivery, BranchStart]:
+def _git_of(target: Target) -> GitDelivery:
     from jupiter.git_delivery import GitDelivery
     from jupiter.targets.local import LocalTarget
 
@@ -70,8 +71,33 @@ def _start_git(target: Target, branch: str) -> tuple[GitDelivery, BranchStart]:
         raise InputError(
             f"--git-branch needs a local git work tree as target; {target.describe()} is not one"
         )
-    git = GitDelivery(target.root)
+    return GitDelivery(target.root)
+
+
+def _start_git(target: Target, branch: str, replace_own: bool) -> tuple[GitDelivery, BranchStart]:
+    git = _git_of(target)
+    if replace_own:
+        # A pull request's branch is rebuilt on every run (Renovate-style);
+        # the previous local copy is Jupiter's own (checked) and was pushed.
+        git.drop_own_branch(branch, git.head())
     return git, git.start(branch)
+
+
+@dataclass
+class _PullRequestHook:
+    """What ``fix`` needs to deliver its branch as pull requests."""
+
+    options: PullRequestOptions
+    branch: str
+    git: GitDelivery | None = None
+    base_branch: str = ""
+    detected: set[str] = field(default_factory=set)
+
+    def prepare(self, target: Target, db: Database) -> None:
+        from jupiter.pull_requests import preflight
+
+        self.git = _git_of(target)
+        self.base_branch = preflight(self.git, self.options, self.branch, db)
 
 
 MAX_CONFIRM_ROUNDS = 5
@@ -300,6 +326,7 @@ class Fixing:
         on_step: Callable[[Any], None] | None = None,
         git_branch: str | None = None,
         lock_timeout: float = 0.0,
+        pull_request: PullRequestOptions | None = None,
     ) -> dict[str, Any]:
         """Scan, plan, snapshot, validate, apply and verify every fixable finding.
 
@@ -314,14 +341,72 @@ class Fixing:
         target's exclusive lock (:mod:`jupiter.locks`); another run holding it
         makes this one wait up to ``lock_timeout`` seconds, then raise
         LockBusy naming the holder.
+
+        With ``pull_request`` (and ``git_branch``) the branch is then pushed
+        and delivered as pull/merge requests that stay current (see
+        :mod:`jupiter.pull_requests`); the remote, base branch and token are
+        checked before anything changes.
         """
+        hook = None
+        if pull_request is not None:
+            if git_branch is None:
+                raise InputError("--pull-request needs --git-branch NAME (the branch to push)")
+            cast(Any, self)._require("pull_requests.deliver", "asset" if asset else "none", asset)
+            hook = _PullRequestHook(pull_request.check(), git_branch)
+        outcome = self._fix(
+            target_spec,
+            asset,
+            only,
+            dry_run,
+            confirm,
+            raw_params,
+            on_step,
+            git_branch,
+            lock_timeout,
+            hook,
+        )
+        if hook is not None and not dry_run and outcome["status"] != "declined":
+            from jupiter.pull_requests import deliver
+
+            assert hook.git is not None and git_branch is not None
+            outcome["pull_requests"] = deliver(
+                self.db,
+                self.actor,
+                hook.git,
+                hook.options,
+                branch=git_branch,
+                base_branch=hook.base_branch,
+                asset_id=outcome["asset"],
+                run_id=outcome.get("run"),
+                run_git=outcome.get("git"),
+                detected=hook.detected,
+            )
+        return outcome
+
+    def _fix(
+        self,
+        target_spec: str,
+        asset: str | None,
+        only: list[str] | None,
+        dry_run: bool,
+        confirm: Callable[[list[dict[str, Any]]], bool] | None,
+        raw_params: list[str] | None,
+        on_step: Callable[[Any], None] | None,
+        git_branch: str | None,
+        lock_timeout: float,
+        hook: _PullRequestHook | None,
+    ) -> dict[str, Any]:
         from jupiter.locks import Holder, TargetLock
         from jupiter.runs import plan_chain, preview_step
 
         params = parse_params_for(self, raw_params)
         target, asset_id = self._open_target(target_spec, asset)
         with closing(target):
+            if hook is not None:
+                hook.prepare(target, self.db)
             scan = self._scan(target, asset_id, params)
+            if hook is not None:
+                hook.detected = set(scan.fingerprints)
             unhandled: list[dict[str, Any]] = []
             candidates = self._candidates(asset_id, params, only, unhandled)
             chain = plan_chain(candidates, target)
@@ -371,7 +456,16 @@ class Fixing:
                 gates = _gates_before(chain, target)
                 outcome = {
                     **base,
-                    **self._run_chain(target, asset_id, params, chain, on_step, git_branch, lock),
+                    **self._run_chain(
+                        target,
+                        asset_id,
+                        params,
+                        chain,
+                        on_step,
+                        git_branch,
+                        lock,
+                        replace_own=hook is not None,
+                    ),
                 }
             # Outside the lock: a failed gate rolls back, and a rollback takes it.
             outcome = self._gates_after(gates, outcome)
@@ -413,13 +507,15 @@ class Fixing:
         on_step: Callable[[Any], None] | None,
         git_branch: str | None,
         lock: Any,
+        *,
+        replace_own: bool = False,
     ) -> dict[str, Any]:
         from jupiter.runs import RunExecutor
         from jupiter.snapshots import BlobStore
 
         git, run_params = None, dict(params)
         if git_branch is not None:
-            git, started = _start_git(target, git_branch)
+            git, started = _start_git(target, git_branch, replace_own)
             run_params["git"] = {
                 "branch": started.branch,
                 "base": started.base,

@@ -50,6 +50,7 @@ from pathlib import Path
 
 from jupiter.errors import ConflictError, InputError, JupiterError, TargetError
 from jupiter.git_messages import SUBJECT_LIMIT, commit_message
+from jupiter.redact import redact_text
 from jupiter.targets.base import normalise_relpath
 
 DEFAULT_IDENTITY = ("Jupiter", "jupiter@localhost")
@@ -491,6 +492,153 @@ class GitDelivery:
             self._git("switch", "-q", "--no-guess", start.previous_branch)
         else:
             self._git("switch", "-q", "--detach", start.base)
+
+    # -- publishing (pull requests) -----------------------------------------
+
+    def remote_url(self, remote: str) -> str:
+        """The push URL of ``remote``; InputError when the repository has none."""
+        if remote.startswith("-") or not remote:
+            raise InputError(f"{remote!r} is not a git remote name; use a name such as origin")
+        proc = self._git("remote", "get-url", "--push", remote, check=False)
+        if proc.returncode != 0:
+            raise InputError(
+                f"the repository at {self.root} has no remote {remote!r}; add it with "
+                f"`git remote add {remote} URL` (or name another with --remote)"
+            )
+        return proc.stdout.strip()
+
+    def remote_tip(self, remote: str, branch: str) -> str | None:
+        """The sha ``branch`` points at on ``remote`` (None if it has no such branch)."""
+        self.remote_url(remote)
+        proc = self._git("ls-remote", "--heads", remote, f"refs/heads/{branch}", check=False)
+        if proc.returncode != 0:
+            raise InputError(
+                f"could not reach the remote {remote!r} of {self.root}: "
+                f"{redact_text(_first_line(proc.stderr))}; check its URL and credentials"
+            )
+        for line in proc.stdout.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref == f"refs/heads/{branch}":
+                return sha
+        return None
+
+    def push(self, remote: str, sha: str, branch: str, expect: str | None) -> None:
+        """Point ``branch`` on ``remote`` at ``sha`` with a lease: the remote
+        branch must still be at ``expect`` (or not exist when ``expect`` is
+        None), so commits someone else pushed there are never overwritten.
+        ConflictError when the lease fails, InputError when the remote
+        refuses; the local repository is unchanged either way."""
+        for value in (sha, branch):
+            if value.startswith("-"):
+                raise InputError(f"{value!r} is not a commit or branch name")
+        self.remote_url(remote)
+        lease = f"--force-with-lease=refs/heads/{branch}:{expect or ''}"
+        proc = self._git(
+            "push",
+            "--porcelain",
+            "--no-verify",
+            lease,
+            remote,
+            f"{sha}:refs/heads/{branch}",
+            check=False,
+        )
+        if proc.returncode == 0:
+            return
+        text = redact_text(proc.stdout + "\n" + proc.stderr)
+        if "stale info" in text or "fetch first" in text or "non-fast-forward" in text:
+            raise ConflictError(
+                f"branch {branch!r} on the remote {remote!r} has commits Jupiter did not push; "
+                "it was not overwritten: merge or delete that branch, or choose another "
+                "--git-branch"
+            )
+        reason = next(
+            (ln.split("\t")[-1] for ln in text.splitlines() if ln.startswith("!")),
+            _first_line(proc.stderr or proc.stdout),
+        )
+        raise InputError(
+            f"the remote {remote!r} rejected the push of branch {branch!r} ({reason}); "
+            "nothing was changed locally: check your push rights and the remote's branch rules"
+        )
+
+    def switch_back(self, branch: str) -> None:
+        """Check out the existing ``branch`` again (refusing a dirty or
+        unsettled work tree), e.g. the base branch after a delivery."""
+        if branch.startswith("-") or self.branch_tip(branch) is None:
+            raise InputError(f"branch {branch!r} does not exist in {self.root}")
+        self._refuse_unsettled(f"switch to branch {branch!r}")
+        self._git("switch", "-q", "--no-guess", branch)
+
+    def branch_tip(self, branch: str) -> str | None:
+        """The sha of the local ``branch``, None if it does not exist."""
+        if branch.startswith("-"):
+            return None
+        proc = self._git("rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def authors_since(self, base: str, tip: str) -> set[str]:
+        """Author e-mail addresses of the commits in ``base..tip``."""
+        if base.startswith("-") or tip.startswith("-"):
+            raise InputError("give commit shas")
+        out = self._git("log", "--format=%ae", f"{base}..{tip}", "--").stdout
+        return {line.strip() for line in out.splitlines() if line.strip()}
+
+    def drop_own_branch(self, branch: str, base: str) -> None:
+        """Delete the local ``branch`` so a re-run can deliver it again; only
+        when it is not checked out and every commit on it since ``base`` was
+        written by Jupiter (nothing a person wrote can be lost)."""
+        tip = self.branch_tip(branch)
+        if tip is None:
+            return
+        if self.current_branch() == branch:
+            raise InputError(
+                f"branch {branch!r} is checked out in {self.root}; switch back to the branch "
+                "the fixes are made from (e.g. git switch main) and run again"
+            )
+        others = self.authors_since(base, tip) - {self.identity[1]}
+        if others:
+            raise InputError(
+                f"local branch {branch!r} has commits by {', '.join(sorted(others))}, not only "
+                "Jupiter's; it was kept: rename or delete it, or choose another --git-branch"
+            )
+        self._git("branch", "-q", "-D", branch)
+
+    def build_branch(self, branch: str, base: str, commits: list[str]) -> str:
+        """Make the local ``branch`` hold exactly ``commits`` (in order) on top
+        of ``base`` by cherry-picking them, without touching the checked-out
+        branch; returns its tip. All or nothing: on a conflict the branch is
+        not created and ConflictError says so."""
+        if any(c.startswith("-") for c in [branch, base, *commits]):
+            raise InputError("give commit shas and a branch name")
+        if self.branch_tip(branch) is not None:
+            raise InputError(f"branch {branch!r} already exists in {self.root}")
+        self._refuse_unsettled(f"create branch {branch!r}")
+        previous = self.current_branch()
+        orig = self.head()
+        self._git("switch", "-q", "--no-track", "-c", branch, base)
+        env = self._commit_env()
+        try:
+            for commit in commits:
+                proc = self._git("cherry-pick", "--allow-empty", commit, env=env, check=False)
+                if proc.returncode != 0:
+                    self._git("cherry-pick", "--abort", check=False)
+                    raise ConflictError(
+                        f"the fix in commit {commit[:12]} does not apply on its own on top of "
+                        f"{base[:12]} (it depends on another group's fix); deliver with "
+                        "--group run or a coarser --group"
+                    )
+            tip = self.head()
+        except BaseException:
+            if previous is not None:
+                self._git("switch", "-q", "-f", "--no-guess", previous, check=False)
+            else:
+                self._git("switch", "-q", "-f", "--detach", orig, check=False)
+            self._git("branch", "-q", "-D", branch, check=False)
+            raise
+        if previous is not None:
+            self._git("switch", "-q", "--no-guess", previous)
+        else:
+            self._git("switch", "-q", "--detach", orig)
+        return tip
 
     def commits_since(self, base: str) -> list[str]:
         """Shas of the commits on HEAD after ``base``, oldest first."""

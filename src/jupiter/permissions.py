@@ -94,9 +94,17 @@ _ACTIONS = [
     _action("integrations.read", ALL, "outbox, statistics and metrics", read=True),
     _action("integrations.manage", "operator", "dispatch, retry and purge the outbox"),
     _action("config.generate", "analyst operator", "render a secure configuration"),
+    _action("snapshots.read", ALL, "list rollback points of assets", read=True),
+    _action("snapshots.create", "analyst operator", "take a rollback point of an asset"),
+    _action("snapshots.restore", "operator", "restore an asset to a rollback point"),
     _action("schedules.read", ALL, "list scheduled scans", read=True),
     _action("schedules.manage", "analyst", "add or remove scheduled scans"),
     _action("schedules.run", "operator", "run the scheduled scans that are due"),
+    _action("pull_requests.read", ALL, "list delivered pull requests", read=True),
+    _action(
+        "pull_requests.deliver", "operator", "push a fix branch and open or update pull requests"
+    ),
+    _action("pull_requests.sync", "operator", "poll forges: merged, declined, CI status"),
 ]
 
 PERMISSIONS: dict[str, Action] = {a.name: a for a in _ACTIONS}

@@ -61,6 +61,18 @@ class Policing:
         return self._decide(name, data, subject)
 
     @requires("policy.read")
+    def policy_show(self) -> dict[str, Any]:
+        """The workspace's policies: their sources, hash, the decisions they
+        answer and the compile error, if any."""
+        ps = self.policies
+        return {
+            "policy_hash": ps.hash,
+            "error": ps.error,
+            "decisions": sorted(policy.DECISIONS),
+            "sources": [{"name": src.name, "text": src.text} for src in ps.sources],
+        }
+
+    @requires("policy.read")
     def policy_eval(self, path: Path, name: str | None = None) -> dict[str, Any]:
         """Evaluate an input file (JSON or YAML): either the input itself
         (with ``name``) or ``{decision: NAME, input: {...}}``; logged."""

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from jupiter import audit
+from jupiter import audit, compliance
 from jupiter.errors import ConflictError, Declined, InputError, JupiterError, NotFoundError
+from jupiter.faults import checkpoint
 from jupiter.models import FindingStatus
 from jupiter.permissions import requires
 from jupiter.states import RunState, transition
@@ -164,6 +165,7 @@ class RollingBack:
                             f"rollback stopped: {exc}; paths restored before it stay restored — "
                             "review the edit, then run the rollback again"
                         ) from exc
+                checkpoint("rollback.after_restore")
                 mismatches = verify_restored(target, chosen)
                 full = set(wanted) == set(entries)
                 if full:
@@ -203,6 +205,9 @@ class RollingBack:
                     )
                 if full:
                     self._mark_rolled_back(s, step_ids)
+                    # The controls its fixes satisfied fail again.
+                    if orig.asset_id is not None:
+                        compliance.evaluate(s, orig.asset_id, rb_id)
                 transition(
                     s,
                     rbrow,
@@ -264,6 +269,7 @@ class RollingBack:
         target = open_target(run.target)
         holder = Holder.current("recover", self.actor)
         with closing(target), TargetLock(self.db, target, holder, timeout=lock_timeout):
+            leftovers = _sweep_leftovers(target, steps, snapshots)
             for step in steps:
                 if step.status == APPLYING:
                     entries = snapshots[step.id]
@@ -310,9 +316,14 @@ class RollingBack:
                 actor=self.actor,
                 subject=f"run:{run_id}",
                 action="run.recovered",
-                facts={"steps": outcome},
+                facts={"steps": outcome, "removed_leftovers": leftovers},
             )
-        return {"run": run_id, "status": RunState.INTERRUPTED.value, "steps": outcome}
+        return {
+            "run": run_id,
+            "status": RunState.INTERRUPTED.value,
+            "steps": outcome,
+            "removed_leftovers": leftovers,
+        }
 
     @requires("runs.read")
     def list_runs(self) -> list[dict[str, Any]]:
@@ -379,6 +390,19 @@ def _step_expectations(step: Any, entries: list[Any]) -> dict[str, Expected] | N
     except ValidationError:
         return None
     return undo_expectations(plan, entries)
+
+
+def _sweep_leftovers(target: Target, steps: list[Any], snapshots: dict[int, Any]) -> list[str]:
+    """What the dead process left behind: its scratch directories (validator
+    sandboxes, throw-away keys) and the temp files of writes it was in the
+    middle of, next to the files of its unfinished steps (local or SSH; the
+    lock is held, so no live write owns them)."""
+    from jupiter.scratch import sweep_stale, sweep_target_temps
+
+    removed = sweep_stale()
+    paths = [e.path for st in steps for e in snapshots.get(st.id, [])]
+    removed += [f"{target.describe()}/{p}" for p in sweep_target_temps(target, paths)]
+    return removed
 
 
 def _refuse_if_alive(run: RunRow) -> None:

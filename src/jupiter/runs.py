@@ -30,13 +30,15 @@ from jupiter.applying import (
 )
 from jupiter.errors import (
     ConflictError,
+    HardLinkRefused,
     InputError,
     JupiterError,
     TargetError,
 )
+from jupiter.faults import checkpoint
 from jupiter.git_delivery import GitDelivery, commit_message
 from jupiter.models import FindingRecord, FindingStatus
-from jupiter.plans import GenerateKey, Plan, RunCommand
+from jupiter.plans import GenerateKey, Plan, RemoveFile, RunCommand
 from jupiter.plugins.base import AnyRemediator
 from jupiter.plugins.registry import Registry
 from jupiter.preconditions import (
@@ -58,7 +60,7 @@ from jupiter.states import RunState, transition
 from jupiter.states import StepState as S
 from jupiter.store.db import Database
 from jupiter.store.tables import FindingRow, RunRow, RunStepRow, SnapshotEntryRow, utcnow
-from jupiter.targets.base import Target, TargetView, normalise_relpath
+from jupiter.targets.base import Target, TargetView, hard_link_refusal, normalise_relpath
 from jupiter.targets.local import LocalTarget
 from jupiter.targets.overlay import OverlayView
 
@@ -150,7 +152,29 @@ def make_plan(cand: Candidate, view: TargetView) -> Plan:
     for change in plan.changes:
         if not isinstance(change, RunCommand):
             normalise_relpath(change.path)
+    linked = hard_linked(plan, view)
+    if linked and not plan.needs_manual:
+        return plan.model_copy(update={"needs_manual": linked})
     return plan
+
+
+def hard_linked(plan: Plan, view: TargetView) -> str | None:
+    """Why ``plan`` must not be applied because it would change a file that
+    has other hard links (its mode, owner or content would reach them, and
+    they may lie outside the target), or ``None``. Removing a name is fine:
+    the other names keep the file. Targets that cannot count links cheaply
+    (SSH) refuse at apply time instead (:class:`HardLinkRefused`)."""
+    paths: list[str] = []
+    for change in plan.changes:
+        if isinstance(change, RunCommand):
+            paths.extend(change.paths)  # a command may rewrite them in place
+        elif not isinstance(change, RemoveFile):
+            paths.append(change.path)
+    for path in dict.fromkeys(paths):
+        state = view.stat(path)
+        if state is not None and state.kind != "dir" and (state.nlink or 1) > 1:
+            return str(hard_link_refusal(path, "the target", state.nlink or 1, "changing"))
+    return None
 
 
 def plan_chain(
@@ -168,7 +192,7 @@ def plan_chain(
             out.append((cand, exc))
             continue
         out.append((cand, plan))
-        if plan.changes:
+        if plan.changes and not plan.needs_manual:  # a needs_manual plan is never applied
             current = OverlayView(current, plan)
     return out
 
@@ -412,10 +436,12 @@ class RunExecutor:
         self._update_step(
             step_id, result, FindingStatus.IN_PROGRESS, entries, replace_snapshot=attempt > 1
         )
+        checkpoint("fix.after_snapshot")
 
         try:
             check_preconditions(self.target, plan)
             outputs = apply_plan(self.target, plan)
+            checkpoint("fix.after_apply")
             result.output = outputs_text(outputs)
             if plan.watches_tree:
                 entries = self._check_undeclared(plan, entries)
@@ -429,6 +455,9 @@ class RunExecutor:
         except CommandFailed as exc:
             result.output = outputs_text(exc.outputs)
             return self._undo(step_id, entries, result, f"apply failed: {exc}", plan)
+        except HardLinkRefused as exc:
+            # Linked after planning, or a target that only tells at write time.
+            return self._undo(step_id, entries, result, str(exc), plan, manual=True)
         except JupiterError as exc:
             return self._undo(step_id, entries, result, f"apply failed: {exc}", plan)
         except OSError as exc:
@@ -455,6 +484,7 @@ class RunExecutor:
         if plan.risk.services_to_reload:
             result.detail += f"; reload needed: {', '.join(plan.risk.services_to_reload)}"
         self._update_step(step_id, result, FindingStatus.VERIFIED, after=after)
+        checkpoint("fix.after_step")
         return self._emit(result)
 
     def _withdraw(
@@ -548,6 +578,8 @@ class RunExecutor:
         result: StepResult,
         why: str,
         plan: Plan | None = None,
+        *,
+        manual: bool = False,
     ) -> StepResult:
         expect = undo_expectations(plan, entries) if plan is not None else None
         try:
@@ -566,8 +598,14 @@ class RunExecutor:
             result.detail = f"{why}; AUTOMATIC ROLLBACK FAILED: {exc}"
             self._update_step(step_id, result, FindingStatus.FAILED)
             return self._emit(result)
-        result.status = ROLLED_BACK
         proof = "verified by hash" if not mismatches else f"MISMATCH on {', '.join(mismatches)}"
+        if manual and not mismatches:
+            # Refused by the target: needs a person, not a failure of the fix.
+            result.status = NEEDS_MANUAL
+            result.detail = f"{why} (anything this step wrote was put back, {proof})"
+            self._update_step(step_id, result, FindingStatus.OPEN)
+            return self._emit(result)
+        result.status = ROLLED_BACK
         result.detail = f"{why}; rolled back automatically ({proof})"
         self._update_step(step_id, result, FindingStatus.FAILED)
         return self._emit(result)

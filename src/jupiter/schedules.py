@@ -415,7 +415,8 @@ def max_finding_id(engine: Engine) -> int:
 
 
 def tempdir() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="jupiter-schedule-")
+    # PID in the name: recovery removes it if this process is killed (jupiter.scratch).
+    return tempfile.TemporaryDirectory(prefix=f"jupiter-schedule-{os.getpid()}-")
 
 
 def _source(engine: Engine, now: datetime) -> list[dict[str, Any]]:

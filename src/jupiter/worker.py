@@ -29,6 +29,7 @@ SOURCE_MODULES: tuple[str, ...] = (
     "jupiter.integrations.due",
     "jupiter.waivers",
     "jupiter.approvals",
+    "jupiter.pull_requests",
 )
 _loaded = False
 

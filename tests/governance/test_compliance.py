@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 
 from tests.conftest import ROOT, run_cli
+from tests.remediations.fleetlib import make_fleet, workflow
 
 from jupiter.compliance import load_controls
+from jupiter.engine import Engine
 
 
 def test_controls_are_data_with_known_rules() -> None:
@@ -42,3 +44,31 @@ def test_compliance_report_shows_sshd_controls_passing_after_the_fix(tmp_path: P
     assert "JUP-SSH-ROOT" in text.stdout and "pass" in text.stdout
     bad = run_cli("compliance", "report", "--asset", "nope", home=home)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+    # A full rollback undoes the fixes: the stored results fail again.
+    undone = run_cli("rollback", str(run), "--yes", home=home)
+    assert undone.returncode == 0, undone.stderr
+    again = run_cli("compliance", "report", "--asset", "host-1", "--json", home=home)
+    (after_rollback,) = json.loads(again.stdout)
+    by_id = {c["control"]: c for c in after_rollback["controls"]}
+    assert by_id["JUP-SSH-ROOT"]["after"] == "fail", by_id["JUP-SSH-ROOT"]
+
+
+def test_a_fleet_deploy_records_compliance_on_each_target(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    engine = sqlite_engine
+    make_fleet(tmp_path, 2)
+    engine.import_assets(tmp_path / "assets.yaml")
+    workflow(
+        engine.workspace.home,
+        "roll",
+        [{"kind": "snapshot"}, {"kind": "deploy", "strategy": {"type": "rolling", "batch": 1}}],
+    )
+    made = engine.remediations.create(group="web", workflow="roll", only=["SSHD-ROOT-LOGIN"])
+    assert made.remediation is not None
+    info = engine.remediations.run(made.remediation.id)
+    assert info.status == "completed", info.to_json()
+    for asset in ("web-01", "web-02"):
+        (report,) = engine.compliance_report(asset=asset)
+        root = next(c for c in report["controls"] if c["control"] == "JUP-SSH-ROOT")
+        assert root["after"] == "pass", (asset, root)

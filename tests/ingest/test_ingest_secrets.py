@@ -140,7 +140,9 @@ def test_rows_stored_before_redaction_are_redacted_on_output(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("text", "secret"),
     [
-        (PRIVATE_KEY, _BODY[3]),
+        # The key is generated per process: a fixed id keeps pytest-xdist's
+        # workers collecting the same tests.
+        pytest.param(PRIVATE_KEY, _BODY[3], id="pem-private-key"),
         (
             "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA",
             "b3BlbnNzaC1rZXktdjEAAAAA",

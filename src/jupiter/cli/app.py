@@ -64,10 +64,13 @@ def _register() -> None:
         generate_cmd,
         outbox_cmd,
         policy_cmd,
+        pull_requests_cmd,
         remediate,
         remediations_cmd,
         schedules_cmd,
         scripts,
+        serve_cmd,
+        snapshots_cmd,
         stats_cmd,
         users,
         worker_cmd,
@@ -79,7 +82,7 @@ def _register() -> None:
         findings.ingest
     )
     app.add_typer(assets.app, name="assets", help="Import and list assets.")
-    app.add_typer(findings.app, name="findings", help="List and show findings.")
+    app.add_typer(findings.app, name="findings", help="List, show and export findings.")
     app.add_typer(audit_cmd.app, name="audit", help="Verify and export the audit trail.")
     app.add_typer(
         advisories.app, name="advisories", help="Offline OSV advisory database for `scan`."
@@ -96,8 +99,15 @@ def _register() -> None:
     app.add_typer(
         schedules_cmd.app, name="schedules", help="Scan assets on a timer (continuous detection)."
     )
-    app.command("worker", help="Run due work (schedules, waiting deploys) until stopped.")(
-        worker_cmd.worker
+    app.command(
+        "worker",
+        help="Run due work (schedules, waiting deploys, bakes, outbox) until stopped; "
+        "--executor celery: a Celery worker for deploys (docs/scale-out.md).",
+    )(worker_cmd.worker)
+    app.add_typer(
+        pull_requests_cmd.app,
+        name="pull-requests",
+        help="Pull/merge requests delivered by `fix --pull-request`, kept current.",
     )
     remediate.register(app)
     remediations_cmd.register(app)
@@ -117,6 +127,9 @@ def _register() -> None:
     app.command("metrics", help="Prometheus metrics: print them, or --serve them.")(
         stats_cmd.metrics
     )
+    app.add_typer(snapshots_cmd.app, name="snapshots", help="Rollback points of whole assets.")
+    app.command("ask", help="Ask the copilot, in words (see docs/copilot.md).")(snapshots_cmd.ask)
+    app.command("serve", help="Serve the REST API and web console (uvicorn).")(serve_cmd.serve)
 
 
 _register()

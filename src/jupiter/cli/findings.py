@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -197,4 +199,58 @@ def prioritise(
     state.console().print(
         f"{result['changed']} of {result['findings']} finding(s) re-prioritised by policy "
         f"{result['policy_hash'][:12]}"
+    )
+
+
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write the SARIF file here (atomically: all of it or nothing) instead of stdout.",
+    ),
+]
+
+
+@app.command("export")
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="Export format: sarif.")] = "sarif",
+    asset: Annotated[str | None, typer.Option("--asset", help="Only this asset.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only findings with this status (open, ...).")
+    ] = None,
+    output: OutputOpt = None,
+    fixes: Annotated[
+        bool,
+        typer.Option(
+            "--fixes/--no-fixes",
+            help="Include the exact fixes `jupiter fix` would make (reads the assets' files; "
+            "needs the analyst or operator role). --no-fixes: findings only.",
+        ),
+    ] = True,
+) -> None:
+    """Export findings as SARIF 2.1.0, with each fixable finding's proposed fix
+    as exact text replacements (see docs/findings.md). Changes nothing."""
+    emit_sarif(fmt, output, lambda: state.engine().export_sarif(asset, status, fixes=fixes))
+
+
+def emit_sarif(fmt: str, output: Path | None, build: Callable[[], dict[str, Any]]) -> None:
+    """Check the format and the output path, build the log, write it whole."""
+    from jupiter.errors import InputError
+    from jupiter.export.sarif import check_writable, dumps, write_atomically
+
+    if fmt != "sarif":
+        raise InputError(f"unknown export format {fmt!r}; use sarif")
+    if output is not None:
+        check_writable(output)  # before planning anything
+    log = build()
+    text = dumps(log)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    write_atomically(output, text)
+    results = sum(len(run["results"]) for run in log["runs"])
+    with_fix = sum(1 for run in log["runs"] for r in run["results"] if r.get("fixes"))
+    state.console(stderr=True).print(
+        f"wrote {output}: {results} result(s) in {len(log['runs'])} run(s), {with_fix} with a fix"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -105,7 +106,31 @@ def plan(
     finding: Annotated[str, typer.Argument(help="Finding id or fingerprint prefix.")],
     param: ParamOpt = None,
     json: JsonOpt = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="text (default), or sarif: the finding and its fix as exact replacements.",
+        ),
+    ] = "text",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="With --format sarif: write the file here."),
+    ] = None,
 ) -> None:
+    if fmt not in ("text", "sarif"):
+        from jupiter.errors import InputError
+
+        raise InputError(f"unknown plan format {fmt!r}; use text or sarif")
+    if fmt == "sarif":
+        from jupiter.cli.findings import emit_sarif
+
+        emit_sarif(
+            fmt,
+            output,
+            lambda: state.engine().export_sarif(finding=finding, raw_params=param or []),
+        )
+        return
     result = state.engine().plan(finding, param or [])
     if json:
         state.emit_json(result)
@@ -142,10 +167,50 @@ def fix(
             "one commit per finding.",
         ),
     ] = None,
+    pull_request: Annotated[
+        str | None,
+        typer.Option(
+            "--pull-request",
+            help="Push the --git-branch and open (or update) a pull/merge request on github, "
+            "gitlab or gitea; token from JUPITER_<FORGE>_TOKEN, API from JUPITER_<FORGE>_URL.",
+        ),
+    ] = None,
+    repo: Annotated[
+        str | None,
+        typer.Option("--repo", help="OWNER/NAME of the repository on the forge (--pull-request)."),
+    ] = None,
+    group: Annotated[
+        str,
+        typer.Option(
+            "--group",
+            help="One pull request per finding, rule, directory, or the whole run (default).",
+        ),
+    ] = "run",
+    remote: Annotated[
+        str, typer.Option("--remote", help="The git remote to push to (--pull-request).")
+    ] = "origin",
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="The branch the pull request merges into (default: the checked-out branch).",
+        ),
+    ] = None,
     lock_timeout: LockTimeoutOpt = 0.0,
     json: JsonOpt = False,
 ) -> None:
     out = state.console()
+    pr_options = None
+    if pull_request is not None or repo is not None:
+        from jupiter.errors import InputError
+        from jupiter.pull_requests import PullRequestOptions
+
+        if pull_request is None or repo is None:
+            raise InputError(
+                "--pull-request and --repo go together: give both, e.g. "
+                "--pull-request github --repo OWNER/NAME"
+            )
+        pr_options = PullRequestOptions(pull_request, repo, group, remote, base).check()
 
     def confirm(preview: list[dict[str, Any]]) -> bool:
         if any(s.get("replanned") for s in preview):
@@ -181,6 +246,7 @@ def fix(
         on_step=on_step,
         git_branch=git_branch,
         lock_timeout=lock_timeout,
+        pull_request=pr_options,
     )
     failed = [s for s in result["steps"] if s["status"] in ("failed", "rolled_back", "conflict")]
     if not json and result.get("unhandled"):
@@ -222,6 +288,9 @@ def fix(
             )
         if not failed and not result.get("rollback"):
             out.print(f"undo with: jupiter rollback {result['run']}")
+    if not json:
+        for pr in result.get("pull_requests") or []:
+            out.print(f"pull request {pr['action']}: #{pr['number']} {pr['url']} ({pr['group']})")
     if failed:
         raise typer.Exit(1)
 

@@ -40,6 +40,11 @@ def engine() -> Engine:
     return _state.engine
 
 
+def actor() -> str | None:
+    """The ``--actor`` given (None: JUPITER_ACTOR, else the OS user)."""
+    return _state.actor
+
+
 def home() -> Path:
     """The workspace folder the global options name (nothing is opened)."""
     from jupiter.workspace import Workspace

@@ -310,6 +310,12 @@ class Staging:
             os.close(os.open(real, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
         elif not stat.S_ISREG(os.lstat(real).st_mode):
             raise Refused(f"declared path {rel!r} is not a regular file; declare files only")
+        elif os.lstat(real).st_nlink > 1:
+            # The copy back writes in place: it would reach the file's other names.
+            raise Refused(
+                f"declared path {rel!r} has {os.lstat(real).st_nlink} hard links; a script may "
+                "not change it (replace the link with a copy first)"
+            )
         shutil.copyfile(real, staged)
         mode = stat.S_IMODE(os.lstat(real).st_mode)
         os.chmod(staged, mode | 0o600)
@@ -324,6 +330,13 @@ class Staging:
     def finish(self) -> None:
         """Copy back what the script changed (after every process of it ended)."""
         try:
+            linked = [r for r, *_ in self.items if os.path.lexists(r) and os.lstat(r).st_nlink > 1]
+            if linked:
+                # The copy back writes in place: it would reach the other names.
+                raise Refused(
+                    f"{', '.join(linked)} got another hard link while the script ran; none of "
+                    "its changes were copied back"
+                )
             for real, staged, created, before, digest in self.items:
                 after = os.lstat(staged)
                 changed = _file_sha256(staged) != digest
@@ -449,7 +462,7 @@ def _run_unconfined(ns: argparse.Namespace, data: bytes | None, label: str) -> i
         "on this host): it can reach everything its login user can",
         file=sys.stderr,
     )
-    tmpdir = tempfile.mkdtemp(prefix="jupiter-unconfined-")
+    tmpdir = tempfile.mkdtemp(prefix=f"jupiter-unconfined-{os.getpid()}-")
     try:
         program = list(ns.argv)
         if data is not None:

@@ -16,7 +16,6 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from jupiter.custom.store import RegisteredScript, check_script
 from jupiter.errors import InputError
 from jupiter.models import FindingRecord, Location, Severity
 from jupiter.plans import RunCommand, sha256_bytes
+from jupiter.scratch import scratch_dir
 from jupiter.targets.local import LocalTarget
 from jupiter.workspace import Workspace
 
@@ -110,7 +110,7 @@ def run_trial(
     record = trial_finding(rule, path, line)
     rem = make_remediator(RegisteredScript(manifest, manifest_path.parent.absolute()), workspace)
     report = TrialReport(script=manifest.name, target=str(target_root))
-    scratch = Path(tempfile.mkdtemp(prefix="jupiter-script-test-"))
+    scratch = Path(scratch_dir("script-test"))
     try:
         copy = scratch / "target"
         shutil.copytree(target_root, copy, symlinks=True)

@@ -153,10 +153,16 @@ def parse_run(
     bases = _base_uris(run)
     if results is None:
         results = arr(path, run.get("results"), f"{where}.results")
+    # The tool's version, kept with each finding it reports first (SARIF export).
+    version = driver.get("version") or driver.get("semanticVersion")
+    version = version[:100] if isinstance(version, str) and version.strip() else None
     for j, raw in enumerate(results):
         if not isinstance(raw, dict):
             fail(path, _at((i, j), ""), "expected an object")
-        yield _record(path, raw, (i, j), scanner, tables, by_id, bases)
+        record = _record(path, raw, (i, j), scanner, tables, by_id, bases)
+        if version is not None:
+            record.extra["tool_version"] = version
+        yield record
 
 
 def _at(at: tuple[int, int], suffix: str) -> str:

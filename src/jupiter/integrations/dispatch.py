@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from jupiter.faults import checkpoint
 from jupiter.integrations.channels import Channel, ChannelError, Delivery, PermanentError, build
 from jupiter.integrations.config import DispatchSettings, Routing
 from jupiter.integrations.outbox import DEAD, DELIVERED, PENDING
@@ -107,6 +108,8 @@ class Dispatcher:
         now = now or utcnow()
         result = PassResult()
         rows = self._claim(now)
+        if rows:
+            checkpoint("outbox.after_claim")
         result.claimed = len(rows)
         by_channel: dict[str, list[Delivery]] = defaultdict(list)
         for row in rows:
@@ -117,7 +120,9 @@ class Dispatcher:
             )
         for name, items in by_channel.items():
             outcome = self._deliver(name, items)
+            checkpoint("outbox.after_deliver")
             self._settle(items, outcome, result)
+            checkpoint("outbox.after_settle")
         return result
 
     def _claim(self, now: datetime) -> list[OutboxRow]:

@@ -1,21 +1,20 @@
 """The deploy strategies over a remediation's production targets:
 rolling batches (``batch``, ``max_fail``, ``pause``), canary (``percent``
 first, baked under health probes, then the rest in rolling batches) and
-blue-green; a bounded thread pool deploys the targets of one batch.
+blue-green; the configured executor (a bounded thread pool, or Celery
+workers) deploys the targets of one batch.
 Batches are computed from the stored targets (sorted by asset), so a
 resumed deploy walks the same batches and skips targets already done."""
 
 from __future__ import annotations
 
-import contextvars
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from jupiter.faults import checkpoint
 from jupiter.remediations import health
 from jupiter.remediations.context import Ctx, Trigger
-from jupiter.remediations.targets import Outcome, deploy_target
+from jupiter.remediations.targets import Outcome
 from jupiter.states import TargetState
 from jupiter.store.tables import RemediationTargetRow, utcnow
 from jupiter.workflows.definitions import (
@@ -115,36 +114,30 @@ def _deploy_batch(
     only: set[str] | None,
     final: bool,
 ) -> list[Outcome]:
-    work = []
-    for r in rows:
-        steps = ctx.steps(r)
-        if only is not None:
-            steps = [st for st in steps if st.rule_id in only]
-        work.append((r.id, steps))
-    bg = isinstance(stage.strategy, BlueGreen)
-    if len(work) <= 1:
-        return [
-            deploy_target(ctx, tid, steps, stage.label, final=final, blue_green=bg)
-            for tid, steps in work
-        ]
-    forks = ctx.forks or stage.concurrency
-    with ThreadPoolExecutor(max_workers=min(forks, len(work))) as pool:
-        # Each in a copy of this context: the targets' shared connections
-        # (targets.factory.pooled) are found through a context variable.
-        futures = [
-            pool.submit(
-                contextvars.copy_context().run,
-                deploy_target,
-                ctx,
-                tid,
-                steps,
-                stage.label,
-                final=final,
-                blue_green=bg,
-            )
-            for tid, steps in work
-        ]
-        return [f.result() for f in futures]
+    """The batch's targets through the configured executor (in-process
+    threads, or Celery workers): ids and parameters go out, the outcomes
+    come back from the database."""
+    from jupiter.executors import TargetWork, executor_for
+    from jupiter.executors.work import current_mark
+
+    if not rows:
+        return []
+    mark = current_mark(ctx.db, ctx.rem_id)
+    work = [
+        TargetWork(
+            remediation_id=ctx.rem_id,
+            target_id=r.id,
+            asset=r.asset_id,
+            stage=stage.label,
+            final=final,
+            blue_green=isinstance(stage.strategy, BlueGreen),
+            only=tuple(sorted(only)) if only is not None else None,
+            actor=ctx.actor,
+            mark=mark,
+        )
+        for r in rows
+    ]
+    return executor_for().deploy(ctx, work, ctx.forks or stage.concurrency)
 
 
 def _failed(outcomes: list[Outcome]) -> list[dict[str, str]]:

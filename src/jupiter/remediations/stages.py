@@ -263,6 +263,11 @@ class Deploy(StageKind):
                 return WAIT
         ctx.set_due(None)
         ctx.move(M.DEPLOYING)
+        if isinstance(stage, d.DeployStage) and stage.deliver == "pull_request":
+            from jupiter.remediations.pull_request import deliver_stage
+
+            # Merging the request is the deployment; the worker's poll ends it.
+            return NEXT if deliver_stage(ctx, stage) else WAIT
         deploy.run(ctx, stage)
         return NEXT
 

@@ -10,6 +10,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
+from jupiter import compliance
 from jupiter.errors import InputError, JupiterError, UnreachableError
 from jupiter.faults import checkpoint
 from jupiter.remediations.context import Ctx
@@ -111,6 +112,9 @@ def deploy_target(
     outcome.seconds = round(time.monotonic() - started, 3)
     with ctx.db.transaction() as s:
         trow = ctx.target(s, tid)
+        if outcome.run is not None:
+            # Controls on the new state, as a plain `jupiter fix` records them.
+            compliance.evaluate(s, asset, outcome.run)
         if not outcome.ok:
             facts: dict[str, Any] = {"run": outcome.run}
             if outcome.unreachable:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from jupiter.errors import ConflictError, InputError, SnapshotError, TargetError
+from jupiter.errors import ConflictError, HardLinkRefused, InputError, SnapshotError, TargetError
 from jupiter.snapshots.blobs import CHUNK, BlobStore
 from jupiter.snapshots.capture import StreamingTarget
 from jupiter.snapshots.manifest import ManifestEntry
@@ -130,6 +130,10 @@ def restore(
                     sync=not batch,
                     expect=(expect or {}).get(rel),
                 )
+            except HardLinkRefused as exc:
+                # Never written through; nothing to do when it already matches.
+                if not _matches(target, entry, rel):
+                    report.skipped.append((rel, str(exc)))
             except (TargetError, OSError) as exc:
                 raise SnapshotError(
                     f"restoring {rel!r} on {target.describe()} failed ({exc}); "
@@ -244,6 +248,18 @@ def _restore_owner(target: Target, entry: ManifestEntry, rel: str, report: _Prog
     if entry.mode is not None:
         # chown clears setuid/setgid: put the full mode back afterwards.
         target.set_mode(rel, entry.mode)
+
+
+def _matches(target: TargetView, entry: ManifestEntry, rel: str) -> bool:
+    """Whether ``rel`` already is the snapshotted regular file (content and mode)."""
+    current = target.stat(rel)
+    return (
+        entry.kind == "file"
+        and current is not None
+        and current.kind == "file"
+        and current.mode == entry.mode
+        and _content_sha(target, rel) == entry.sha256
+    )
 
 
 def _content_sha(target: TargetView, rel: str) -> str | None:

@@ -9,7 +9,9 @@ lands whole or not at all.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +28,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from jupiter.errors import DatabaseDamaged, StoreBusy, StoreConflict, StoreError, WorkspaceError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0011"
+#: A folder of migrated empty SQLite files to copy new workspaces from (tests).
+TEMPLATE_ENV = "JUPITER_SQLITE_TEMPLATE_DIR"
 T = TypeVar("T")
 
 #: How long a writer waits for another one's lock before giving up (ms):
@@ -118,9 +122,11 @@ class Database:
         if problem:
             raise self.damaged(problem)
 
-    def migrate(self) -> None:
+    def migrate(self, template: bool = True) -> None:
         """Bring the schema to the newest revision (cheap when it already is)."""
         self._check_file()
+        if template:
+            self._from_template()
         try:
             with self.engine.connect() as conn:
                 if self._current_revision(conn) == HEAD_REVISION:
@@ -157,6 +163,40 @@ class Database:
                 "check that the database user may create tables"
             ) from None
 
+    def _from_template(self) -> None:
+        """Start a new SQLite file as a copy of a migrated empty one.
+
+        Only when ``JUPITER_SQLITE_TEMPLATE_DIR`` names a folder (the test
+        suite sets it: thousands of fresh workspaces would otherwise replay
+        every migration). The template is built here, by the migrations
+        themselves, once per head revision; a file that already exists is
+        never replaced.
+        """
+        folder = os.environ.get(TEMPLATE_ENV)
+        if not folder or self.file is None or self.file.exists():
+            return
+        template = Path(folder) / f"schema-{HEAD_REVISION}.db"
+        if not template.exists():
+            template.parent.mkdir(parents=True, exist_ok=True)
+            building = template.with_name(f"{template.name}.{os.getpid()}.tmp")
+            fresh = Database(f"sqlite:///{building}")
+            try:
+                fresh.migrate(template=False)
+            finally:
+                fresh.dispose()  # the last connection checkpoints the WAL into the file
+            os.replace(building, template)
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        copy = self.file.with_name(f"{self.file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        shutil.copyfile(template, copy)
+        _new_identity(copy)
+        try:
+            # A link never replaces: a process that got there first keeps its file.
+            os.link(copy, self.file)
+        except FileExistsError:
+            pass
+        finally:
+            copy.unlink()
+
     @staticmethod
     def _current_revision(conn: Any) -> str | None:
         if not inspect(conn).has_table("alembic_version"):
@@ -187,7 +227,17 @@ class Database:
             elif immediate and self.dialect == "postgresql":
                 session.execute(text(f"SET LOCAL lock_timeout = {int(BUSY_TIMEOUT_MS)}"))
             yield session
-            session.commit()
+            try:
+                session.commit()
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    # The server may have committed before the line dropped.
+                    raise StoreError(
+                        f"the connection to the database was lost while committing "
+                        f"({_reason(exc)}); whether the change was written is unknown — "
+                        "look (e.g. `jupiter audit verify`) before running it again"
+                    ) from exc
+                raise
         except DBAPIError as exc:
             session.rollback()
             raise self._translate(exc) from exc
@@ -200,6 +250,13 @@ class Database:
     def _translate(self, exc: DBAPIError) -> StoreError | DatabaseDamaged:
         if (reason := damage_reason(exc)) is not None:
             return self.damaged(reason)
+        if exc.connection_invalidated:
+            # Terminated backend, failover, network cut: the server rolled the
+            # open transaction back; the pool drops the dead connection.
+            return StoreError(
+                f"the connection to the database was lost ({_reason(exc)}); nothing was "
+                "written, try again"
+            )
         if is_transient(exc):
             return StoreBusy(
                 f"the database was busy with another writer ({_reason(exc)}); "
@@ -234,6 +291,8 @@ class Database:
         except DBAPIError as exc:
             if (reason := damage_reason(exc)) is not None:
                 raise self.damaged(reason) from exc
+            if exc.connection_invalidated or is_transient(exc):
+                raise self._translate(exc) from exc
             raise
         finally:
             # close() ends the transaction without expiring loaded objects,
@@ -247,6 +306,24 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _new_identity(file: Path) -> None:
+    """A copied template becomes a workspace of its own: the id migration 0003
+    drew belongs to the template, and checkpoints are bound to the id."""
+    import uuid
+
+    from jupiter.store.tables import WorkspaceInfoRow, utcnow
+
+    copy = Database(f"sqlite:///{file}")
+    try:
+        with copy.transaction() as s:
+            row = s.get(WorkspaceInfoRow, 1)
+            assert row is not None
+            row.workspace_id = str(uuid.uuid4())
+            row.created_at = utcnow()
+    finally:
+        copy.dispose()
 
 
 #: SQLite's words for a file that is not (or no longer) a whole database.

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, case, or_, select
 from sqlalchemy.orm import Session
 
 from jupiter.errors import InputError, NotFoundError
@@ -20,12 +22,16 @@ __all__ = [
     "finding_to_json",
     "get_finding",
     "list_findings",
+    "list_findings_json",
     "row_to_record",
+    "sort_value",
     "sources_for",
 ]
 
 
-def finding_to_json(row: FindingRow, sources: list[FindingSourceRow]) -> dict[str, Any]:
+def finding_to_json(
+    row: FindingRow | Any, sources: Sequence[FindingSourceRow | Any]
+) -> dict[str, Any]:
     """The finding as printed and exported. Texts pass through the redaction
     again, so rows stored before ingest redacted them do not leak either."""
     return {
@@ -125,15 +131,78 @@ def sources_for(session: Session, finding_ids: list[int]) -> dict[int, list[Find
     return out
 
 
-def list_findings(
-    session: Session,
+#: Sort keys of :func:`list_findings` (``-key`` descending), for the API's
+#: ``sort`` parameter and its cursors.
+SORT_KEYS = ("priority", "severity", "last_seen", "first_seen", "id")
+SEVERITY_RANK = {s.value: i for i, s in enumerate(reversed(list(Severity)))}
+
+
+def sort_value(finding: dict[str, Any], sort: str) -> Any:
+    """The value of ``finding`` (as :func:`finding_to_json` shaped it) that
+    ``sort`` orders by: what a page's cursor carries."""
+    key = sort.removeprefix("-")
+    if key == "severity":
+        return SEVERITY_RANK.get(finding["severity"], -1)
+    return finding[key]
+
+
+def _sort_column(key: str) -> Any:
+    if key == "severity":
+        return case(SEVERITY_RANK, value=FindingRow.severity, else_=-1)
+    return {
+        "priority": FindingRow.priority,
+        "last_seen": FindingRow.last_seen,
+        "first_seen": FindingRow.first_seen,
+        "id": FindingRow.id,
+    }[key]
+
+
+def list_findings(session: Session, **filters: Any) -> list[FindingRow]:
+    """Findings matching the filters (see :func:`findings_query`)."""
+    return list(session.scalars(findings_query(select(FindingRow), **filters)))
+
+
+#: Columns finding_to_json does not show (skipped when reading a page).
+_NOT_SHOWN = frozenset({"extra", "identity"})
+
+
+def list_findings_json(session: Session, **filters: Any) -> list[dict[str, Any]]:
+    """:func:`list_findings` shaped by :func:`finding_to_json`, read as plain
+    rows (no ORM objects: a page of an API listing pays for the SQL only)."""
+    shown = [c for c in FindingRow.__table__.c if c.name not in _NOT_SHOWN]
+    rows = [
+        SimpleNamespace(**r._asdict())  # attribute access at dict speed
+        for r in session.execute(findings_query(select(*shown), **filters))
+    ]
+    ids = [r.id for r in rows]
+    sources: dict[int, list[Any]] = {i: [] for i in ids}
+    if ids:
+        q = (
+            select(FindingSourceRow.__table__)
+            .where(FindingSourceRow.finding_id.in_(ids))
+            .order_by(FindingSourceRow.id)
+        )
+        for src in session.execute(q):
+            sources[src.finding_id].append(src)
+    return [finding_to_json(r, sources[r.id]) for r in rows]
+
+
+def findings_query(
+    stmt: Select[Any],
     asset: str | None = None,
     status: str | None = None,
     severity: str | None = None,
     category: str | None = None,
     limit: int | None = None,
-) -> list[FindingRow]:
-    stmt = select(FindingRow)
+    sort: str | None = None,
+    after: tuple[Any, int] | None = None,
+) -> Select[Any]:
+    """Filter and order ``stmt`` (a select of findings). Without ``sort``:
+    highest priority first, then oldest id. With ``sort`` (a
+    :data:`SORT_KEYS` key, ``-key`` for descending) ties break by id in the
+    same direction, so ``after`` (the sort value and id of the previous
+    page's last finding) continues a keyset page that stays correct while
+    findings are added."""
     if asset:
         stmt = stmt.where(FindingRow.asset_id == asset)
     if status:
@@ -142,10 +211,33 @@ def list_findings(
         stmt = stmt.where(FindingRow.severity == severity)
     if category:
         stmt = stmt.where(FindingRow.category == category)
-    stmt = stmt.order_by(FindingRow.priority.desc(), FindingRow.id)
+    if sort is None:
+        stmt = stmt.order_by(FindingRow.priority.desc(), FindingRow.id)
+    else:
+        key = sort.removeprefix("-")
+        if key not in SORT_KEYS:
+            raise InputError(
+                f"cannot sort findings by {sort!r}; use one of {', '.join(SORT_KEYS)} "
+                "(prefix - for descending)"
+            )
+        col, desc = _sort_column(key), sort.startswith("-")
+        if after is not None:
+            value, last_id = after
+            if key == "id":
+                stmt = stmt.where(FindingRow.id < last_id if desc else FindingRow.id > last_id)
+            elif desc:
+                stmt = stmt.where(or_(col < value, and_(col == value, FindingRow.id < last_id)))
+            else:
+                stmt = stmt.where(or_(col > value, and_(col == value, FindingRow.id > last_id)))
+        if key == "id":
+            stmt = stmt.order_by(FindingRow.id.desc() if desc else FindingRow.id)
+        elif desc:
+            stmt = stmt.order_by(col.desc(), FindingRow.id.desc())
+        else:
+            stmt = stmt.order_by(col, FindingRow.id)
     if limit:
         stmt = stmt.limit(limit)
-    return list(session.scalars(stmt))
+    return stmt
 
 
 def excepted_ids(session: Session, asset: str) -> list[int]:

@@ -471,3 +471,68 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
+
+
+class PullRequestRow(Base):
+    """One pull/merge request Jupiter delivered (see :mod:`jupiter.pull_requests`),
+    keyed by forge, repository and grouping key, so a re-run updates it
+    instead of opening another. ``state``: open | declined (closed unmerged:
+    not reopened while ``fingerprints`` stay the same) | merged | obsolete
+    (closed by Jupiter: the findings went away by other means). Never holds
+    a token."""
+
+    __tablename__ = "pull_requests"
+    __table_args__ = (UniqueConstraint("forge", "repo", "group_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    forge: Mapped[str] = mapped_column(String(16))
+    repo: Mapped[str] = mapped_column(String(300))
+    group_key: Mapped[str] = mapped_column(String(500))
+    branch: Mapped[str] = mapped_column(String(255))
+    base_branch: Mapped[str] = mapped_column(String(255))
+    number: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    fingerprints: Mapped[list[str]] = mapped_column(JSON)
+    finding_ids: Mapped[list[Any]] = mapped_column(JSON)
+    head_sha: Mapped[str] = mapped_column(String(64))
+    asset_id: Mapped[str | None] = mapped_column(String(200))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    remediation_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    ci_status: Mapped[str | None] = mapped_column(String(16))
+    ci_detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    checked_at: Mapped[datetime | None]
+
+
+class RollbackPointRow(Base):
+    """A rollback point of one asset (``SNAP-YYYY-MM-DD-NNN``): the manifest
+    of every regular file under its root, blobs by sha256 in the workspace
+    (see ``jupiter.rollback_points``)."""
+
+    __tablename__ = "rollback_points"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"), index=True)
+    connection: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    entries: Mapped[list[Any]] = mapped_column(JSON)
+    files: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    taken_at: Mapped[datetime]
+    restored_at: Mapped[datetime | None]
+    restored_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class CopilotSessionRow(Base):
+    """What one copilot session of one user last touched (asset, rollback
+    point, remediation, finding), so a follow-up query may name nothing."""
+
+    __tablename__ = "copilot_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]

@@ -7,9 +7,8 @@ import asyncio
 import socket
 from pathlib import Path
 
-from jupiter.targets._asyncssh import asyncssh
-
 from jupiter.errors import TargetError, UnreachableError
+from jupiter.targets._asyncssh import asyncssh
 from jupiter.targets.connection import SSHConnection
 
 

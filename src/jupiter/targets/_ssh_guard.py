@@ -26,9 +26,8 @@ import hashlib
 import posixpath
 import secrets
 
-from jupiter.targets._asyncssh import asyncssh
-
 from jupiter.errors import ConflictError
+from jupiter.targets._asyncssh import asyncssh
 from jupiter.targets.base import Expected
 
 SETTLE_SECONDS = 0.05

@@ -18,9 +18,8 @@ import stat as stat_mod
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from jupiter.targets._asyncssh import asyncssh
-
 from jupiter.errors import TargetError
+from jupiter.targets._asyncssh import asyncssh
 from jupiter.targets._ssh_writes import kind_of
 from jupiter.targets.base import CommandResult, FileState, normalise_relpath
 from jupiter.targets.local_links import link_value

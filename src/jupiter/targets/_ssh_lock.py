@@ -19,9 +19,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from jupiter.targets._asyncssh import asyncssh
-
 from jupiter.errors import TargetError
+from jupiter.targets._asyncssh import asyncssh
 
 if TYPE_CHECKING:
     from jupiter.targets.ssh import SSHTarget

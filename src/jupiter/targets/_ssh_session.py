@@ -13,14 +13,14 @@ import contextlib
 import fnmatch
 import posixpath
 import secrets
+import shlex
 import stat as stat_mod
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from jupiter.targets._asyncssh import asyncssh
-
 from jupiter.errors import PathEscapeError, TargetError
+from jupiter.targets._asyncssh import asyncssh
 from jupiter.targets._ssh_connect import open_connection
 from jupiter.targets.base import CommandResult
 from jupiter.targets.connection import SSHConnection
@@ -29,6 +29,7 @@ T = TypeVar("T")
 NEW_DIR_MODE = 0o755
 _PARALLEL_LISTINGS = 16  # SFTP requests in flight while walking a tree
 _CLOSE_GRACE = 2.0  # seconds a clean disconnect may take before we abort
+_STAT_TIMEOUT = 30.0  # seconds for the remote stat(1) that counts hard links
 
 
 def _mode(attrs: asyncssh.SFTPAttrs | None) -> int:
@@ -299,6 +300,22 @@ class SSHSession:
             f"path {rel!r} on {self._describe()} is a symlink to {real}; Jupiter does not write "
             "through symlinks, so name the file it points to instead"
         )
+
+    async def link_count(self, rel: str, remote: str) -> int:
+        """The hard link count of ``remote`` (SFTP version 3, which OpenSSH
+        speaks, does not report it): ``stat -c %h`` on the host. A host
+        without ``stat(1)`` is refused rather than written through a link."""
+        command = shlex.join(["stat", "-c", "%h", "--", remote])
+        result = await self.execute(("stat",), command, _STAT_TIMEOUT, _CLOSE_GRACE)
+        text = result.stdout.strip()
+        if not result.ok or not text.isdigit():
+            said = (result.stderr or result.stdout).strip().splitlines()
+            raise TargetError(
+                f"could not count the hard links of {rel!r} on {self._describe()} with stat(1) "
+                f"({said[-1] if said else f'exit {result.returncode}'}); Jupiter needs it to "
+                "make sure a change does not reach other names of the file — install coreutils"
+            )
+        return int(text)
 
     async def ensure_dir(self, rel: str) -> str:
         """Resolved remote path of directory ``rel``, creating missing ones (0o755)."""

@@ -14,11 +14,10 @@ import stat as stat_mod
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from jupiter.targets._asyncssh import asyncssh
-
 from jupiter.errors import ConflictError, TargetError
 from jupiter.targets import _ssh_guard as ssh_guard
-from jupiter.targets.base import Expected, normalise_relpath
+from jupiter.targets._asyncssh import asyncssh
+from jupiter.targets.base import Expected, hard_link_refusal, normalise_relpath
 
 if TYPE_CHECKING:
     from jupiter.targets._ssh_session import SSHSession
@@ -84,6 +83,12 @@ class SSHWrites:
                 "remove it first or name a file"
             )
         where = self.describe()
+        if old is not None:
+            # A rename would split the name off its other hard links, which keep
+            # the old content (and may lie outside the root): refuse, as locally.
+            links = await session.link_count(rel, remote)
+            if links > 1:
+                raise hard_link_refusal(rel, where, links, "replacing")
         pinned = (
             await ssh_guard.pin(sftp, remote, rel, expect, old is not None, where)
             if expect is not None

@@ -14,7 +14,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from jupiter.errors import PathEscapeError
+from jupiter.errors import HardLinkRefused, PathEscapeError
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,19 @@ class FileState:
     inode: int | None = None
     """Inode number where the target can tell (LocalTarget; not over SFTP)."""
     mtime_ns: int | None = None
+    nlink: int | None = None
+    """Hard link count where the target can tell cheaply (LocalTarget; not
+    over SFTP, where the write itself checks it with ``stat(1)``)."""
+
+
+def hard_link_refusal(rel: str, where: str, nlink: int, action: str) -> HardLinkRefused:
+    """The error for a change to a file that has ``nlink`` names (see
+    ``docs/reliability.md``, "Hard links")."""
+    return HardLinkRefused(
+        f"{rel} on {where} has {nlink} hard links, so {action} it would also change (or split "
+        "off) its other names, which may lie outside the target; nothing was changed — replace "
+        "the link with a copy (cp --remove-destination) or fix the file by hand"
+    )
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from jupiter.targets.base import (
     Expected,
     FileState,
     TargetLockHandle,
+    hard_link_refusal,
     normalise_relpath,
 )
 from jupiter.targets.local_commands import run_argv
@@ -254,6 +255,7 @@ class LocalTarget(LocalWrites, LocalLinks):
             st.st_gid,
             st.st_ino,
             st.st_mtime_ns,
+            st.st_nlink,
         )
 
     def glob(self, pattern: str) -> list[str]:
@@ -325,6 +327,14 @@ class LocalTarget(LocalWrites, LocalLinks):
             self._refuse_symlink(rel, fd, name)
         return st
 
+    def _refuse_hard_link(self, rel: str, st: os.stat_result, action: str) -> None:
+        """Refuse to change a non-directory with several hard links: mode,
+        owner and in-place content belong to the inode, so the change would
+        reach every other name of it, inside the root or not. (A directory's
+        link count is its subdirectories and says nothing of the kind.)"""
+        if st.st_nlink > 1 and not stat_mod.S_ISDIR(st.st_mode):
+            raise hard_link_refusal(rel, self.describe(), st.st_nlink, action)
+
     def set_mode(self, path: str, mode: int) -> None:
         """Set permission bits (including setuid/setgid/sticky) of a file or directory."""
         self._check_open()
@@ -336,8 +346,10 @@ class LocalTarget(LocalWrites, LocalLinks):
             # /proc/self/fd cannot be redirected by a symlink swapped in later.
             pfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
             try:
-                if stat_mod.S_ISLNK(os.fstat(pfd).st_mode):
+                pinned = os.fstat(pfd)
+                if stat_mod.S_ISLNK(pinned.st_mode):
                     self._refuse_symlink(rel, fd, name)
+                self._refuse_hard_link(rel, pinned, "changing the mode of")
                 os.chmod(f"/proc/self/fd/{pfd}", mode)
             finally:
                 os.close(pfd)
@@ -348,7 +360,8 @@ class LocalTarget(LocalWrites, LocalLinks):
         rel = normalise_relpath(path)
         real_rel = self._resolve(rel, follow_final=False)
         with self._parent_fd(real_rel) as (fd, name):
-            self._existing_nonlink(rel, fd, name)
+            st = self._existing_nonlink(rel, fd, name)
+            self._refuse_hard_link(rel, st, "changing the owner of")
             try:
                 # follow_symlinks=False: never changes what a swapped-in link points to.
                 os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)

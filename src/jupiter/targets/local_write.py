@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, BinaryIO
 
 from jupiter.errors import ConflictError, TargetError
+from jupiter.faults import checkpoint
 from jupiter.targets import local_guard as guard
 from jupiter.targets.base import Expected, normalise_relpath
 from jupiter.targets.local_io import fill_fd, what_of
@@ -38,6 +39,8 @@ class LocalWrites:
         def _lstat_at(self, fd: int, name: str) -> os.stat_result | None: ...
 
         def _refuse_symlink(self, rel: str, fd: int, name: str) -> None: ...
+
+        def _refuse_hard_link(self, rel: str, st: os.stat_result, action: str) -> None: ...
 
     def write_bytes(
         self, path: str, data: bytes, mode: int | None = None, *, expect: Expected | None = None
@@ -87,10 +90,13 @@ class LocalWrites:
                     f"path {rel!r} on {self.describe()} is a {what_of(old)}, not a regular file; "
                     "remove it first or name a file"
                 )
+            if old is not None:
+                self._refuse_hard_link(rel, old, "replacing")
             pinned = guard.pin(fd, name, rel, expect, self.describe()) if expect else None
             try:
                 if pinned is not None:
                     old = os.fstat(pinned)  # the file we checked is the one we replace
+                    self._refuse_hard_link(rel, old, "replacing")
                 ours = self._fill_temp_and_move(fd, name, rel, chunks, mode, sync, old, expect)
                 if pinned is None:
                     return
@@ -145,6 +151,7 @@ class LocalWrites:
                     ours = guard.hash_fd(tmp_fd)
             finally:
                 os.close(tmp_fd)
+            checkpoint("target.before_rename")
             if expect is not None and expect.sha256 is None:
                 guard.link_new(fd, tmp, name, rel, self.describe())
             else:

@@ -64,7 +64,17 @@ class OverlayView:
                 rel, "file", len(data), mode, base.uid if base else 0, base.gid if base else 0
             )
         if base is not None and rel in self._modes:
-            return FileState(rel, base.kind, base.size, self._modes[rel], base.uid, base.gid)
+            return FileState(
+                rel,
+                base.kind,
+                base.size,
+                self._modes[rel],
+                base.uid,
+                base.gid,
+                base.inode,
+                base.mtime_ns,
+                base.nlink,
+            )
         return base
 
     def glob(self, pattern: str) -> list[str]:

@@ -42,9 +42,8 @@ from os import PathLike
 from pathlib import Path
 from typing import TypeVar
 
-from jupiter.targets._asyncssh import asyncssh
-
 from jupiter.errors import InputError, TargetError
+from jupiter.targets._asyncssh import asyncssh
 from jupiter.targets._loopthread import LoopThread
 from jupiter.targets._ssh_links import SSHLinks, state_of
 from jupiter.targets._ssh_session import SSHSession
@@ -53,6 +52,7 @@ from jupiter.targets.base import (
     CommandResult,
     FileState,
     TargetLockHandle,
+    hard_link_refusal,
     normalise_relpath,
 )
 from jupiter.targets.connection import LocalConnection, SSHConnection, parse_connection
@@ -252,13 +252,20 @@ class SSHTarget(SSHWrites, SSHLinks):
 
     # -- writing ---------------------------------------------------------
 
-    async def _existing_nonlink(self, rel: str) -> str:
+    async def _existing_nonlink(self, rel: str, action: str) -> str:
+        """The remote path of ``rel`` for a mode or owner change: not a
+        symlink, and not a file with other hard links (the change would reach
+        them too)."""
         session = self._session
         remote, attrs = await session.resolve(rel, follow_final=False)
         if attrs is None:
             raise FileNotFoundError(errno.ENOENT, f"{rel} does not exist on {self.describe()}", rel)
         if stat_mod.S_ISLNK(attrs.permissions or 0):
             await session.refuse_link(rel, remote)
+        if not stat_mod.S_ISDIR(attrs.permissions or 0):
+            links = await session.link_count(rel, remote)
+            if links > 1:
+                raise hard_link_refusal(rel, self.describe(), links, action)
         return remote
 
     def set_mode(self, path: str, mode: int) -> None:
@@ -266,7 +273,7 @@ class SSHTarget(SSHWrites, SSHLinks):
         rel = normalise_relpath(path)
 
         async def op() -> None:
-            remote = await self._existing_nonlink(rel)
+            remote = await self._existing_nonlink(rel, "changing the mode of")
             await self._session.sftp.chmod(remote, mode, follow_symlinks=False)
 
         self._call(f"changing the mode of {rel}", op)
@@ -276,7 +283,7 @@ class SSHTarget(SSHWrites, SSHLinks):
         rel = normalise_relpath(path)
 
         async def op() -> None:
-            remote = await self._existing_nonlink(rel)
+            remote = await self._existing_nonlink(rel, "changing the owner of")
             try:
                 await self._session.sftp.chown(remote, uid, gid, follow_symlinks=False)
             except (asyncssh.SFTPPermissionDenied, asyncssh.SFTPFailure) as exc:

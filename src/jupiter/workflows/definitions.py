@@ -140,12 +140,40 @@ class ManualStage(_Stage):
     expect: dict[str, bool | int | str] = Field(default_factory=dict)
 
 
+class PullRequestDelivery(BaseModel):
+    """Where ``deliver: pull_request`` sends the fix (see docs/pull-requests.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    forge: Literal["github", "gitlab", "gitea"]
+    repo: str = Field(min_length=3, pattern=r"^[^/\s]+(/[^/\s]+)+$")
+    branch: str = Field(default="jupiter/remediation", min_length=1)
+    group: Literal["finding", "rule", "directory", "run"] = "run"
+    remote: str = "origin"
+    base: str | None = None
+
+
 class DeployStage(_Stage):
     kind: Literal["deploy"] = "deploy"
     strategy: Strategy = Field(default_factory=Rolling)
     concurrency: int = Field(default=FORKS, ge=1, le=256)
     window: str | None = None
     _check_window = field_validator("window")(check_window)
+    # "apply" writes to the targets; "pull_request" commits the reviewed
+    # plans on a branch, pushes it and opens a pull/merge request: merging
+    # it is the deployment (the worker completes the remediation then).
+    deliver: Literal["apply", "pull_request"] = "apply"
+    pull_request: PullRequestDelivery | None = None
+
+    @model_validator(mode="after")
+    def _delivery(self) -> DeployStage:
+        if self.deliver == "pull_request" and self.pull_request is None:
+            raise ValueError(
+                "deliver: pull_request needs a 'pull_request:' mapping with forge and repo"
+            )
+        if self.deliver == "apply" and self.pull_request is not None:
+            raise ValueError("'pull_request:' is only read with deliver: pull_request")
+        return self
 
 
 class MitigateStage(_Stage):

@@ -18,12 +18,12 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
 
 from jupiter.plugins.base import ValidationResult
+from jupiter.scratch import scratch
 
 TIMEOUT = 300
 _RESULTS: OrderedDict[tuple[str, str, bytes], object] = OrderedDict()
@@ -65,7 +65,7 @@ def find_tool(explicit: str | None, name: str, binary: str) -> str | None:
 
 
 def _in_tempdir(name: str, data: bytes, argv_for: list[str]) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory(prefix="jupiter-cfn-") as tmp:
+    with scratch("cfn") as tmp:
         path = Path(tmp) / Path(name).name
         path.write_bytes(data)
         argv = [a.replace("{file}", str(path)).replace("{dir}", tmp) for a in argv_for]

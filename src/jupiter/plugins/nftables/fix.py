@@ -14,7 +14,6 @@ import ipaddress
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -35,6 +34,7 @@ from jupiter.plugins.nftables.detect import (
     read_ruleset,
     scan_firewall,
 )
+from jupiter.scratch import scratch
 from jupiter.targets.base import TargetView
 from jupiter.templating import config_environment
 
@@ -285,7 +285,7 @@ def check_with_nft(data: bytes, shown: str = RULESET_PATH) -> ValidationResult:
     nft = shutil.which("nft", path=path_env)
     if nft is None:
         return ValidationResult("nft -c", "skipped", "nft is not installed on this machine")
-    with tempfile.TemporaryDirectory(prefix="jupiter-nft-") as tmp:
+    with scratch("nft") as tmp:
         path = Path(tmp) / "nftables.conf"
         path.write_bytes(data)
         attempts = [[nft, "-c", "-f", str(path)]]

@@ -34,6 +34,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from jupiter.scratch import scratch_dir
+
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 INITDB_TIMEOUT = 120.0
@@ -126,7 +128,7 @@ def throwaway_cluster(binary: str, who: RunAs) -> Cluster:
         cached = _CLUSTERS.get(binary)
         if cached is not None and cached.data.is_dir():
             return cached
-        base = Path(tempfile.mkdtemp(prefix="jupiter-pg-"))
+        base = Path(scratch_dir("pg"))
         atexit.register(shutil.rmtree, base, ignore_errors=True)
         os.chmod(base, 0o700)
         give_to(base, who)

@@ -9,11 +9,11 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from jupiter.plans import Plan, WriteFile
 from jupiter.plugins.base import ValidationResult
+from jupiter.scratch import scratch
 from jupiter.targets.base import TargetView
 from jupiter.targets.overlay import OverlayView
 
@@ -36,7 +36,7 @@ def bandit_binary() -> str | None:
 
 
 def _bandit(binary: str, source: str) -> dict[str, int]:
-    with tempfile.TemporaryDirectory(prefix="jupiter-bandit-") as tmp:
+    with scratch("bandit") as tmp:
         path = Path(tmp) / "module.py"
         path.write_text(source, encoding="utf-8")
         out = subprocess.run(

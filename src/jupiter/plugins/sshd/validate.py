@@ -23,7 +23,6 @@ import atexit
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING
 from jupiter.errors import InputError, PathEscapeError
 from jupiter.plugins.base import ValidationResult
 from jupiter.plugins.sshd.parse import MAIN_CONFIG, SshdConfig, include_pattern, parse
+from jupiter.scratch import scratch, scratch_dir
 from jupiter.targets.base import FileState, TargetView
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def sshd_syntax_check(
     key, problem = _throwaway_host_key(keygen)
     if key is None:
         return ValidationResult(VALIDATOR, "skipped", problem)
-    with tempfile.TemporaryDirectory(prefix="jupiter-sshd-") as tmp:
+    with scratch("sshd") as tmp:
         root = Path(tmp) / "root"
         materialise(config, root)
         result = _run([binary, "-t", "-f", str(root / main), "-h", str(key)])
@@ -115,7 +115,7 @@ def _throwaway_host_key(keygen: str) -> tuple[Path | None, str]:
         if _key_dir is not None and os.path.isfile(os.path.join(_key_dir, "hostkey")):
             return Path(_key_dir, "hostkey"), ""
         if _key_dir is None:
-            _key_dir = tempfile.mkdtemp(prefix="jupiter-sshd-key-")
+            _key_dir = scratch_dir("sshd-key")
             atexit.register(shutil.rmtree, _key_dir, True)
         key = Path(_key_dir, "hostkey")
         for stale in (key, key.with_suffix(".pub")):
