@@ -88,7 +88,7 @@ def deploy_target(
         asset, connection = trow.asset_id, trow.connection
         # Unreachable when planned or when the rollback point was taken:
         # nothing is changed there (it counts as failed toward max_fail).
-        no_snapshot = unreachable(trow) or (trow.snapshot is None and _has_snapshot_stage(ctx))
+        no_snapshot = unreachable(trow)
         if trow.status == T.PENDING.value and not no_snapshot:
             ctx.move_target(s, trow, T.DEPLOYING, detail=f"{stage}: deploying")
     checkpoint("deploy.before_apply")
@@ -96,7 +96,7 @@ def deploy_target(
         outcome = Outcome(
             asset,
             False,
-            f"unreachable before {stage} (no plan or no rollback point); not deployed",
+            f"unreachable before {stage} (when planned or snapshotted); not deployed",
             unreachable=True,
         )
     elif blue_green:
@@ -140,10 +140,6 @@ def deploy_target(
 def unreachable(trow: RemediationTargetRow) -> bool:
     """Whether the target failed because its host could not be reached."""
     return trow.status == T.FAILED.value and (trow.detail or "").startswith("unreachable")
-
-
-def _has_snapshot_stage(ctx: Ctx) -> bool:
-    return any(st.kind == "snapshot" for st in ctx.workflow.stages)
 
 
 def _blue_green(
