@@ -54,6 +54,7 @@ bench: install ## benchmarks; each prints one JSON object
 	$(BIN)/python benchmarks/policy.py
 	$(BIN)/python benchmarks/outbox.py
 	$(BIN)/python benchmarks/fleet.py
+	$(BIN)/python benchmarks/fleet_ssh.py
 	$(BIN)/python benchmarks/judge.py
 	$(BIN)/python benchmarks/api.py
 

@@ -74,6 +74,11 @@ class TargetError(JupiterError):
     retryable = True
 
 
+class UnreachableError(TargetError):
+    """The target's host did not accept a connection (refused, timed out,
+    unresolvable name): nothing was read or changed there."""
+
+
 class PathEscapeError(TargetError):
     """A path would lead outside the target's root."""
 

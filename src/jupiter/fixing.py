@@ -572,13 +572,20 @@ class Fixing:
         return target, asset_id
 
     def _scan(
-        self, target: Target, asset_id: str, params: dict[str, dict[str, object]] | None = None
+        self,
+        target: Target,
+        asset_id: str,
+        params: dict[str, dict[str, object]] | None = None,
+        only: list[str] | None = None,
     ) -> ScanReport:
+        """Survey ``target`` with every remediator (with ``only``: those that
+        can fix one of those rules or categories) and store what they find."""
         from jupiter.runs import params_for
 
         report = ScanReport(target.describe(), asset_id)
         records: list[FindingRecord] = []
-        plugins = [(p, params_for(p, params or {})) for p in self.registry]
+        chosen = [p for p in self.registry if not only or _can_fix(p, only)]
+        plugins = [(p, params_for(p, params or {})) for p in chosen]
         for plugin, plugin_params in plugins:
             try:
                 found, problems = plugin.survey(target, plugin_params)
@@ -687,3 +694,13 @@ class Fixing:
                 _set_finding_status(s, fid, FindingStatus.OPEN, self.actor)
                 reopened.append(fid)
         return reopened
+
+
+def _can_fix(plugin: Any, only: list[str]) -> bool:
+    """Whether ``plugin`` fixes a rule id or category of ``only`` (a category
+    also covers its sub-categories); one that declares neither is kept."""
+    rules: frozenset[str] = getattr(plugin, "rule_ids", frozenset())
+    cats: frozenset[str] = getattr(plugin, "categories", frozenset())
+    if not rules and not cats:
+        return True
+    return any(o in rules or o in cats or any(c.startswith(o + ".") for c in cats) for o in only)

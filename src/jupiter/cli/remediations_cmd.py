@@ -22,6 +22,17 @@ NoWaitOpt = Annotated[
     ),
 ]
 
+ForksOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--forks",
+        min=1,
+        max=256,
+        help="Targets planned and deployed at a time (default: the deploy stage's "
+        "concurrency, 20). Each SSH host gets one connection for the whole run.",
+    ),
+]
+
 app = typer.Typer(no_args_is_help=True, help="Remediation workflows across asset groups.")
 
 _STYLE = {
@@ -38,6 +49,7 @@ _STYLE = {
     "awaiting_approval": "yellow",
     "waiting_manual": "yellow",
     "inconclusive": "yellow",
+    "unreachable": "bold red",
 }
 
 
@@ -100,26 +112,32 @@ def remediate(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; store nothing.")] = False,
     wait: NoWaitOpt = True,
+    forks: ForksOpt = None,
     json: JsonOpt = False,
 ) -> None:
+    from jupiter.targets.factory import pooled
+
     eng = state.engine()
-    made = eng.remediations.create(
-        target,
-        asset=asset,
-        group=group,
-        only=only,
-        findings=finding,
-        batch=batch,
-        workflow=workflow,
-        strategy=strategy,
-        dry_run=dry_run,
-        raw_params=param,
-    )
-    info = made.remediation
-    if info is not None and wait:
-        if not json:
-            state.console().print(f"{info.id}: planned on {len(info.targets)} target(s)")
-        info = eng.remediations.run(info.id, progress=_progress(json))
+    # Plan and deploy over one connection per SSH host.
+    with pooled():
+        made = eng.remediations.create(
+            target,
+            asset=asset,
+            group=group,
+            only=only,
+            findings=finding,
+            batch=batch,
+            workflow=workflow,
+            strategy=strategy,
+            dry_run=dry_run,
+            raw_params=param,
+            forks=forks,
+        )
+        info = made.remediation
+        if info is not None and wait:
+            if not json:
+                state.console().print(f"{info.id}: planned on {len(info.targets)} target(s)")
+            info = eng.remediations.run(info.id, progress=_progress(json), forks=forks)
     if json:
         out = made.to_json()
         if info is not None:
@@ -276,8 +294,8 @@ def answer(
 
 
 @app.command("resume", help="Go on with a remediation from where the store says it stands.")
-def resume(ref: RemArg, json: JsonOpt = False) -> None:
-    _emit(state.engine().remediations.resume(ref, progress=_progress(json)), json)
+def resume(ref: RemArg, forks: ForksOpt = None, json: JsonOpt = False) -> None:
+    _emit(state.engine().remediations.resume(ref, progress=_progress(json), forks=forks), json)
 
 
 @app.command("cancel", help="Cancel a remediation; what it changed is rolled back first.")

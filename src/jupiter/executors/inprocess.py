@@ -3,6 +3,7 @@ the process that drives the remediation."""
 
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,12 @@ class InProcessExecutor:
             done = [execute(ctx, w) for w in work]
         else:
             with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(work)))) as pool:
-                done = list(pool.map(lambda w: execute(ctx, w), work))
+                # Each in a copy of this context: the remediation's shared SSH
+                # connections (targets.factory.pooled) live in a context variable.
+                futures = [
+                    pool.submit(contextvars.copy_context().run, execute, ctx, w) for w in work
+                ]
+                done = [f.result() for f in futures]
         out: list[Outcome] = []
         missing = [w for w, d in zip(work, done, strict=True) if d.outcome is None]
         recorded = recorded_outcomes(ctx.db, missing)

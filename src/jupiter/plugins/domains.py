@@ -91,10 +91,12 @@ class Domain:
         tail: str,
         cwes: frozenset[str],
         rule_id: str,
-        text: str,
+        text: str | None,
         framework: str = "",
         path: str = "",
     ) -> bool:
+        """Whether the finding is this domain's (``text`` None: judged
+        without the finding's text)."""
         if not self.accepts(framework, path):
             return False
         return bool(
@@ -102,7 +104,10 @@ class Domain:
             or (self.rule_prefixes and rid.startswith(self.rule_prefixes))
             or (self.rule_tail is not None and self.rule_tail.match(tail))
             or (self.cwes & cwes)
-            or (self.text is not None and (self.text.search(rule_id) or self.text.search(text)))
+            or (
+                self.text is not None
+                and (self.text.search(rule_id) or (text is not None and self.text.search(text)))
+            )
         )
 
 
@@ -137,16 +142,53 @@ def load_domains() -> Domains:
     return Domains(tuple(found), errors)
 
 
+Plan = tuple[tuple[tuple[re.Pattern[str], str], ...], str, re.Pattern[str] | None]
+_FLAGS = {re.IGNORECASE: "i", re.MULTILINE: "m", re.DOTALL: "s"}
+
+
+def _any_of(patterns: list[re.Pattern[str]]) -> re.Pattern[str] | None:
+    """One pattern matching where any of ``patterns`` does (each with its own
+    flags, scoped), to rule most texts out in one search; None when a
+    pattern's flags cannot be scoped."""
+    if len(patterns) < 2:
+        return None
+    parts = []
+    for p in patterns:
+        flags = p.flags & ~re.UNICODE
+        if flags & ~(re.IGNORECASE | re.MULTILINE | re.DOTALL):
+            return None
+        letters = "".join(c for f, c in _FLAGS.items() if flags & f)
+        parts.append(f"(?{letters}:{p.pattern})" if letters else f"(?:{p.pattern})")
+    try:
+        return re.compile("|".join(parts))
+    except re.error:
+        return None
+
+
 @lru_cache(maxsize=8192)
-def _classify(rule_id: str, cwes: frozenset[str], text: str, framework: str, path: str) -> str:
+def _plan(rule_id: str, cwes: frozenset[str], framework: str, path: str) -> Plan:
+    """How to classify findings of one rule: the domains (in order) that only
+    words in a finding's text could still claim, each with its category, and
+    the category if none of them does. Everything but the text is decided
+    here once per rule, not once per finding (a report's messages are all
+    different, so a cache keyed by text misses every time)."""
     rid = rule_id.upper()
     tail = rid.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+    by_text: list[tuple[re.Pattern[str], str]] = []
     for domain in load_domains().ordered:
         if rid in domain.rule_categories and domain.accepts(framework, path):
-            return known_category(domain.rule_categories[rid])
-        if domain.matches(rid, tail, cwes, rule_id, text, framework, path):
-            return known_category(domain.category)
-    return Category.OTHER
+            return _done(by_text, known_category(domain.rule_categories[rid]))
+        if not domain.accepts(framework, path):
+            continue
+        if domain.matches(rid, tail, cwes, rule_id, None, framework, path):
+            return _done(by_text, known_category(domain.category))
+        if domain.text is not None:
+            by_text.append((domain.text, known_category(domain.category)))
+    return _done(by_text, Category.OTHER)
+
+
+def _done(by_text: list[tuple[re.Pattern[str], str]], otherwise: str) -> Plan:
+    return tuple(by_text), otherwise, _any_of([p for p, _ in by_text])
 
 
 def category_for(
@@ -162,10 +204,12 @@ def category_for(
     # Only the suffix matters to the domains' path patterns; keeping the
     # cache key short keeps the cache useful for big reports.
     suffix = (path or "").rsplit("/", 1)[-1].rpartition(".")[2].lower()
-    return _classify(
-        rule_id,
-        frozenset(c.upper() for c in cwes),
-        text,
-        framework,
-        "." + suffix if suffix else "",
+    by_text, otherwise, any_of = _plan(
+        rule_id, frozenset(c.upper() for c in cwes), framework, "." + suffix if suffix else ""
     )
+    if any_of is not None and not any_of.search(text):
+        return otherwise
+    for pattern, category in by_text:
+        if pattern.search(text):
+            return category
+    return otherwise

@@ -6,11 +6,13 @@ in its own transaction with its audit entry."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,7 +28,7 @@ from jupiter.store.tables import (
     RunRow,
     utcnow,
 )
-from jupiter.workflows.definitions import Workflow
+from jupiter.workflows.definitions import FORKS, Workflow
 
 if TYPE_CHECKING:
     from jupiter.engine import Engine
@@ -35,6 +37,16 @@ if TYPE_CHECKING:
     from jupiter.sealing import WorkspaceKey
 
 M, T = RemediationState, TargetState
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+def _concurrency(wf: Workflow) -> int:
+    for stage in wf.stages:
+        value = getattr(stage, "concurrency", None)
+        if isinstance(value, int):
+            return value
+    return FORKS
 
 
 def label(rem_id: int) -> str:
@@ -78,6 +90,8 @@ class Ctx:
         self.progress: Callable[[EventInfo], None] | None = None
         # The worker may drive with its own "now" (a round's clock, tests).
         self.skew = timedelta(0)
+        # Targets at a time (``--forks``); None: the stage's concurrency.
+        self.forks: int | None = None
 
     def now(self) -> datetime:
         return utcnow() + self.skew
@@ -132,6 +146,17 @@ class Ctx:
             select(RunRow).where(RunRow.asset_id == asset, RunRow.kind == "fix").order_by(RunRow.id)
         )
         return [r for r in rows if (r.params or {}).get("remediation") == self.label]
+
+    def fan_out(self, fn: Callable[[A], B], items: list[A]) -> list[B]:
+        """``fn`` over ``items``, ``--forks`` (else the deploy stage's
+        concurrency) at a time, results in order; each call runs in a copy of
+        this context, so it shares the remediation's SSH connections."""
+        forks = self.forks or _concurrency(self.workflow)
+        if forks <= 1 or len(items) <= 1:
+            return [fn(i) for i in items]
+        with ThreadPoolExecutor(max_workers=min(forks, len(items))) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, fn, i) for i in items]
+            return [f.result() for f in futures]
 
     # -- writing ---------------------------------------------------------
     @contextmanager

@@ -80,7 +80,11 @@ def run(ctx: Ctx, stage: DeployStage | MitigateStage) -> None:
             f"batch {no}",
             "ok" if all(o.ok for o in outcomes) else "failed",
             started=started,
-            detail={"targets": [o.asset for o in outcomes], "failed": _failed(outcomes)},
+            detail={
+                "targets": [o.asset for o in outcomes],
+                "failed": _failed(outcomes),
+                "unreachable": [o.asset for o in outcomes if o.unreachable],
+            },
         )
         failed = _count_failed(ctx)
         if failed > max_fail:
@@ -133,7 +137,7 @@ def _deploy_batch(
         )
         for r in rows
     ]
-    return executor_for().deploy(ctx, work, stage.concurrency)
+    return executor_for().deploy(ctx, work, ctx.forks or stage.concurrency)
 
 
 def _failed(outcomes: list[Outcome]) -> list[dict[str, str]]:

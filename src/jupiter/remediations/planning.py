@@ -65,6 +65,9 @@ class PlannedTarget:
     role: str  # production | staging
     steps: list[StepPlan] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    # Why the host could not be reached to plan it (then it has no steps;
+    # it is stored failed and counts toward max_fail).
+    unreachable: str | None = None
 
     @property
     def plan_hash(self) -> str:
@@ -108,7 +111,10 @@ def plan_target(
 
     out = PlannedTarget(asset, connection, role)
     with files(engine, asset, connection) as target:
-        engine._scan(target, asset, raw_params)
+        # A remediation of some rules or categories surveys the target with
+        # the remediators that can fix them only (over SSH, each survey costs
+        # round trips).
+        engine._scan(target, asset, raw_params, only=only)
         unhandled: list[dict[str, Any]] = []
         candidates = engine._candidates(asset, raw_params, only, unhandled)
         if findings is not None and rules is None:

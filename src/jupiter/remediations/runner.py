@@ -29,6 +29,7 @@ from jupiter.remediations.stages import WAIT, stage_kind
 from jupiter.remediations.targets import changed, rollback_target
 from jupiter.states import ENDED_REMEDIATION, RemediationState
 from jupiter.store.tables import RemediationRow, utcnow
+from jupiter.targets.factory import pooled
 
 M = RemediationState
 LEASE_TTL = 30.0
@@ -139,8 +140,10 @@ def _takeable(row: RemediationRow, now: Any) -> bool:
 
 
 def drive(ctx: Ctx) -> str:
-    """Run the remediation on from where the store says; returns its state."""
-    with Lease(ctx):
+    """Run the remediation on from where the store says; returns its state.
+    Every stage reaches a target through one connection per host (the
+    pool lives as long as this drive)."""
+    with pooled(), Lease(ctx):
         rem = ctx.rem()
         if rem.status in {s.value for s in ENDED_REMEDIATION}:
             return rem.status

@@ -3,15 +3,17 @@ cancel and roll back remediations (see docs/workflows.md)."""
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 
 from jupiter import audit
-from jupiter.errors import InputError, NotFoundError
+from jupiter.errors import InputError, NotFoundError, UnreachableError
 from jupiter.models import Environment
 from jupiter.permissions import ScopeKind, requires
 from jupiter.remediations import bridges, planning
@@ -26,12 +28,14 @@ from jupiter.store.tables import (
     RemediationTargetRow,
     utcnow,
 )
+from jupiter.targets.factory import pooled
 from jupiter.workflows.definitions import BlueGreen, Canary, Rolling, Workflow
 
 if TYPE_CHECKING:
     from jupiter.engine import Engine
 
 M, T = RemediationState, TargetState
+R = TypeVar("R")
 _ENDED = {s.value for s in ENDED_REMEDIATION}
 _STRATEGIES = {"rolling": Rolling, "canary": Canary, "blue-green": BlueGreen}
 
@@ -77,9 +81,12 @@ class Remediations:
         strategy: str | None = None,
         dry_run: bool = False,
         raw_params: list[str] | None = None,
+        forks: int | None = None,
     ) -> CreateResult:
         """Plan a remediation on a target, an asset or a group's production
-        assets and store it (``planned``); ``dry_run`` stores nothing."""
+        assets and store it (``planned``); ``dry_run`` stores nothing.
+        ``forks`` targets are planned at a time (default: the deploy
+        stage's concurrency)."""
         from jupiter.fixing import parse_params_for
 
         if sum(x is not None for x in (target, asset, group)) != 1:
@@ -103,8 +110,27 @@ class Remediations:
                     "deployed blue-green; add `blue_green: {link: current, slots: [blue, green]}` "
                     "or choose another --strategy"
                 )
-        planned = [
-            planning.plan_target(
+        _check_forks(forks)
+
+        def plan(choice: tuple[str, str, str]) -> planning.PlannedTarget:
+            a, conn, role = choice
+            if role == "production" and len(chosen) > 1:
+                try:
+                    return planning.plan_target(
+                        self.engine,
+                        a,
+                        conn,
+                        role,
+                        only=only,
+                        findings=wanted,
+                        rules=rules,
+                        raw_params=params,
+                    )
+                except UnreachableError as exc:
+                    # One host down does not hold the fleet back: it is
+                    # reported unreachable and counts toward max_fail.
+                    return planning.PlannedTarget(a, conn, role, unreachable=str(exc))
+            return planning.plan_target(
                 self.engine,
                 a,
                 conn,
@@ -114,8 +140,9 @@ class Remediations:
                 rules=rules,
                 raw_params=params,
             )
-            for a, conn, role in chosen
-        ]
+
+        with pooled():
+            planned = _parallel(plan, chosen, forks or wf.deploy().concurrency)
         prod = [p for p in planned if p.role == "production" and p.steps]
         plan_hash = planning.remediation_hash(planned)
         preview = [
@@ -125,6 +152,7 @@ class Remediations:
                 "plan_hash": p.plan_hash,
                 "steps": [s.public() for s in p.steps],
                 "skipped": p.skipped,
+                **({"unreachable": p.unreachable} if p.unreachable else {}),
             }
             for p in planned
         ]
@@ -264,7 +292,7 @@ class Remediations:
                         remediation_id=rem.id,
                         asset_id=p.asset,
                         role=p.role,
-                        status=(T.PENDING if p.steps else T.SKIPPED).value,
+                        status=_initial(p).value,
                         batch=0,
                         connection=p.connection,
                         run_ids=[],
@@ -272,7 +300,7 @@ class Remediations:
                         plan_hash=p.plan_hash,
                         steps=[st.public() for st in p.steps],
                         snapshot=None,
-                        detail="" if p.steps else "nothing to change here",
+                        detail=_initial_detail(p),
                     )
                 )
             audit.record(
@@ -339,15 +367,20 @@ class Remediations:
         ref: str | int,
         progress: Callable[[EventInfo], None] | None = None,
         now: datetime | None = None,
+        forks: int | None = None,
     ) -> RemediationInfo:
         """Drive the remediation on as far as it goes now (see :mod:`.runner`);
         ``progress`` sees each timeline event as it is recorded; ``now`` is
-        the worker round's clock (windows are judged by it)."""
+        the worker round's clock (windows are judged by it); ``forks``
+        bounds the targets deployed at a time (default: the stage's
+        ``concurrency``)."""
         from jupiter.remediations.runner import drive
 
+        _check_forks(forks)
         rem_id = parse_ref(ref)
         ctx = Ctx(self.engine, rem_id, self.actor)
         ctx.progress = progress
+        ctx.forks = forks
         if now is not None:
             ctx.skew = now - utcnow()
         drive(ctx)
@@ -355,7 +388,10 @@ class Remediations:
 
     @requires("remediation.deploy")
     def resume(
-        self, ref: str | int, progress: Callable[[EventInfo], None] | None = None
+        self,
+        ref: str | int,
+        progress: Callable[[EventInfo], None] | None = None,
+        forks: int | None = None,
     ) -> RemediationInfo:
         rem_id = parse_ref(ref)
         info = self.show(rem_id, timeline=False)
@@ -363,7 +399,7 @@ class Remediations:
             raise InputError(
                 f"{info.id} is {info.status}; only a remediation still under way can be resumed"
             )
-        return self.run(rem_id, progress)
+        return self.run(rem_id, progress, forks=forks)
 
     # -- people ------------------------------------------------------------
     def _approval_decision(self, rem: RemediationRow, actor: str) -> Decision:
@@ -510,7 +546,7 @@ class Remediations:
                     f"{info.id} did not change {', '.join(unknown)}; it changed: "
                     f"{', '.join(sorted(known))}"
                 )
-        with Lease(ctx):
+        with pooled(), Lease(ctx):
             results = [rollback_target(ctx, r.id, paths, force) for r in rows]
             remaining = [t for t in ctx.targets(None) if changed(t)]
             facts = {"manual_rollback": results, "by": self.actor}
@@ -565,3 +601,30 @@ def due(engine: Engine, now: datetime) -> list[dict[str, Any]]:
         except ConflictError as exc:
             out.append({"remediation": label(row.id), "status": row.status, "skipped": str(exc)})
     return out
+
+
+def _check_forks(forks: int | None) -> None:
+    if forks is not None and not 1 <= forks <= 256:
+        raise InputError(f"--forks {forks} is out of range; give 1 to 256 targets at a time")
+
+
+def _parallel(fn: Callable[[Any], R], items: list[Any], forks: int) -> list[R]:
+    """``fn`` over ``items``, ``forks`` at a time, results in order (each
+    call in a copy of this context, so it shares the connection pool)."""
+    if forks <= 1 or len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(forks, len(items))) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, fn, i) for i in items]
+        return [f.result() for f in futures]
+
+
+def _initial(p: planning.PlannedTarget) -> TargetState:
+    if p.unreachable:
+        return T.FAILED
+    return T.PENDING if p.steps else T.SKIPPED
+
+
+def _initial_detail(p: planning.PlannedTarget) -> str:
+    if p.unreachable:
+        return f"unreachable when planned: {p.unreachable}"
+    return "" if p.steps else "nothing to change here"

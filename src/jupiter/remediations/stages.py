@@ -12,6 +12,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any, ClassVar
 
+from jupiter.errors import UnreachableError
 from jupiter.remediations import bridges, deploy, health
 from jupiter.remediations.context import Ctx, Stop, Trigger
 from jupiter.remediations.slots import files
@@ -64,13 +65,16 @@ class Snapshot(StageKind):
         from jupiter.snapshots import BlobStore, capture
 
         blobs = BlobStore(ctx.engine.workspace.blobs)
-        for trow in ctx.targets(None):
-            if trow.snapshot is not None or trow.status == T.SKIPPED.value:
-                continue
+
+        def take(trow: Any) -> None:
             started = time.monotonic()
             paths = sorted({p for st in ctx.steps(trow) for p in to_plan(st.plan).touched_paths()})
-            with files(ctx.engine, trow.asset_id, trow.connection) as target:
-                entries = capture(target, paths, blobs)
+            try:
+                with files(ctx.engine, trow.asset_id, trow.connection) as target:
+                    entries = capture(target, paths, blobs)
+            except UnreachableError as exc:
+                _unreachable(ctx, stage.label, trow.id, started, exc)
+                return
             snap = {
                 "id": f"SNAP-{ctx.label}-{trow.asset_id}",
                 "entries": [e.to_dict() for e in entries],
@@ -87,8 +91,36 @@ class Snapshot(StageKind):
                     detail={"id": snap["id"], "paths": paths},
                     s=s,
                 )
+
+        todo = [
+            trow
+            for trow in ctx.targets(None)
+            if trow.snapshot is None and trow.status not in (T.SKIPPED.value, T.FAILED.value)
+        ]
+        ctx.fan_out(take, todo)
         ctx.set_facts(rollback_snapshot=f"SNAP-{ctx.label}")
         return NEXT
+
+
+def _unreachable(ctx: Ctx, stage: str, tid: int, started: float, exc: Exception) -> None:
+    """A production target the snapshot cannot reach: reported ``unreachable``
+    and failed (it counts toward ``max_fail``); the rest go on. A staging
+    target cannot be skipped like that."""
+    with ctx.db.transaction() as s:
+        trow = ctx.target(s, tid)
+        if trow.role != "production":
+            raise exc
+        detail = f"unreachable: {exc}"
+        ctx.move_target(s, trow, T.FAILED, detail=detail, facts={"unreachable": True})
+        ctx.event(
+            stage,
+            "snapshot",
+            "unreachable",
+            target=trow.asset_id,
+            started=started,
+            detail={"error": str(exc)},
+            s=s,
+        )
 
 
 @register
@@ -276,9 +308,8 @@ class Verify(StageKind):
         from jupiter.remediations.targets import done_steps
 
         ctx.move(M.VERIFYING)
-        for trow in ctx.targets("production"):
-            if trow.status not in (T.DEPLOYED.value, T.DEPLOYING.value):
-                continue
+
+        def redetect(trow: Any) -> list[str]:
             started = time.monotonic()
             steps = ctx.steps(trow)
             if trow.status == T.DEPLOYING.value:
@@ -299,6 +330,16 @@ class Verify(StageKind):
                 started=started,
                 detail={"still_detected": still},
             )
+            return still
+
+        rows = [
+            trow
+            for trow in ctx.targets("production")
+            if trow.status in (T.DEPLOYED.value, T.DEPLOYING.value)
+        ]
+        # Every target is re-detected (``--forks`` at a time); the first one
+        # (by asset) whose finding is still there triggers the rollback.
+        for trow, still in zip(rows, ctx.fan_out(redetect, rows), strict=True):
             if still:
                 raise Trigger(
                     "Validation tests failed after deployment",

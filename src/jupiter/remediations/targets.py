@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jupiter import compliance
-from jupiter.errors import InputError, JupiterError
+from jupiter.errors import InputError, JupiterError, UnreachableError
 from jupiter.faults import checkpoint
 from jupiter.remediations.context import Ctx
 from jupiter.remediations.planning import StepPlan, candidates
@@ -33,6 +33,15 @@ class Outcome:
     detail: str
     run: int | None = None
     seconds: float = 0.0
+    unreachable: bool = False
+
+
+def failure(asset: str, stage: str, exc: JupiterError, run: int | None = None) -> Outcome:
+    """The outcome of a target that raised ``exc``; a host that accepted no
+    connection is reported ``unreachable`` (it still counts as failed)."""
+    if isinstance(exc, UnreachableError):
+        return Outcome(asset, False, f"unreachable during {stage}: {exc}", run, unreachable=True)
+    return Outcome(asset, False, f"{stage}: could not deploy: {exc}", run)
 
 
 def _recover_dead_runs(ctx: Ctx, asset: str) -> None:
@@ -77,13 +86,24 @@ def deploy_target(
     with ctx.db.transaction() as s:
         trow = ctx.target(s, tid)
         asset, connection = trow.asset_id, trow.connection
-        if trow.status == T.PENDING.value:
+        # Unreachable when planned or when the rollback point was taken:
+        # nothing is changed there (it counts as failed toward max_fail).
+        no_snapshot = unreachable(trow)
+        if trow.status == T.PENDING.value and not no_snapshot:
             ctx.move_target(s, trow, T.DEPLOYING, detail=f"{stage}: deploying")
     checkpoint("deploy.before_apply")
-    _recover_dead_runs(ctx, asset)
-    if blue_green:
+    if no_snapshot:
+        outcome = Outcome(
+            asset,
+            False,
+            f"unreachable before {stage} (when planned or snapshotted); not deployed",
+            unreachable=True,
+        )
+    elif blue_green:
+        _recover_dead_runs(ctx, asset)
         outcome = _blue_green(ctx, tid, asset, connection, steps, stage)
     else:
+        _recover_dead_runs(ctx, asset)
         done = done_steps(ctx, asset)
         todo = [st for st in steps if (st.finding_id, st.rule_id) not in done]
         outcome = Outcome(asset, True, "already applied", None)
@@ -96,7 +116,10 @@ def deploy_target(
             # Controls on the new state, as a plain `jupiter fix` records them.
             compliance.evaluate(s, asset, outcome.run)
         if not outcome.ok:
-            ctx.move_target(s, trow, T.FAILED, detail=outcome.detail, facts={"run": outcome.run})
+            facts: dict[str, Any] = {"run": outcome.run}
+            if outcome.unreachable:
+                facts["unreachable"] = True
+            ctx.move_target(s, trow, T.FAILED, detail=outcome.detail, facts=facts)
         elif final:
             ctx.move_target(s, trow, T.DEPLOYED, detail=outcome.detail, facts={"run": outcome.run})
         else:
@@ -104,7 +127,7 @@ def deploy_target(
         ctx.event(
             stage,
             "deploy",
-            "ok" if outcome.ok else "failed",
+            "ok" if outcome.ok else ("unreachable" if outcome.unreachable else "failed"),
             target=asset,
             started=started,
             detail={"run": outcome.run, "detail": outcome.detail},
@@ -112,6 +135,11 @@ def deploy_target(
         )
     checkpoint("deploy.after_target")
     return outcome
+
+
+def unreachable(trow: RemediationTargetRow) -> bool:
+    """Whether the target failed because its host could not be reached."""
+    return trow.status == T.FAILED.value and (trow.detail or "").startswith("unreachable")
 
 
 def _blue_green(
@@ -139,6 +167,8 @@ def _blue_green(
             lambda target: _run_on(ctx, tid, asset, target, steps, stage),
             record,
         )
+    except UnreachableError as exc:
+        return failure(asset, stage, exc)
     except JupiterError as exc:
         return Outcome(asset, False, f"{stage}: blue-green deploy failed: {exc}")
     result: Outcome = outcome
@@ -166,7 +196,7 @@ def _apply(
         with files(ctx.engine, asset, connection) as target:
             return _run_on(ctx, tid, asset, target, todo, stage)
     except JupiterError as exc:
-        return Outcome(asset, False, f"{stage}: could not deploy: {exc}")
+        return failure(asset, stage, exc)
 
 
 def _run_on(
@@ -196,7 +226,7 @@ def _run_on(
                 checkpoint("deploy.after_step")
             status = executor.finish(run_id, results)
     except JupiterError as exc:
-        return Outcome(asset, False, f"{stage}: could not deploy: {exc}")
+        return failure(asset, stage, exc)
     bad = [r for r in results if r.status not in _DONE]
     if status == "succeeded" and not bad:
         return Outcome(asset, True, f"{stage}: {len(results)} fix(es) applied and verified", run_id)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Text, bindparam, select, update
@@ -29,6 +30,7 @@ from jupiter.models import Environment, FindingRecord, FindingStatus, Severity
 from jupiter.priority import priority_score
 from jupiter.redact import redact, redact_texts
 from jupiter.store.assets import create_unregistered
+from jupiter.store.finding_copy import copy_findings, copy_sources
 from jupiter.store.finding_rows import (
     FINDINGS,
     NEW_FINDING_COLUMNS,
@@ -183,18 +185,23 @@ class FindingWriter:
     def _insert_returning(self, rows: list[tuple[Any, ...]]) -> dict[str, int]:
         """Insert new findings; their ids by fingerprint (SQLite >= 3.35, PostgreSQL)."""
         dialect = self.session.get_bind().dialect
+        if dialect.name == "postgresql":
+            return copy_findings(self.session, rows)
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         conn = self.session.connection()
         out: dict[str, int] = {}
         for i in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[i : i + ROWS_PER_STATEMENT]
             sql = insert_findings_sql(len(chunk), mark)
-            params = tuple(value for row in chunk for value in row)
+            params = tuple(chain.from_iterable(chunk))
             out.update({fp: fid for fp, fid in conn.exec_driver_sql(sql, params)})
         return out
 
     def _insert_sources(self, rows: list[tuple[Any, ...]]) -> None:
         dialect = self.session.get_bind().dialect
+        if dialect.name == "postgresql":
+            copy_sources(self.session, rows)
+            return
         sql = insert_sources_sql("?" if dialect.paramstyle == "qmark" else "%s")
         self.session.connection().exec_driver_sql(sql, rows)
 

@@ -7,7 +7,7 @@ import asyncio
 import socket
 from pathlib import Path
 
-from jupiter.errors import TargetError
+from jupiter.errors import TargetError, UnreachableError
 from jupiter.targets._asyncssh import asyncssh
 from jupiter.targets.connection import SSHConnection
 
@@ -75,17 +75,17 @@ async def open_connection(
             "the right client key"
         ) from exc
     except TimeoutError as exc:
-        raise TargetError(
+        raise UnreachableError(
             f"{info} did not answer within {connect_timeout:g} s while "
             f"connecting; check that the host is up and port {info.port} is reachable"
         ) from exc
     except ConnectionRefusedError as exc:
-        raise TargetError(
+        raise UnreachableError(
             f"{info.host} refused the connection on port {info.port}; check that sshd runs "
             "there and that the port is right"
         ) from exc
     except socket.gaierror as exc:
-        raise TargetError(
+        raise UnreachableError(
             f"host name {info.host!r} cannot be resolved ({exc.strerror}); check the name "
             "or the DNS settings"
         ) from exc
@@ -94,7 +94,11 @@ async def open_connection(
             f"an SSH client key cannot be loaded ({exc}); use an unencrypted key file or "
             "an ssh-agent"
         ) from exc
-    except (OSError, asyncssh.Error, ValueError) as exc:
+    except OSError as exc:
+        raise UnreachableError(
+            f"cannot connect to {info} ({exc}); check that the host is up and reachable"
+        ) from exc
+    except (asyncssh.Error, ValueError) as exc:
         raise TargetError(
             f"cannot connect to {info} ({exc}); check the host, the port and the known_hosts file"
         ) from exc

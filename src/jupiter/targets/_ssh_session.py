@@ -109,7 +109,12 @@ class SSHSession:
                 f"{where} did not answer within {timeout:g} s while {what}; check the host's "
                 "load and the network, or raise command_timeout"
             ) from exc
-        except (asyncssh.SFTPConnectionLost, asyncssh.DisconnectError, ConnectionError) as exc:
+        except (
+            asyncssh.SFTPConnectionLost,
+            asyncssh.SFTPNoConnection,
+            asyncssh.DisconnectError,
+            ConnectionError,
+        ) as exc:
             await self.drop(abort=True)
             raise TargetError(
                 f"the connection to {where} was lost while {what} ({exc}); check the host and retry"
@@ -144,6 +149,11 @@ class SSHSession:
                     self._checked_on = conn
             return
         async with self._lock:
+            if self._conn is not None and self._conn.is_closed():
+                # Closed under us (the host went away between two steps of a
+                # kept connection): open a new one, or say it is unreachable.
+                self._conn.abort()
+                self._conn, self._sftp = None, None
             if self._conn is not None:
                 return
             conn = await open_connection(

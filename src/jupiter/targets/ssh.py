@@ -169,6 +169,20 @@ class SSHTarget(SSHWrites, SSHLinks):
         child._owner = self
         return child
 
+    def share(self) -> SSHTarget:
+        """Another handle on this very target (same root, same connection and
+        loop): closing it leaves the connection open for the next step; the
+        connection closes with this target (see ``targets.factory.TargetPool``)."""
+        twin = SSHTarget.__new__(SSHTarget)
+        twin._connection = self._connection
+        twin._session = self._session
+        twin._command_timeout = self._command_timeout
+        twin._loop = None
+        twin._closed = False
+        twin._state_lock = threading.Lock()
+        twin._owner = self._owner or self
+        return twin
+
     def close(self) -> None:
         """Close the connection and stop the background loop; later calls raise
         TargetError. A sub-target only closes itself: the connection is its owner's."""

@@ -52,6 +52,10 @@ class _Stage(BaseModel):
         return self.name or self.kind
 
 
+# Targets deployed at a time (the thread pool's bound); `--forks` overrides it.
+FORKS = 20
+
+
 class Rolling(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -152,7 +156,7 @@ class PullRequestDelivery(BaseModel):
 class DeployStage(_Stage):
     kind: Literal["deploy"] = "deploy"
     strategy: Strategy = Field(default_factory=Rolling)
-    concurrency: int = Field(default=4, ge=1, le=256)
+    concurrency: int = Field(default=FORKS, ge=1, le=256)
     window: str | None = None
     _check_window = field_validator("window")(check_window)
     # "apply" writes to the targets; "pull_request" commits the reviewed
@@ -180,7 +184,7 @@ class MitigateStage(_Stage):
     only: list[str] = Field(default_factory=list)
     params: list[str] = Field(default_factory=list)
     strategy: Strategy = Field(default_factory=Rolling)
-    concurrency: int = Field(default=4, ge=1, le=256)
+    concurrency: int = Field(default=FORKS, ge=1, le=256)
 
 
 class VerifyStage(_Stage):
