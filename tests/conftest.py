@@ -75,6 +75,11 @@ def postgres_problem() -> str | None:
 @pytest.fixture
 def pg_schema_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    yield from pg_schema()
+
+
+def pg_schema() -> Iterator[str]:
+    """The generator behind ``pg_schema_url``, for fixtures of wider scope."""
     problem = postgres_problem()
     need_service(problem is None, problem or "")
     import psycopg

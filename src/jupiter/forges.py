@@ -401,45 +401,20 @@ class GitLab(Forge):
         return CiStatus(value, [{"name": f"pipeline {pipe.get('id')}", "status": value}])
 
 
-class Gitea(Forge):
+class Gitea(GitHub):
+    """Gitea and Forgejo: GitHub's resource paths and bodies under ``/api/v1``;
+    their own token header, merge flag, label ids and commit status."""
+
     kind = "gitea"
     api_prefix = "/api/v1"
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self._token}"}
 
-    def _repo_path(self) -> str:
-        return self._r
-
-    @property
-    def _r(self) -> str:
-        return f"/repos/{self.repo}"
-
     def _info(self, data: dict[str, Any]) -> PullInfo:
         state = "merged" if data.get("merged") else str(data.get("state", "open"))
         head = data.get("head") or {}
         return PullInfo(int(data["number"]), str(data.get("html_url", "")), state, head.get("sha"))
-
-    def open(self, head: str, base: str, title: str, body: str) -> PullInfo:
-        data = self._call(
-            "POST",
-            f"{self._r}/pulls",
-            json={"title": title, "head": head, "base": base, "body": body},
-        )
-        return self._info(data)
-
-    def update(self, number: int, title: str, body: str) -> None:
-        self._call("PATCH", f"{self._r}/pulls/{number}", json={"title": title, "body": body})
-
-    def get(self, number: int) -> PullInfo:
-        return self._info(self._call("GET", f"{self._r}/pulls/{number}"))
-
-    def comment(self, number: int, body: str) -> None:
-        self._call("POST", f"{self._r}/issues/{number}/comments", json={"body": body})
-
-    def close(self, number: int, comment: str) -> None:
-        self.comment(number, comment)
-        self._call("PATCH", f"{self._r}/pulls/{number}", json={"state": "closed"})
 
     def add_labels(self, number: int, labels: list[str]) -> list[str]:
         # Gitea labels are ids; only labels the repository already has are added.

@@ -7,7 +7,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from jupiter.api import create_app
 from jupiter.engine import Engine
 from jupiter.permissions import ROLES
 from jupiter.workspace import Workspace
-from tests.conftest import FIXTURES, PG_URL, need_service, postgres_problem
+from tests.conftest import FIXTURES, pg_schema
 
 
 @dataclass
@@ -34,23 +33,6 @@ class Served:
 
     def headers(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
-
-
-def _pg_schema() -> Iterator[str]:
-    problem = postgres_problem()
-    need_service(problem is None, problem or "")
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    dsn = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def build(home: Path, url: str) -> Served:
@@ -99,7 +81,7 @@ def served_any(
         finally:
             _close(s)
         return
-    for url in _pg_schema():
+    for url in pg_schema():
         s = build(home, url)
         try:
             yield s
