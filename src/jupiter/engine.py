@@ -19,7 +19,7 @@ from jupiter import audit, waivers
 from jupiter.approvals import Approving
 from jupiter.auditing import Auditing
 from jupiter.compliance import Complying
-from jupiter.errors import InputError
+from jupiter.errors import InputError, StoreConflict
 from jupiter.exporting import Exporting
 from jupiter.fixing import Fixing
 from jupiter.governing import Governing
@@ -169,7 +169,8 @@ class Engine(
             updated: list[str] = []
             # Read-then-write: another importer of the same assets must not
             # insert in between (SQLite: the write lock first; PostgreSQL:
-            # the unique key refuses it and the whole import runs again).
+            # the unique key refuses it and the import runs once more, now
+            # updating what the other one created).
             with self.db.transaction(immediate=True) as s:
                 for spec in specs:
                     _, is_new = asset_repo.upsert_asset(s, spec)
@@ -183,7 +184,10 @@ class Engine(
                 )
             return {"created": created, "updated": updated}
 
-        return self.db.retrying(upsert)
+        try:
+            return upsert()
+        except StoreConflict:
+            return upsert()
 
     @requires("assets.read")
     def list_assets(self) -> list[dict[str, object]]:
