@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from jupiter.errors import InputError, NotFoundError
 from jupiter.models import FindingRecord, FindingStatus, Severity
-from jupiter.redact import redact_text
+from jupiter.redact import redact_text, redact_texts
 from jupiter.store.finding_writer import FindingWriter, IngestStats
 from jupiter.store.tables import FindingRow, FindingSourceRow
 
@@ -223,7 +223,14 @@ def list_findings_json(session: Session, **filters: Any) -> list[dict[str, Any]]
         columns[19] = type_coerce(FindingRow.last_seen, String)
         src_seen = type_coerce(FindingSourceRow.first_seen, String)
         iso = _sqlite_iso
-    rows = conn.execute(findings_query(select(*columns), **filters)).all()
+    rows: list[Any] = []
+    limit = filters.get("limit")
+    for stmt in _page_queries(select(*columns), filters):
+        if limit:
+            stmt = stmt.limit(limit - len(rows))
+        rows += conn.execute(stmt).all()
+        if limit and len(rows) >= limit:
+            break
     sources: dict[int, list[dict[str, Any]]] = {r[0]: [] for r in rows}
     if rows:
         q = (
@@ -236,18 +243,21 @@ def list_findings_json(session: Session, **filters: Any) -> list[dict[str, Any]]
             .where(FindingSourceRow.finding_id.in_(list(sources)))
             .order_by(FindingSourceRow.id)
         )
-        for finding_id, scanner, rule_id, seen in conn.execute(q):
+        for finding_id, scanner, rule_id, seen in conn.execute(q).all():
             sources[finding_id].append(
                 {"scanner": scanner, "rule_id": rule_id, "first_seen": iso(seen)}
             )
+    # Stored texts were redacted at ingest; checked again here, a page at a
+    # time (one scan for the trigger words over all of them).
+    texts = redact_texts([t for r in rows for t in (r[5], r[12] or "", r[17] or "")])
     out = []
-    for (
+    for i, (
         id_,
         fingerprint,
         asset,
         rule_id,
         category,
-        title,
+        _title,
         severity,
         cvss_score,
         cvss_vector,
@@ -264,7 +274,7 @@ def list_findings_json(session: Session, **filters: Any) -> list[dict[str, Any]]
         last_seen,
         status,
         priority,
-    ) in rows:
+    ) in enumerate(rows):
         out.append(
             {
                 "id": id_,
@@ -272,7 +282,7 @@ def list_findings_json(session: Session, **filters: Any) -> list[dict[str, Any]]
                 "asset": asset,
                 "rule_id": rule_id,
                 "category": category,
-                "title": redact_text(title),
+                "title": texts[3 * i],
                 "severity": severity,
                 "cvss_score": cvss_score,
                 "cvss_vector": cvss_vector,
@@ -280,13 +290,13 @@ def list_findings_json(session: Session, **filters: Any) -> list[dict[str, Any]]
                 "cwe": list(cwe),
                 "fixed_versions": list(fixed_versions),
                 "location": {
-                    "path": redact_text(path) if path else path,
+                    "path": texts[3 * i + 1] if path else path,
                     "start_line": start_line,
                     "end_line": end_line,
                     "package": package,
                     "version": version,
                 },
-                "evidence": redact_text(evidence) if evidence else evidence,
+                "evidence": texts[3 * i + 2] if evidence else evidence,
                 "first_seen": iso(first_seen),
                 "last_seen": iso(last_seen),
                 "status": status,
@@ -295,6 +305,26 @@ def list_findings_json(session: Session, **filters: Any) -> list[dict[str, Any]]
             }
         )
     return out
+
+
+def _page_queries(stmt: Select[Any], filters: dict[str, Any]) -> list[Select[Any]]:
+    """:func:`findings_query` as one or two queries read one after the other.
+
+    A keyset page after a sort value that many findings share (priorities
+    and severities repeat a lot) is two simple ranges each an index can seek
+    to: the findings tied with the cursor's value beyond its id, then those
+    past the value. The single ``col < v OR (col = v AND id < last)`` query
+    walks every tie before the page and grows slower the deeper it pages."""
+    sort, after = filters.get("sort"), filters.get("after")
+    key = sort.removeprefix("-") if sort else None
+    if after is None or key is None or key == "id" or key not in SORT_KEYS:
+        return [findings_query(stmt, **filters)]
+    value, last_id = after
+    col, desc = _sort_column(key), sort is not None and sort.startswith("-")
+    rest = {k: v for k, v in filters.items() if k not in ("after", "limit")}
+    ties = stmt.where(col == value, FindingRow.id < last_id if desc else FindingRow.id > last_id)
+    beyond = stmt.where(col < value if desc else col > value)
+    return [findings_query(ties, **rest), findings_query(beyond, **rest)]
 
 
 def findings_query(
