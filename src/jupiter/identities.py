@@ -104,22 +104,30 @@ def any_user(s: Session) -> bool:
 
 def principal(s: Session, name: str) -> Principal:
     """The principal acting as ``name``; refuses unknown and disabled users."""
-    user = s.scalar(select(UserRow).where(UserRow.name == name))
-    if user is None:
+    # The user and its grants in one query (a row per grant, or one row of
+    # NULL grant columns for a user without any): every request checks it.
+    rows = s.execute(
+        select(
+            UserRow.disabled, RoleGrantRow.role, RoleGrantRow.group_name, RoleGrantRow.environment
+        )
+        .outerjoin(RoleGrantRow, RoleGrantRow.user_id == UserRow.id)
+        .where(UserRow.name == name)
+        .order_by(RoleGrantRow.id)
+    ).all()
+    if not rows:
         if not any_user(s):
             return Principal(name, (Grant("admin"),), bootstrap=True)
         raise PermissionDenied(
             f"user {name!r} is not known in this workspace; act as a known user (--actor or "
             f"JUPITER_ACTOR) or ask an admin to run `jupiter users add {name} --role ROLE`"
         )
-    if user.disabled:
+    if rows[0].disabled:
         raise PermissionDenied(
             f"user {name!r} is disabled; ask an admin to enable it, or act as another user"
         )
-    rows = s.scalars(
-        select(RoleGrantRow).where(RoleGrantRow.user_id == user.id).order_by(RoleGrantRow.id)
+    return Principal(
+        name, tuple(Grant(r.role, r.group_name, r.environment) for r in rows if r.role is not None)
     )
-    return Principal(name, tuple(Grant(r.role, r.group_name, r.environment) for r in rows))
 
 
 def scope_of_asset(s: Session, asset_id: str) -> Scope | None:

@@ -27,7 +27,6 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from jupiter.api.app import (
     EngineDep,
     FieldError,
-    bearer_engine,
     bearer_scheme,
     bearer_token,
     server_of,
@@ -433,13 +432,15 @@ def rollback_remediation(ref: str, body: RemediationRollbackRequest, engine: Eng
 async def remediation_events(request: Request, ref: str) -> EventSourceResponse:
     """Live progress of a remediation."""
 
+    server = server_of(request)
+    token = bearer_token(request)
+
     def show() -> Any:
-        gen = bearer_engine(request)
-        engine = next(gen)
+        engine = server.engine(actor=server.authenticate(token))
         try:
             return engine.remediations.show(ref)
         finally:
-            gen.close()
+            server.done(engine)
 
     first = await run_in_threadpool(show)  # 401/403/404 before the stream starts
     last = request.headers.get("last-event-id", "")

@@ -8,11 +8,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STATIC = "/static/console"
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: every HTTP response gets the console's security
+    headers (those it does not set itself), static files a cache lifetime.
+    It only rewrites the response's start message: no extra task, stream or
+    Request object per request (unlike ``@app.middleware("http")``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        from jupiter.console.session import SECURITY_HEADERS
+
+        self.app = app
+        self.headers = [
+            (k.encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()
+        ]
+        self.static = [(b"cache-control", b"public, max-age=3600"), *self.headers]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.static if scope["path"].startswith(STATIC + "/") else self.headers
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                for name, value in extra:
+                    if name not in present:
+                        headers.append((name, value))
+                        present.add(name)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def mount(app: FastAPI) -> None:
@@ -24,20 +58,12 @@ def mount(app: FastAPI) -> None:
     from starlette.staticfiles import StaticFiles
 
     from jupiter.console.pages import router
-    from jupiter.console.web import PACKAGE, apply_security_headers
+    from jupiter.console.web import PACKAGE
 
     app.include_router(router)
     app.mount(STATIC, StaticFiles(directory=str(PACKAGE / "static")), name="console-static")
 
-    @app.middleware("http")
-    async def _security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if request.url.path.startswith(STATIC + "/"):
-            response.headers.setdefault("cache-control", "public, max-age=3600")
-        apply_security_headers(response)
-        return response
+    app.add_middleware(SecurityHeaders)
 
 
-__all__ = ["mount"]
+__all__ = ["SecurityHeaders", "mount"]

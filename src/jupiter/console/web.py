@@ -143,8 +143,3 @@ def handle(
         return error_page(request, 409, "It did not work", str(exc), session)
     finally:
         engine.close()
-
-
-def apply_security_headers(response: Response) -> None:
-    for name, value in sessions.SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)

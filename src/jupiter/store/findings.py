@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from types import SimpleNamespace
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, or_, select
+from sqlalchemy import Select, String, and_, bindparam, case, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from jupiter.errors import InputError, NotFoundError
 from jupiter.models import FindingRecord, FindingStatus, Severity
-from jupiter.redact import redact_text
+from jupiter.redact import redact_text, redact_texts
 from jupiter.store.finding_writer import FindingWriter, IngestStats
 from jupiter.store.tables import FindingRow, FindingSourceRow
 
@@ -162,29 +162,170 @@ def list_findings(session: Session, **filters: Any) -> list[FindingRow]:
     return list(session.scalars(findings_query(select(FindingRow), **filters)))
 
 
-#: Columns finding_to_json does not show (skipped when reading a page).
-_NOT_SHOWN = frozenset({"extra", "identity"})
+#: The columns of a page of findings, in the order :func:`list_findings_json`
+#: unpacks them (everything :func:`finding_to_json` shows).
+_PAGE_COLUMNS = (
+    FindingRow.id,
+    FindingRow.fingerprint,
+    FindingRow.asset_id,
+    FindingRow.rule_id,
+    FindingRow.category,
+    FindingRow.title,
+    FindingRow.severity,
+    FindingRow.cvss_score,
+    FindingRow.cvss_vector,
+    FindingRow.aliases,
+    FindingRow.cwe,
+    FindingRow.fixed_versions,
+    FindingRow.path,
+    FindingRow.start_line,
+    FindingRow.end_line,
+    FindingRow.package,
+    FindingRow.version,
+    FindingRow.evidence,
+    FindingRow.first_seen,
+    FindingRow.last_seen,
+    FindingRow.status,
+    FindingRow.priority,
+)
+
+
+def _sqlite_iso(stored: str) -> str:
+    """A timestamp as SQLite stores it (``2026-12-05 19:00:00.123456``, UTC)
+    in the form ``datetime.isoformat`` gives the aware value the store's
+    ``UTCDateTime`` reads, without parsing it (a page has hundreds)."""
+    if len(stored) == 26 and stored[10] == " " and stored[19] == ".":
+        fraction = stored[19:]
+        if fraction == ".000000":
+            fraction = ""
+        return f"{stored[:10]}T{stored[11:19]}{fraction}+00:00"
+    value = datetime.fromisoformat(stored)
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat()
+
+
+def _aware_iso(value: datetime) -> str:
+    return value.isoformat()
 
 
 def list_findings_json(session: Session, **filters: Any) -> list[dict[str, Any]]:
-    """:func:`list_findings` shaped by :func:`finding_to_json`, read as plain
-    rows (no ORM objects: a page of an API listing pays for the SQL only)."""
-    shown = [c for c in FindingRow.__table__.c if c.name not in _NOT_SHOWN]
-    rows = [
-        SimpleNamespace(**r._asdict())  # attribute access at dict speed
-        for r in session.execute(findings_query(select(*shown), **filters))
-    ]
-    ids = [r.id for r in rows]
-    sources: dict[int, list[Any]] = {i: [] for i in ids}
-    if ids:
+    """:func:`list_findings` shaped by :func:`finding_to_json` (the same
+    dicts), read as plain tuples on the session's connection: no ORM
+    loading, and on SQLite timestamps go from their stored text to ISO
+    without becoming datetimes. A page of an API listing pays for the SQL."""
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    columns: list[Any] = list(_PAGE_COLUMNS)
+    src_seen: Any = FindingSourceRow.first_seen
+    iso: Callable[[Any], str] = _aware_iso
+    if sqlite:
+        columns[18] = type_coerce(FindingRow.first_seen, String)
+        columns[19] = type_coerce(FindingRow.last_seen, String)
+        src_seen = type_coerce(FindingSourceRow.first_seen, String)
+        iso = _sqlite_iso
+    rows: list[Any] = []
+    limit = filters.get("limit")
+    for stmt in _page_queries(select(*columns), filters):
+        if limit:
+            stmt = stmt.limit(limit - len(rows))
+        rows += conn.execute(stmt).all()
+        if limit and len(rows) >= limit:
+            break
+    sources: dict[int, list[dict[str, Any]]] = {r[0]: [] for r in rows}
+    if rows:
         q = (
-            select(FindingSourceRow.__table__)
-            .where(FindingSourceRow.finding_id.in_(ids))
+            select(
+                FindingSourceRow.finding_id,
+                FindingSourceRow.scanner,
+                FindingSourceRow.rule_id,
+                src_seen,
+            )
+            .where(FindingSourceRow.finding_id.in_(bindparam("ids", expanding=True)))
             .order_by(FindingSourceRow.id)
         )
-        for src in session.execute(q):
-            sources[src.finding_id].append(src)
-    return [finding_to_json(r, sources[r.id]) for r in rows]
+        # The ids as one expanding parameter: not 100 literals to coerce.
+        for finding_id, scanner, rule_id, seen in conn.execute(q, {"ids": list(sources)}).all():
+            sources[finding_id].append(
+                {"scanner": scanner, "rule_id": rule_id, "first_seen": iso(seen)}
+            )
+    # Stored texts were redacted at ingest; checked again here, a page at a
+    # time (one scan for the trigger words over all of them).
+    texts = redact_texts([t for r in rows for t in (r[5], r[12] or "", r[17] or "")])
+    out = []
+    for i, (
+        id_,
+        fingerprint,
+        asset,
+        rule_id,
+        category,
+        _title,
+        severity,
+        cvss_score,
+        cvss_vector,
+        aliases,
+        cwe,
+        fixed_versions,
+        path,
+        start_line,
+        end_line,
+        package,
+        version,
+        evidence,
+        first_seen,
+        last_seen,
+        status,
+        priority,
+    ) in enumerate(rows):
+        out.append(
+            {
+                "id": id_,
+                "fingerprint": fingerprint,
+                "asset": asset,
+                "rule_id": rule_id,
+                "category": category,
+                "title": texts[3 * i],
+                "severity": severity,
+                "cvss_score": cvss_score,
+                "cvss_vector": cvss_vector,
+                "aliases": list(aliases),
+                "cwe": list(cwe),
+                "fixed_versions": list(fixed_versions),
+                "location": {
+                    "path": texts[3 * i + 1] if path else path,
+                    "start_line": start_line,
+                    "end_line": end_line,
+                    "package": package,
+                    "version": version,
+                },
+                "evidence": texts[3 * i + 2] if evidence else evidence,
+                "first_seen": iso(first_seen),
+                "last_seen": iso(last_seen),
+                "status": status,
+                "priority": priority,
+                "sources": sources[id_],
+            }
+        )
+    return out
+
+
+def _page_queries(stmt: Select[Any], filters: dict[str, Any]) -> list[Select[Any]]:
+    """:func:`findings_query` as one or two queries read one after the other.
+
+    A keyset page after a sort value that many findings share (priorities
+    and severities repeat a lot) is two simple ranges each an index can seek
+    to: the findings tied with the cursor's value beyond its id, then those
+    past the value. The single ``col < v OR (col = v AND id < last)`` query
+    walks every tie before the page and grows slower the deeper it pages."""
+    sort, after = filters.get("sort"), filters.get("after")
+    key = sort.removeprefix("-") if sort else None
+    if after is None or key is None or key == "id" or key not in SORT_KEYS:
+        return [findings_query(stmt, **filters)]
+    value, last_id = after
+    col, desc = _sort_column(key), sort is not None and sort.startswith("-")
+    rest = {k: v for k, v in filters.items() if k not in ("after", "limit")}
+    ties = stmt.where(col == value, FindingRow.id < last_id if desc else FindingRow.id > last_id)
+    beyond = stmt.where(col < value if desc else col > value)
+    return [findings_query(ties, **rest), findings_query(beyond, **rest)]
 
 
 def findings_query(
