@@ -178,7 +178,9 @@ class Database:
         template = Path(folder) / f"schema-{HEAD_REVISION}.db"
         if not template.exists():
             template.parent.mkdir(parents=True, exist_ok=True)
-            building = template.with_name(f"{template.name}.{os.getpid()}.tmp")
+            building = template.with_name(
+                f"{template.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+            )
             fresh = Database(f"sqlite:///{building}")
             try:
                 fresh.migrate(template=False)
