@@ -19,5 +19,5 @@ def checkpoint(name: str) -> None:
     if point != name:
         return
     _passes[name] = _passes.get(name, 0) + 1
-    if _passes[name] >= (int(nth) if nth.isdigit() else 1):
+    if _passes[name] >= (int(nth) if nth.isdecimal() else 1):
         os.kill(os.getpid(), signal.SIGKILL)

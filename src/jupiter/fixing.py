@@ -229,7 +229,7 @@ class Fixing:
         from jupiter.redact import MASK
         from jupiter.store.tables import RunStepRow
 
-        if not run_ref.isdigit():
+        if not run_ref.isdecimal():
             raise InputError(f"run {run_ref!r} is not a run id; see `jupiter runs list`")
         with self.db.reading() as s:
             run = s.get(RunRow, int(run_ref))

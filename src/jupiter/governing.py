@@ -258,7 +258,7 @@ def _remediation_scope(s: Session, ref: Any) -> Scope | None:
     from jupiter.store.tables import AssetRow, RemediationTargetRow
 
     text = str(ref).strip().upper().removeprefix("REM-")
-    if not text.isdigit():
+    if not text.isdecimal():
         return None
     rows = s.execute(
         select(AssetRow.group_name, AssetRow.environment)

@@ -20,7 +20,7 @@ def port_list(value: object) -> list[int]:
     ports: set[int] = set()
     for item in items:
         text = str(item).strip()
-        if isinstance(item, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
+        if isinstance(item, bool) or not text.isdecimal() or not 1 <= int(text) <= 65535:
             raise ValueError(
                 f"{item!r} is not a port number; give whole numbers from 1 to 65535, e.g. 80,443"
             )

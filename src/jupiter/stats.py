@@ -203,7 +203,7 @@ def window(value: str | None, now: datetime) -> datetime | None:
     if not value:
         return None
     units = {"d": "days", "h": "hours", "w": "weeks", "m": "minutes"}
-    if value[-1:] in units and value[:-1].isdigit():
+    if value[-1:] in units and value[:-1].isdecimal():
         return now - timedelta(**{units[value[-1]]: int(value[:-1])})
     try:
         parsed = datetime.fromisoformat(value)

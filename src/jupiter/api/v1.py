@@ -292,7 +292,7 @@ def plan(body: PlanRequest, engine: EngineDep) -> Any:
 
 # -- runs and their snapshots ---------------------------------------------------------------
 def _run_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    if not value.isdecimal() or len(value) > 18:
         raise NotFoundError(f"no run {value!r}; run ids are numbers (GET /api/v1/runs)")
     return int(value)
 
@@ -444,7 +444,7 @@ async def remediation_events(request: Request, ref: str) -> EventSourceResponse:
 
     first = await run_in_threadpool(show)  # 401/403/404 before the stream starts
     last = request.headers.get("last-event-id", "")
-    sent = int(last) + 1 if last.isdigit() else 0
+    sent = int(last) + 1 if last.isdecimal() else 0
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         nonlocal sent
@@ -485,7 +485,7 @@ def show_approval(ref: str, engine: EngineDep) -> Any:
 
 # -- exceptions ------------------------------------------------------------------------------
 def _waiver_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    if not value.isdecimal() or len(value) > 18:
         raise NotFoundError(f"no exception {value!r}; exception ids are numbers")
     return int(value)
 

@@ -73,7 +73,7 @@ def purge(
     from jupiter.errors import InputError
 
     units = {"d": "days", "h": "hours", "w": "weeks", "m": "minutes"}
-    if older_than[-1:] not in units or not older_than[:-1].isdigit():
+    if older_than[-1:] not in units or not older_than[:-1].isdecimal():
         raise InputError(f"--older-than {older_than!r} is not an age like 30d, 12h or 2w")
     age = timedelta(**{units[older_than[-1]]: int(older_than[:-1])})
     n = state.engine().outbox_purge(status, age)

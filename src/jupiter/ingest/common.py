@@ -282,7 +282,7 @@ def cwe_ids(values: Iterable[Any]) -> list[str]:
             ident = f"CWE-{value}"
         elif isinstance(value, str) and (match := _CWE_NUMBER.search(value)):
             ident = f"CWE-{int(match.group(1))}"
-        elif isinstance(value, str) and value.isdigit():
+        elif isinstance(value, str) and value.isdecimal():
             ident = f"CWE-{int(value)}"
         else:
             continue

@@ -34,7 +34,7 @@ STREAM_BYTES = 256 * 2**20
 
 def threshold() -> int:
     raw = os.environ.get("JUPITER_STREAM_BYTES")
-    return int(raw) if raw and raw.isdigit() else STREAM_BYTES
+    return int(raw) if raw and raw.isdecimal() else STREAM_BYTES
 
 
 class _Counting:

@@ -126,7 +126,7 @@ def _run_id(subject: str) -> int | None:
     if not subject.startswith("run:"):
         return None
     head = subject[4:].split("/", 1)[0]
-    return int(head) if head.isdigit() else None
+    return int(head) if head.isdecimal() else None
 
 
 # -- jupiter outbox list | retry | purge ---------------------------------------

@@ -125,7 +125,7 @@ def _takeable(row: RemediationRow, now: Any) -> bool:
         return True
     host, _, rest = (row.lease_holder or "").partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != socket.gethostname() or not pid_text.isdecimal():
         return False
     pid = int(pid_text)
     if pid == os.getpid():

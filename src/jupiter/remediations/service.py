@@ -48,7 +48,7 @@ class Decision:
 
 def parse_ref(ref: str | int) -> int:
     text = str(ref).strip().upper().removeprefix("REM-")
-    if not text.isdigit():
+    if not text.isdecimal():
         raise InputError(f"{ref!r} is not a remediation id such as REM-3")
     return int(text)
 

@@ -99,7 +99,7 @@ def get_finding(session: Session, ref: str | int) -> FindingRow:
     """A finding by numeric id or by fingerprint prefix (>= 8 hex digits)."""
     text = str(ref).strip()
     row: FindingRow | None = None
-    if text.isdigit():
+    if text.isdecimal():
         row = session.get(FindingRow, int(text))
     elif len(text) >= 8 and all(c in "0123456789abcdef" for c in text.lower()):
         matches = list(
