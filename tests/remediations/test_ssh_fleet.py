@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,17 @@ from tests.remediations.fleetlib import applies, tree, workflow
 from tests.sshserver import SSHTestServer, running_server
 
 
-def test_rolling_deploy_over_ssh_then_rollback(
-    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextlib.contextmanager
+def two_ssh_hosts(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[tuple[SSHTestServer, SSHTestServer], list[Path]]]:
+    """Two copies of examples/host served by two asyncssh servers, imported
+    as the prod assets ssh-1 and ssh-2 of group ``remote``."""
     roots = []
     for i in (1, 2):
         root = tmp_path / f"remote-{i}"
         shutil.copytree(ROOT / "examples/host", root)
         roots.append(root)
-    before = {r.name: tree(r) for r in roots}
     with (
         running_server(tmp_path / "s1", kind="asyncssh") as one,
         running_server(tmp_path / "s2", kind="asyncssh") as two,
@@ -45,7 +48,15 @@ def test_rolling_deploy_over_ssh_then_rollback(
             for i, (s, r) in enumerate(zip((one, two), roots, strict=True), 1)
         ]
         (tmp_path / "assets.yaml").write_text(yaml.safe_dump({"assets": assets}))
-        sqlite_engine.import_assets(tmp_path / "assets.yaml")
+        engine.import_assets(tmp_path / "assets.yaml")
+        yield (one, two), roots
+
+
+def test_rolling_deploy_over_ssh_then_rollback(
+    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with two_ssh_hosts(sqlite_engine, tmp_path, monkeypatch) as ((_one, _two), roots):
+        before = {r.name: tree(r) for r in roots}
         workflow(
             sqlite_engine.workspace.home,
             "roll",
@@ -159,31 +170,8 @@ def test_a_third_unreachable_host_exceeds_max_fail_and_rolls_back(
 ) -> None:
     """max_fail 0: the host whose port is closed fails the batch, and the
     remediation rolls the reachable one back to its bytes."""
-    roots = []
-    for i in (1, 2):
-        root = tmp_path / f"remote-{i}"
-        shutil.copytree(ROOT / "examples/host", root)
-        roots.append(root)
-    before = tree(roots[0])
-    with (
-        running_server(tmp_path / "s1", kind="asyncssh") as one,
-        running_server(tmp_path / "s2", kind="asyncssh") as two,
-    ):
-        monkeypatch.setenv("JUPITER_SSH_KEY", f"{one.client_key},{two.client_key}")
-        known = tmp_path / "known_hosts"
-        known.write_text(one.known_hosts.read_text() + two.known_hosts.read_text())
-        monkeypatch.setenv("JUPITER_KNOWN_HOSTS", str(known))
-        assets = [
-            {
-                "id": f"ssh-{i}",
-                "group": "remote",
-                "environment": "prod",
-                "connection": f"ssh:{s.username}@{s.host}:{s.port}{r}",
-            }
-            for i, (s, r) in enumerate(zip((one, two), roots, strict=True), 1)
-        ]
-        (tmp_path / "assets.yaml").write_text(yaml.safe_dump({"assets": assets}))
-        sqlite_engine.import_assets(tmp_path / "assets.yaml")
+    with two_ssh_hosts(sqlite_engine, tmp_path, monkeypatch) as ((_one, two), roots):
+        before = tree(roots[0])
         workflow(
             sqlite_engine.workspace.home,
             "strict",
